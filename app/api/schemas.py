@@ -1,0 +1,134 @@
+"""Request and response bodies of the v1 API. Requests forbid unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, PlainSerializer, UrlConstraints
+
+from app.domain.decimals import fmt
+from app.ingest.frames import SYMBOL_PATTERN
+
+# Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION).
+_DecimalIn = Annotated[Decimal, Field(max_digits=30, decimal_places=18, allow_inf_nan=False)]
+Positive = Annotated[_DecimalIn, Field(gt=0)]
+NonNegative = Annotated[_DecimalIn, Field(ge=0)]
+DecimalStr = Annotated[Decimal, PlainSerializer(fmt, return_type=str, when_used="json")]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+WsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["ws", "wss"], max_length=2000)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PushFeed(Request):
+    kind: Literal["push"]
+
+
+class GenericFeed(Request):
+    kind: Literal["generic"]
+    url: WsUrl
+
+
+class LeaderCreate(Request):
+    name: Name
+    feed: PushFeed | GenericFeed = Field(discriminator="kind")
+
+
+class FeedOut(BaseModel):
+    kind: str
+    url: str | None = None
+
+
+class LeaderOut(BaseModel):
+    id: UUID
+    name: str
+    feed: FeedOut
+    created_at: datetime
+    listener: dict[str, Any] | None = None
+
+
+class LeaderCreated(LeaderOut):
+    push_token: str | None = Field(
+        default=None, description="Push-mode credential. Shown only once."
+    )
+
+
+class EquityIn(Request):
+    equity: Positive
+    as_of: datetime | None = None
+
+
+class EquityOut(BaseModel):
+    id: int
+    equity: DecimalStr
+    as_of: datetime
+
+
+class InstrumentIn(Request):
+    qty_step: Positive
+    min_qty: NonNegative = Decimal(0)
+    min_notional: NonNegative = Decimal(0)
+
+
+class InstrumentOut(BaseModel):
+    symbol: str
+    qty_step: DecimalStr
+    min_qty: DecimalStr
+    min_notional: DecimalStr
+
+
+class FollowerCreate(Request):
+    name: Name
+
+
+class FollowerOut(BaseModel):
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+class FollowerCreated(FollowerOut):
+    api_key: str = Field(description="The follower's API key. Shown only once.")
+
+
+class SubscriptionCreate(Request):
+    leader_id: UUID
+    multiplier: Positive = Decimal(1)
+
+
+class SubscriptionPatch(Request):
+    status: Literal["active", "paused"] | None = None
+    multiplier: Positive | None = None
+
+
+class SubscriptionOut(BaseModel):
+    id: UUID
+    leader_id: UUID
+    follower_id: UUID
+    multiplier: DecimalStr
+    status: str
+    created_at: datetime
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    follower_id: UUID
+    leader_id: UUID
+    subscription_id: UUID
+    leader_fill_id: str
+    symbol: str
+    side: str
+    qty: DecimalStr
+    type: str
+    reduce_only: bool
+    status: str
+    skip_reason: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+    sizing: dict[str, Any]

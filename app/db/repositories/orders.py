@@ -1,0 +1,95 @@
+"""Leader fills and follower orders: the record of everything that happened, and the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.tables import FollowerOrder, LeaderFill
+from app.domain.model import Fill
+
+
+class FillRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, fill: Fill) -> int | None:
+        """Insert the fill; return its row id, or None when (leader, fill_id) was seen before."""
+        stmt = (
+            pg_insert(LeaderFill)
+            .values(
+                leader_id=fill.leader_id,
+                fill_id=fill.fill_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                event_at=fill.event_at,
+                received_at=fill.received_at,
+            )
+            .on_conflict_do_nothing(index_elements=["leader_id", "fill_id"])
+            .returning(LeaderFill.id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(FollowerOrder), list(rows))
+
+    async def mark_dispatched(self, order_ids: Sequence[str]) -> None:
+        if not order_ids:
+            return
+        stmt = (
+            update(FollowerOrder)
+            .where(FollowerOrder.id.in_(order_ids), FollowerOrder.status == "pending")
+            .values(status="dispatched", dispatched_at=datetime.now(UTC))
+        )
+        await self.session.execute(stmt)
+
+    async def pending(self, older_than_s: float, limit: int) -> list[tuple[str, UUID, str]]:
+        """Committed orders not yet confirmed in Redis: (order_id, follower_id, payload).
+
+        ``SKIP LOCKED`` lets several relays share the backlog without sending a row twice at once.
+        """
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        stmt = (
+            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            .where(FollowerOrder.status == "pending", FollowerOrder.created_at <= cutoff)
+            .order_by(FollowerOrder.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [(r.id, r.follower_id, r.payload) for r in rows]
+
+    async def count_pending(self) -> int:
+        stmt = (
+            select(func.count()).select_from(FollowerOrder).where(FollowerOrder.status == "pending")
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def for_follower(
+        self, follower_id: UUID, limit: int, before: datetime | None = None
+    ) -> list[tuple[FollowerOrder, LeaderFill]]:
+        stmt = (
+            select(FollowerOrder, LeaderFill)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
+            .where(FollowerOrder.follower_id == follower_id)
+            .order_by(FollowerOrder.created_at.desc(), FollowerOrder.id)
+            .limit(limit)
+        )
+        if before is not None:
+            stmt = stmt.where(FollowerOrder.created_at < before)
+        rows = (await self.session.execute(stmt)).all()
+        return [(r[0], r[1]) for r in rows]

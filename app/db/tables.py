@@ -1,0 +1,194 @@
+"""Table definitions. Money and quantities are NUMERIC; timestamps are timestamptz, suffixed _at."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        Decimal: Numeric(),
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB(),
+    }
+
+
+class Leader(Base):
+    __tablename__ = "leader"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    feed_kind: Mapped[str] = mapped_column(String(32))
+    feed_url: Mapped[str | None] = mapped_column(Text)
+    push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Soft delete: fills and orders keep pointing at the leader they came from.
+    deleted_at: Mapped[datetime | None]
+
+
+class Follower(Base):
+    __tablename__ = "follower"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class EquitySnapshot(Base):
+    """Account equity over time. Other systems may insert rows directly; the newest wins."""
+
+    __tablename__ = "equity_snapshot"
+    __table_args__ = (
+        CheckConstraint("(leader_id IS NULL) <> (follower_id IS NULL)", name="exactly_one_account"),
+        CheckConstraint("equity > 0", name="equity_positive"),
+        Index("ix_equity_snapshot_leader_newest", "leader_id", text("as_of DESC"), text("id DESC")),
+        Index(
+            "ix_equity_snapshot_follower_newest", "follower_id", text("as_of DESC"), text("id DESC")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    leader_id: Mapped[UUID | None] = mapped_column(ForeignKey("leader.id"))
+    follower_id: Mapped[UUID | None] = mapped_column(ForeignKey("follower.id"))
+    equity: Mapped[Decimal]
+    as_of: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Instrument(Base):
+    __tablename__ = "instrument"
+    __table_args__ = (
+        CheckConstraint("qty_step > 0", name="qty_step_positive"),
+        CheckConstraint("min_qty >= 0", name="min_qty_nonnegative"),
+        CheckConstraint("min_notional >= 0", name="min_notional_nonnegative"),
+    )
+
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty_step: Mapped[Decimal]
+    min_qty: Mapped[Decimal]
+    min_notional: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Subscription(Base):
+    __tablename__ = "subscription"
+    __table_args__ = (
+        CheckConstraint("multiplier > 0", name="multiplier_positive"),
+        CheckConstraint("status IN ('active', 'paused', 'deleted')", name="status_known"),
+        # One live subscription per (follower, leader); deleted ones stay for order history.
+        Index(
+            "uq_subscription_follower_leader_live",
+            "follower_id",
+            "leader_id",
+            unique=True,
+            postgresql_where=text("status <> 'deleted'"),
+        ),
+        Index(
+            "ix_subscription_leader_active", "leader_id", postgresql_where=text("status = 'active'")
+        ),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    follower_id: Mapped[UUID] = mapped_column(ForeignKey("follower.id"))
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    multiplier: Mapped[Decimal]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class LeaderFill(Base):
+    """Every leader fill, recorded once: (leader_id, fill_id) is unique."""
+
+    __tablename__ = "leader_fill"
+    __table_args__ = (
+        UniqueConstraint("leader_id", "fill_id"),
+        CheckConstraint("qty > 0", name="qty_positive"),
+        CheckConstraint("price > 0", name="price_positive"),
+        CheckConstraint("side IN ('buy', 'sell')", name="side_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    fill_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(48))
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[Decimal]
+    price: Mapped[Decimal]
+    event_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FollowerOrder(Base):
+    """Every order sized for a follower, dispatched or skipped: the outbox and the history."""
+
+    __tablename__ = "follower_order"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'dispatched', 'skipped')", name="status_known"),
+        CheckConstraint("qty >= 0", name="qty_nonnegative"),
+        Index("ix_follower_order_follower_newest", "follower_id", text("created_at DESC"), "id"),
+        # The relay's work list: committed but not yet in Redis.
+        Index(
+            "ix_follower_order_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        UniqueConstraint("fill_pk", "subscription_id", "leg"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fill_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("leader_fill.id"))
+    leg: Mapped[int] = mapped_column(SmallInteger, default=0)
+    follower_id: Mapped[UUID] = mapped_column(ForeignKey("follower.id"))
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"))
+    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("equity_snapshot.id")
+    )
+    follower_equity_snapshot_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("equity_snapshot.id")
+    )
+    symbol: Mapped[str] = mapped_column(String(48))
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[Decimal]
+    type: Mapped[str] = mapped_column(String(16))
+    reduce_only: Mapped[bool]
+    status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    sizing: Mapped[dict[str, Any]]
+    # The exact JSON put on the stream, so the relay re-sends byte for byte what was committed.
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None]

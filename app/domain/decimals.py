@@ -1,0 +1,47 @@
+"""Decimal helpers: exact arithmetic, rounding toward zero to a lot step, canonical strings."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
+
+# Wide enough that products of bounded API inputs (<= 30 significant digits each) are exact;
+# only the final division of a sizing formula can round, and then correctly.
+SIZING_PRECISION = 80
+
+
+def sizing_context() -> Context:
+    """Return a context for sizing: exact products, one correctly rounded quotient."""
+    return Context(prec=SIZING_PRECISION, rounding=ROUND_DOWN)
+
+
+def round_down(value: Decimal, step: Decimal) -> Decimal:
+    """Round ``value`` toward zero to a whole number of ``step``.
+
+    Never rounds up: an order must not exceed what the sizing rule allows.
+    """
+    if step <= 0:
+        raise ValueError(f"step must be positive, got {step}")
+    with localcontext(sizing_context()):
+        units = (value / step).to_integral_value(rounding=ROUND_DOWN)
+        return units * step
+
+
+def fmt(value: Decimal) -> str:
+    """Format a Decimal as a plain string without exponent or trailing zeros ("0.2", "20")."""
+    if value.is_zero():
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def parse_positive(text: str | int | Decimal, field: str) -> Decimal:
+    """Parse a strictly positive finite Decimal, naming ``field`` in the error."""
+    try:
+        value = text if isinstance(text, Decimal) else Decimal(str(text))
+    except ArithmeticError as exc:  # decimal.InvalidOperation
+        raise ValueError(f"{field}: not a decimal number") from exc
+    if not value.is_finite():
+        raise ValueError(f"{field}: must be finite")
+    if value <= 0:
+        raise ValueError(f"{field}: must be positive")
+    return value

@@ -1,0 +1,104 @@
+"""Immutable domain values: fills, equity readings, instruments, sized orders."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+DEFAULT_QTY_STEP = Decimal("0.00000001")
+
+
+class Side(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class SkipReason(enum.StrEnum):
+    """Why an order was recorded but not dispatched. Stable codes: executors and UIs key on them."""
+
+    NO_EQUITY = "no_equity"
+    ROUNDS_TO_ZERO = "rounds_to_zero"
+    BELOW_MIN_QTY = "below_min_qty"
+    BELOW_MIN_NOTIONAL = "below_min_notional"
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A leader's execution, as received. ``fill_id`` is unique per leader."""
+
+    leader_id: UUID
+    fill_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    event_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EquityReading:
+    """The newest equity snapshot of an account, with the row id it came from (for tracing)."""
+
+    snapshot_id: int
+    equity: Decimal
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Lot rules of a symbol. A symbol without a row trades in 1e-8 steps, with no minimums."""
+
+    symbol: str
+    qty_step: Decimal = DEFAULT_QTY_STEP
+    min_qty: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """The inputs and outcome of sizing one follower order; stored with the order to explain it."""
+
+    leader_equity: EquityReading | None
+    follower_equity: EquityReading | None
+    multiplier: Decimal
+    ratio: Decimal | None
+    raw_qty: Decimal | None
+    qty: Decimal
+    qty_step: Decimal
+    skip_reason: SkipReason | None
+
+    @property
+    def skipped(self) -> bool:
+        return self.skip_reason is not None
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"  # committed, not yet confirmed in the follower's stream
+    DISPATCHED = "dispatched"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorOrder:
+    """One follower order derived from one leader fill for one subscription."""
+
+    order_id: str
+    follower_id: UUID
+    leader_id: UUID
+    subscription_id: UUID
+    fill: Fill
+    symbol: str
+    side: Side
+    qty: Decimal
+    reduce_only: bool
+    created_at: datetime
+    sizing: Sizing
+    type: str = "market"
+
+    @property
+    def status(self) -> OrderStatus:
+        return OrderStatus.SKIPPED if self.sizing.skipped else OrderStatus.PENDING

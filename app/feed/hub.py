@@ -1,0 +1,100 @@
+"""Fan-out of Redis feed messages to the websockets of this process.
+
+One pub/sub connection per process, subscribed to the channels of followers that have a socket
+open here; orders reach a socket whichever instance produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from uuid import UUID
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from app.dispatch.keys import feed_channel
+from app.loops import Backoff, supervise
+from app.metrics import FEED_SOCKETS
+
+log = structlog.get_logger(__name__)
+
+# A subscriber that cannot keep up loses its socket rather than the process its memory.
+QUEUE_LIMIT = 10_000
+# Keeps the connection in subscribed mode while no follower is connected.
+_IDLE_CHANNEL = "copytrade:feed:_idle"
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+    def offer(self, message: str) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class FeedHub:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
+        self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(
+            supervise("feed_hub", self._pump, Backoff(0.2, 5.0)), name="feed-hub"
+        )
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def subscribe(self, follower_id: UUID) -> Subscriber:
+        channel = feed_channel(follower_id)
+        sub = Subscriber()
+        async with self._lock:
+            first = not self._subscribers[channel]
+            self._subscribers[channel].add(sub)
+            if first:
+                await self._pubsub.subscribe(channel)
+        FEED_SOCKETS.inc()
+        return sub
+
+    async def unsubscribe(self, follower_id: UUID, sub: Subscriber) -> None:
+        channel = feed_channel(follower_id)
+        FEED_SOCKETS.dec()
+        async with self._lock:
+            subs = self._subscribers.get(channel)
+            if subs is None:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[channel]
+                try:
+                    await self._pubsub.unsubscribe(channel)
+                except Exception as exc:  # the pump resubscribes only live channels anyway
+                    log.warning("feed_unsubscribe_failed", error=repr(exc))
+
+    async def _pump(self, backoff: Backoff) -> None:
+        async with self._lock:
+            # After a reconnect redis-py resubscribes known channels; make sure of the idle one.
+            await self._pubsub.subscribe(_IDLE_CHANNEL)
+        backoff.reset()
+        while True:
+            message = await self._pubsub.get_message(timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            data = message["data"]
+            text = data.decode() if isinstance(data, bytes) else str(data)
+            for sub in tuple(self._subscribers.get(channel, ())):
+                sub.offer(text)

@@ -1,0 +1,58 @@
+"""Push mode: WS /v1/leaders/{id}/fills/ws, authenticated with the leader's push token."""
+
+from __future__ import annotations
+
+import hmac
+from uuid import UUID
+
+import msgspec
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from app.api.auth import hash_secret, ws_token
+from app.db.repositories.accounts import LeaderRepository
+from app.ingest.handler import handle_frame
+from app.metrics import FRAMES_REJECTED
+from app.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+router = APIRouter()
+_encoder = msgspec.json.Encoder()
+
+
+async def _leader_for_token(runtime: Runtime, leader_id: UUID, token: str | None) -> bool:
+    if not token:
+        return False
+    async with runtime.sessionmaker() as session:
+        leader = await LeaderRepository(session).get(leader_id)
+    if leader is None or leader.feed_kind != "push" or leader.push_token_hash is None:
+        return False
+    return hmac.compare_digest(leader.push_token_hash, hash_secret(token))
+
+
+@router.websocket("/v1/leaders/{leader_id}/fills/ws")
+async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    if not await _leader_for_token(runtime, leader_id, ws_token(websocket)):
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+        return
+    max_bytes = runtime.settings.max_frame_bytes
+    log.info("push_feed_connected", leader_id=str(leader_id))
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text") or message.get("bytes") or b""
+            if len(raw) > max_bytes:
+                FRAMES_REJECTED.labels(source="push").inc()
+                reply: dict[str, object] = {"type": "error", "error": "frame too large"}
+            else:
+                # Frames are handled one at a time, in order: the ack follows the commit.
+                reply = (await handle_frame(runtime.pipeline, leader_id, raw, "push")).body
+            await websocket.send_text(_encoder.encode(reply).decode())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        log.info("push_feed_disconnected", leader_id=str(leader_id))

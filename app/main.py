@@ -1,0 +1,40 @@
+"""The ASGI application: routers, lifespan, error shapes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import followers, health, instruments, leaders
+from app.feed import ws as feed_ws
+from app.ingest import push
+from app.logging import configure_logging
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Copytrade",
+        version="0.1.0",
+        description="Leader fills in, proportional follower orders out.",
+        lifespan=lifespan,
+    )
+    for module in (health, leaders, instruments, followers, push, feed_ws):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,112 @@
+"""Settings, from the environment with the COPYTRADE_ prefix, validated at start-up."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INSECURE_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret", "token"})
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. ``COPYTRADE_<NAME>`` sets ``<name>``."""
+
+    model_config = SettingsConfigDict(env_prefix="COPYTRADE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade",
+        description="SQLAlchemy URL of the Postgres database (asyncpg driver).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis URL, including the db number."
+    )
+    admin_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token for admin routes. Required outside demo mode; generated and "
+        "printed in demo mode when unset.",
+    )
+    demo: bool = Field(
+        default=False,
+        description="Run the built-in demo: a simulated leader and three followers.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP server.")
+    public_url: str = Field(
+        default="",
+        description="Base URL printed in the demo banner; derived from host and port when empty.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level."
+    )
+    log_json: bool = Field(default=True, description="Log JSON lines (false: console format).")
+    db_pool_size: int = Field(default=10, ge=1, description="Postgres connection pool size.")
+    relay_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the outbox relay looks for committed orders not yet in Redis.",
+    )
+    relay_min_age_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Orders younger than this are left to the request that created them.",
+    )
+    dedupe_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long Redis remembers an enqueued order id to refuse a second XADD.",
+    )
+    equity_resync_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Safety-net full reload of the equity cache, besides LISTEN/NOTIFY.",
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, description="First reconnect delay of client-mode leader feeds."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, description="Longest reconnect delay of client-mode leader feeds."
+    )
+    feed_idle_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A client-mode feed that sends nothing (frames or pongs) for this long is "
+        "reconnected.",
+    )
+    max_frame_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
+    )
+    demo_interval_s: float = Field(
+        default=1.5, gt=0, description="Seconds between the demo leader's fills."
+    )
+
+    @model_validator(mode="after")
+    def _admin_token_is_safe(self) -> Settings:
+        token = self.admin_token.get_secret_value()
+        if self.demo and not token:
+            # Demo mode with no token: make one for this run and let the banner print it.
+            self.admin_token = SecretStr(secrets.token_urlsafe(24))
+            return self
+        if token.lower() in INSECURE_TOKENS or len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                "COPYTRADE_ADMIN_TOKEN must be set to a random value of at least "
+                f"{MIN_ADMIN_TOKEN_LENGTH} characters (or run with COPYTRADE_DEMO=true)"
+            )
+        return self
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once)."""
+    return Settings()
