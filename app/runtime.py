@@ -47,6 +47,7 @@ class Runtime:
             self.pipeline,
             settings.reconnect_initial_s,
             settings.reconnect_max_s,
+            settings.feed_ping_interval_s,
             settings.feed_idle_timeout_s,
             settings.max_frame_bytes,
         )

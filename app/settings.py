@@ -71,11 +71,17 @@ class Settings(BaseSettings):
     reconnect_max_s: float = Field(
         default=30.0, gt=0, description="Longest reconnect delay of client-mode leader feeds."
     )
-    feed_idle_timeout_s: float = Field(
-        default=60.0,
+    feed_ping_interval_s: float = Field(
+        default=20.0,
         gt=0,
-        description="A client-mode feed that sends nothing (frames or pongs) for this long is "
-        "reconnected.",
+        description="Websocket ping interval of client-mode feeds; a pong missing for as long "
+        "again drops the connection and reconnects.",
+    )
+    feed_idle_timeout_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Reconnect a client-mode feed that sends no frame for this long, for feeds "
+        "that promise heartbeats (0: rely on pings only).",
     )
     max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest websocket frame accepted."

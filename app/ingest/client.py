@@ -47,6 +47,7 @@ class GenericFeedListener:
         url: str,
         pipeline: Pipeline,
         backoff: Backoff,
+        ping_interval_s: float,
         idle_timeout_s: float,
         max_frame_bytes: int,
     ) -> None:
@@ -54,6 +55,7 @@ class GenericFeedListener:
         self.url = url
         self._pipeline = pipeline
         self._backoff = backoff
+        self._ping_interval_s = ping_interval_s
         self._idle_timeout_s = idle_timeout_s
         self._max_frame_bytes = max_frame_bytes
         self.status = ListenerState()
@@ -81,8 +83,8 @@ class GenericFeedListener:
             async with connect(
                 self.url,
                 max_size=self._max_frame_bytes,
-                ping_interval=min(20.0, self._idle_timeout_s / 2),
-                ping_timeout=min(20.0, self._idle_timeout_s / 2),
+                ping_interval=self._ping_interval_s,
+                ping_timeout=self._ping_interval_s,
                 open_timeout=10,
             ) as ws:
                 self.status.state = "connected"
@@ -91,8 +93,10 @@ class GenericFeedListener:
                 log.info("feed_connected", leader_id=str(self.leader_id))
                 try:
                     while True:
-                        # Pings catch a dead TCP peer; this catches a live peer that says nothing.
-                        raw = await asyncio.wait_for(ws.recv(), timeout=self._idle_timeout_s)
+                        # Pings catch a dead peer; the idle timeout, a live peer that went quiet.
+                        raw = await asyncio.wait_for(
+                            ws.recv(), timeout=self._idle_timeout_s or None
+                        )
                         self.status.last_message_at = datetime.now(UTC)
                         await handle_frame(self._pipeline, self.leader_id, raw, source="generic")
                         backoff.reset()
@@ -116,12 +120,14 @@ class ListenerManager:
         pipeline: Pipeline,
         reconnect_initial_s: float,
         reconnect_max_s: float,
+        ping_interval_s: float,
         idle_timeout_s: float,
         max_frame_bytes: int,
     ) -> None:
         self._pipeline = pipeline
         self._initial = reconnect_initial_s
         self._max = reconnect_max_s
+        self._ping = ping_interval_s
         self._idle = idle_timeout_s
         self._max_frame = max_frame_bytes
         self.listeners: dict[UUID, GenericFeedListener] = {}
@@ -134,6 +140,7 @@ class ListenerManager:
             url,
             self._pipeline,
             Backoff(self._initial, self._max),
+            self._ping,
             self._idle,
             self._max_frame,
         )
