@@ -12,7 +12,6 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from app.api.auth import hash_secret, ws_token
 from app.db.repositories.accounts import LeaderRepository
 from app.ingest.handler import handle_frame
-from app.metrics import FRAMES_REJECTED
 from app.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -37,7 +36,8 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
     if not await _leader_for_token(runtime, leader_id, ws_token(websocket)):
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
         return
-    max_bytes = runtime.settings.max_frame_bytes
+    # Oversize frames never get here: uvicorn's ws_max_size (COPYTRADE_MAX_FRAME_BYTES) closes
+    # the socket with 1009 first.
     log.info("push_feed_connected", leader_id=str(leader_id))
     try:
         while True:
@@ -45,13 +45,19 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             raw = message.get("text") or message.get("bytes") or b""
-            if len(raw) > max_bytes:
-                FRAMES_REJECTED.labels(source="push").inc()
-                reply: dict[str, object] = {"type": "error", "error": "frame too large"}
-            else:
-                # Frames are handled one at a time, in order: the ack follows the commit.
-                reply = (await handle_frame(runtime.pipeline, leader_id, raw, "push")).body
-            await websocket.send_text(_encoder.encode(reply).decode())
+            try:
+                # One frame at a time, in order: the ack is sent only after the commit.
+                reply = await handle_frame(runtime.pipeline, leader_id, raw, "push")
+            except Exception as exc:
+                # Postgres unreachable or similar: nothing was acknowledged. Closing (rather than
+                # answering and reading on) keeps the leader's fills in order: it reconnects and
+                # resends from its first unacknowledged fill; duplicates are recognised.
+                log.warning("push_frame_failed", leader_id=str(leader_id), error=repr(exc))
+                await websocket.close(
+                    code=status.WS_1011_INTERNAL_ERROR, reason="not recorded; resend unacked fills"
+                )
+                return
+            await websocket.send_text(_encoder.encode(reply.body).decode())
     except WebSocketDisconnect:
         pass
     finally:

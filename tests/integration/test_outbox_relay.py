@@ -1,0 +1,147 @@
+"""The outbox: orders committed while Redis is unreachable are delivered later, exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.repositories.trading import SubscriptionRepository
+from app.dispatch.enqueue import OutboxItem
+from app.domain.model import Fill, Side
+from app.runtime import Runtime
+from tests.conftest import make_settings
+from tests.support import read_stream, start_live_server
+
+DEAD_REDIS = "redis://127.0.0.1:1/15"  # nothing listens on port 1
+
+
+@pytest.fixture
+async def live(clean: None) -> AsyncIterator[Runtime]:
+    runtime = Runtime(make_settings())
+    yield runtime
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()
+
+
+@pytest.fixture
+async def cut_off(clean: None) -> AsyncIterator[Runtime]:
+    """A runtime whose Redis is unreachable: every enqueue fails."""
+    runtime = Runtime(make_settings(redis_url=DEAD_REDIS))
+    yield runtime
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()
+
+
+async def seed(runtime: Runtime, followers: int) -> tuple[UUID, list[UUID]]:
+    async with runtime.unit_of_work() as uow:
+        leader = await LeaderRepository(uow.session).add("L", "push", None, None)
+        await runtime.pipeline.record_equity(uow, Decimal(100000), None, leader_id=leader.id)
+        ids = []
+        for n in range(followers):
+            follower = await FollowerRepository(uow.session).add(f"F{n}", f"hash-{n}")
+            await runtime.pipeline.record_equity(uow, Decimal(10000), None, follower_id=follower.id)
+            await SubscriptionRepository(uow.session).add(follower.id, leader.id, Decimal(1))
+            ids.append(follower.id)
+        await uow.commit()
+    return leader.id, ids
+
+
+def fill(leader_id: UUID, fill_id: str) -> Fill:
+    now = datetime.now(UTC)
+    return Fill(leader_id, fill_id, "BTCUSDT", Side.BUY, Decimal(2), Decimal(50000), now, now)
+
+
+async def statuses(db: Any) -> list[str]:
+    rows = await db.fetch("SELECT status FROM follower_order ORDER BY id")
+    return [r["status"] for r in rows]
+
+
+async def test_orders_wait_in_outbox_while_redis_is_down_then_arrive_once(
+    cut_off: Runtime, live: Runtime, redis: Any, db: Any
+) -> None:
+    # Arrange: fills accepted while Redis cannot be reached.
+    leader_id, followers = await seed(cut_off, followers=3)
+    await live.equity.reload()
+
+    # Act
+    results = [await cut_off.pipeline.handle_fill(fill(leader_id, f"f-{n}")) for n in range(2)]
+
+    # Assert: accepted and durable, but not dispatched.
+    assert [r.status for r in results] == ["accepted", "accepted"]
+    assert await statuses(db) == ["pending"] * 6
+    assert [await read_stream(redis, str(f)) for f in followers] == [[], [], []]
+
+    # Act: Redis is back; the relay runs, twice, as it would on two ticks or two instances.
+    sent = await live.relay.relay_once(min_age_s=0)
+    again = await live.relay.relay_once(min_age_s=0)
+
+    # Assert
+    assert (sent, again) == (6, 0)
+    assert await statuses(db) == ["dispatched"] * 6
+    for follower_id in followers:
+        orders = await read_stream(redis, str(follower_id))
+        assert sorted(o["leader_fill_id"] for o in orders) == ["f-0", "f-1"]
+        assert {o["qty"] for o in orders} == {"0.2"}
+
+
+async def test_enqueue_retry_of_the_same_order_adds_no_second_entry(
+    live: Runtime, redis: Any
+) -> None:
+    # Arrange: an order sent once, as after a crash between XADD and marking it dispatched.
+    leader_id, (follower_id,) = await seed(live, followers=1)
+    await live.equity.reload()
+    result = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    (order,) = result.orders
+    payload = (await read_stream(redis, str(follower_id)))[0]
+    item = OutboxItem(order.order_id, follower_id, json.dumps(payload))
+
+    # Act
+    confirmed = [await live.enqueuer.enqueue([item]) for _ in range(3)]
+
+    # Assert: every retry is confirmed (so it can be marked dispatched), none adds an entry.
+    assert confirmed == [[order.order_id]] * 3
+    assert [o["order_id"] for o in await read_stream(redis, str(follower_id))] == [order.order_id]
+
+
+async def test_relay_after_crash_sends_the_unsent_and_does_not_double_the_sent(
+    live: Runtime, cut_off: Runtime, redis: Any, db: Any
+) -> None:
+    # Arrange: f-1 reached the stream but its "dispatched" mark was lost (crash after XADD);
+    # f-2 was committed but never sent (crash, or Redis down, right after the commit).
+    leader_id, (follower_id,) = await seed(live, followers=1)
+    await live.equity.reload()
+    await cut_off.equity.reload()
+    await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    await db.execute("UPDATE follower_order SET status = 'pending', dispatched_at = NULL")
+    await cut_off.pipeline.handle_fill(fill(leader_id, "f-2"))
+    assert await statuses(db) == ["pending", "pending"]
+
+    # Act
+    await live.relay.relay_once(min_age_s=0)
+
+    # Assert
+    assert await statuses(db) == ["dispatched", "dispatched"]
+    stream = await read_stream(redis, str(follower_id))
+    assert [o["leader_fill_id"] for o in stream] == ["f-1", "f-2"]
+
+
+async def test_readyz_reports_redis_down_and_the_service_stays_up(clean: None) -> None:
+    # Arrange / Act
+    async with start_live_server(make_settings(redis_url=DEAD_REDIS)) as live:
+        ready = await live.http.get("/readyz")
+        health = await live.http.get("/healthz")
+
+    # Assert
+    assert health.status_code == 200
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "not_ready"
+    assert body["postgres"] == "ok"
+    assert body["redis"] != "ok"
