@@ -23,3 +23,4 @@ FILL_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 OUTBOX_BACKLOG = Gauge("copytrade_outbox_backlog", "Orders the relay found pending last time")
+REPORTS = Counter("copytrade_reports_total", "Executor reports read", ["outcome"])

@@ -35,10 +35,11 @@ class Pipeline:
         sessionmaker: async_sessionmaker[AsyncSession],
         equity: EquityCache,
         enqueuer: Enqueuer,
+        order_ttl_s: float,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.equity = equity
-        self._sizing = SizingService(equity)
+        self._sizing = SizingService(equity, order_ttl_s)
         self._enqueuer = enqueuer
 
     async def handle_fill(self, fill: Fill) -> FillResult:

@@ -13,6 +13,8 @@ from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.session import UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.relay import OutboxRelay
+from app.dispatch.reports import ReportReader, ReportService
+from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.ingest.client import ListenerManager
 from app.pipeline import Pipeline
@@ -38,11 +40,20 @@ class Runtime:
             self.sessionmaker, asyncpg_dsn(settings.database_url), settings.equity_resync_s
         )
         self.enqueuer = Enqueuer(self.redis, settings.dedupe_ttl_s)
-        self.pipeline = Pipeline(self.sessionmaker, self.equity, self.enqueuer)
+        self.pipeline = Pipeline(
+            self.sessionmaker, self.equity, self.enqueuer, settings.order_ttl_s
+        )
         self.relay = OutboxRelay(
             self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
         )
         self.feed = FeedHub(self.redis)
+        self.trimmer = StreamTrimmer(
+            self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
+        )
+        self.reports = ReportService(self.redis)
+        self.report_reader = ReportReader(
+            self.sessionmaker, self.redis, self.reports, settings.report_block_ms
+        )
         self.listeners = ListenerManager(
             self.pipeline,
             settings.reconnect_initial_s,
@@ -60,6 +71,8 @@ class Runtime:
         await self.equity.start()
         await self.feed.start()
         await self.relay.start()
+        await self.report_reader.start()
+        await self.trimmer.start()
         async with self.sessionmaker() as session:
             leaders = await LeaderRepository(session).list_client_feeds()
         for leader in leaders:
@@ -78,6 +91,8 @@ class Runtime:
         # Stop taking fills first, then let the relay and the feed go, then the connections.
         await self.listeners.stop_all()
         await self.relay.stop()
+        await self.report_reader.stop()
+        await self.trimmer.stop()
         await self.feed.stop()
         await self.equity.stop()
         await self.redis.aclose()

@@ -60,6 +60,26 @@ class Settings(BaseSettings):
         ge=60,
         description="How long Redis remembers an enqueued order id to refuse a second XADD.",
     )
+    order_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Orders carry valid_until = fill time + this; executors drop and report "
+        "later ones as expired, so a backlog after an outage fires no stale trades.",
+    )
+    stream_retention_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="Order stream entries older than this are trimmed, but never one that a "
+        "consumer group has not acknowledged.",
+    )
+    trim_interval_s: float = Field(
+        default=60.0, gt=0, description="How often order streams are trimmed."
+    )
+    report_block_ms: int = Field(
+        default=1000,
+        ge=10,
+        description="XREADGROUP block time of the executor-report reader (below socket timeout).",
+    )
     equity_resync_s: float = Field(
         default=30.0,
         gt=0,

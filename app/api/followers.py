@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.exc import IntegrityError
 
 from app.api.auth import (
@@ -24,13 +23,11 @@ from app.api.schemas import (
     FollowerCreate,
     FollowerCreated,
     FollowerOut,
-    OrderOut,
     SubscriptionCreate,
     SubscriptionOut,
     SubscriptionPatch,
 )
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
-from app.db.repositories.orders import OrderRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.session import UnitOfWork
 from app.db.tables import Follower, Subscription
@@ -38,7 +35,9 @@ from app.db.tables import Follower, Subscription
 router = APIRouter(prefix="/v1/followers", tags=["followers"], route_class=DecimalRoute)
 
 
-async def _follower(uow: UnitOfWork, principal: PrincipalDep, follower_id: UUID) -> Follower:
+async def get_follower_or_404(
+    uow: UnitOfWork, principal: PrincipalDep, follower_id: UUID
+) -> Follower:
     ensure_owner(principal, follower_id)
     follower = await FollowerRepository(uow.session).get(follower_id)
     if follower is None:
@@ -68,7 +67,7 @@ async def create_follower(body: FollowerCreate, _: AdminDep, uow: UowDep) -> Fol
 
 @router.get("/{follower_id}")
 async def get_follower(follower_id: UUID, principal: PrincipalDep, uow: UowDep) -> FollowerOut:
-    follower = await _follower(uow, principal, follower_id)
+    follower = await get_follower_or_404(uow, principal, follower_id)
     return FollowerOut(id=follower.id, name=follower.name, created_at=follower.created_at)
 
 
@@ -76,7 +75,7 @@ async def get_follower(follower_id: UUID, principal: PrincipalDep, uow: UowDep) 
 async def add_follower_equity(
     follower_id: UUID, body: EquityIn, principal: PrincipalDep, uow: UowDep, runtime: RuntimeDep
 ) -> EquityOut:
-    await _follower(uow, principal, follower_id)
+    await get_follower_or_404(uow, principal, follower_id)
     reading = await runtime.pipeline.record_equity(
         uow, body.equity, body.as_of, follower_id=follower_id
     )
@@ -87,7 +86,7 @@ async def add_follower_equity(
 async def subscribe(
     follower_id: UUID, body: SubscriptionCreate, principal: PrincipalDep, uow: UowDep
 ) -> SubscriptionOut:
-    await _follower(uow, principal, follower_id)
+    await get_follower_or_404(uow, principal, follower_id)
     if await LeaderRepository(uow.session).get(body.leader_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="leader_id: leader not found")
     repo = SubscriptionRepository(uow.session)
@@ -107,7 +106,7 @@ async def subscribe(
 async def list_subscriptions(
     follower_id: UUID, principal: PrincipalDep, uow: UowDep
 ) -> list[SubscriptionOut]:
-    await _follower(uow, principal, follower_id)
+    await get_follower_or_404(uow, principal, follower_id)
     subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
     return [_subscription_out(sub) for sub in subs]
 
@@ -127,7 +126,7 @@ async def update_subscription(
     principal: PrincipalDep,
     uow: UowDep,
 ) -> SubscriptionOut:
-    await _follower(uow, principal, follower_id)
+    await get_follower_or_404(uow, principal, follower_id)
     sub = await _subscription(uow, follower_id, subscription_id)
     if body.status is not None:
         sub.status = body.status
@@ -144,39 +143,8 @@ async def update_subscription(
 async def unsubscribe(
     follower_id: UUID, subscription_id: UUID, principal: PrincipalDep, uow: UowDep
 ) -> None:
-    await _follower(uow, principal, follower_id)
+    await get_follower_or_404(uow, principal, follower_id)
     sub = await _subscription(uow, follower_id, subscription_id)
     # Kept as 'deleted' so the orders it produced still point at it.
     sub.status = "deleted"
     await uow.session.flush()
-
-
-@router.get("/{follower_id}/orders")
-async def list_orders(
-    follower_id: UUID,
-    principal: PrincipalDep,
-    uow: UowDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[OrderOut]:
-    await _follower(uow, principal, follower_id)
-    rows = await OrderRepository(uow.session).for_follower(follower_id, limit)
-    return [
-        OrderOut(
-            order_id=order.id,
-            follower_id=order.follower_id,
-            leader_id=order.leader_id,
-            subscription_id=order.subscription_id,
-            leader_fill_id=fill.fill_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty=order.qty,
-            type=order.type,
-            reduce_only=order.reduce_only,
-            status=order.status,
-            skip_reason=order.skip_reason,
-            created_at=order.created_at,
-            dispatched_at=order.dispatched_at,
-            sizing=order.sizing,
-        )
-        for order, fill in rows
-    ]

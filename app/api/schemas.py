@@ -129,6 +129,38 @@ class OrderOut(BaseModel):
     reduce_only: bool
     status: str
     skip_reason: str | None
+    filled_qty: DecimalStr
+    avg_price: DecimalStr | None
     created_at: datetime
     dispatched_at: datetime | None
+    valid_until: datetime
     sizing: dict[str, Any]
+
+
+class OrderEventOut(BaseModel):
+    status: str
+    filled_qty: DecimalStr
+    avg_price: DecimalStr | None
+    reason: str | None
+    at: datetime
+
+
+class FillOut(BaseModel):
+    fill_id: str
+    symbol: str
+    side: str
+    qty: DecimalStr
+    price: DecimalStr
+    event_at: datetime
+    received_at: datetime
+
+
+class OrderDetail(OrderOut):
+    fill: FillOut
+    events: list[OrderEventOut]
+
+
+class PositionOut(BaseModel):
+    symbol: str
+    qty: DecimalStr
+    updated_at: datetime

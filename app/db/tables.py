@@ -34,6 +34,19 @@ NAMING_CONVENTION = {
 }
 
 
+ORDER_STATUSES = (
+    "pending",  # committed, not yet confirmed in the follower's stream (the outbox)
+    "dispatched",
+    "skipped",
+    "accepted",
+    "partially_filled",
+    "filled",
+    "rejected",
+    "expired",
+)
+_ORDER_STATUSES = ", ".join(f"'{s}'" for s in ORDER_STATUSES)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
@@ -156,8 +169,9 @@ class FollowerOrder(Base):
 
     __tablename__ = "follower_order"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'dispatched', 'skipped')", name="status_known"),
+        CheckConstraint(f"status IN ({_ORDER_STATUSES})", name="status_known"),
         CheckConstraint("qty >= 0", name="qty_nonnegative"),
+        CheckConstraint("filled_qty >= 0 AND filled_qty <= qty", name="filled_within_qty"),
         Index("ix_follower_order_follower_newest", "follower_id", text("created_at DESC"), "id"),
         # The relay's work list: committed but not yet in Redis.
         Index(
@@ -192,3 +206,36 @@ class FollowerOrder(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     dispatched_at: Mapped[datetime | None]
+    # Executors drop an order they receive after this and report it expired.
+    valid_until: Mapped[datetime]
+    # Cumulative, from executor reports.
+    filled_qty: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    avg_price: Mapped[Decimal | None]
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OrderEvent(Base):
+    """Each status change of an order, in order: what the history and the feed show."""
+
+    __tablename__ = "order_event"
+    __table_args__ = (Index("ix_order_event_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("follower_order.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    filled_qty: Mapped[Decimal]
+    avg_price: Mapped[Decimal | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FollowerPosition(Base):
+    """A follower's actual position per symbol, as its executor reports fills (signed qty)."""
+
+    __tablename__ = "follower_position"
+
+    follower_id: Mapped[UUID] = mapped_column(ForeignKey("follower.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -24,6 +24,7 @@ from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
 from app.db.tables import Follower, Leader
 from app.dispatch.keys import order_stream
+from app.executors.paper import PaperExecutor
 from app.loops import Backoff, supervise
 
 if TYPE_CHECKING:
@@ -141,6 +142,12 @@ async def start_demo(runtime: Runtime) -> None:
         asyncio.create_task(watch_feed(runtime, fid, name, key))
         for fid, name, key in accounts.followers
     ]
+    # The paper executor closes the loop: it fills each order and reports back.
+    stop_executor = asyncio.Event()
+    executor = PaperExecutor(
+        runtime.redis, [fid for fid, _, _ in accounts.followers], Decimal("0.0005")
+    )
+    watchers.append(asyncio.create_task(executor.run(stop_executor)))
     try:
         await supervise(
             "demo_leader",
@@ -148,6 +155,7 @@ async def start_demo(runtime: Runtime) -> None:
             Backoff(0.2, 5.0),
         )
     finally:
+        stop_executor.set()
         for task in watchers:
             task.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
@@ -199,6 +207,16 @@ async def watch_feed(runtime: Runtime, follower_id: UUID, name: str, key: str) -
             backoff.reset()
             async for raw in ws:
                 msg = json.loads(raw)
+                if msg["type"] == "order_status":
+                    log.info(
+                        "demo_order_status",
+                        follower=name,
+                        order_id=msg["order_id"],
+                        status=msg["status"],
+                        filled_qty=msg["filled_qty"],
+                        avg_price=msg["avg_price"],
+                    )
+                    continue
                 order = msg["order"]
                 log.info(
                     "demo_follower_order",

@@ -46,6 +46,7 @@ def order_document(order: MirrorOrder) -> dict[str, Any]:
         "type": order.type,
         "reduce_only": order.reduce_only,
         "created_at": order.created_at.isoformat(),
+        "valid_until": order.valid_until.isoformat(),
         "sizing": sizing_json(order.sizing, fill.price),
     }
 
@@ -88,4 +89,5 @@ def order_row(order: MirrorOrder, fill_pk: int, payload: str) -> dict[str, Any]:
         "payload": payload,
         "created_at": order.created_at,
         "dispatched_at": None,
+        "valid_until": order.valid_until,
     }

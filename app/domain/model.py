@@ -96,6 +96,7 @@ class MirrorOrder:
     qty: Decimal
     reduce_only: bool
     created_at: datetime
+    valid_until: datetime
     sizing: Sizing
     type: str = "market"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +25,9 @@ class SizedFill:
 
 
 class SizingService:
-    def __init__(self, equity: EquityCache) -> None:
+    def __init__(self, equity: EquityCache, order_ttl_s: float) -> None:
         self.equity = equity
+        self.order_ttl = timedelta(seconds=order_ttl_s)
 
     async def size_fill(self, session: AsyncSession, fill: Fill) -> SizedFill:
         """Record ``fill`` and write its orders (flush only; the caller commits).
@@ -44,6 +45,8 @@ class SizingService:
         instrument = await InstrumentRepository(session).get(fill.symbol)
         leader_equity = self.equity.leader(fill.leader_id)
         now = datetime.now(UTC)
+        # From the fill's own time: a fill that reaches us late has less time left, not more.
+        valid_until = min(fill.event_at, now) + self.order_ttl
 
         produced: list[tuple[MirrorOrder, str]] = []
         for sub in subscriptions:
@@ -65,6 +68,7 @@ class SizingService:
                 qty=sizing.qty,
                 reduce_only=False,
                 created_at=now,
+                valid_until=valid_until,
                 sizing=sizing,
             )
             produced.append((order, encode_order(order)))

@@ -75,6 +75,9 @@ class FollowerRepository:
     async def get(self, follower_id: UUID) -> Follower | None:
         return await self.session.get(Follower, follower_id)
 
+    async def all_ids(self) -> list[UUID]:
+        return list((await self.session.execute(select(Follower.id))).scalars())
+
     async def id_by_api_key_hash(self, key_hash: str) -> UUID | None:
         stmt = select(Follower.id).where(Follower.api_key_hash == key_hash)
         return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import FollowerOrder, LeaderFill
+from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
 from app.domain.model import Fill
 
 
@@ -50,10 +51,16 @@ class OrderRepository:
     async def mark_dispatched(self, order_ids: Sequence[str]) -> None:
         if not order_ids:
             return
+        # An executor may report on an order before it is marked here: keep its status.
         stmt = (
             update(FollowerOrder)
-            .where(FollowerOrder.id.in_(order_ids), FollowerOrder.status == "pending")
-            .values(status="dispatched", dispatched_at=datetime.now(UTC))
+            .where(FollowerOrder.id.in_(order_ids), FollowerOrder.dispatched_at.is_(None))
+            .values(
+                status=case(
+                    (FollowerOrder.status == "pending", "dispatched"), else_=FollowerOrder.status
+                ),
+                dispatched_at=datetime.now(UTC),
+            )
         )
         await self.session.execute(stmt)
 
@@ -79,6 +86,17 @@ class OrderRepository:
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
+    async def get(
+        self, follower_id: UUID, order_id: str
+    ) -> tuple[FollowerOrder, LeaderFill] | None:
+        stmt = (
+            select(FollowerOrder, LeaderFill)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
+            .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row else None
+
     async def for_follower(
         self, follower_id: UUID, limit: int, before: datetime | None = None
     ) -> list[tuple[FollowerOrder, LeaderFill]]:
@@ -93,3 +111,64 @@ class OrderRepository:
             stmt = stmt.where(FollowerOrder.created_at < before)
         rows = (await self.session.execute(stmt)).all()
         return [(r[0], r[1]) for r in rows]
+
+
+class LifecycleRepository:
+    """Executor reports: order status, fill quantity, events and the follower's position."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self, follower_id: UUID, order_id: str) -> FollowerOrder | None:
+        stmt = (
+            select(FollowerOrder)
+            .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def record(
+        self,
+        order: FollowerOrder,
+        status: str,
+        filled_qty: Decimal,
+        avg_price: Decimal | None,
+        reason: str | None,
+        position_delta: Decimal,
+    ) -> OrderEvent:
+        order.status = status
+        order.filled_qty = filled_qty
+        order.avg_price = avg_price
+        order.status_reason = reason
+        order.updated_at = datetime.now(UTC)
+        event = OrderEvent(
+            order_id=order.id,
+            status=status,
+            filled_qty=filled_qty,
+            avg_price=avg_price,
+            reason=reason,
+        )
+        self.session.add(event)
+        if position_delta:
+            stmt = pg_insert(FollowerPosition).values(
+                follower_id=order.follower_id, symbol=order.symbol, qty=position_delta
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["follower_id", "symbol"],
+                set_={"qty": FollowerPosition.qty + stmt.excluded.qty, "updated_at": func.now()},
+            )
+            await self.session.execute(stmt)
+        await self.session.flush()
+        return event
+
+    async def events(self, order_id: str) -> list[OrderEvent]:
+        stmt = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def positions(self, follower_id: UUID) -> list[FollowerPosition]:
+        stmt = (
+            select(FollowerPosition)
+            .where(FollowerPosition.follower_id == follower_id)
+            .order_by(FollowerPosition.symbol)
+        )
+        return list((await self.session.execute(stmt)).scalars())
