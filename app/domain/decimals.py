@@ -30,7 +30,10 @@ def fmt(value: Decimal) -> str:
     """Format a Decimal as a plain string without exponent or trailing zeros ("0.2", "20")."""
     if value.is_zero():
         return "0"
-    text = format(value.normalize(), "f")
+    # Not value.normalize(): it rounds to the ambient context precision (28 digits by default).
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 

@@ -44,12 +44,17 @@ def size_proportional(
         raw = fill.qty * follower_equity.equity * multiplier / leader_equity.equity
     qty = round_down(raw, instrument.qty_step)
 
+    with localcontext(sizing_context()):
+        # In the ambient context (28 digits, half-even) a notional just under the minimum
+        # could round up to it; rounding toward zero at 80 digits keeps the comparison exact.
+        notional = qty * fill.price
+
     reason: SkipReason | None = None
     if qty <= 0:
         reason = SkipReason.ROUNDS_TO_ZERO
     elif qty < instrument.min_qty:
         reason = SkipReason.BELOW_MIN_QTY
-    elif qty * fill.price < instrument.min_notional:
+    elif notional < instrument.min_notional:
         reason = SkipReason.BELOW_MIN_NOTIONAL
 
     return Sizing(

@@ -13,7 +13,9 @@ import msgspec
 from app.domain.model import Fill, Side
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,47}$"
-Symbol = Annotated[str, msgspec.Meta(pattern=SYMBOL_PATTERN)]
+# msgspec matches with Python's re, where `$` also matches before a trailing newline; \Z does not.
+# (SYMBOL_PATTERN itself stays as is: the API's pydantic validators use the Rust engine.)
+Symbol = Annotated[str, msgspec.Meta(pattern=SYMBOL_PATTERN.removesuffix("$") + r"\Z")]
 FillId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # Epoch milliseconds, or an ISO-8601 string.
 Timestamp = int | str
@@ -82,12 +84,13 @@ def parse_frame(raw: str | bytes, leader_id: UUID, received_at: datetime) -> Fil
         raise FrameError(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise FrameError(f"malformed JSON: {exc}") from exc
-    if isinstance(frame, EquityFrame):
-        return EquityUpdate(_positive(frame.equity, "equity"), parse_ts(frame.ts, received_at))
-    # Clocks drift a little; a fill far in the future is a unit or clock error upstream.
+    # Clocks drift a little; a ts far in the future is a unit or clock error upstream. (An equity
+    # reading from the future would also shadow every later one: the newest is picked by as_of.)
     event_at = parse_ts(frame.ts, received_at)
     if event_at > received_at + timedelta(minutes=5):
         raise FrameError("ts: more than 5 minutes in the future")
+    if isinstance(frame, EquityFrame):
+        return EquityUpdate(_positive(frame.equity, "equity"), event_at)
     return Fill(
         leader_id=leader_id,
         fill_id=frame.fill_id,
