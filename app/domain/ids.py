@@ -12,7 +12,7 @@ ORDER_ID_PREFIX = "ct"
 def order_id(leader_id: UUID, fill_id: str, subscription_id: UUID, leg: int = 0) -> str:
     """Return the id of the order a (leader fill, subscription, leg) produces.
 
-    24 characters of ``[A-Za-z0-9_-]``: a prefix and 132 bits of BLAKE2b, within the 32-36
+    24 characters of ``[A-Za-z0-9_-]``: a prefix and 128 bits of BLAKE2b, within the 32-36
     character client-order-id limits of the major venues. The same inputs always give the same
     id, so any retry of the same work is recognisable downstream.
     """
