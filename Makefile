@@ -12,7 +12,7 @@ export COPYTRADE_REDIS_URL ?= redis://127.0.0.1:6379/0
 export COPYTRADE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade_test
 export COPYTRADE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: help venv services migrate run test lint typecheck pytest bench clean
+.PHONY: help venv services migrate run test lint pytest soak bench clean
 
 help:
 	@echo "make run    start Postgres/Redis if needed, migrate, serve on :8000 with the demo"
@@ -50,6 +50,12 @@ pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest
+
+# Long soak of the crash test: SOAK_KILLS SIGKILLs of the real service mid-burst.
+SOAK_KILLS ?= 500
+soak: venv
+	@scripts/ensure-services.sh "$(COPYTRADE_TEST_DATABASE_URL)" "$(COPYTRADE_TEST_REDIS_URL)"
+	COPYTRADE_SOAK_KILLS=$(SOAK_KILLS) $(BIN)/pytest tests/e2e/test_faults.py -k sigkill -p no:cacheprovider --timeout=0 -q
 
 bench: migrate
 	$(BIN)/python -m bench

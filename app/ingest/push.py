@@ -33,7 +33,13 @@ async def _leader_for_token(runtime: Runtime, leader_id: UUID, token: str | None
 async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
-    if not await _leader_for_token(runtime, leader_id, ws_token(websocket)):
+    try:
+        authorized = await _leader_for_token(runtime, leader_id, ws_token(websocket))
+    except Exception as exc:
+        log.warning("push_auth_unavailable", leader_id=str(leader_id), error=repr(exc))
+        await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason="try again later")
+        return
+    if not authorized:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
         return
     # Oversize frames never get here: uvicorn's ws_max_size (COPYTRADE_MAX_FRAME_BYTES) closes

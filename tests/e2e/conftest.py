@@ -8,7 +8,6 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,58 +26,97 @@ def free_port() -> int:
         return port
 
 
-@dataclass
 class ServiceProcess:
-    base_url: str
-    http: httpx.AsyncClient
-    log_path: Path
-    process: asyncio.subprocess.Process
+    """One service process at a time on a fixed port; can be killed and started again."""
+
+    def __init__(self, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "COPYTRADE_DATABASE_URL": TEST_DATABASE_URL,
+            "COPYTRADE_REDIS_URL": TEST_REDIS_URL,
+            "COPYTRADE_ADMIN_TOKEN": ADMIN_TOKEN,
+            "COPYTRADE_DEMO": "false",
+            "COPYTRADE_PORT": str(self.port),
+            "COPYTRADE_RECONNECT_INITIAL_S": "0.05",
+            "COPYTRADE_RECONNECT_MAX_S": "0.5",
+            "COPYTRADE_RELAY_INTERVAL_S": "0.2",
+            "COPYTRADE_RELAY_MIN_AGE_S": "0.5",
+            **env,
+        }
+        self.process: asyncio.subprocess.Process | None = None
+        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=10)
+        self.starts = 0
 
     @property
     def ws_url(self) -> str:
         return self.base_url.replace("http://", "ws://", 1)
 
-
-@pytest.fixture
-async def service(clean: None, request: pytest.FixtureRequest) -> AsyncIterator[ServiceProcess]:
-    port = free_port()
-    OUTPUT.mkdir(exist_ok=True)
-    log_path = OUTPUT / f"{request.node.name}.log"
-    env = {
-        **os.environ,
-        "COPYTRADE_DATABASE_URL": TEST_DATABASE_URL,
-        "COPYTRADE_REDIS_URL": TEST_REDIS_URL,
-        "COPYTRADE_ADMIN_TOKEN": ADMIN_TOKEN,
-        "COPYTRADE_DEMO": "false",
-        "COPYTRADE_PORT": str(port),
-        "COPYTRADE_RECONNECT_INITIAL_S": "0.05",
-        "COPYTRADE_RECONNECT_MAX_S": "0.5",
-    }
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-        for _ in range(300):
-            if process.returncode is not None:
-                raise RuntimeError(f"service exited: {log_path.read_text()[-2000:]}")
+    async def start(self, timeout_s: float = 20.0) -> None:
+        """Start the process and wait until /healthz answers."""
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app", cwd=ROOT, env=self.env, stdout=log, stderr=log
+            )
+        self.starts += 1
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            if self.process.returncode is not None:
+                raise RuntimeError(f"service exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if (await http.get("/readyz")).status_code == 200:
-                    break
+                if (await self.http.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.02)
+        await self.kill()
+        raise RuntimeError(f"service did not start: {self.log_path.read_text()[-3000:]}")
+
+    async def wait_ready(self, timeout_s: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if (await self.http.get("/readyz")).status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
-        else:
-            process.kill()
-            await process.wait()
-            raise RuntimeError(f"service never became ready: {log_path.read_text()[-2000:]}")
-        try:
-            yield ServiceProcess(base_url, http, log_path, process)
-        finally:
-            process.send_signal(signal.SIGTERM)
+        raise RuntimeError("service never became ready")
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no draining, like a power cut."""
+        if self.process and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), timeout=15)
+                await asyncio.wait_for(self.process.wait(), timeout=15)
             except TimeoutError:
-                process.kill()
-                await process.wait()
+                await self.kill()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.http.aclose()
+
+
+def log_path_for(request: pytest.FixtureRequest) -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    path = OUTPUT / f"{request.node.name}.log"
+    path.unlink(missing_ok=True)
+    return path
+
+
+@pytest.fixture
+async def service(clean: None, request: pytest.FixtureRequest) -> AsyncIterator[ServiceProcess]:
+    proc = ServiceProcess(log_path_for(request))
+    await proc.start()
+    await proc.wait_ready()
+    try:
+        yield proc
+    finally:
+        await proc.close()
