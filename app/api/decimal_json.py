@@ -11,17 +11,30 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 
+class _NonFiniteNumber(ValueError):
+    """NaN, Infinity or -Infinity: Python's json module accepts them, JSON does not."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
+    raise _NonFiniteNumber(name)
 
 
 class DecimalJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            self._json = json.loads(
-                body, parse_float=Decimal, parse_int=int, parse_constant=_reject_constant
-            )
+            try:
+                self._json = json.loads(
+                    body, parse_float=Decimal, parse_int=int, parse_constant=_reject_constant
+                )
+            except _NonFiniteNumber as exc:
+                # FastAPI answers a JSONDecodeError with its 422 "json_invalid" error; any other
+                # exception here would become a bare 400.
+                doc = body.decode("utf-8", "replace")
+                name = str(exc)
+                raise json.JSONDecodeError(
+                    f"{name} is not a valid JSON number", doc, max(doc.find(name), 0)
+                ) from exc
         return self._json
 
 

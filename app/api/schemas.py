@@ -12,8 +12,9 @@ from pydantic import AnyUrl, BaseModel, ConfigDict, Field, PlainSerializer, UrlC
 from app.domain.decimals import fmt
 from app.ingest.frames import SYMBOL_PATTERN
 
-# Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION).
-_DecimalIn = Annotated[Decimal, Field(max_digits=30, decimal_places=18, allow_inf_nan=False)]
+# Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION): at most
+# 30 digits in all, wherever the point is (decimal_places=18 would cap the whole part at 12).
+_DecimalIn = Annotated[Decimal, Field(max_digits=30, allow_inf_nan=False)]
 Positive = Annotated[_DecimalIn, Field(gt=0)]
 NonNegative = Annotated[_DecimalIn, Field(ge=0)]
 DecimalStr = Annotated[Decimal, PlainSerializer(fmt, return_type=str, when_used="json")]
