@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, PlainSerializer, UrlConstraints
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    UrlConstraints,
+    field_validator,
+)
 
 from app.domain.decimals import fmt
-from app.ingest.frames import SYMBOL_PATTERN
+from app.ingest.frames import MAX_CLOCK_SKEW, SYMBOL_PATTERN
 
 # Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION): at most
 # 30 digits in all, wherever the point is (decimal_places=18 would cap the whole part at 12).
@@ -63,6 +71,18 @@ class LeaderCreated(LeaderOut):
 class EquityIn(Request):
     equity: Positive
     as_of: datetime | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        # The newest as_of wins: a future-dated snapshot would shadow every real one until then.
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError("must not be more than 5 minutes in the future")
+        return value
 
 
 class EquityOut(BaseModel):

@@ -42,6 +42,8 @@ _decoder = msgspec.json.Decoder(Frame)
 _MIN_TS_MS = 946_684_800_000  # 2000-01-01
 _MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Clocks drift a little; a timestamp further ahead is a unit or clock error upstream.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class FrameError(ValueError):
@@ -87,7 +89,7 @@ def parse_frame(raw: str | bytes, leader_id: UUID, received_at: datetime) -> Fil
     # Clocks drift a little; a ts far in the future is a unit or clock error upstream. (An equity
     # reading from the future would also shadow every later one: the newest is picked by as_of.)
     event_at = parse_ts(frame.ts, received_at)
-    if event_at > received_at + timedelta(minutes=5):
+    if event_at > received_at + MAX_CLOCK_SKEW:
         raise FrameError("ts: more than 5 minutes in the future")
     if isinstance(frame, EquityFrame):
         return EquityUpdate(_positive(frame.equity, "equity"), event_at)

@@ -174,13 +174,13 @@ async def test_follower_equity_by_admin_and_by_self_is_stored(
         path,
         201,
         token=follower["api_key"],
-        json={"equity": 12000, "as_of": "2030-01-01T00:00:00Z"},
+        json={"equity": 12000, "as_of": "2026-01-01T00:00:00Z"},
     )
 
     # Assert
     assert set(by_admin) == {"id", "equity", "as_of"}
     assert by_admin["equity"] == "10000.1"
-    assert by_self == {"id": by_self["id"], "equity": "12000", "as_of": "2030-01-01T00:00:00Z"}
+    assert by_self == {"id": by_self["id"], "equity": "12000", "as_of": "2026-01-01T00:00:00Z"}
     rows = await db.fetch(
         "SELECT id, leader_id, follower_id, equity FROM equity_snapshot ORDER BY id"
     )

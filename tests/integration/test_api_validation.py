@@ -136,6 +136,7 @@ async def test_equity_bodies_are_rejected_naming_the_field(
         "missing": ({}, ["body", "equity"]),
         "null": ({"equity": None}, ["body", "equity"]),
         "bad as_of": ({"equity": "1", "as_of": "yesterday"}, ["body", "as_of"]),
+        "future as_of": ({"equity": "1", "as_of": "2100-01-01T00:00:00Z"}, ["body", "as_of"]),
         "unknown field": ({"equity": "1", "currency": "USD"}, ["body", "currency"]),
     }
     cases = [
