@@ -52,7 +52,12 @@ class Runtime:
         )
         self.reports = ReportService(self.redis)
         self.report_reader = ReportReader(
-            self.sessionmaker, self.redis, self.reports, settings.report_block_ms
+            self.sessionmaker,
+            self.redis,
+            self.reports,
+            settings.report_block_ms,
+            settings.report_claim_idle_ms,
+            settings.report_refresh_s,
         )
         self.listeners = ListenerManager(
             self.pipeline,

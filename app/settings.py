@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         ge=10,
         description="XREADGROUP block time of the executor-report reader (below socket timeout).",
     )
+    report_claim_idle_ms: int = Field(
+        default=30_000,
+        ge=10,
+        description="Executor reports read but not acknowledged for this long (their reader "
+        "died) are taken over by another reader.",
+    )
+    report_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the report reader looks for followers created elsewhere.",
+    )
     equity_resync_s: float = Field(
         default=30.0,
         gt=0,

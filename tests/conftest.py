@@ -57,6 +57,7 @@ def make_settings(**overrides: Any) -> Settings:
         "relay_min_age_s": 0.5,
         "reconnect_initial_s": 0.05,
         "reconnect_max_s": 0.5,
+        "report_claim_idle_ms": 300,
     }
     values.update(overrides)
     return Settings(**values)

@@ -57,9 +57,17 @@ def _subscription_out(sub: Subscription) -> SubscriptionOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_follower(body: FollowerCreate, _: AdminDep, uow: UowDep) -> FollowerCreated:
+async def create_follower(
+    body: FollowerCreate, _: AdminDep, uow: UowDep, runtime: RuntimeDep
+) -> FollowerCreated:
     api_key = new_secret(FOLLOWER_KEY_PREFIX)
     follower = await FollowerRepository(uow.session).add(body.name, hash_secret(api_key))
+    follower_id = follower.id
+
+    async def _read_reports() -> None:
+        await runtime.report_reader.track(follower_id)
+
+    uow.after_commit(_read_reports)
     return FollowerCreated(
         id=follower.id, name=follower.name, created_at=follower.created_at, api_key=api_key
     )

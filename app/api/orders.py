@@ -25,7 +25,7 @@ from app.api.schemas import (
 )
 from app.db.repositories.orders import LifecycleRepository, OrderRepository
 from app.db.tables import FollowerOrder, LeaderFill
-from app.dispatch.reports import UnknownOrder
+from app.dispatch.reports import REASON_PATTERN, UnknownOrder
 from app.domain.lifecycle import Report, ReportError, ReportStatus
 
 router = APIRouter(prefix="/v1/followers", tags=["orders"], route_class=DecimalRoute)
@@ -36,7 +36,7 @@ class ReportIn(Request):
     status: Literal["accepted", "partially_filled", "filled", "rejected", "expired"]
     filled_qty: NonNegative = Decimal(0)
     avg_price: Positive | None = None
-    reason: Annotated[str, Field(max_length=200)] | None = None
+    reason: Annotated[str, Field(max_length=200, pattern=REASON_PATTERN)] | None = None
 
 
 def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
@@ -132,7 +132,7 @@ async def report_order(
     except UnknownOrder as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="order not found") from exc
     except ReportError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
     return await _order_detail(uow, follower_id, order_id)
 
 

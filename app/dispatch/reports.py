@@ -18,13 +18,14 @@ import msgspec
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.accounts import FollowerRepository
 from app.db.repositories.orders import LifecycleRepository
 from app.db.session import UnitOfWork
 from app.dispatch.keys import feed_channel, report_dead_letter_stream, report_stream
-from app.domain.decimals import fmt
+from app.domain.decimals import MAX_DIGITS, fmt, is_bounded
 from app.domain.lifecycle import OrderState, Report, ReportError, ReportStatus, apply_report
 from app.domain.model import Side
 from app.loops import Backoff, supervise
@@ -33,6 +34,9 @@ from app.metrics import REPORTS
 log = structlog.get_logger(__name__)
 
 GROUP = "copytrade"
+# Printable text only: control characters (NUL above all) have no business in a reason.
+# (Written for pydantic's Rust engine; msgspec uses Python's re, where only \Z is a hard end.)
+REASON_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # What redis-py returns for XREADGROUP without decode_responses: [(key, [(id, fields)])].
 StreamBatch = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 _encoder = msgspec.json.Encoder()
@@ -45,7 +49,9 @@ class ReportFrame(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     status: Literal["accepted", "partially_filled", "filled", "rejected", "expired"]
     filled_qty: Decimal = Decimal(0)
     avg_price: Decimal | None = None
-    reason: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    reason: (
+        Annotated[str, msgspec.Meta(max_length=200, pattern=REASON_PATTERN[:-1] + r"\Z")] | None
+    ) = None
 
 
 _decoder = msgspec.json.Decoder(ReportFrame)
@@ -58,8 +64,8 @@ def parse_report(raw: str | bytes) -> tuple[str, Report]:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ReportError(str(exc)) from exc
     for name, value in (("filled_qty", frame.filled_qty), ("avg_price", frame.avg_price)):
-        if value is not None and not value.is_finite():
-            raise ReportError(f"{name}: must be finite")
+        if value is not None and not is_bounded(value):
+            raise ReportError(f"{name}: must be a finite decimal of at most {MAX_DIGITS} digits")
     return frame.order_id, Report(
         ReportStatus(frame.status), frame.filled_qty, frame.avg_price, frame.reason
     )
@@ -138,7 +144,12 @@ class ReportService:
 
 
 class ReportReader:
-    """Reads every follower's report stream with a consumer group; XACK after the commit."""
+    """Reads every follower's report stream with a consumer group; XACK after the commit.
+
+    Entries another instance read but never acknowledged (it died) are taken over with
+    XAUTOCLAIM once idle for ``claim_idle_ms``. A report that cannot be applied, for any reason,
+    goes to the follower's report dead-letter stream: one bad report never blocks the rest.
+    """
 
     def __init__(
         self,
@@ -146,12 +157,14 @@ class ReportReader:
         redis: Redis,
         service: ReportService,
         block_ms: int,
-        refresh_s: float = 5.0,
+        claim_idle_ms: int,
+        refresh_s: float,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._redis = redis
         self._service = service
         self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
         self._refresh_s = refresh_s
         self._consumer = f"{socket.gethostname()}-{id(self):x}"
         self._streams: dict[str, UUID] = {}
@@ -167,69 +180,97 @@ class ReportReader:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def track(self, follower_id: UUID) -> None:
+        """Start reading a follower's report stream now (other instances find it on refresh)."""
+        key = report_stream(follower_id)
+        if key in self._streams:
+            return
+        try:
+            await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._streams[key] = follower_id
+
     async def _refresh_streams(self) -> None:
         async with self._sessionmaker() as session:
             followers = await FollowerRepository(session).all_ids()
         for follower_id in followers:
-            key = report_stream(follower_id)
-            if key in self._streams:
-                continue
-            try:
-                await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            self._streams[key] = follower_id
+            await self.track(follower_id)
 
     async def _run(self, backoff: Backoff) -> None:
         self._streams.clear()
         await self._refresh_streams()
-        # First our own pending entries (read before a crash, never acknowledged), then new ones.
-        start_id = "0"
         loop = asyncio.get_running_loop()
-        refreshed = loop.time()
+        refreshed = claimed = loop.time()
+        await self.claim_idle()
         while True:
-            if loop.time() - refreshed > self._refresh_s:
+            now = loop.time()
+            if now - refreshed > self._refresh_s:
                 await self._refresh_streams()
-                refreshed = loop.time()
+                refreshed = now
+            if now - claimed > self._claim_idle_ms / 2000:
+                await self.claim_idle()
+                claimed = now
             if not self._streams:
                 await asyncio.sleep(self._block_ms / 1000)
                 continue
-            handled = await self.read_once(start_id)
-            if start_id == "0" and handled == 0:
-                start_id = ">"
+            await self.read_once()
             backoff.reset()
 
-    async def read_once(self, start_id: str = ">") -> int:
-        """Read and apply one batch of reports from all streams; return how many were read."""
+    async def claim_idle(self) -> int:
+        """Take over and apply reports left unacknowledged by a consumer that went away."""
+        if not self._streams:
+            return 0
+        keys = list(self._streams)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xautoclaim(key, GROUP, self._consumer, self._claim_idle_ms, "0-0", count=100)
+            claimed = await pipe.execute()
+        batch: StreamBatch = [
+            (key.encode(), [(eid, f) for eid, f in result[1] if f is not None])
+            for key, result in zip(keys, claimed, strict=True)
+            if result[1]
+        ]
+        return await self._apply_batch(batch)
+
+    async def read_once(self) -> int:
+        """Read and apply one batch of new reports from all streams; return how many."""
         response: StreamBatch = await self._redis.xreadgroup(  # type: ignore[assignment]
             GROUP,
             self._consumer,
-            dict.fromkeys(self._streams, start_id),
+            dict.fromkeys(self._streams, ">"),
             count=100,
-            block=self._block_ms if start_id == ">" else None,
+            block=self._block_ms,
         )
+        return await self._apply_batch(response)
+
+    async def _apply_batch(self, batch: StreamBatch) -> int:
         count = 0
         acks: dict[str, list[bytes]] = {}
         dead: list[tuple[str, bytes]] = []
         async with UnitOfWork(self._sessionmaker) as uow:
-            for key_raw, entries in response or []:
+            for key_raw, entries in batch or []:
                 key = key_raw.decode()
                 follower_id = self._streams[key]
                 for entry_id, fields in entries:
                     count += 1
                     acks.setdefault(key, []).append(entry_id)
-                    raw = fields.get(b"report") if fields else None
+                    raw = fields.get(b"report")
                     try:
                         if raw is None:
                             raise ReportError("report: missing field")
                         order_id, report = parse_report(raw)
-                        # Both rejections happen before any write, so no savepoint is needed.
-                        await self._service.apply(uow, follower_id, order_id, report)
+                        # A savepoint per report: whatever the database refuses in one report
+                        # (a constraint, a bad byte) is rolled back alone.
+                        async with uow.session.begin_nested():
+                            await self._service.apply(uow, follower_id, order_id, report)
                         REPORTS.labels(outcome="applied").inc()
-                    except (ReportError, UnknownOrder) as exc:
+                    except (ReportError, UnknownOrder, SQLAlchemyError) as exc:
                         REPORTS.labels(outcome="rejected").inc()
-                        log.warning("report_rejected", follower_id=str(follower_id), error=str(exc))
+                        log.warning(
+                            "report_rejected", follower_id=str(follower_id), error=str(exc)[:300]
+                        )
                         dead.append((report_dead_letter_stream(follower_id), raw or b""))
             await uow.commit()
         if acks or dead:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.accounts import FollowerRepository
-from app.dispatch.keys import order_stream, stream_id
+from app.dispatch.keys import order_stream, report_stream, stream_id
 from app.loops import Backoff, supervise
 
 log = structlog.get_logger(__name__)
@@ -81,7 +81,8 @@ class StreamTrimmer:
             followers = await FollowerRepository(session).all_ids()
         removed = 0
         for follower_id in followers:
-            removed += await trim_stream(self._redis, order_stream(follower_id), self._retention_s)
+            for stream in (order_stream(follower_id), report_stream(follower_id)):
+                removed += await trim_stream(self._redis, stream, self._retention_s)
         return removed
 
     async def _run(self, backoff: Backoff) -> None:

@@ -14,6 +14,18 @@ def sizing_context() -> Context:
     return Context(prec=SIZING_PRECISION, rounding=ROUND_DOWN)
 
 
+# The widest amount accepted from outside (API, reports): keeps sizing products exact.
+MAX_DIGITS = 30
+
+
+def is_bounded(value: Decimal) -> bool:
+    """True for a finite Decimal of at most MAX_DIGITS digits, within 1e-30 .. 1e30."""
+    if not value.is_finite():
+        return False
+    exponent = int(value.as_tuple().exponent)
+    return len(value.as_tuple().digits) <= MAX_DIGITS and -MAX_DIGITS <= exponent <= MAX_DIGITS
+
+
 def round_down(value: Decimal, step: Decimal) -> Decimal:
     """Round ``value`` toward zero to a whole number of ``step``.
 

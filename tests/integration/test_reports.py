@@ -1,0 +1,392 @@
+"""Executor reports, over REST and the report stream, move orders and positions; the feed hears."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+from app.dispatch.consumer import ReportWriter
+from app.dispatch.keys import report_dead_letter_stream, report_stream
+from app.dispatch.reports import GROUP
+from tests.conftest import TEST_REDIS_URL, make_settings
+from tests.integration.desk import (
+    Desk,
+    Follower,
+    get_order,
+    pending_count,
+    push_fill,
+    seed_desk,
+    wait_for_order,
+    wait_until,
+    xadd,
+    xrange,
+    xread_new,
+)
+from tests.support import Api, LiveServer, start_live_server
+
+
+@pytest.fixture
+async def raw_redis(clean: None) -> AsyncIterator[Redis]:
+    """A bytes client, as the service and the executor helpers use."""
+    client = Redis.from_url(TEST_REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+def reports_path(follower: Follower, order_id: str) -> str:
+    return f"/v1/followers/{follower.id}/orders/{order_id}/reports"
+
+
+async def send_report(
+    api: Api, follower: Follower, order_id: str, body: dict[str, Any], expect: int = 200
+) -> Any:
+    return await api.call(
+        "POST", reports_path(follower, order_id), expect, token=follower.api_key, json=body
+    )
+
+
+def statuses(order: Any) -> list[str]:
+    return [e["status"] for e in order["events"]]
+
+
+# --- REST ------------------------------------------------------------------------------------
+
+
+async def test_rest_reports_move_the_order_through_its_lifecycle(server: LiveServer) -> None:
+    # Arrange
+    api = Api(server.http)
+    desk = await seed_desk(api)
+    follower = desk.followers[0]
+    order_id = await push_fill(server, desk, "f-1", "buy", "2", "50000")  # order qty 0.2
+
+    # Act
+    accepted = await send_report(api, follower, order_id, {"status": "accepted"})
+    partial = await send_report(
+        api,
+        follower,
+        order_id,
+        {"status": "partially_filled", "filled_qty": "0.1", "avg_price": "50010.5"},
+    )
+    partial_positions = await api.call(
+        "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
+    )
+    filled = await send_report(
+        api, follower, order_id, {"status": "filled", "filled_qty": "0.2", "avg_price": "50020"}
+    )
+
+    # Assert: each reply is the order as it now stands.
+    assert accepted["status"] == "accepted"
+    assert (partial["status"], partial["filled_qty"]) == ("partially_filled", "0.1")
+    assert [p["qty"] for p in partial_positions] == ["0.1"]
+    assert (filled["status"], filled["filled_qty"]) == ("filled", "0.2")
+    order = await get_order(api, follower, order_id)
+    assert order["status"] == "filled"
+    assert order["filled_qty"] == "0.2"
+    assert order["avg_price"] == "50020"
+    assert [(e["status"], e["filled_qty"], e["avg_price"]) for e in order["events"]] == [
+        ("accepted", "0", None),
+        ("partially_filled", "0.1", "50010.5"),
+        ("filled", "0.2", "50020"),
+    ]
+    positions = await api.call(
+        "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
+    )
+    assert [(p["symbol"], p["qty"]) for p in positions] == [("BTCUSDT", "0.2")]
+
+
+async def test_sell_fills_reduce_the_position_below_zero(server: LiveServer) -> None:
+    # Arrange: a buy of 0.2 filled, then a sell of 0.3.
+    api = Api(server.http)
+    desk = await seed_desk(api)
+    follower = desk.followers[0]
+    buy = await push_fill(server, desk, "f-1", "buy", "2", "50000")
+    sell = await push_fill(server, desk, "f-2", "sell", "3", "51000")
+    await send_report(
+        api, follower, buy, {"status": "filled", "filled_qty": "0.2", "avg_price": "50000"}
+    )
+
+    # Act
+    await send_report(
+        api, follower, sell, {"status": "filled", "filled_qty": "0.3", "avg_price": "51000"}
+    )
+
+    # Assert
+    positions = await api.call(
+        "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
+    )
+    assert [(p["symbol"], p["qty"]) for p in positions] == [("BTCUSDT", "-0.1")]
+
+
+async def test_resending_a_report_changes_nothing(server: LiveServer) -> None:
+    # Arrange
+    api = Api(server.http)
+    desk = await seed_desk(api)
+    follower = desk.followers[0]
+    order_id = await push_fill(server, desk, "f-1")
+    body = {"status": "partially_filled", "filled_qty": "0.1", "avg_price": "50000"}
+    first = await send_report(api, follower, order_id, body)
+
+    # Act
+    again = await send_report(api, follower, order_id, body)
+    stale = await send_report(api, follower, order_id, {"status": "accepted"})
+
+    # Assert
+    assert statuses(first) == ["partially_filled"]
+    assert statuses(again) == statuses(stale) == ["partially_filled"]
+    assert stale["filled_qty"] == "0.1"
+    positions = await api.call(
+        "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
+    )
+    assert [p["qty"] for p in positions] == ["0.1"]
+
+
+async def test_report_filling_more_than_ordered_is_422_naming_filled_qty(
+    server: LiveServer,
+) -> None:
+    # Arrange
+    api = Api(server.http)
+    desk = await seed_desk(api)
+    follower = desk.followers[0]
+    order_id = await push_fill(server, desk, "f-1")  # qty 0.2
+
+    # Act
+    body = await send_report(
+        api,
+        follower,
+        order_id,
+        {"status": "partially_filled", "filled_qty": "0.3", "avg_price": "50000"},
+        expect=422,
+    )
+
+    # Assert
+    assert "filled_qty" in json.dumps(body)
+    order = await get_order(api, follower, order_id)
+    assert (order["status"], order["filled_qty"], order["events"]) == ("dispatched", "0", [])
+
+
+async def test_another_followers_key_and_unknown_orders_are_404(server: LiveServer) -> None:
+    # Arrange
+    api = Api(server.http)
+    desk = await seed_desk(api, followers=2)
+    owner, other = desk.followers
+    order_id = await push_fill(server, desk, "f-1")
+
+    # Act
+    foreign = await api.call(
+        "POST",
+        reports_path(owner, order_id),
+        404,
+        token=other.api_key,
+        json={"status": "accepted"},
+    )
+    # The other follower, on its own path, naming the owner's order id.
+    crossed = await send_report(api, other, order_id, {"status": "accepted"}, expect=404)
+    unknown = await send_report(api, owner, "no-such-order", {"status": "accepted"}, expect=404)
+
+    # Assert
+    assert foreign["detail"] == "follower not found"
+    assert crossed["detail"] == unknown["detail"] == "order not found"
+    order = await get_order(api, owner, order_id)
+    assert order["status"] == "dispatched"
+
+
+# --- report stream ---------------------------------------------------------------------------
+
+
+async def seeded(followers: int = 1) -> Desk:
+    """Accounts made through one server, which is then stopped.
+
+    The next server's report reader finds every follower's report stream at start-up. A follower
+    made while it runs is only picked up by its 5 s refresh (ReportReader.refresh_s), so its
+    first reports would take up to ~6 s to apply.
+    """
+    async with start_live_server(make_settings()) as first:
+        return await seed_desk(Api(first.http), followers)
+
+
+async def pending_reports(redis: Redis, follower: Follower) -> int:
+    return await pending_count(redis, report_stream(follower.id), GROUP)
+
+
+async def test_stream_reports_fill_the_order(clean: None, raw_redis: Redis) -> None:
+    # Arrange
+    desk = await seeded()
+    follower = desk.followers[0]
+    writer = ReportWriter(raw_redis)
+    async with start_live_server(make_settings()) as server:
+        api = Api(server.http)
+        order_id = await push_fill(server, desk, "f-1")
+
+        # Act
+        await writer.report(follower.id, order_id, "accepted")
+        await writer.report(
+            follower.id, order_id, "filled", filled_qty=Decimal("0.2"), avg_price=Decimal("50001")
+        )
+
+        # Assert
+        order = await wait_for_order(api, follower, order_id, lambda o: o["status"] == "filled")
+        assert (order["filled_qty"], order["avg_price"]) == ("0.2", "50001")
+        assert statuses(order) == ["accepted", "filled"]
+        await wait_until(lambda: _drained(raw_redis, follower), what="reports acknowledged")
+
+
+async def _drained(redis: Redis, follower: Follower) -> bool:
+    return await pending_reports(redis, follower) == 0
+
+
+async def test_bad_stream_reports_are_dead_lettered_and_acknowledged(
+    clean: None, raw_redis: Redis
+) -> None:
+    # Arrange
+    desk = await seeded(followers=2)
+    follower, other = desk.followers
+    async with start_live_server(make_settings()) as server:
+        api = Api(server.http)
+        order_id = await push_fill(server, desk, "f-1")
+        bad = [
+            b"{not json",
+            json.dumps({"order_id": order_id, "status": "exploded"}).encode(),
+            json.dumps({"order_id": order_id, "status": "filled", "filled_qty": "1"}).encode(),
+            json.dumps({"order_id": "no-such-order", "status": "accepted"}).encode(),
+        ]
+        stream = report_stream(follower.id)
+
+        # Act: the bad ones, then a good one behind them; and the owner's order id reported
+        # on the other follower's stream.
+        for raw in bad:
+            await xadd(raw_redis, stream, {"report": raw})
+        await xadd(raw_redis, stream, {"no_report_field": b"x"})
+        await ReportWriter(raw_redis).report(follower.id, order_id, "accepted")
+        await ReportWriter(raw_redis).report(other.id, order_id, "rejected", reason="not mine")
+
+        # Assert: the good one is applied, the bad ones dead-lettered, and all acknowledged.
+        order = await wait_for_order(api, follower, order_id, lambda o: o["status"] == "accepted")
+        assert statuses(order) == ["accepted"]
+
+        async def all_dead() -> bool:
+            mine = await raw_redis.xlen(report_dead_letter_stream(follower.id))
+            theirs = await raw_redis.xlen(report_dead_letter_stream(other.id))
+            return bool(mine == len(bad) + 1 and theirs == 1)
+
+        await wait_until(all_dead, what="dead letters")
+        await wait_until(lambda: _drained(raw_redis, follower), what="XPENDING 0")
+        await wait_until(lambda: _drained(raw_redis, other), what="XPENDING 0 (other)")
+        dead = await xrange(raw_redis, report_dead_letter_stream(follower.id))
+        assert [fields[b"report"] for _, fields in dead] == [*bad, b""]
+        order = await get_order(api, follower, order_id)
+        assert order["status"] == "accepted"
+
+
+# --- feed ------------------------------------------------------------------------------------
+
+
+async def next_message(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next feed message of type ``kind`` (others are skipped)."""
+    while True:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout=5))
+        if message["type"] == kind:
+            return message
+
+
+async def test_feed_shows_each_status_change(server: LiveServer) -> None:
+    # Arrange: the follower's feed is open, and has shown the order (so it is subscribed).
+    api = Api(server.http)
+    desk = await seed_desk(api)
+    follower = desk.followers[0]
+    url = f"{server.ws_url}/v1/followers/{follower.id}/orders/ws?token={follower.api_key}"
+    async with connect(url) as ws:
+        order_id = await push_fill(server, desk, "f-1")
+        created = await next_message(ws, "order")
+        assert created["order"]["order_id"] == order_id
+
+        # Act: a repeated report in the middle must not show up.
+        partial = {"status": "partially_filled", "filled_qty": "0.05", "avg_price": "50000"}
+        for body in (
+            {"status": "accepted"},
+            partial,
+            partial,
+            {"status": "filled", "filled_qty": "0.2", "avg_price": "50002.5"},
+        ):
+            await send_report(api, follower, order_id, body)
+        received = [await next_message(ws, "order_status") for _ in range(3)]
+
+    # Assert
+    assert [(m["order_id"], m["status"], m["filled_qty"]) for m in received] == [
+        (order_id, "accepted", "0"),
+        (order_id, "partially_filled", "0.05"),
+        (order_id, "filled", "0.2"),
+    ]
+    assert [m["avg_price"] for m in received] == [None, "50000", "50002.5"]
+
+
+# --- hostile and crashed cases ---------------------------------------------------------------
+
+
+async def test_rest_report_with_a_nul_in_reason_is_422(server: LiveServer) -> None:
+    # Arrange
+    api = Api(server.http)
+    desk = await seed_desk(api)
+    follower = desk.followers[0]
+    order_id = await push_fill(server, desk, "f-1")
+
+    # Act
+    body = await send_report(
+        api, follower, order_id, {"status": "rejected", "reason": "a\u0000b"}, expect=422
+    )
+
+    # Assert
+    assert "reason" in json.dumps(body)
+
+
+async def test_a_report_the_database_refuses_does_not_block_other_reports(
+    clean: None, raw_redis: Redis
+) -> None:
+    # Arrange
+    desk = await seeded(followers=2)
+    follower, other = desk.followers
+    async with start_live_server(make_settings()) as server:
+        api = Api(server.http)
+        order_id = await push_fill(server, desk, "f-1")
+        orders = await api.call("GET", f"/v1/followers/{other.id}/orders", 200, token=other.api_key)
+        (other_order,) = [o["order_id"] for o in orders]
+        poison = json.dumps({"order_id": order_id, "status": "rejected", "reason": "a\u0000b"})
+        await xadd(raw_redis, report_stream(follower.id), {"report": poison})
+        await asyncio.sleep(0.3)  # the reader has taken the poison
+
+        # Act: another follower's executor reports.
+        await ReportWriter(raw_redis).report(other.id, other_order, "accepted")
+
+        # Assert
+        await wait_for_order(
+            api, other, other_order, lambda o: o["status"] == "accepted", within=2.0
+        )
+        assert await raw_redis.xlen(report_dead_letter_stream(follower.id)) == 1
+
+
+async def test_reports_held_by_a_crashed_instance_are_applied_after_a_restart(
+    clean: None, raw_redis: Redis
+) -> None:
+    # Arrange: an instance read the report, then died before its commit and XACK.
+    desk = await seeded()
+    follower = desk.followers[0]
+    async with start_live_server(make_settings()) as server:
+        order_id = await push_fill(server, desk, "f-1")
+    await ReportWriter(raw_redis).report(follower.id, order_id, "accepted")
+    taken = await xread_new(raw_redis, GROUP, "crashed-instance", report_stream(follower.id), 10)
+    assert len(taken) == 1
+
+    # Act
+    async with start_live_server(make_settings()) as server:
+        api = Api(server.http)
+
+        # Assert
+        await wait_for_order(
+            api, follower, order_id, lambda o: o["status"] == "accepted", within=2.0
+        )
