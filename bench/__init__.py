@@ -1,0 +1,1 @@
+"""Benchmarks of the real service: `make bench` (or `python -m bench --help`)."""

@@ -1,0 +1,167 @@
+"""Run every benchmark against the real service and print/write the figures.
+
+    python -m bench [--quick] [--duration 60] [--only latency,fanout,throughput]
+
+Uses its own database (copytrade_bench) and Redis db (12): never the service's or the tests'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import asyncpg
+import uvloop
+from redis.asyncio import Redis
+
+from bench import scenarios
+from bench.naive import NaivePipeline
+from bench.seed import reset, seed_group
+from bench.service import ROOT, Service
+from bench.stats import Measurement, latency_summary, render, write_json
+
+DATABASE_URL = os.environ.get(
+    "COPYTRADE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade_bench"
+)
+REDIS_URL = os.environ.get("COPYTRADE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+RESULTS = ROOT / "bench" / "results"
+
+
+def prepare_database() -> None:
+    env = {**os.environ, "COPYTRADE_DATABASE_URL": DATABASE_URL}
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "createdb.py"), DATABASE_URL], check=True, env=env
+    )
+    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], check=True, env=env, cwd=ROOT)
+
+
+def pct(label: str, m: Measurement) -> str:
+    return f"{label}: p50 {m.ours.get('p50', 0):.2f} ms, p99 {m.ours.get('p99', 0):.2f} ms"
+
+
+async def main(args: argparse.Namespace) -> list[Measurement]:
+    dsn = DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    async with pool.acquire() as conn:
+        await reset(conn)
+        single = await seed_group(conn, "latency", 1)
+        fan_1k = await seed_group(conn, "fan1k", 1_000)
+        fan_10k = await seed_group(conn, "fan10k", 10_000)
+        sustained = [await seed_group(conn, f"tp{i}", 1_000) for i in range(10)]
+        naive_single = await seed_group(conn, "n-latency", 1)
+        naive_1k = await seed_group(conn, "n-fan1k", 1_000)
+        naive_10k = await seed_group(conn, "n-fan10k", 10_000)
+        naive_tp = [await seed_group(conn, f"ntp{i}", 1_000) for i in range(10)]
+    service = Service(DATABASE_URL, REDIS_URL, RESULTS / "service.log")
+    await service.start()
+    naive = NaivePipeline(pool, redis)
+    results: list[Measurement] = []
+    only = set(args.only.split(",")) if args.only else None
+    try:
+        if not only or "latency" in only:
+            ours = await scenarios.latency(service.ws_url, redis, single, args.fills)
+            base = await scenarios.latency_naive(naive, redis, naive_single, args.fills // 4)
+            m = Measurement(
+                "latency, 1 follower",
+                "ms",
+                latency_summary(ours),
+                latency_summary(base),
+                "frame sent -> order readable in the stream",
+            )
+            results.append(m)
+            print(pct("latency", m), flush=True)
+        if not only or "fanout" in only:
+            for label, group, naive_group, naive_fills in (
+                ("fan-out 1,000", fan_1k, naive_1k, 3),
+                ("fan-out 10,000", fan_10k, naive_10k, 1),
+            ):
+                ours = await scenarios.fanout(service.ws_url, redis, group, args.fan_fills)
+                base = await scenarios.fanout_naive(naive, naive_group, naive_fills)
+                m = Measurement(
+                    label,
+                    "ms",
+                    latency_summary(ours),
+                    latency_summary(base),
+                    "frame sent -> ack (all orders committed and in their streams);"
+                    f" baseline over {naive_fills} fill(s)",
+                )
+                results.append(m)
+                print(pct(label, m), flush=True)
+        if not only or "throughput" in only:
+            ids = [f for g in sustained for f in g.followers[:100]]
+            watchers = scenarios.FeedWatchers(
+                service.ws_url, service.env["COPYTRADE_ADMIN_TOKEN"], ids[: args.feed]
+            )
+            await watchers.start()
+            rate, samples, _ = await scenarios.throughput(service.ws_url, sustained, args.duration)
+            await asyncio.sleep(1.0)
+            await watchers.stop()
+            base_rate, base_samples = await scenarios.throughput_naive(
+                naive, naive_tp, min(args.duration, 10.0)
+            )
+            results += [
+                Measurement(
+                    "sustained, 10x1,000",
+                    "orders/s",
+                    {"rate": rate},
+                    {"rate": base_rate},
+                    lower_is_better=False,
+                ),
+                Measurement(
+                    "sustained fill latency",
+                    "ms",
+                    latency_summary(samples),
+                    latency_summary(base_samples),
+                    "frame sent -> ack, 10 leaders at once",
+                ),
+                Measurement(
+                    f"feed, {args.feed} sockets",
+                    "ms",
+                    latency_summary(watchers.samples),
+                    notes="order created -> received on the websocket, during the sustained run",
+                ),
+            ]
+            print(f"throughput: {rate:,.0f} orders/s", flush=True)
+    finally:
+        await service.stop()
+        await pool.close()
+        await redis.aclose()
+    return results
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--fills", type=int, default=2000, help="latency fills")
+    parser.add_argument("--fan-fills", type=int, default=10, help="fan-out fills per size")
+    parser.add_argument("--duration", type=float, default=60.0, help="throughput seconds")
+    parser.add_argument("--feed", type=int, default=1000, help="feed websocket subscribers")
+    parser.add_argument("--only", default="", help="comma list: latency,fanout,throughput")
+    parser.add_argument("--quick", action="store_true", help="short run for a smoke check")
+    args = parser.parse_args()
+    if args.quick:
+        args.fills, args.fan_fills, args.duration, args.feed = 200, 3, 5.0, 100
+    prepare_database()
+    started = time.time()
+    results = uvloop.run(main(args))
+    print()
+    print(render(results))
+    meta = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "python": platform.python_version(),
+        "args": vars(args),
+    }
+    out = RESULTS / "latest.json"
+    write_json(out, results, meta)
+    print(f"\nwritten: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    cli()

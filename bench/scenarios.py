@@ -1,0 +1,210 @@
+"""The measurements: latency, fan-out, sustained throughput, feed; each also for the baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+from app.dispatch.keys import order_stream
+from bench.naive import NaivePipeline
+from bench.seed import Group
+
+
+def frame(fill_id: str, side: str = "buy", qty: str = "1", price: str = "50000") -> str:
+    return json.dumps(
+        {"type": "fill", "fill_id": fill_id, "symbol": "BTCUSDT", "side": side, "qty": qty,
+         "price": price}
+    )  # fmt: skip
+
+
+async def push(ws_url: str, group: Group) -> ClientConnection:
+    return await connect(
+        f"{ws_url}/v1/leaders/{group.leader_id}/fills/ws",
+        additional_headers={"Authorization": f"Bearer {group.push_token}"},
+        max_size=2**20,
+    )
+
+
+async def wait_entry(redis: Redis, stream: str, last_id: str) -> str:
+    """Block until an entry after ``last_id`` is readable; return its id."""
+    while True:
+        response: Any = await redis.xread({stream: last_id}, count=1, block=5000)
+        if response:
+            entry_id: bytes = response[0][1][0][0]
+            return entry_id.decode()
+
+
+def side_for(n: int) -> str:
+    # Alternate so that position-aware sizing keeps producing orders of the same size.
+    return "buy" if n % 2 == 0 else "sell"
+
+
+async def latency(ws_url: str, redis: Redis, group: Group, fills: int) -> list[float]:
+    """Frame sent -> order readable in the follower's stream, one fill at a time."""
+    stream = order_stream(group.followers[0])
+    last_id = "$"
+    samples = []
+    ws = await push(ws_url, group)
+    try:
+        for n in range(50 + fills):  # the first 50 warm up caches and connections
+            waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
+            await asyncio.sleep(0)
+            started = time.perf_counter()
+            await ws.send(frame(f"lat-{n}", side_for(n)))
+            last_id = await waiter
+            elapsed = time.perf_counter() - started
+            ack = json.loads(await ws.recv())
+            assert ack.get("status") == "accepted", ack
+            if n >= 50:
+                samples.append(elapsed)
+    finally:
+        await ws.close()
+    return samples
+
+
+async def latency_naive(
+    naive: NaivePipeline, redis: Redis, group: Group, fills: int
+) -> list[float]:
+    stream = order_stream(group.followers[0])
+    last_id = "$"
+    samples = []
+    for n in range(20 + fills):
+        waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
+        await asyncio.sleep(0)
+        started = time.perf_counter()
+        await naive.handle_fill(
+            group.leader_id, f"nlat-{n}", side_for(n), Decimal(1), Decimal(50000)
+        )
+        last_id = await waiter
+        if n >= 20:
+            samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def fanout(ws_url: str, redis: Redis, group: Group, fills: int) -> list[float]:
+    """Frame sent -> ack. The ack follows the commit and the enqueue of every order."""
+    samples = []
+    ws = await push(ws_url, group)
+    last = order_stream(group.followers[-1])
+    try:
+        for n in range(2 + fills):
+            before = await redis.xlen(last)
+            started = time.perf_counter()
+            await ws.send(frame(f"fan-{n}", side_for(n)))
+            ack = json.loads(await ws.recv())
+            elapsed = time.perf_counter() - started
+            assert ack.get("status") == "accepted", ack
+            assert await redis.xlen(last) == before + 1, "last follower's order not in stream"
+            if n >= 2:
+                samples.append(elapsed)
+    finally:
+        await ws.close()
+    return samples
+
+
+async def fanout_naive(naive: NaivePipeline, group: Group, fills: int) -> list[float]:
+    samples = []
+    for n in range(fills):
+        started = time.perf_counter()
+        await naive.handle_fill(group.leader_id, f"nfan-{n}", side_for(n), Decimal(1), Decimal(1))
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def _leader_loop(
+    ws_url: str, group: Group, deadline: float, samples: list[float], tag: str
+) -> int:
+    ws = await push(ws_url, group)
+    sent = 0
+    try:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await ws.send(frame(f"{tag}-{sent}", side_for(sent)))
+            ack = json.loads(await ws.recv())
+            assert ack.get("status") == "accepted", ack
+            samples.append(time.perf_counter() - started)
+            sent += 1
+    finally:
+        await ws.close()
+    return sent
+
+
+async def throughput(
+    ws_url: str, groups: list[Group], duration_s: float
+) -> tuple[float, list[float], float]:
+    """All leaders fill as fast as they are acknowledged. Returns (orders/s, latencies, secs)."""
+    samples: list[float] = []
+    started = time.perf_counter()
+    deadline = started + duration_s
+    counts = await asyncio.gather(
+        *(_leader_loop(ws_url, g, deadline, samples, f"tp{i}") for i, g in enumerate(groups))
+    )
+    elapsed = time.perf_counter() - started
+    orders = sum(c * len(g.subscriptions) for c, g in zip(counts, groups, strict=True))
+    return orders / elapsed, samples, elapsed
+
+
+async def throughput_naive(
+    naive: NaivePipeline, groups: list[Group], duration_s: float
+) -> tuple[float, list[float]]:
+    samples: list[float] = []
+    started = time.perf_counter()
+    deadline = started + duration_s
+
+    async def loop(group: Group, tag: str) -> int:
+        orders = 0
+        n = 0
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            orders += await naive.handle_fill(
+                group.leader_id, f"{tag}-{n}", side_for(n), Decimal(1), Decimal(1)
+            )
+            samples.append(time.perf_counter() - t0)
+            n += 1
+        return orders
+
+    total = sum(await asyncio.gather(*(loop(g, f"ntp{i}") for i, g in enumerate(groups))))
+    return total / (time.perf_counter() - started), samples
+
+
+class FeedWatchers:
+    """Websocket subscribers on followers' order feeds, recording delivery latency."""
+
+    def __init__(self, ws_url: str, admin_token: str, follower_ids: list[Any]) -> None:
+        self.urls = [
+            f"{ws_url}/v1/followers/{fid}/orders/ws?token={admin_token}" for fid in follower_ids
+        ]
+        self.samples: list[float] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = 0
+
+    async def start(self) -> None:
+        for url in self.urls:
+            self._tasks.append(asyncio.create_task(self._watch(url)))
+        for _ in range(400):
+            if self.connected == len(self.urls):
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"only {self.connected}/{len(self.urls)} feed sockets connected")
+
+    async def _watch(self, url: str) -> None:
+        async with connect(url, max_size=2**20) as ws:
+            self.connected += 1
+            async for raw in ws:
+                received = datetime.now(UTC)
+                message = json.loads(raw)
+                if message.get("type") == "order":
+                    created = datetime.fromisoformat(message["order"]["created_at"])
+                    self.samples.append((received - created).total_seconds())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
