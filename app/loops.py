@@ -56,3 +56,29 @@ async def supervise(
             delay = backoff.next_delay()
             log.warning("loop_error", loop=name, error=repr(exc), retry_in_s=round(delay, 3))
             await asyncio.sleep(delay)
+
+
+class SupervisedTask:
+    """A supervised loop as a background task: what every long-running component holds."""
+
+    def __init__(self, name: str, body: Callable[[Backoff], Awaitable[None]], backoff: Backoff):
+        self.name = name
+        self._body = body
+        self._backoff = backoff
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(
+            supervise(self.name, self._body, self._backoff), name=self.name
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        """Cancel the loop and wait until its cleanup (``finally`` blocks) has run."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.repositories.orders import OrderRepository
 from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, OutboxItem
-from app.loops import Backoff, supervise
+from app.loops import Backoff, SupervisedTask
 from app.metrics import RELAYED
 
 log = structlog.get_logger(__name__)
@@ -36,18 +36,14 @@ class OutboxRelay:
         self._enqueuer = enqueuer
         self._interval_s = interval_s
         self._min_age_s = min_age_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = SupervisedTask("outbox_relay", self._run, Backoff(0.2, 10.0))
         self.backlog = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(
-            supervise("outbox_relay", self._run, Backoff(0.2, 10.0)), name="outbox-relay"
-        )
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def _run(self, backoff: Backoff) -> None:
         min_age = 0.0  # at start-up nothing in flight belongs to a live request: send it all

@@ -28,7 +28,7 @@ from app.dispatch.keys import feed_channel, report_dead_letter_stream, report_st
 from app.domain.decimals import MAX_DIGITS, fmt, is_bounded
 from app.domain.lifecycle import OrderState, Report, ReportError, ReportStatus, apply_report
 from app.domain.model import Side
-from app.loops import Backoff, supervise
+from app.loops import Backoff, SupervisedTask
 from app.metrics import REPORTS
 
 log = structlog.get_logger(__name__)
@@ -168,17 +168,13 @@ class ReportReader:
         self._refresh_s = refresh_s
         self._consumer = f"{socket.gethostname()}-{id(self):x}"
         self._streams: dict[str, UUID] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = SupervisedTask("report_reader", self._run, Backoff(0.2, 10.0))
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(
-            supervise("report_reader", self._run, Backoff(0.2, 10.0)), name="report-reader"
-        )
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def track(self, follower_id: UUID) -> None:
         """Start reading a follower's report stream now (other instances find it on refresh)."""

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.accounts import FollowerRepository
 from app.dispatch.keys import order_stream, report_stream, stream_id
-from app.loops import Backoff, supervise
+from app.loops import Backoff, SupervisedTask
 
 log = structlog.get_logger(__name__)
 
@@ -64,17 +64,13 @@ class StreamTrimmer:
         self._redis = redis
         self._retention_s = retention_s
         self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = SupervisedTask("stream_trim", self._run, Backoff(1.0, 60.0))
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(
-            supervise("stream_trim", self._run, Backoff(1.0, 60.0)), name="stream-trim"
-        )
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def trim_all(self) -> int:
         async with self._sessionmaker() as session:

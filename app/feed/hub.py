@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from app.dispatch.keys import feed_channel
-from app.loops import Backoff, supervise
+from app.loops import Backoff, SupervisedTask
 from app.metrics import FEED_SOCKETS
 
 log = structlog.get_logger(__name__)
@@ -43,18 +43,14 @@ class FeedHub:
         self._redis = redis
         self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = SupervisedTask("feed_hub", self._pump, Backoff(0.2, 5.0))
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(
-            supervise("feed_hub", self._pump, Backoff(0.2, 5.0)), name="feed-hub"
-        )
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def subscribe(self, follower_id: UUID) -> Subscriber:

@@ -11,7 +11,7 @@ import structlog
 from websockets.asyncio.client import connect
 
 from app.ingest.handler import handle_frame
-from app.loops import Backoff, supervise
+from app.loops import Backoff, SupervisedTask
 from app.metrics import LISTENERS_CONNECTED, RECONNECTS
 from app.pipeline import Pipeline
 
@@ -54,27 +54,21 @@ class GenericFeedListener:
         self.leader_id = leader_id
         self.url = url
         self._pipeline = pipeline
-        self._backoff = backoff
         self._ping_interval_s = ping_interval_s
         self._idle_timeout_s = idle_timeout_s
         self._max_frame_bytes = max_frame_bytes
         self.status = ListenerState()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = SupervisedTask(f"feed:{leader_id}", self._session, backoff)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            supervise(f"feed:{self.leader_id}", self._session, self._backoff),
-            name=f"feed-{self.leader_id}",
-        )
+        self._loop.start()
 
     @property
     def alive(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._loop.alive
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
         self.status.state = "stopped"
 
     async def _session(self, backoff: Backoff) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.equity import EquityRepository
 from app.domain.model import EquityReading
-from app.loops import Backoff, supervise
+from app.loops import Backoff, SupervisedTask
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,7 @@ class EquityCache:
         self._dsn = dsn
         self._resync_s = resync_s
         self._readings: dict[AccountKey, EquityReading] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = SupervisedTask("equity_listen", self._listen, Backoff(0.2, 10.0))
         self.listening = False
 
     def leader(self, leader_id: UUID) -> EquityReading | None:
@@ -87,14 +87,10 @@ class EquityCache:
 
     async def start(self) -> None:
         await self.reload()
-        self._task = asyncio.create_task(
-            supervise("equity_listen", self._listen, Backoff(0.2, 10.0)), name="equity-cache"
-        )
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
     async def _listen(self, backoff: Backoff) -> None:
         conn = await asyncpg.connect(self._dsn)
