@@ -23,6 +23,18 @@ class SkipReason(enum.StrEnum):
     ROUNDS_TO_ZERO = "rounds_to_zero"
     BELOW_MIN_QTY = "below_min_qty"
     BELOW_MIN_NOTIONAL = "below_min_notional"
+    # Position-aware sizing (app.domain.planner).
+    STALE_EQUITY = "stale_equity"
+    SYMBOL_NOT_ALLOWED = "symbol_not_allowed"
+    SYMBOL_DENIED = "symbol_denied"
+    SUBSCRIPTION_PAUSED = "subscription_paused"
+    CLOSE_ONLY = "close_only"
+    NO_POSITION_TO_REDUCE = "no_position_to_reduce"
+    TARGET_REACHED = "target_reached"
+    # A cap left no room at all; named like the setting, as in Plan.clamps.
+    MAX_ORDER_NOTIONAL = "max_order_notional"
+    MAX_POSITION_NOTIONAL = "max_position_notional"
+    MAX_LEVERAGE = "max_leverage"
 
 
 @dataclass(frozen=True, slots=True)
