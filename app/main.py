@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import followers, health, instruments, leaders, orders
+from app.api import followers, health, instruments, leaders, orders, subscriptions
 from app.feed import ws as feed_ws
 from app.ingest import push
 from app.logging import configure_logging
@@ -35,6 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Leader fills in, proportional follower orders out.",
         lifespan=lifespan,
     )
-    for module in (health, leaders, instruments, followers, orders, push, feed_ws):
+    for module in (
+        health,
+        leaders,
+        instruments,
+        followers,
+        subscriptions,
+        orders,
+        push,
+        feed_ws,
+    ):
         app.include_router(module.router)
     return app

@@ -1,4 +1,4 @@
-"""The fill pipeline: record and size in one transaction, then dispatch after the commit."""
+"""The fill pipeline: size and record in one statement, then dispatch after the commit."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.equity import EquityRepository
-from app.db.repositories.orders import OrderRepository
 from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, OutboxItem
-from app.domain.model import EquityReading, Fill, MirrorOrder
-from app.metrics import DISPATCH_ERRORS, FILL_LATENCY, FILLS, ORDERS
+from app.dispatch.marker import DispatchMarker
+from app.domain.model import EquityReading, Fill
+from app.metrics import DISPATCH_ERRORS, FILL_LATENCY, FILLS, ORDERS, STAGE_LATENCY
+from app.sizing.engine import PlannedOrder, SizingEngine
 from app.sizing.equity_cache import EquityCache
-from app.sizing.service import SizingService
 
 log = structlog.get_logger(__name__)
 
@@ -26,73 +26,69 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class FillResult:
     status: str  # "accepted" | "duplicate"
-    orders: tuple[MirrorOrder, ...] = ()
+    orders: tuple[PlannedOrder, ...] = ()
 
 
 class Pipeline:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: SizingEngine,
         equity: EquityCache,
         enqueuer: Enqueuer,
-        order_ttl_s: float,
+        marker: DispatchMarker,
+        sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         self._sessionmaker = sessionmaker
+        self.engine = engine
         self.equity = equity
-        self._sizing = SizingService(equity, order_ttl_s)
         self._enqueuer = enqueuer
+        self._marker = marker
 
     async def handle_fill(self, fill: Fill) -> FillResult:
-        """Process one leader fill. Returns once the fill and its orders are committed.
-
-        Orders are pushed to Redis right after the commit; if that fails they stay pending
-        in Postgres and the outbox relay sends them, so an accepted fill is never lost.
-        """
+        """Process one leader fill. Returns once the fill and its orders are committed and
+        enqueued (or, if Redis failed, left to the outbox relay: never lost)."""
         started = time.perf_counter()
-        async with UnitOfWork(self._sessionmaker) as uow:
-            sized = await self._sizing.size_fill(uow.session, fill)
-            if sized.duplicate:
-                await uow.rollback()
-                FILLS.labels(status="duplicate").inc()
-                log.info("fill_duplicate", leader_id=str(fill.leader_id), fill_id=fill.fill_id)
-                return FillResult("duplicate")
-            await uow.commit()
+        outcome = await self.engine.process(fill)
+        committed = time.perf_counter()
+        STAGE_LATENCY.labels(stage="committed").observe(committed - started)
+        if outcome.duplicate:
+            FILLS.labels(status="duplicate").inc()
+            log.info("fill_duplicate", leader_id=str(fill.leader_id), fill_id=fill.fill_id)
+            return FillResult("duplicate")
         FILLS.labels(status="accepted").inc()
-        for order, _ in sized.orders:
-            reason = order.sizing.skip_reason
-            ORDERS.labels(status=order.status.value, reason=reason.value if reason else "").inc()
+        for order in outcome.orders:
+            ORDERS.labels(status=order.status, reason=order.skip_reason or "").inc()
         await self.dispatch(
             [
                 OutboxItem(
-                    order.order_id,
-                    order.follower_id,
-                    payload,
-                    order.sizing.skip_reason.value if order.sizing.skip_reason else None,
+                    o.order_id, o.follower_id, o.payload, o.skip_reason, o.status == "skipped"
                 )
-                for order, payload in sized.orders
+                for o in outcome.orders
             ]
         )
-        FILL_LATENCY.observe(time.perf_counter() - started)
+        done = time.perf_counter()
+        STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
+        FILL_LATENCY.observe(done - started)
         log.info(
             "fill_accepted",
             leader_id=str(fill.leader_id),
             fill_id=fill.fill_id,
-            orders=[o.order_id for o, _ in sized.orders],
+            orders=len(outcome.orders),
         )
-        return FillResult("accepted", tuple(o for o, _ in sized.orders))
+        return FillResult("accepted", outcome.orders)
 
     async def dispatch(self, items: list[OutboxItem]) -> None:
-        """Enqueue committed orders and mark them dispatched; failures are left to the relay."""
+        """Enqueue committed orders; their "dispatched" mark is written in the background.
+        On failure they stay pending for the relay."""
         if not items:
             return
         try:
             confirmed = await self._enqueuer.enqueue(items)
-            async with UnitOfWork(self._sessionmaker) as uow:
-                await OrderRepository(uow.session).mark_dispatched(confirmed)
-                await uow.commit()
         except Exception as exc:
             DISPATCH_ERRORS.inc()
             log.warning("dispatch_deferred_to_relay", error=repr(exc), orders=len(items))
+            return
+        self._marker.add(confirmed)
 
     async def record_equity(
         self,

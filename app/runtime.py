@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from uuid import UUID
 
+import asyncpg
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -12,6 +14,7 @@ from sqlalchemy import text
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.session import UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
+from app.dispatch.marker import DispatchMarker
 from app.dispatch.relay import OutboxRelay
 from app.dispatch.reports import ReportReader, ReportService
 from app.dispatch.trim import StreamTrimmer
@@ -19,9 +22,19 @@ from app.feed.hub import FeedHub
 from app.ingest.client import ListenerManager
 from app.pipeline import Pipeline
 from app.settings import Settings
+from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 
 log = structlog.get_logger(__name__)
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool reset hook: our connections keep no session state worth a RESET round trip."""
+
+
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    """Read jsonb columns as Python values (asyncpg's default is the JSON text)."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 class Runtime:
@@ -40,8 +53,20 @@ class Runtime:
             self.sessionmaker, asyncpg_dsn(settings.database_url), settings.equity_resync_s
         )
         self.enqueuer = Enqueuer(self.redis, settings.dedupe_ttl_s)
+        # The hot path talks to Postgres on raw asyncpg: no ORM, no reset round trip on release.
+        self.pg = asyncpg.create_pool(
+            asyncpg_dsn(settings.database_url),
+            min_size=2,
+            max_size=settings.db_pool_size,
+            reset=_keep_session,
+            init=_json_codecs,
+            server_settings={"application_name": "copytrade-hot"},
+        )
+        self.sizing = SizingEngine(self.pg, self.equity, settings.order_ttl_s)
+        self.equity.on_change(self._on_change)
+        self.marker = DispatchMarker(self.pg)
         self.pipeline = Pipeline(
-            self.sessionmaker, self.equity, self.enqueuer, settings.order_ttl_s
+            self.sizing, self.equity, self.enqueuer, self.marker, self.sessionmaker
         )
         self.relay = OutboxRelay(
             self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
@@ -68,11 +93,28 @@ class Runtime:
             settings.max_frame_bytes,
         )
         self._background: list[asyncio.Task[None]] = []
+        self._opened = False
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessionmaker)
 
+    def _on_change(self, kind: str, key: str) -> None:
+        if kind == "leader":
+            self.sizing.invalidate(UUID(key))
+        elif kind == "instrument":
+            self.sizing.invalidate_instruments()
+        else:  # "resync": we may have missed notifications
+            self.sizing.invalidate_all()
+
+    async def open(self) -> None:
+        """Open the connection pools (start() does it too): enough to process fills."""
+        if not self._opened:
+            await self.pg
+            self._opened = True
+
     async def start(self) -> None:
+        await self.open()
+        await self.marker.start()
         await self.equity.start()
         await self.feed.start()
         await self.relay.start()
@@ -98,9 +140,12 @@ class Runtime:
         await self.relay.stop()
         await self.report_reader.stop()
         await self.trimmer.stop()
+        await self.marker.stop()
         await self.feed.stop()
         await self.equity.stop()
         await self.redis.aclose()
+        if self._opened:
+            await self.pg.close()
         await self.engine.dispose()
 
     async def follower_for_key_hash(self, key_hash: str) -> UUID | None:

@@ -88,6 +88,19 @@ class Api:
         assert response.status_code == expect, (method, path, response.status_code, response.text)
         return response.json() if response.content else None
 
+    async def settled_orders(
+        self, follower_id: str, token: str | None = None, timeout_s: float = 5.0
+    ) -> Any:
+        """GET the follower's orders once none is still 'pending': the "dispatched" mark is
+        written in the background right after the order reaches Redis."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            orders = await self.call("GET", f"/v1/followers/{follower_id}/orders", 200, token)
+            if all(o["status"] != "pending" for o in orders):
+                return orders
+            assert asyncio.get_running_loop().time() < deadline, "orders stayed pending"
+            await asyncio.sleep(0.02)
+
     async def leader(self, name: str = "leader", feed: dict[str, Any] | None = None) -> Any:
         body = {"name": name, "feed": feed or {"kind": "push"}}
         return await self.call("POST", "/v1/leaders", 201, json=body)

@@ -24,8 +24,12 @@ async def put_instrument(
     uow: UowDep,
 ) -> InstrumentOut:
     row = await InstrumentRepository(uow.session).upsert(
-        symbol, body.qty_step, body.min_qty, body.min_notional
+        symbol, body.qty_step, body.min_qty, body.min_notional, body.price_step
     )
     return InstrumentOut(
-        symbol=row.symbol, qty_step=row.qty_step, min_qty=row.min_qty, min_notional=row.min_notional
+        symbol=row.symbol,
+        qty_step=row.qty_step,
+        min_qty=row.min_qty,
+        min_notional=row.min_notional,
+        price_step=row.price_step,
     )

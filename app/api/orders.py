@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
+import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import Field
 
@@ -19,7 +20,6 @@ from app.api.schemas import (
     OrderDetail,
     OrderEventOut,
     OrderOut,
-    PositionOut,
     Positive,
     Request,
 )
@@ -28,6 +28,7 @@ from app.db.tables import FollowerOrder, LeaderFill
 from app.dispatch.reports import REASON_PATTERN, UnknownOrder
 from app.domain.lifecycle import Report, ReportError, ReportStatus
 
+_payload_decoder = msgspec.json.Decoder()
 router = APIRouter(prefix="/v1/followers", tags=["orders"], route_class=DecimalRoute)
 OrderId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -51,6 +52,8 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
         qty=order.qty,
         type=order.type,
         reduce_only=order.reduce_only,
+        limit_price=order.limit_price,
+        time_in_force=order.time_in_force,
         status=order.status,
         skip_reason=order.skip_reason,
         filled_qty=order.filled_qty,
@@ -58,7 +61,7 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
         created_at=order.created_at,
         dispatched_at=order.dispatched_at,
         valid_until=order.valid_until,
-        sizing=order.sizing,
+        sizing=_payload_decoder.decode(order.payload)["sizing"],
     )
 
 
@@ -134,11 +137,3 @@ async def report_order(
     except ReportError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
     return await _order_detail(uow, follower_id, order_id)
-
-
-@router.get("/{follower_id}/positions")
-async def positions(follower_id: UUID, principal: PrincipalDep, uow: UowDep) -> list[PositionOut]:
-    """The follower's actual positions, from its executor's fill reports."""
-    await get_follower_or_404(uow, principal, follower_id)
-    rows = await LifecycleRepository(uow.session).positions(follower_id)
-    return [PositionOut(symbol=p.symbol, qty=p.qty, updated_at=p.updated_at) for p in rows]

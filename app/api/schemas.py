@@ -15,6 +15,7 @@ from pydantic import (
     PlainSerializer,
     UrlConstraints,
     field_validator,
+    model_validator,
 )
 
 from app.domain.decimals import fmt
@@ -95,6 +96,9 @@ class InstrumentIn(Request):
     qty_step: Positive
     min_qty: NonNegative = Decimal(0)
     min_notional: NonNegative = Decimal(0)
+    price_step: Positive | None = Field(
+        default=None, description="Tick size: limit prices (max_slippage) round to it."
+    )
 
 
 class InstrumentOut(BaseModel):
@@ -102,6 +106,7 @@ class InstrumentOut(BaseModel):
     qty_step: DecimalStr
     min_qty: DecimalStr
     min_notional: DecimalStr
+    price_step: DecimalStr | None
 
 
 class FollowerCreate(Request):
@@ -118,14 +123,56 @@ class FollowerCreated(FollowerOut):
     api_key: str = Field(description="The follower's API key. Shown only once.")
 
 
+class SymbolsIn(Request):
+    allow: list[Symbol] | None = Field(
+        default=None, max_length=500, description="Only these leader symbols are copied."
+    )
+    deny: list[Symbol] = Field(default_factory=list, max_length=500)
+    map: dict[Symbol, Symbol] = Field(
+        default_factory=dict, max_length=500, description="Leader symbol -> follower symbol."
+    )
+
+
+class SizingIn(Request):
+    """How a subscription sizes its orders, and the caps on them. All optional."""
+
+    mode: Literal["target", "per_fill", "fixed_multiplier", "fixed_notional"] = "target"
+    notional: Positive | None = Field(
+        default=None, description="Quote amount per opening fill (fixed_notional)."
+    )
+    max_order_notional: Positive | None = None
+    max_position_notional: Positive | None = Field(default=None, description="Per symbol.")
+    max_leverage: Positive | None = Field(
+        default=None, description="Follower gross exposure / equity."
+    )
+    symbols: SymbolsIn | None = None
+    max_slippage: Annotated[_DecimalIn, Field(ge=0, lt=1)] | None = Field(
+        default=None, description="Opening orders become IOC limits at leader price +/- this."
+    )
+    max_equity_age_s: Annotated[int, Field(gt=0, le=30 * 86400)] | None = Field(
+        default=None, description="Older equity snapshots count as missing (stale_equity)."
+    )
+    equity_floor: NonNegative | None = Field(
+        default=None, description="Below this follower equity the subscription goes close_only."
+    )
+
+    @model_validator(mode="after")
+    def _notional_for_fixed_notional(self) -> SizingIn:
+        if self.mode == "fixed_notional" and self.notional is None:
+            raise ValueError("notional: required when mode is fixed_notional")
+        return self
+
+
 class SubscriptionCreate(Request):
     leader_id: UUID
     multiplier: Positive = Decimal(1)
+    sizing: SizingIn = Field(default_factory=SizingIn)
 
 
 class SubscriptionPatch(Request):
-    status: Literal["active", "paused"] | None = None
+    status: Literal["active", "paused", "close_only"] | None = None
     multiplier: Positive | None = None
+    sizing: SizingIn | None = Field(default=None, description="Replaces the whole object.")
 
 
 class SubscriptionOut(BaseModel):
@@ -134,7 +181,25 @@ class SubscriptionOut(BaseModel):
     follower_id: UUID
     multiplier: DecimalStr
     status: str
+    status_reason: str | None
+    sizing: dict[str, Any]
     created_at: datetime
+
+
+class SubscriptionPositionOut(BaseModel):
+    subscription_id: UUID
+    leader_id: UUID
+    symbol: str = Field(description="The follower's symbol.")
+    leader_symbol: str
+    position: DecimalStr = Field(description="What sizing assumes the follower holds.")
+    target: DecimalStr | None = Field(description="Leader position x equity ratio x multiplier.")
+    leader_position: DecimalStr
+    actual: DecimalStr | None = Field(description="From executor fill reports, when any.")
+
+
+class LeaderPositionOut(BaseModel):
+    symbol: str
+    qty: DecimalStr
 
 
 class OrderOut(BaseModel):
@@ -148,6 +213,8 @@ class OrderOut(BaseModel):
     qty: DecimalStr
     type: str
     reduce_only: bool
+    limit_price: DecimalStr | None
+    time_in_force: str | None
     status: str
     skip_reason: str | None
     filled_qty: DecimalStr
@@ -180,8 +247,3 @@ class OrderDetail(OrderOut):
     fill: FillOut
     events: list[OrderEventOut]
 
-
-class PositionOut(BaseModel):
-    symbol: str
-    qty: DecimalStr
-    updated_at: datetime

@@ -105,12 +105,14 @@ class Instrument(Base):
         CheckConstraint("qty_step > 0", name="qty_step_positive"),
         CheckConstraint("min_qty >= 0", name="min_qty_nonnegative"),
         CheckConstraint("min_notional >= 0", name="min_notional_nonnegative"),
+        CheckConstraint("price_step > 0", name="price_step_positive"),
     )
 
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
     qty_step: Mapped[Decimal]
     min_qty: Mapped[Decimal]
     min_notional: Mapped[Decimal]
+    price_step: Mapped[Decimal | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
@@ -118,7 +120,9 @@ class Subscription(Base):
     __tablename__ = "subscription"
     __table_args__ = (
         CheckConstraint("multiplier > 0", name="multiplier_positive"),
-        CheckConstraint("status IN ('active', 'paused', 'deleted')", name="status_known"),
+        CheckConstraint(
+            "status IN ('active', 'paused', 'close_only', 'deleted')", name="status_known"
+        ),
         # One live subscription per (follower, leader); deleted ones stay for order history.
         Index(
             "uq_subscription_follower_leader_live",
@@ -128,7 +132,9 @@ class Subscription(Base):
             postgresql_where=text("status <> 'deleted'"),
         ),
         Index(
-            "ix_subscription_leader_active", "leader_id", postgresql_where=text("status = 'active'")
+            "ix_subscription_leader_live",
+            "leader_id",
+            postgresql_where=text("status IN ('active', 'close_only')"),
         ),
     )
 
@@ -137,8 +143,34 @@ class Subscription(Base):
     leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
     multiplier: Mapped[Decimal]
     status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    # Sizing mode and controls (app.api.schemas.SizingIn), validated at the API.
+    sizing: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class LeaderPosition(Base):
+    """The leader's position per symbol (signed), from its fills."""
+
+    __tablename__ = "leader_position"
+
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SubscriptionPosition(Base):
+    """The position sizing assumes a subscription holds (signed, follower symbol): moved by the
+    orders it sends, corrected by executor reports of what did not fill."""
+
+    __tablename__ = "subscription_position"
+
+    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class LeaderFill(Base):
@@ -199,10 +231,12 @@ class FollowerOrder(Base):
     qty: Mapped[Decimal]
     type: Mapped[str] = mapped_column(String(16))
     reduce_only: Mapped[bool]
+    limit_price: Mapped[Decimal | None]
+    time_in_force: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
     skip_reason: Mapped[str | None] = mapped_column(String(32))
-    sizing: Mapped[dict[str, Any]]
-    # The exact JSON put on the stream, so the relay re-sends byte for byte what was committed.
+    # The exact JSON put on the stream (with the sizing explanation), so the relay re-sends
+    # byte for byte what was committed.
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     dispatched_at: Mapped[datetime | None]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from app.dispatch.keys import dedupe_key, feed_channel, order_stream
 from app.dispatch.messages import feed_message
@@ -29,38 +31,48 @@ class OutboxItem:
     follower_id: UUID
     payload: str
     skip_reason: str | None = None
+    skipped: bool = False
 
 
 class Enqueuer:
     def __init__(self, redis: Redis, dedupe_ttl_s: int) -> None:
         self.redis = redis
         self.ttl = dedupe_ttl_s
-        self._script = redis.register_script(_ENQUEUE_LUA)
+        # Redis names a script by its SHA-1: EVALSHA saves sending the body every time.
+        self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest()
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> list[str]:
         """Send ``items`` in one round trip; return the ids now known to be in their streams.
 
         Skipped orders only go to the feed. An order id seen before is confirmed without a
-        second stream entry, so callers may retry freely.
+        second stream entry, so callers may retry freely, and so does this method when Redis
+        has lost its script cache (a restart).
         """
         if not items:
             return []
+        try:
+            return await self._send(items)
+        except NoScriptError:
+            await self.redis.script_load(_ENQUEUE_LUA)
+            return await self._send(items)
+
+    async def _send(self, items: Sequence[OutboxItem]) -> list[str]:
         sendable: list[str] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in items:
                 channel = feed_channel(item.follower_id)
-                if item.skip_reason is not None:
-                    msg = feed_message(item.payload, "skipped", item.skip_reason)
-                    pipe.publish(channel, msg)
+                if item.skipped:
+                    pipe.publish(channel, feed_message(item.payload, "skipped", item.skip_reason))
                     continue
-                msg = feed_message(item.payload, "dispatched", None)
-                await self._script(
-                    keys=[
-                        order_stream(item.follower_id),
-                        dedupe_key(item.follower_id, item.order_id),
-                    ],
-                    args=[item.payload, self.ttl, channel, msg],
-                    client=pipe,
+                pipe.evalsha(
+                    self._sha,
+                    2,
+                    order_stream(item.follower_id),
+                    dedupe_key(item.follower_id, item.order_id),
+                    item.payload,
+                    self.ttl,
+                    channel,
+                    feed_message(item.payload, "dispatched", None),
                 )
                 sendable.append(item.order_id)
             await pipe.execute()

@@ -2,92 +2,95 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
 from app.domain.decimals import fmt
-from app.domain.model import MirrorOrder, Sizing
+from app.domain.model import EquityReading, Fill
+from app.domain.plan_model import Plan, PlannedLeg, SizingSettings
 
 SCHEMA_VERSION = 1
 _encoder = msgspec.json.Encoder()
 
 
-def sizing_json(sizing: Sizing, leader_price: Any) -> dict[str, Any]:
-    """The sizing inputs, every amount as a decimal string."""
-    le, fe = sizing.leader_equity, sizing.follower_equity
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else fmt(value)
+
+
+def explanation(
+    fill: Fill,
+    plan: Plan,
+    settings: SizingSettings,
+    leader_equity: EquityReading | None,
+    follower_equity: EquityReading | None,
+    qty_step: Decimal,
+) -> dict[str, Any]:
+    """Every input that produced the order, amounts as decimal strings."""
     return {
-        "leader_equity": fmt(le.equity) if le else None,
-        "leader_equity_snapshot_id": le.snapshot_id if le else None,
-        "follower_equity": fmt(fe.equity) if fe else None,
-        "follower_equity_snapshot_id": fe.snapshot_id if fe else None,
-        "ratio": fmt(sizing.ratio) if sizing.ratio is not None else None,
-        "multiplier": fmt(sizing.multiplier),
-        "raw_qty": fmt(sizing.raw_qty) if sizing.raw_qty is not None else None,
-        "qty_step": fmt(sizing.qty_step),
-        "qty": fmt(sizing.qty),
-        "leader_price": fmt(leader_price),
-        "skip_reason": sizing.skip_reason.value if sizing.skip_reason else None,
+        "mode": settings.mode.value,
+        "leader_price": fmt(fill.price),
+        "leader_equity": _d(leader_equity.equity) if leader_equity else None,
+        "leader_equity_snapshot_id": leader_equity.snapshot_id if leader_equity else None,
+        "follower_equity": _d(follower_equity.equity) if follower_equity else None,
+        "follower_equity_snapshot_id": follower_equity.snapshot_id if follower_equity else None,
+        "ratio": _d(plan.ratio),
+        "multiplier": fmt(settings.multiplier),
+        "effect": plan.effect.value,
+        "leader_position_before": fmt(plan.leader_position_before),
+        "leader_position_after": fmt(plan.leader_position_after),
+        "follower_position_before": fmt(plan.follower_position_before),
+        "follower_position_after": fmt(plan.follower_position_after),
+        "target": _d(plan.target),
+        "raw_qty": _d(plan.raw_qty),
+        "residue": fmt(plan.residue),
+        "clamps": list(plan.clamps),
+        "qty_step": fmt(qty_step),
+        "skip_reason": plan.skip_reason.value if plan.skip_reason else None,
     }
 
 
-def order_document(order: MirrorOrder) -> dict[str, Any]:
-    fill = order.fill
-    return {
+def encode_order(
+    *,
+    order_id: str,
+    follower_id: UUID,
+    subscription_id: UUID,
+    fill: Fill,
+    symbol: str,
+    leg: PlannedLeg | None,
+    created_at: datetime,
+    valid_until: datetime,
+    sizing: dict[str, Any],
+) -> str:
+    """Encode once; the same text is stored in the outbox and sent to the stream.
+
+    ``leg`` None is a skipped order: quantity 0, the leader's side, the reason in ``sizing``.
+    """
+    document = {
         "v": SCHEMA_VERSION,
-        "order_id": order.order_id,
-        "follower_id": str(order.follower_id),
-        "leader_id": str(order.leader_id),
-        "subscription_id": str(order.subscription_id),
+        "order_id": order_id,
+        "follower_id": str(follower_id),
+        "leader_id": str(fill.leader_id),
+        "subscription_id": str(subscription_id),
         "leader_fill_id": fill.fill_id,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "qty": fmt(order.qty),
-        "type": order.type,
-        "reduce_only": order.reduce_only,
-        "created_at": order.created_at.isoformat(),
-        "valid_until": order.valid_until.isoformat(),
-        "sizing": sizing_json(order.sizing, fill.price),
+        "symbol": symbol,
+        "side": (leg.side if leg else fill.side).value,
+        "qty": fmt(leg.qty) if leg else "0",
+        "type": leg.order_type.value if leg else "market",
+        "reduce_only": leg.reduce_only if leg else False,
+        "limit_price": _d(leg.limit_price) if leg else None,
+        "time_in_force": leg.time_in_force if leg else None,
+        "created_at": created_at.isoformat(),
+        "valid_until": valid_until.isoformat(),
+        "sizing": sizing,
     }
-
-
-def encode_order(order: MirrorOrder) -> str:
-    """Encode once; the same text is stored in the outbox and sent to the stream."""
-    return _encoder.encode(order_document(order)).decode()
+    return _encoder.encode(document).decode()
 
 
 def feed_message(payload: str, status: str, skip_reason: str | None) -> str:
     """Wrap an order payload for the feed without decoding and re-encoding it."""
     reason = "null" if skip_reason is None else f'"{skip_reason}"'
     return f'{{"type":"order","status":"{status}","skip_reason":{reason},"order":{payload}}}'
-
-
-def order_row(order: MirrorOrder, fill_pk: int, payload: str) -> dict[str, Any]:
-    """The follower_order row for ``order``."""
-    sizing = order.sizing
-    return {
-        "id": order.order_id,
-        "fill_pk": fill_pk,
-        "leg": 0,
-        "follower_id": order.follower_id,
-        "leader_id": order.leader_id,
-        "subscription_id": order.subscription_id,
-        "leader_equity_snapshot_id": (
-            sizing.leader_equity.snapshot_id if sizing.leader_equity else None
-        ),
-        "follower_equity_snapshot_id": (
-            sizing.follower_equity.snapshot_id if sizing.follower_equity else None
-        ),
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "qty": order.qty,
-        "type": order.type,
-        "reduce_only": order.reduce_only,
-        "status": order.status.value,
-        "skip_reason": sizing.skip_reason.value if sizing.skip_reason else None,
-        "sizing": sizing_json(sizing, order.fill.price),
-        "payload": payload,
-        "created_at": order.created_at,
-        "dispatched_at": None,
-        "valid_until": order.valid_until,
-    }

@@ -23,10 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.accounts import FollowerRepository
 from app.db.repositories.orders import LifecycleRepository
+from app.db.repositories.positions import PositionRepository
 from app.db.session import UnitOfWork
 from app.dispatch.keys import feed_channel, report_dead_letter_stream, report_stream
 from app.domain.decimals import MAX_DIGITS, fmt, is_bounded
-from app.domain.lifecycle import OrderState, Report, ReportError, ReportStatus, apply_report
+from app.domain.lifecycle import (
+    OrderState,
+    Report,
+    ReportError,
+    ReportStatus,
+    apply_report,
+    tracking_correction,
+)
 from app.domain.model import Side
 from app.loops import Backoff, SupervisedTask
 from app.metrics import REPORTS
@@ -128,6 +136,11 @@ class ReportService:
             transition.reason,
             transition.position_delta,
         )
+        correction = tracking_correction(state, transition)
+        if correction:
+            await PositionRepository(uow.session).correct_subscription(
+                order.subscription_id, order.symbol, correction, order.leader_id
+            )
         message = status_message(
             order_id,
             transition.status,

@@ -97,3 +97,20 @@ def apply_report(state: OrderState, report: Report) -> Transition | None:
         reason=report.reason,
         position_delta=sign * (new_filled - state.filled_qty),
     )
+
+
+UNFILLED_ENDS = frozenset({"rejected", "expired"})
+
+
+def tracking_correction(state: OrderState, transition: Transition) -> Decimal:
+    """How far the position sizing assumes must move: it counted every sent order as filled,
+    so an order that ends short (rejected, expired) gives back what did not fill, and a late
+    fill after that end takes it again."""
+
+    def shortfall(status: str, filled: Decimal) -> Decimal:
+        return filled - state.qty if status in UNFILLED_ENDS else Decimal(0)
+
+    delta = shortfall(transition.status, transition.filled_qty) - shortfall(
+        state.status, state.filled_qty
+    )
+    return delta if state.side is Side.BUY else -delta

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,8 @@ from app.loops import Backoff, SupervisedTask
 log = structlog.get_logger(__name__)
 
 CHANNEL = "copytrade_equity"
+CHANGES_CHANNEL = "copytrade_changes"  # subscription and instrument rows (migration 0003)
+ChangeHook = Callable[[str, str], None]
 AccountKey = tuple[str, UUID]  # ("L" | "F", id)
 
 
@@ -45,6 +48,23 @@ class EquityCache:
         self._readings: dict[AccountKey, EquityReading] = {}
         self._loop = SupervisedTask("equity_listen", self._listen, Backoff(0.2, 10.0))
         self.listening = False
+        self._on_change: ChangeHook | None = None
+
+    def on_change(self, hook: ChangeHook) -> None:
+        """Also deliver ``copytrade_changes`` notifications (kind, id) on this connection.
+
+        The hook gets ("resync", "") after every (re)connect: what changed meanwhile is unknown.
+        """
+        self._on_change = hook
+
+    def _on_change_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_change is None:
+            return
+        try:
+            data = json.loads(payload)
+            self._on_change(str(data["kind"]), str(data["id"]))
+        except (KeyError, ValueError, TypeError):
+            log.warning("change_notify_malformed", payload=payload[:200])
 
     def leader(self, leader_id: UUID) -> EquityReading | None:
         return self._readings.get(("L", leader_id))
@@ -98,6 +118,9 @@ class EquityCache:
         conn.add_termination_listener(lambda _c: lost.set())
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
+            await conn.add_listener(CHANGES_CHANNEL, self._on_change_notify)
+            if self._on_change is not None:
+                self._on_change("resync", "")
             self.listening = True
             # Anything inserted while we were not listening is picked up by this reload.
             await self.reload()

@@ -63,10 +63,11 @@ async def push_fill(
     """Push one fill; return the order id of the (first) follower's order."""
     await push_fills(server, desk, fill_frame(fill_id, "BTCUSDT", side, qty, price, **extra))
     follower = desk.followers[0]
-    orders = await Api(server.http).call(
-        "GET", f"/v1/followers/{follower.id}/orders", 200, token=follower.api_key
-    )
-    (order_id,) = [o["order_id"] for o in orders if o["leader_fill_id"] == fill_id]
+    orders = await Api(server.http).settled_orders(follower.id, token=follower.api_key)
+    # The first leg: a reversal's second leg is the opening one.
+    order_id = min(
+        (o for o in orders if o["leader_fill_id"] == fill_id), key=lambda o: o["created_at"]
+    )["order_id"]
     assert isinstance(order_id, str)
     return order_id
 

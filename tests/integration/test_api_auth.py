@@ -57,7 +57,7 @@ async def make_world(server: LiveServer) -> World:
         ack = await send_frame(ws, fill_frame("f-1", "BTCUSDT", "buy", "1", "50000"))
     assert ack["status"] == "accepted"
     [a_order] = await api.call("GET", f"/v1/followers/{a['id']}/orders", 200)
-    [b_order] = await api.call("GET", f"/v1/followers/{b['id']}/orders", 200)
+    [b_order] = await api.settled_orders(b["id"])
     return World(leader, a, b, a_sub, b_sub, a_order["order_id"], b_order["order_id"])
 
 

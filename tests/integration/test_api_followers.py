@@ -27,6 +27,8 @@ from tests.support import (
 )
 
 ORDER_KEYS = {
+    "limit_price",
+    "time_in_force",
     "order_id",
     "follower_id",
     "leader_id",
@@ -104,6 +106,7 @@ async def wait_feed_subscribed(redis: Redis, follower_id: str) -> None:
 
 
 async def orders_of(api: Api, follower_id: str, query: str = "") -> list[dict[str, Any]]:
+    await api.settled_orders(follower_id)
     orders: list[dict[str, Any]] = await api.call(
         "GET", f"/v1/followers/{follower_id}/orders{query}", 200
     )
@@ -235,6 +238,8 @@ async def test_subscribe_returns_the_active_subscription(server: LiveServer) -> 
         "follower_id": follower["id"],
         "multiplier": "1.5",
         "status": "active",
+        "status_reason": None,
+        "sizing": {},
         "created_at": created["created_at"],
     }
     assert str(UUID(created["id"])) == created["id"]
@@ -388,20 +393,30 @@ async def test_orders_list_one_order_with_its_sizing_inputs(
         "qty": "0.2",
         "type": "market",
         "reduce_only": False,
+        "limit_price": None,
+        "time_in_force": None,
         "status": "dispatched",
         "skip_reason": None,
         "filled_qty": "0",
         "avg_price": None,
         "sizing": {
+            "mode": "target",
             "leader_equity": "100000",
             "leader_equity_snapshot_id": desk.leader_equity["id"],
             "follower_equity": "10000",
             "follower_equity_snapshot_id": desk.follower_equity["id"],
             "ratio": "0.1",
             "multiplier": "1",
+            "effect": "open",
+            "leader_position_before": "0",
+            "leader_position_after": "2",
+            "follower_position_before": "0",
+            "follower_position_after": "0.2",
+            "target": "0.2",
             "raw_qty": "0.2",
+            "residue": "0",
+            "clamps": [],
             "qty_step": "0.001",
-            "qty": "0.2",
             "leader_price": "50000",
             "skip_reason": None,
         },
@@ -423,7 +438,7 @@ async def test_orders_newest_first_and_limited(server: LiveServer) -> None:
         server,
         desk.leader,
         fill_frame("f-1", "BTCUSDT", "buy", "1", "50000"),
-        fill_frame("f-2", "BTCUSDT", "sell", "2", "50000"),
+        fill_frame("f-2", "BTCUSDT", "sell", "0.5", "50000"),
         fill_frame("f-3", "BTCUSDT", "buy", "3", "50000"),
     )
 
@@ -438,7 +453,7 @@ async def test_orders_newest_first_and_limited(server: LiveServer) -> None:
     # Assert
     assert [(o["leader_fill_id"], o["side"], o["qty"]) for o in default] == [
         ("f-3", "buy", "0.3"),
-        ("f-2", "sell", "0.2"),
+        ("f-2", "sell", "0.05"),
         ("f-1", "buy", "0.1"),
     ]
     assert [o["leader_fill_id"] for o in limited] == ["f-3", "f-2"]
@@ -545,14 +560,15 @@ async def test_patched_multiplier_is_used_by_the_next_fill(
     await api.call("PATCH", path, 200, json={"multiplier": "2.5"})
     await push_fills(server, desk.leader, fill_frame("f-2", "BTCUSDT", "buy", "2", "50000"))
 
-    # Assert
+    # Assert: in target mode the new multiplier applies to the whole position at once:
+    # leader 4 x 0.1 x 2.5 = 1, and the follower holds 0.2, so it buys 0.8.
     orders = await orders_of(api, desk.follower["id"])
     assert [(o["leader_fill_id"], o["qty"], o["sizing"]["multiplier"]) for o in orders] == [
-        ("f-2", "0.5", "2.5"),
+        ("f-2", "0.8", "2.5"),
         ("f-1", "0.2", "1"),
     ]
     streamed = await read_stream(redis, desk.follower["id"])
-    assert [(o["leader_fill_id"], o["qty"]) for o in streamed] == [("f-1", "0.2"), ("f-2", "0.5")]
+    assert [(o["leader_fill_id"], o["qty"]) for o in streamed] == [("f-1", "0.2"), ("f-2", "0.8")]
 
 
 async def test_skipped_orders_are_recorded_with_reason_but_not_streamed(
@@ -629,18 +645,27 @@ async def test_no_equity_sizing_names_the_missing_inputs(server: LiveServer) -> 
     # Assert
     [order] = await orders_of(api, desk.follower["id"])
     assert order["sizing"] == {
+        "mode": "target",
         "leader_equity": "100000",
         "leader_equity_snapshot_id": desk.leader_equity["id"],
         "follower_equity": None,
         "follower_equity_snapshot_id": None,
         "ratio": None,
         "multiplier": "1",
+        "effect": "open",
+        "leader_position_before": "0",
+        "leader_position_after": "2",
+        "follower_position_before": "0",
+        "follower_position_after": "0",
+        "target": None,
         "raw_qty": None,
+        "residue": "0",
+        "clamps": [],
         "qty_step": "0.001",
-        "qty": "0",
         "leader_price": "50000",
         "skip_reason": "no_equity",
     }
+    assert (order["qty"], order["status"]) == ("0", "skipped")
 
 
 # --- order feed websocket ---------------------------------------------------------------------

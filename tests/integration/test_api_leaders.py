@@ -255,8 +255,15 @@ async def test_put_instrument_creates_then_replaces_lot_rules(
         "qty_step": "0.001",
         "min_qty": "0.01",
         "min_notional": "5",
+        "price_step": None,
     }
-    assert replaced == {"symbol": "BTCUSDT", "qty_step": "0.5", "min_qty": "0", "min_notional": "0"}
+    assert replaced == {
+        "symbol": "BTCUSDT",
+        "qty_step": "0.5",
+        "min_qty": "0",
+        "min_notional": "0",
+        "price_step": None,
+    }
     rows = await db.fetch("SELECT symbol, qty_step, min_qty, min_notional FROM instrument")
     assert [dict(row) for row in rows] == [
         {
@@ -281,6 +288,6 @@ async def test_put_instrument_accepts_symbol_punctuation(server: LiveServer) -> 
 
     # Assert
     assert bodies == [
-        {"symbol": symbol, "qty_step": "1", "min_qty": "0", "min_notional": "0"}
+        {"symbol": symbol, "qty_step": "1", "min_qty": "0", "min_notional": "0", "price_step": None}
         for symbol in symbols
     ]

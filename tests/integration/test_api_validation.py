@@ -334,6 +334,7 @@ async def test_json_numbers_in_lot_rules_and_multiplier_are_exact(server: LiveSe
         "qty_step": "0.000000000000000001",
         "min_qty": "0.1",
         "min_notional": "10.1",
+        "price_step": None,
     }
     assert sub[0] == 201, sub[1]
     assert sub[1]["multiplier"] == "0.3"

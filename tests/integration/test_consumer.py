@@ -285,5 +285,5 @@ async def test_paper_executor_fills_orders_at_the_leader_price_plus_slippage(
     assert (bought["filled_qty"], bought["avg_price"]) == ("0.2", "50050.5")
     assert (sold["filled_qty"], sold["avg_price"]) == ("0.1", "49950.5")
     assert [e["status"] for e in bought["events"]] == ["accepted", "filled"]
-    assert [(p["symbol"], p["qty"]) for p in positions] == [("BTCUSDT", "0.1")]
+    assert [(p["symbol"], p["actual"]) for p in positions] == [("BTCUSDT", "0.1")]
     assert await pending_count(raw_redis, order_stream(follower.id), "paper") == 0

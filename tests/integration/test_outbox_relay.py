@@ -25,18 +25,18 @@ DEAD_REDIS = "redis://127.0.0.1:1/15"  # nothing listens on port 1
 @pytest.fixture
 async def live(clean: None) -> AsyncIterator[Runtime]:
     runtime = Runtime(make_settings())
+    await runtime.open()
     yield runtime
-    await runtime.redis.aclose()
-    await runtime.engine.dispose()
+    await runtime.stop()
 
 
 @pytest.fixture
 async def cut_off(clean: None) -> AsyncIterator[Runtime]:
     """A runtime whose Redis is unreachable: every enqueue fails."""
     runtime = Runtime(make_settings(redis_url=DEAD_REDIS))
+    await runtime.open()
     yield runtime
-    await runtime.redis.aclose()
-    await runtime.engine.dispose()
+    await runtime.stop()
 
 
 async def seed(runtime: Runtime, followers: int) -> tuple[UUID, list[UUID]]:
@@ -119,6 +119,7 @@ async def test_relay_after_crash_sends_the_unsent_and_does_not_double_the_sent(
     await live.equity.reload()
     await cut_off.equity.reload()
     await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    await live.marker.flush()
     await db.execute("UPDATE follower_order SET status = 'pending', dispatched_at = NULL")
     await cut_off.pipeline.handle_fill(fill(leader_id, "f-2"))
     assert await statuses(db) == ["pending", "pending"]

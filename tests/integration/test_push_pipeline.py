@@ -34,6 +34,6 @@ async def test_fill_becomes_proportional_order_in_stream(server: LiveServer, red
     assert order["subscription_id"] == sub["id"]
     assert order["leader_fill_id"] == "f-1"
     assert order["sizing"]["ratio"] == "0.1"
-    history = await api.call("GET", f"/v1/followers/{follower['id']}/orders", 200)
+    history = await api.settled_orders(follower["id"])
     assert [o["order_id"] for o in history] == [order["order_id"]]
     assert history[0]["status"] == "dispatched"

@@ -84,7 +84,7 @@ async def test_rest_reports_move_the_order_through_its_lifecycle(server: LiveSer
     # Assert: each reply is the order as it now stands.
     assert accepted["status"] == "accepted"
     assert (partial["status"], partial["filled_qty"]) == ("partially_filled", "0.1")
-    assert [p["qty"] for p in partial_positions] == ["0.1"]
+    assert [p["actual"] for p in partial_positions] == ["0.1"]
     assert (filled["status"], filled["filled_qty"]) == ("filled", "0.2")
     order = await get_order(api, follower, order_id)
     assert order["status"] == "filled"
@@ -98,30 +98,43 @@ async def test_rest_reports_move_the_order_through_its_lifecycle(server: LiveSer
     positions = await api.call(
         "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
     )
-    assert [(p["symbol"], p["qty"]) for p in positions] == [("BTCUSDT", "0.2")]
+    assert [(p["symbol"], p["actual"]) for p in positions] == [("BTCUSDT", "0.2")]
 
 
 async def test_sell_fills_reduce_the_position_below_zero(server: LiveServer) -> None:
-    # Arrange: a buy of 0.2 filled, then a sell of 0.3.
+    # Arrange: a buy of 0.2 filled; then the leader reverses (sell 3: long 2 -> short 1),
+    # which the follower does as a reduce-only close of 0.2 and an opening sell of 0.1.
     api = Api(server.http)
     desk = await seed_desk(api)
     follower = desk.followers[0]
     buy = await push_fill(server, desk, "f-1", "buy", "2", "50000")
-    sell = await push_fill(server, desk, "f-2", "sell", "3", "51000")
+    await push_fill(server, desk, "f-2", "sell", "3", "51000")
+    orders = await api.settled_orders(follower.id, token=follower.api_key)
+    legs = sorted(
+        (o for o in orders if o["leader_fill_id"] == "f-2"), key=lambda o: not o["reduce_only"]
+    )
+    assert [(o["side"], o["qty"], o["reduce_only"]) for o in legs] == [
+        ("sell", "0.2", True),
+        ("sell", "0.1", False),
+    ]
     await send_report(
         api, follower, buy, {"status": "filled", "filled_qty": "0.2", "avg_price": "50000"}
     )
 
     # Act
-    await send_report(
-        api, follower, sell, {"status": "filled", "filled_qty": "0.3", "avg_price": "51000"}
-    )
+    for leg in legs:
+        await send_report(
+            api,
+            follower,
+            leg["order_id"],
+            {"status": "filled", "filled_qty": leg["qty"], "avg_price": "51000"},
+        )
 
     # Assert
     positions = await api.call(
         "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
     )
-    assert [(p["symbol"], p["qty"]) for p in positions] == [("BTCUSDT", "-0.1")]
+    assert [(p["symbol"], p["actual"]) for p in positions] == [("BTCUSDT", "-0.1")]
 
 
 async def test_resending_a_report_changes_nothing(server: LiveServer) -> None:
@@ -144,7 +157,7 @@ async def test_resending_a_report_changes_nothing(server: LiveServer) -> None:
     positions = await api.call(
         "GET", f"/v1/followers/{follower.id}/positions", 200, token=follower.api_key
     )
-    assert [p["qty"] for p in positions] == ["0.1"]
+    assert [p["actual"] for p in positions] == ["0.1"]
 
 
 async def test_report_filling_more_than_ordered_is_422_naming_filled_qty(

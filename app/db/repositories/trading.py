@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, update
@@ -12,14 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import Instrument as InstrumentRow
 from app.db.tables import Subscription
-from app.domain.model import Instrument
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveSubscription:
-    id: UUID
-    follower_id: UUID
-    multiplier: Decimal
 
 
 class InstrumentRepository:
@@ -27,9 +19,19 @@ class InstrumentRepository:
         self.session = session
 
     async def upsert(
-        self, symbol: str, qty_step: Decimal, min_qty: Decimal, min_notional: Decimal
+        self,
+        symbol: str,
+        qty_step: Decimal,
+        min_qty: Decimal,
+        min_notional: Decimal,
+        price_step: Decimal | None = None,
     ) -> InstrumentRow:
-        values = {"qty_step": qty_step, "min_qty": min_qty, "min_notional": min_notional}
+        values = {
+            "qty_step": qty_step,
+            "min_qty": min_qty,
+            "min_notional": min_notional,
+            "price_step": price_step,
+        }
         stmt = (
             pg_insert(InstrumentRow)
             .values(symbol=symbol, **values)
@@ -38,21 +40,24 @@ class InstrumentRepository:
         )
         return (await self.session.execute(stmt)).scalar_one()
 
-    async def get(self, symbol: str) -> Instrument:
-        """Return the lot rules of ``symbol``, or the defaults when it has no row."""
-        row = await self.session.get(InstrumentRow, symbol)
-        if row is None:
-            return Instrument(symbol=symbol)
-        return Instrument(symbol, row.qty_step, row.min_qty, row.min_notional)
-
 
 class SubscriptionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, follower_id: UUID, leader_id: UUID, multiplier: Decimal) -> Subscription:
+    async def add(
+        self,
+        follower_id: UUID,
+        leader_id: UUID,
+        multiplier: Decimal,
+        sizing: dict[str, Any] | None = None,
+    ) -> Subscription:
         sub = Subscription(
-            follower_id=follower_id, leader_id=leader_id, multiplier=multiplier, status="active"
+            follower_id=follower_id,
+            leader_id=leader_id,
+            multiplier=multiplier,
+            status="active",
+            sizing=sizing or {},
         )
         self.session.add(sub)
         await self.session.flush()
@@ -82,13 +87,6 @@ class SubscriptionRepository:
             .order_by(Subscription.created_at, Subscription.id)
         )
         return list((await self.session.execute(stmt)).scalars())
-
-    async def active_for_leader(self, leader_id: UUID) -> list[ActiveSubscription]:
-        stmt = select(Subscription.id, Subscription.follower_id, Subscription.multiplier).where(
-            Subscription.leader_id == leader_id, Subscription.status == "active"
-        )
-        rows = (await self.session.execute(stmt)).all()
-        return [ActiveSubscription(r.id, r.follower_id, r.multiplier) for r in rows]
 
     async def end_all_for_leader(self, leader_id: UUID) -> None:
         stmt = (
