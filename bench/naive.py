@@ -72,9 +72,9 @@ class NaivePipeline:
                         "INSERT INTO follower_order (id, fill_pk, leg, follower_id, leader_id,"
                         " subscription_id, leader_equity_snapshot_id,"
                         " follower_equity_snapshot_id, symbol, side, qty, type, reduce_only,"
-                        " status, sizing, payload, created_at, valid_until)"
+                        " status, payload, created_at, valid_until)"
                         " VALUES ($1, $2, 0, $3, $4, $5, $6, $7, 'BTCUSDT', $8, $9, 'market',"
-                        " false, 'dispatched', '{}'::jsonb, $10, $11, $12)",
+                        " false, 'dispatched', $10, $11, $12)",
                         oid, fill_pk, sub["follower_id"], leader_id, sub["id"], leader["id"],
                         follower["id"], side, size, payload, now, now + timedelta(seconds=30),
                     )  # fmt: skip

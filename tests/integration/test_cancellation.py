@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
+import uuid
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 
 from app.db.session import make_engine, make_sessionmaker
+from app.dispatch.enqueue import Enqueuer, OutboxItem
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
 TIMEOUTS = (0.0, 0.00001, 0.0001, 0.0005, 0.002, None)
@@ -97,3 +100,33 @@ async def test_postgres_replies_never_cross_and_pool_drains(clean: None) -> None
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert backends <= 4 + 4  # pool_size + max_overflow
     await engine.dispose()
+
+
+async def test_cancelled_batch_enqueues_never_double_an_order(redis: Any) -> None:
+    # Arrange: 200 orders for 20 followers, and an enqueuer on its own small pool.
+    client = Redis.from_url(TEST_REDIS_URL, max_connections=4)
+    enqueuer = Enqueuer(client, dedupe_ttl_s=3600)
+    followers = [uuid.uuid4() for _ in range(20)]
+    items = [
+        OutboxItem(f"o-{n}", followers[n % 20], json.dumps({"order_id": f"o-{n}"}))
+        for n in range(200)
+    ]
+    rng = random.Random(5)
+
+    # Act: batches cut short at random points, as a crash or a timeout would.
+    for _ in range(60):
+        batch = rng.sample(items, 50)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enqueuer.enqueue(batch), rng.choice(TIMEOUTS))
+    confirmed = await enqueuer.enqueue(items)
+
+    # Assert: every order once, and the pooled connections still answer in step.
+    counts: dict[str, int] = {}
+    for follower_id in followers:
+        for _, fields in await redis.xrange(f"copytrade:orders:{{{follower_id}}}"):
+            order = json.loads(fields["order"])["order_id"]
+            counts[order] = counts.get(order, 0) + 1
+    assert sorted(confirmed) == sorted(i.order_id for i in items)
+    assert counts == {i.order_id: 1 for i in items}
+    assert await client.ping()
+    await client.aclose()
