@@ -33,12 +33,16 @@ class ResendingLeader:
         return [f"f-{n:05d}" for n in range(count)]
 
     async def run(self, fills: list[str], *, price: str = "50000") -> None:
-        while self.sent < len(fills) and not self.stop.is_set():
+        # Stopping waits for the fill in flight to be acknowledged: it may already be
+        # committed, and a real leader would not drop it either.
+        in_flight = False
+        while self.sent < len(fills) and (in_flight or not self.stop.is_set()):
             try:
                 async with connect(
                     self.url, additional_headers=bearer(self.token), open_timeout=2
                 ) as ws:
-                    while self.sent < len(fills) and not self.stop.is_set():
+                    while self.sent < len(fills) and (in_flight or not self.stop.is_set()):
+                        in_flight = True
                         fill_id = fills[self.sent]
                         await ws.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", price))
                         reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
@@ -46,6 +50,7 @@ class ResendingLeader:
                         assert reply["fill_id"] == fill_id, reply
                         self.acks[reply["status"]] += 1
                         self.sent += 1
+                        in_flight = False
             except (OSError, TimeoutError, WebSocketException, InvalidHandshake):
                 self.reconnects += 1
                 await asyncio.sleep(0.02)
