@@ -20,9 +20,8 @@ import uvloop
 from redis.asyncio import Redis
 
 from bench import scenarios
-from bench.naive import NaivePipeline
 from bench.seed import reset, seed_group
-from bench.service import ROOT, Service
+from bench.service import ROOT, NaiveService, Service
 from bench.stats import Measurement, latency_summary, render, write_json
 
 DATABASE_URL = os.environ.get(
@@ -61,13 +60,14 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
         naive_tp = [await seed_group(conn, f"ntp{i}", 1_000) for i in range(10)]
     service = Service(DATABASE_URL, REDIS_URL, RESULTS / "service.log")
     await service.start()
-    naive = NaivePipeline(pool, redis)
+    naive = NaiveService(dsn, REDIS_URL, RESULTS / "naive.log")
+    await naive.start()
     results: list[Measurement] = []
     only = set(args.only.split(",")) if args.only else None
     try:
         if not only or "latency" in only:
             ours = await scenarios.latency(service.ws_url, redis, single, args.fills)
-            base = await scenarios.latency_naive(naive, redis, naive_single, args.fills // 4)
+            base = await scenarios.latency(naive.ws_url, redis, naive_single, args.fills // 4)
             m = Measurement(
                 "latency, 1 follower",
                 "ms",
@@ -83,7 +83,9 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                 ("fan-out 10,000", fan_10k, naive_10k, 1),
             ):
                 ours = await scenarios.fanout(service.ws_url, redis, group, args.fan_fills)
-                base = await scenarios.fanout_naive(naive, naive_group, naive_fills)
+                base = await scenarios.fanout(
+                    naive.ws_url, redis, naive_group, naive_fills, warmup=0
+                )
                 m = Measurement(
                     label,
                     "ms",
@@ -103,8 +105,8 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
             rate, samples, _ = await scenarios.throughput(service.ws_url, sustained, args.duration)
             await asyncio.sleep(1.0)
             await watchers.stop()
-            base_rate, base_samples = await scenarios.throughput_naive(
-                naive, naive_tp, min(args.duration, 10.0)
+            base_rate, base_samples, _ = await scenarios.throughput(
+                naive.ws_url, naive_tp, min(args.duration, 10.0)
             )
             results += [
                 Measurement(
@@ -131,6 +133,7 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
             print(f"throughput: {rate:,.0f} orders/s", flush=True)
     finally:
         await service.stop()
+        await naive.stop()
         await pool.close()
         await redis.aclose()
     return results

@@ -31,7 +31,7 @@ class NaivePipeline:
     async def handle_fill(
         self, leader_id: uuid.UUID, fill_id: str, side: str, qty: Decimal, price: Decimal
     ) -> int:
-        """Process one fill; return the number of orders enqueued."""
+        """Process one fill; return the number of orders enqueued (-1: a duplicate)."""
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn:
             fill_pk = await conn.fetchval(
@@ -41,7 +41,7 @@ class NaivePipeline:
                 leader_id, fill_id, side, qty, price, now,
             )  # fmt: skip
             if fill_pk is None:
-                return 0
+                return -1
             leader = await conn.fetchrow(NEWEST_EQUITY.format(col="leader_id"), leader_id)
             subs = await conn.fetch(
                 "SELECT id, follower_id, multiplier FROM subscription"

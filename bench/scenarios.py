@@ -6,14 +6,12 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.dispatch.keys import order_stream
-from bench.naive import NaivePipeline
 from bench.seed import Group
 
 
@@ -69,32 +67,15 @@ async def latency(ws_url: str, redis: Redis, group: Group, fills: int) -> list[f
     return samples
 
 
-async def latency_naive(
-    naive: NaivePipeline, redis: Redis, group: Group, fills: int
+async def fanout(
+    ws_url: str, redis: Redis, group: Group, fills: int, warmup: int = 2
 ) -> list[float]:
-    stream = order_stream(group.followers[0])
-    last_id = "$"
-    samples = []
-    for n in range(20 + fills):
-        waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
-        await asyncio.sleep(0)
-        started = time.perf_counter()
-        await naive.handle_fill(
-            group.leader_id, f"nlat-{n}", side_for(n), Decimal(1), Decimal(50000)
-        )
-        last_id = await waiter
-        if n >= 20:
-            samples.append(time.perf_counter() - started)
-    return samples
-
-
-async def fanout(ws_url: str, redis: Redis, group: Group, fills: int) -> list[float]:
     """Frame sent -> ack. The ack follows the commit and the enqueue of every order."""
     samples = []
     ws = await push(ws_url, group)
     last = order_stream(group.followers[-1])
     try:
-        for n in range(2 + fills):
+        for n in range(warmup + fills):
             before = await redis.xlen(last)
             started = time.perf_counter()
             await ws.send(frame(f"fan-{n}", side_for(n)))
@@ -102,19 +83,10 @@ async def fanout(ws_url: str, redis: Redis, group: Group, fills: int) -> list[fl
             elapsed = time.perf_counter() - started
             assert ack.get("status") == "accepted", ack
             assert await redis.xlen(last) == before + 1, "last follower's order not in stream"
-            if n >= 2:
+            if n >= warmup:
                 samples.append(elapsed)
     finally:
         await ws.close()
-    return samples
-
-
-async def fanout_naive(naive: NaivePipeline, group: Group, fills: int) -> list[float]:
-    samples = []
-    for n in range(fills):
-        started = time.perf_counter()
-        await naive.handle_fill(group.leader_id, f"nfan-{n}", side_for(n), Decimal(1), Decimal(1))
-        samples.append(time.perf_counter() - started)
     return samples
 
 
@@ -149,29 +121,6 @@ async def throughput(
     elapsed = time.perf_counter() - started
     orders = sum(c * len(g.subscriptions) for c, g in zip(counts, groups, strict=True))
     return orders / elapsed, samples, elapsed
-
-
-async def throughput_naive(
-    naive: NaivePipeline, groups: list[Group], duration_s: float
-) -> tuple[float, list[float]]:
-    samples: list[float] = []
-    started = time.perf_counter()
-    deadline = started + duration_s
-
-    async def loop(group: Group, tag: str) -> int:
-        orders = 0
-        n = 0
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            orders += await naive.handle_fill(
-                group.leader_id, f"{tag}-{n}", side_for(n), Decimal(1), Decimal(1)
-            )
-            samples.append(time.perf_counter() - t0)
-            n += 1
-        return orders
-
-    total = sum(await asyncio.gather(*(loop(g, f"ntp{i}") for i, g in enumerate(groups))))
-    return total / (time.perf_counter() - started), samples
 
 
 class FeedWatchers:

@@ -63,3 +63,30 @@ class Service:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+
+
+class NaiveService:
+    """The naive baseline's websocket server, in its own process like the service."""
+
+    def __init__(self, dsn: str, redis_url: str, log_path: Path) -> None:
+        self.port = free_port()
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.args = ["--port", str(self.port), "--dsn", dsn, "--redis-url", redis_url]
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.naive_server", *self.args, cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE, stderr=log,
+            )  # fmt: skip
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout=30)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"naive server did not start, see {self.log_path}")
+
+    async def stop(self) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
