@@ -75,7 +75,7 @@ class Runtime:
         self.trimmer = StreamTrimmer(
             self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
         )
-        self.reports = ReportService(self.redis)
+        self.reports = ReportService(self.redis, self.sizing.invalidate)
         self.report_reader = ReportReader(
             self.sessionmaker,
             self.redis,

@@ -14,8 +14,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     UrlConstraints,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from app.domain.decimals import fmt
@@ -23,7 +23,12 @@ from app.ingest.frames import MAX_CLOCK_SKEW, SYMBOL_PATTERN
 
 # Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION): at most
 # 30 digits in all, wherever the point is (decimal_places=18 would cap the whole part at 12).
-_DecimalIn = Annotated[Decimal, Field(max_digits=30, allow_inf_nan=False)]
+_DecimalIn = Annotated[
+    Decimal,
+    Field(max_digits=30, allow_inf_nan=False),
+    # Stored settings read like every other amount the API shows ("5000", not "5E+3").
+    PlainSerializer(fmt, return_type=str, when_used="json"),
+]
 Positive = Annotated[_DecimalIn, Field(gt=0)]
 NonNegative = Annotated[_DecimalIn, Field(ge=0)]
 DecimalStr = Annotated[Decimal, PlainSerializer(fmt, return_type=str, when_used="json")]
@@ -138,7 +143,9 @@ class SizingIn(Request):
 
     mode: Literal["target", "per_fill", "fixed_multiplier", "fixed_notional"] = "target"
     notional: Positive | None = Field(
-        default=None, description="Quote amount per opening fill (fixed_notional)."
+        default=None,
+        description="Quote amount per opening fill (fixed_notional).",
+        validate_default=True,
     )
     max_order_notional: Positive | None = None
     max_position_notional: Positive | None = Field(default=None, description="Per symbol.")
@@ -156,11 +163,13 @@ class SizingIn(Request):
         default=None, description="Below this follower equity the subscription goes close_only."
     )
 
-    @model_validator(mode="after")
-    def _notional_for_fixed_notional(self) -> SizingIn:
-        if self.mode == "fixed_notional" and self.notional is None:
+    @field_validator("notional", mode="after")
+    @classmethod
+    def _notional_for_fixed_notional(cls, value: Decimal | None, info: ValidationInfo) -> Any:
+        # A field validator (run for the default too) so the error names "notional".
+        if value is None and info.data.get("mode") == "fixed_notional":
             raise ValueError("notional: required when mode is fixed_notional")
-        return self
+        return value
 
 
 class SubscriptionCreate(Request):
@@ -246,4 +255,3 @@ class FillOut(BaseModel):
 class OrderDetail(OrderOut):
     fill: FillOut
     events: list[OrderEventOut]
-

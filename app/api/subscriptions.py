@@ -33,7 +33,10 @@ router = APIRouter(tags=["subscriptions"], route_class=DecimalRoute)
 
 def sizing_document(sizing: SizingIn) -> dict[str, object]:
     """The stored form: JSON-safe (decimals as strings), defaults left out."""
-    return sizing.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    document = sizing.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    if document.get("symbols") == {}:  # a symbols object holding only defaults is one too
+        del document["symbols"]
+    return document
 
 
 def _subscription_out(sub: Subscription) -> SubscriptionOut:

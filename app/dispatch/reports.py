@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -107,8 +108,11 @@ def status_message(
 
 
 class ReportService:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, on_correction: Callable[[UUID], None]) -> None:
         self._redis = redis
+        # Told the leader whose tracked positions a report corrected, right after the commit
+        # (other instances learn it from the NOTIFY sent in the same transaction).
+        self._on_correction = on_correction
 
     async def apply(
         self, uow: UnitOfWork, follower_id: UUID, order_id: str, report: Report
@@ -138,9 +142,15 @@ class ReportService:
         )
         correction = tracking_correction(state, transition)
         if correction:
+            leader_id = order.leader_id
             await PositionRepository(uow.session).correct_subscription(
-                order.subscription_id, order.symbol, correction, order.leader_id
+                order.subscription_id, order.symbol, correction, leader_id
             )
+
+            async def _corrected() -> None:
+                self._on_correction(leader_id)
+
+            uow.after_commit(_corrected)
         message = status_message(
             order_id,
             transition.status,

@@ -55,6 +55,8 @@ class GenericFeedListener:
         self.url = url
         self._pipeline = pipeline
         self._ping_interval_s = ping_interval_s
+        self._retry_initial_s = backoff.initial
+        self._retry_max_s = backoff.maximum
         self._idle_timeout_s = idle_timeout_s
         self._max_frame_bytes = max_frame_bytes
         self.status = ListenerState()
@@ -70,6 +72,27 @@ class GenericFeedListener:
     async def stop(self) -> None:
         await self._loop.stop()
         self.status.state = "stopped"
+
+    async def _process(self, raw: str | bytes) -> None:
+        """Process one frame, retrying until it is recorded: a client-mode feed has no ack
+        to withhold, so while Postgres is away the feed pauses on this frame instead of
+        dropping it (websocket backpressure holds the rest)."""
+        retry = Backoff(self._retry_initial_s, self._retry_max_s)
+        while True:
+            try:
+                await handle_frame(self._pipeline, self.leader_id, raw, source="generic")
+                self.status.state = "connected"
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.status.state = "paused"
+                self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                delay = retry.next_delay()
+                log.warning(
+                    "feed_paused", leader_id=str(self.leader_id), error=repr(exc), retry_in_s=delay
+                )
+                await asyncio.sleep(delay)
 
     async def _session(self, backoff: Backoff) -> None:
         self.status.state = "connecting"
@@ -92,7 +115,7 @@ class GenericFeedListener:
                             ws.recv(), timeout=self._idle_timeout_s or None
                         )
                         self.status.last_message_at = datetime.now(UTC)
-                        await handle_frame(self._pipeline, self.leader_id, raw, source="generic")
+                        await self._process(raw)
                         backoff.reset()
                 finally:
                     LISTENERS_CONNECTED.dec()

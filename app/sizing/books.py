@@ -56,6 +56,11 @@ class SubscriptionBook:
     settings: SizingSettings
     # Follower symbol -> the position sizing assumes (signed).
     positions: dict[str, Decimal] = field(default_factory=dict)
+    # Follower symbol -> leader symbol, where symbols.map renames one.
+    leader_symbols: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.leader_symbols = {f: ldr for ldr, f in self.settings.symbol_map.items()}
 
 
 @dataclass(slots=True)
@@ -63,7 +68,7 @@ class LeaderBook:
     leader_id: UUID
     subscriptions: list[SubscriptionBook]
     positions: dict[str, Decimal]
-    # Last leader price per symbol: the mark for gross exposure under max_leverage.
+    # Last leader price per leader symbol: the mark for gross exposure under max_leverage.
     last_price: dict[str, Decimal] = field(default_factory=dict)
     stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -72,7 +77,7 @@ class LeaderBook:
         """|position| x last price over the subscription's other symbols."""
         total = Decimal(0)
         for symbol, qty in sub.positions.items():
-            price = self.last_price.get(symbol)
+            price = self.last_price.get(sub.leader_symbols.get(symbol, symbol))
             if symbol != except_symbol and qty and price is not None:
                 total += abs(qty) * price
         return total

@@ -78,7 +78,7 @@ class SizingEngine:
 
     async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
         async with self._pool.acquire() as conn:
-            subs, leader_positions, sub_positions = await hotpath.load_book(conn, leader_id)
+            rows = await hotpath.load_book(conn, leader_id)
             if self._rules is None:
                 self._rules = {
                     row["symbol"]: rules_from_row(row)
@@ -90,16 +90,18 @@ class SizingEngine:
                 row["follower_id"],
                 settings_from_row(row["multiplier"], row["status"], row["sizing"]),
             )
-            for row in subs
+            for row in rows.subscriptions
         }
-        for row in sub_positions:
+        for row in rows.subscription_positions:
             if row["subscription_id"] in books:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
-        positions = {row["symbol"]: row["qty"] for row in leader_positions}
+        positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
+        prices = {row["symbol"]: row["price"] for row in rows.last_prices}
         if into is None:
-            return LeaderBook(leader_id, list(books.values()), positions)
+            return LeaderBook(leader_id, list(books.values()), positions, prices)
         into.subscriptions = list(books.values())
         into.positions = positions
+        into.last_price = prices
         into.stale = False
         return into
 

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 from redis.asyncio import Redis
+from websockets.asyncio.server import ServerConnection, serve
 
 from tests.conftest import TEST_DATABASE_URL
 from tests.e2e.conftest import ServiceProcess, free_port, log_path_for
@@ -28,7 +29,7 @@ from tests.e2e.faults import (
     expected_orders,
     wait_for_orders,
 )
-from tests.support import Api
+from tests.support import Api, fill_frame
 
 KILLS = int(os.environ.get("COPYTRADE_SOAK_KILLS", "20"))
 
@@ -240,6 +241,58 @@ async def test_postgres_restart_mid_burst(
         )
         present = await wait_for_orders(redis, accounts.followers, expected)
         assert_exactly(present, expected)
+    finally:
+        await service.close()
+        await cutter.close()
+
+
+async def test_generic_feed_pauses_while_postgres_is_away_and_loses_no_fill(
+    clean: None, request: pytest.FixtureRequest, redis: Any
+) -> None:
+    # Arrange: a generic-mode leader feed (no acks to withhold) and a Postgres we can cut.
+    target = urlparse(TEST_DATABASE_URL.replace("postgresql+asyncpg", "postgresql"))
+    cutter = TcpCutter(target.hostname or "127.0.0.1", target.port or 5432)
+    await cutter.start()
+    proxied = TEST_DATABASE_URL.replace(f":{target.port or 5432}/", f":{cutter.port}/")
+    service = ServiceProcess(log_path_for(request), COPYTRADE_DATABASE_URL=proxied)
+    connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
+
+    async def upstream(ws: ServerConnection) -> None:
+        await connections.put(ws)
+        await ws.wait_closed()
+
+    try:
+        async with serve(upstream, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            await service.start()
+            await service.wait_ready()
+            api = Api(service.http)
+            leader = await api.leader(
+                "generic", {"kind": "generic", "url": f"ws://127.0.0.1:{port}"}
+            )
+            await api.leader_equity(leader["id"], "100000")
+            follower = await api.follower("f")
+            await api.follower_equity(follower["id"], "10000")
+            sub = await api.subscribe(follower["id"], leader["id"])
+            feed = await asyncio.wait_for(connections.get(), timeout=10)
+            fill_ids = [f"g-{n}" for n in range(30)]
+
+            # Act: ten fills, Postgres goes away, ten more, Postgres comes back, ten more.
+            for fill_id in fill_ids[:10]:
+                await feed.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", "50000"))
+            await asyncio.sleep(0.3)
+            await cutter.cut()
+            for fill_id in fill_ids[10:20]:
+                await feed.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", "50000"))
+            await asyncio.sleep(1.0)
+            await cutter.restore()
+            for fill_id in fill_ids[20:]:
+                await feed.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", "50000"))
+
+            # Assert
+            expected = expected_orders(leader["id"], fill_ids, [sub["id"]])
+            present = await wait_for_orders(redis, [follower["id"]], expected, timeout_s=20)
+            assert_exactly(present, expected)
     finally:
         await service.close()
         await cutter.close()

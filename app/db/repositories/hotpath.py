@@ -138,18 +138,32 @@ SELECT p.subscription_id, p.symbol, p.qty
   FROM subscription_position p JOIN subscription s ON s.id = p.subscription_id
  WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
 """
+# The last price of each symbol the leader traded: marks for gross exposure after a restart.
+LOAD_LAST_PRICES = """
+SELECT DISTINCT ON (symbol) symbol, price
+  FROM leader_fill WHERE leader_id = $1
+ ORDER BY symbol, id DESC
+"""
 LOAD_INSTRUMENTS = "SELECT symbol, qty_step, min_qty, min_notional, price_step FROM instrument"
 LOAD_INSTRUMENT = LOAD_INSTRUMENTS + " WHERE symbol = $1"
 
 
-async def load_book(
-    conn: asyncpg.Connection, leader_id: UUID
-) -> tuple[list[asyncpg.Record], list[asyncpg.Record], list[asyncpg.Record]]:
-    """A leader's live subscriptions, its positions, and its subscriptions' positions."""
-    subs = await conn.fetch(LOAD_SUBSCRIPTIONS, leader_id)
-    leader_positions = await conn.fetch(LOAD_LEADER_POSITIONS, leader_id)
-    sub_positions = await conn.fetch(LOAD_SUBSCRIPTION_POSITIONS, leader_id)
-    return subs, leader_positions, sub_positions
+@dataclass(frozen=True, slots=True)
+class BookRows:
+    subscriptions: list[asyncpg.Record]
+    leader_positions: list[asyncpg.Record]
+    subscription_positions: list[asyncpg.Record]
+    last_prices: list[asyncpg.Record]
+
+
+async def load_book(conn: asyncpg.Connection, leader_id: UUID) -> BookRows:
+    """A leader's live subscriptions, positions (its own and theirs) and last prices."""
+    return BookRows(
+        await conn.fetch(LOAD_SUBSCRIPTIONS, leader_id),
+        await conn.fetch(LOAD_LEADER_POSITIONS, leader_id),
+        await conn.fetch(LOAD_SUBSCRIPTION_POSITIONS, leader_id),
+        await conn.fetch(LOAD_LAST_PRICES, leader_id),
+    )
 
 
 async def load_instruments(conn: asyncpg.Connection, symbol: str | None = None) -> list[Any]:
