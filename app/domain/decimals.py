@@ -47,16 +47,3 @@ def fmt(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
-
-
-def parse_positive(text: str | int | Decimal, field: str) -> Decimal:
-    """Parse a strictly positive finite Decimal, naming ``field`` in the error."""
-    try:
-        value = text if isinstance(text, Decimal) else Decimal(str(text))
-    except ArithmeticError as exc:  # decimal.InvalidOperation
-        raise ValueError(f"{field}: not a decimal number") from exc
-    if not value.is_finite():
-        raise ValueError(f"{field}: must be finite")
-    if value <= 0:
-        raise ValueError(f"{field}: must be positive")
-    return value

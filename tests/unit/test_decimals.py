@@ -1,4 +1,4 @@
-"""Unit tests of app.domain.decimals: round_down, fmt, parse_positive (pure, no I/O)."""
+"""Unit tests of app.domain.decimals: round_down, fmt, is_bounded (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.decimals import fmt, parse_positive, round_down
+from app.domain.decimals import fmt, is_bounded, round_down
 
 # --- strategies: exact decimals built from integers scaled by powers of ten (never floats) ---
 
@@ -215,63 +215,19 @@ def test_fmt_is_plain_without_exponent_or_trailing_zeros(value: Decimal) -> None
     assert re.fullmatch(r"-?\d+(\.\d+)?", text)
 
 
-# --- parse_positive ---
-
-
 @pytest.mark.parametrize(
-    ("raw", "expected"),
+    ("raw", "bounded"),
     [
-        pytest.param("1", Decimal(1), id="str-int"),
-        pytest.param("0.5", Decimal("0.5"), id="str-fraction"),
-        pytest.param("1e-8", Decimal("0.00000001"), id="str-exponent"),
-        pytest.param(
-            "123456789012345678901234567890.5",
-            Decimal("123456789012345678901234567890.5"),
-            id="str-31-digits",
-        ),
-        pytest.param(5, Decimal(5), id="int"),
-        pytest.param(Decimal("2.50"), Decimal("2.5"), id="decimal"),
+        ("1", True),
+        ("0.000000000000000000000000000001", True),
+        ("1" * 30, True),
+        ("1" * 31, False),
+        ("1e31", False),
+        ("1e-31", False),
+        ("NaN", False),
+        ("Infinity", False),
     ],
 )
-def test_parse_positive_accepts(raw: str | int | Decimal, expected: Decimal) -> None:
-    # Act
-    value = parse_positive(raw, "qty")
-
-    # Assert
-    assert value == expected
-
-
-def test_parse_positive_keeps_every_digit() -> None:
-    # Arrange
-    text = "0.123456789012345678901234567890123456789"
-
-    # Act
-    value = parse_positive(text, "qty")
-
-    # Assert
-    assert value.as_tuple() == Decimal(text).as_tuple()
-
-
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        pytest.param("abc", "not a decimal number", id="garbage"),
-        pytest.param("", "not a decimal number", id="empty"),
-        pytest.param("1.2.3", "not a decimal number", id="two-points"),
-        pytest.param("NaN", "must be finite", id="nan"),
-        pytest.param(Decimal("sNaN"), "must be finite", id="signalling-nan"),
-        pytest.param("Infinity", "must be finite", id="infinity"),
-        pytest.param("-Infinity", "must be finite", id="negative-infinity"),
-        pytest.param("0", "must be positive", id="zero"),
-        pytest.param("-0", "must be positive", id="negative-zero"),
-        pytest.param("0E-8", "must be positive", id="zero-with-exponent"),
-        pytest.param("-1", "must be positive", id="negative"),
-        pytest.param(0, "must be positive", id="int-zero"),
-        pytest.param(-3, "must be positive", id="int-negative"),
-    ],
-)
-def test_parse_positive_rejects_naming_the_field(raw: str | int | Decimal, reason: str) -> None:
+def test_is_bounded(raw: str, bounded: bool) -> None:
     # Act / Assert
-    with pytest.raises(ValueError, match=r"^min_notional: ") as excinfo:
-        parse_positive(raw, "min_notional")
-    assert reason in str(excinfo.value)
+    assert is_bounded(Decimal(raw)) is bounded

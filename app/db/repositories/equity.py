@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import EquitySnapshot
@@ -49,16 +49,3 @@ class EquityRepository:
         """Return (leader_id, follower_id, reading) for every account's newest snapshot."""
         rows = (await self.session.execute(_NEWEST_SQL)).all()
         return [(r.leader_id, r.follower_id, EquityReading(r.id, r.equity, r.as_of)) for r in rows]
-
-    async def newest(
-        self, *, leader_id: UUID | None = None, follower_id: UUID | None = None
-    ) -> EquityReading | None:
-        column = EquitySnapshot.leader_id if leader_id else EquitySnapshot.follower_id
-        stmt = (
-            select(EquitySnapshot)
-            .where(column == (leader_id or follower_id))
-            .order_by(EquitySnapshot.as_of.desc(), EquitySnapshot.id.desc())
-            .limit(1)
-        )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
-        return EquityReading(row.id, row.equity, row.as_of) if row else None

@@ -5,48 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
-from app.domain.model import Fill
-
-
-class FillRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def record(self, fill: Fill) -> int | None:
-        """Insert the fill; return its row id, or None when (leader, fill_id) was seen before."""
-        stmt = (
-            pg_insert(LeaderFill)
-            .values(
-                leader_id=fill.leader_id,
-                fill_id=fill.fill_id,
-                symbol=fill.symbol,
-                side=fill.side.value,
-                qty=fill.qty,
-                price=fill.price,
-                event_at=fill.event_at,
-                received_at=fill.received_at,
-            )
-            .on_conflict_do_nothing(index_elements=["leader_id", "fill_id"])
-            .returning(LeaderFill.id)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
 
 
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(FollowerOrder), list(rows))
 
     async def mark_dispatched(self, order_ids: Sequence[str]) -> None:
         if not order_ids:
@@ -79,12 +49,6 @@ class OrderRepository:
         )
         rows = (await self.session.execute(stmt)).all()
         return [(r.id, r.follower_id, r.payload) for r in rows]
-
-    async def count_pending(self) -> int:
-        stmt = (
-            select(func.count()).select_from(FollowerOrder).where(FollowerOrder.status == "pending")
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
 
     async def get(
         self, follower_id: UUID, order_id: str
