@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -56,8 +57,10 @@ class Pipeline:
             log.info("fill_duplicate", leader_id=str(fill.leader_id), fill_id=fill.fill_id)
             return FillResult("duplicate")
         FILLS.labels(status="accepted").inc()
-        for order in outcome.orders:
-            ORDERS.labels(status=order.status, reason=order.skip_reason or "").inc()
+        for (status, reason), count in Counter(
+            (o.status, o.skip_reason or "") for o in outcome.orders
+        ).items():
+            ORDERS.labels(status=status, reason=reason).inc(count)
         await self.dispatch(
             [
                 OutboxItem(

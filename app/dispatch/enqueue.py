@@ -1,8 +1,11 @@
-"""Idempotent enqueue: one Lua call per order checks the id, XADDs and publishes atomically.
+"""Idempotent enqueue: a Lua script checks each order id, XADDs and publishes atomically.
 
-A fill fanned out to thousands of followers means thousands of calls; they are written to one
-connection as a single pre-encoded buffer (one round trip), which costs a fraction of what
-building a client-side pipeline command by command does.
+A fill fanned out to thousands of followers is a few script calls of up to CHUNK orders each,
+written to one connection as a single pre-encoded buffer (one round trip); building a client
+pipeline command by command, and reading a reply per order, cost far more.
+
+Each call touches the keys of many followers, so it needs one Redis, not a Cluster: with a
+Cluster the chunks would have to be grouped by hash slot.
 """
 
 from __future__ import annotations
@@ -19,18 +22,26 @@ from redis.exceptions import NoScriptError, ResponseError
 from app.dispatch.keys import dedupe_key, feed_channel, order_stream
 from app.dispatch.messages import feed_message
 
-# KEYS[1] stream, KEYS[2] dedupe marker (same hash slot). ARGV: payload, ttl, feed channel.
-# Returns the new entry id, or false when this order id was enqueued before. The feed message
-# is built here from the payload, so the payload crosses the wire once.
+# For each order i: KEYS[2i-1] its stream, KEYS[2i] its dedupe marker; ARGV[1] the dedupe TTL,
+# then per order its payload and feed channel. An order id seen before is skipped: nothing is
+# added twice, however often a batch is resent. The feed message is built here from the
+# payload, so the payload crosses the wire once. Returns how many entries were added.
 _ENQUEUE_LUA = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
-  local id = redis.call('XADD', KEYS[1], '*', 'order', ARGV[1])
-  redis.call('PUBLISH', ARGV[3],
-    '{"type":"order","status":"dispatched","skip_reason":null,"order":' .. ARGV[1] .. '}')
-  return id
+local added = 0
+for i = 1, #KEYS / 2 do
+  local payload = ARGV[2 * i]
+  if redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[2 * i - 1], '*', 'order', payload)
+    redis.call('PUBLISH', ARGV[2 * i + 1],
+      '{"type":"order","status":"dispatched","skip_reason":null,"order":' .. payload .. '}')
+    added = added + 1
+  end
 end
-return false
+return added
 """
+# Orders per script call: big enough that a fan-out is a handful of replies, small enough that
+# one call does not hold Redis for long (each order is three commands inside the script).
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,37 +78,56 @@ class Enqueuer:
         """
         if not items:
             return []
-        buffer, sendable = self._encode(items)
+        buffer, sendable, replies = self._encode(items)
         try:
-            await self._send(buffer, len(items))
+            await self._send(buffer, replies)
         except NoScriptError:
             await self.redis.script_load(_ENQUEUE_LUA)
-            await self._send(buffer, len(items))
+            await self._send(buffer, replies)
         return sendable
 
-    def _encode(self, items: Sequence[OutboxItem]) -> tuple[bytes, list[str]]:
+    def _encode(self, items: Sequence[OutboxItem]) -> tuple[bytes, list[str], int]:
+        """RESP for the whole batch: one PUBLISH per skipped order, one EVALSHA per chunk of
+        orders to send. Returns the buffer, the ids sent and how many replies to read."""
         parts: list[bytes] = []
         sendable: list[str] = []
+        chunk_keys: list[bytes] = []
+        chunk_args: list[bytes] = []
+        replies = 0
+
+        def flush() -> None:
+            nonlocal replies
+            if chunk_keys:
+                parts.append(
+                    _command(
+                        b"EVALSHA",
+                        self._sha,
+                        str(len(chunk_keys)).encode(),
+                        *chunk_keys,
+                        self.ttl,
+                        *chunk_args,
+                    )
+                )
+                chunk_keys.clear()
+                chunk_args.clear()
+                replies += 1
+
         for item in items:
             channel = feed_channel(item.follower_id).encode()
             if item.skipped:
                 message = feed_message(item.payload, "skipped", item.skip_reason)
                 parts.append(_command(b"PUBLISH", channel, message.encode()))
+                replies += 1
                 continue
-            parts.append(
-                _command(
-                    b"EVALSHA",
-                    self._sha,
-                    b"2",
-                    order_stream(item.follower_id).encode(),
-                    dedupe_key(item.follower_id, item.order_id).encode(),
-                    item.payload.encode(),
-                    self.ttl,
-                    channel,
-                )
-            )
+            chunk_keys.append(order_stream(item.follower_id).encode())
+            chunk_keys.append(dedupe_key(item.follower_id, item.order_id).encode())
+            chunk_args.append(item.payload.encode())
+            chunk_args.append(channel)
             sendable.append(item.order_id)
-        return b"".join(parts), sendable
+            if len(sendable) % CHUNK == 0:
+                flush()
+        flush()
+        return b"".join(parts), sendable, replies
 
     async def _send(self, buffer: bytes, replies: int) -> None:
         """Write every command at once, then read every reply, on one pooled connection."""

@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 
 from app.db.repositories import hotpath
-from app.dispatch.messages import encode_order, explanation
+from app.dispatch.messages import FillMessages
 from app.domain.ids import order_id
 from app.domain.model import Fill
 from app.domain.plan_model import InstrumentRules, PlanContext, SubscriptionStatus
@@ -107,7 +107,10 @@ class SizingEngine:
 
     def _instrument(self, symbol: str) -> InstrumentRules:
         assert self._rules is not None
-        return self._rules.get(symbol) or default_rules(symbol)
+        rules = self._rules.get(symbol)
+        if rules is None:
+            rules = self._rules[symbol] = default_rules(symbol)
+        return rules
 
     # -- the hot path --------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class SizingEngine:
         valid_until = min(fill.event_at, now) + self._ttl
         leader_before = book.positions.get(fill.symbol, Decimal(0))
         leader_equity = self._equity.leader(fill.leader_id)
+        messages = FillMessages(fill, now, valid_until, leader_equity)
         rows = hotpath.OrderRows()
         moves = hotpath.PositionMoves()
         changes = hotpath.StatusChanges()
@@ -155,21 +159,16 @@ class SizingEngine:
                     settings=sub.settings,
                 )
             )
-            sizing = explanation(
-                fill, result, sub.settings, leader_equity, follower_equity, rules.qty_step
-            )
+            sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
             legs = result.legs or (None,)
             for index, leg in enumerate(legs):
                 oid = order_id(fill.leader_id, fill.fill_id, sub.id, index)
-                payload = encode_order(
+                payload = messages.encode(
                     order_id=oid,
                     follower_id=sub.follower_id,
                     subscription_id=sub.id,
-                    fill=fill,
                     symbol=symbol,
                     leg=leg,
-                    created_at=now,
-                    valid_until=valid_until,
                     sizing=sizing,
                 )
                 skip = result.skip_reason.value if leg is None and result.skip_reason else None
