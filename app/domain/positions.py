@@ -11,6 +11,10 @@ from decimal import Decimal, localcontext
 from app.domain.decimals import sizing_context
 from app.domain.model import Side
 
+# Built once: a new Context per call costs more than the arithmetic it is for. Sharing it is
+# safe because localcontext() enters a copy, so nothing a call does reaches this object.
+_SIZING = sizing_context()
+
 
 class FillEffect(enum.StrEnum):
     """What a fill does to the position it lands on."""
@@ -43,15 +47,15 @@ def signed_qty(side: Side, qty: Decimal) -> Decimal:
     """Return ``qty`` signed by ``side``: + for a buy, - for a sell."""
     if qty <= 0:
         raise ValueError(f"qty: must be positive, got {qty}")
-    return qty if side is Side.BUY else -qty
+    # copy_negate is exact in any context; unary minus rounds to the caller's precision.
+    return qty if side is Side.BUY else qty.copy_negate()
 
 
 def apply_fill(position: Decimal, side: Side, qty: Decimal) -> Decimal:
     """Return the position after a fill of ``qty`` on ``side``."""
-    delta = signed_qty(side, qty)
-    with localcontext(sizing_context()):
-        # 80 digits: the sum of two bounded quantities is exact.
-        return position + delta
+    with localcontext(_SIZING):
+        # 80 digits: the sign flip and the sum of two bounded quantities are exact.
+        return position + signed_qty(side, qty)
 
 
 def opposite(a: Decimal, b: Decimal) -> bool:
@@ -61,7 +65,11 @@ def opposite(a: Decimal, b: Decimal) -> bool:
 
 def classify(position: Decimal, side: Side, qty: Decimal) -> FillEffect:
     """Classify a fill against the position it lands on."""
-    after = apply_fill(position, side, qty)
+    return effect_of(position, apply_fill(position, side, qty))
+
+
+def effect_of(position: Decimal, after: Decimal) -> FillEffect:
+    """Classify a move from ``position`` to ``after`` (a fill's result, known already)."""
     if position == 0:
         return FillEffect.OPEN
     if after == 0:
@@ -80,7 +88,7 @@ def reduction_fraction(before: Decimal, after: Decimal) -> Decimal:
     _check_reduction(before, after)
     if after == 0 or opposite(before, after):
         return Decimal(1)
-    with localcontext(sizing_context()):
+    with localcontext(_SIZING):
         return (abs(before) - abs(after)) / abs(before)
 
 
@@ -95,7 +103,7 @@ def proportional_reduction(held: Decimal, before: Decimal, after: Decimal) -> De
     _check_reduction(before, after)
     if after == 0 or opposite(before, after):
         return held
-    with localcontext(sizing_context()):
+    with localcontext(_SIZING):
         return held * (abs(before) - abs(after)) / abs(before)
 
 

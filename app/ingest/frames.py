@@ -10,6 +10,7 @@ from uuid import UUID
 
 import msgspec
 
+from app.domain.decimals import MAX_DIGITS, is_bounded
 from app.domain.model import Fill, Side
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,47}$"
@@ -59,6 +60,9 @@ class EquityUpdate:
 def _positive(value: Decimal, field: str) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise FrameError(f"{field}: must be a positive finite decimal")
+    if not is_bounded(value):
+        # The same bound as the API's: keeps every sizing product exact.
+        raise FrameError(f"{field}: at most {MAX_DIGITS} digits, within 1e-30 .. 1e30")
     return value
 
 

@@ -122,11 +122,11 @@ def test_qty_and_price_as_strings_or_numbers(
 @pytest.mark.parametrize(
     "text",
     [
-        pytest.param("0.123456789012345678901234567890123", id="33-digit-fraction"),
+        pytest.param("0.123456789012345678901234567890", id="30-digit-fraction"),
         pytest.param("12345678901234567890.123456789", id="29-digits"),
         pytest.param("1.00000000000000000000000000001", id="one-plus-1e-29"),
         pytest.param("9007199254740993", id="2-pow-53-plus-1"),
-        pytest.param("0.1000000000000000055511151231257827", id="beyond-binary-0.1"),
+        pytest.param("0.100000000000000005551115123126", id="beyond-binary-0.1"),
     ],
 )
 def test_json_numbers_keep_every_digit(text: str) -> None:
@@ -157,11 +157,11 @@ def test_equity_number_keeps_every_digit() -> None:
 
 
 @given(
-    n=st.integers(min_value=1, max_value=10**40),
-    e=st.integers(min_value=-40, max_value=10),
+    n=st.integers(min_value=1, max_value=10**30 - 1),
+    e=st.integers(min_value=-30, max_value=0),
 )
 def test_any_json_number_is_exact(n: int, e: int) -> None:
-    # Arrange: an exact decimal n * 10**e, written as a JSON number
+    # Arrange: an exact decimal n * 10**e within the accepted bounds, written as a JSON number
     text = f"{n}e{e}"
     raw = (
         '{"type": "fill", "fill_id": "f-1", "symbol": "BTCUSDT", "side": "buy",'
@@ -478,3 +478,23 @@ def test_frame_error_is_a_value_error() -> None:
     # Act / Assert
     with pytest.raises(ValueError, match=r"\$\.side"):
         parse_frame(fill_frame(side="short"), LEADER, RECEIVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("0.1234567890123456789012345678901", id="31-digits"),
+        pytest.param("1e31", id="too-large"),
+        pytest.param("1e-31", id="too-small"),
+    ],
+)
+def test_json_numbers_beyond_the_bounds_are_rejected_naming_the_field(text: str) -> None:
+    # Arrange: the same bound as the API's, so every sizing product stays exact
+    raw = (
+        '{"type": "fill", "fill_id": "f-1", "symbol": "BTCUSDT", "side": "buy",'
+        f' "qty": {text}, "price": "1"}}'
+    )
+
+    # Act / Assert
+    with pytest.raises(FrameError, match=r"^qty: at most 30 digits"):
+        parse_fill(raw)
