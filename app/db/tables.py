@@ -211,14 +211,15 @@ class FollowerOrder(Base):
             "created_at",
             postgresql_where=text("status = 'pending'"),
         ),
-        UniqueConstraint("fill_pk", "subscription_id", "leg"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     fill_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("leader_fill.id"))
     leg: Mapped[int] = mapped_column(SmallInteger, default=0)
-    follower_id: Mapped[UUID] = mapped_column(ForeignKey("follower.id"))
-    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    # Denormalised from the subscription (which the foreign key below pins) for the
+    # per-follower history index; no key of their own: every check costs on a 10,000-row fill.
+    follower_id: Mapped[UUID]
+    leader_id: Mapped[UUID]
     subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"))
     leader_equity_snapshot_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("equity_snapshot.id")
