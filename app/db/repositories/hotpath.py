@@ -172,11 +172,13 @@ async def load_instruments(conn: asyncpg.Connection, symbol: str | None = None) 
     return list(await conn.fetch(LOAD_INSTRUMENT, symbol))
 
 
+# Confirm orders in Redis. An executor may have reported first: keep its status.
+MARK_DISPATCHED = (
+    "UPDATE follower_order SET dispatched_at = now(),"
+    " status = CASE WHEN status = 'pending' THEN 'dispatched' ELSE status END"
+    " WHERE id = ANY($1::varchar[]) AND dispatched_at IS NULL"
+)
+
+
 async def mark_dispatched(conn: asyncpg.Connection, order_ids: list[str]) -> None:
-    """Confirm orders in Redis. An executor may have reported first: keep its status."""
-    await conn.execute(
-        "UPDATE follower_order SET dispatched_at = now(),"
-        " status = CASE WHEN status = 'pending' THEN 'dispatched' ELSE status END"
-        " WHERE id = ANY($1::varchar[]) AND dispatched_at IS NULL",
-        order_ids,
-    )
+    await conn.execute(MARK_DISPATCHED, order_ids)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.repositories.hotpath import MARK_DISPATCHED
 from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
 
 
@@ -19,20 +20,10 @@ class OrderRepository:
         self.session = session
 
     async def mark_dispatched(self, order_ids: Sequence[str]) -> None:
-        if not order_ids:
-            return
-        # An executor may report on an order before it is marked here: keep its status.
-        stmt = (
-            update(FollowerOrder)
-            .where(FollowerOrder.id.in_(order_ids), FollowerOrder.dispatched_at.is_(None))
-            .values(
-                status=case(
-                    (FollowerOrder.status == "pending", "dispatched"), else_=FollowerOrder.status
-                ),
-                dispatched_at=datetime.now(UTC),
-            )
-        )
-        await self.session.execute(stmt)
+        if order_ids:
+            # The hot path's statement, in this session's transaction (asyncpg's $n style).
+            conn = await self.session.connection()
+            await conn.exec_driver_sql(MARK_DISPATCHED, (list(order_ids),))
 
     async def pending(self, older_than_s: float, limit: int) -> list[tuple[str, UUID, str]]:
         """Committed orders not yet confirmed in Redis: (order_id, follower_id, payload).
