@@ -26,7 +26,8 @@ OUTBOX_BACKLOG = Gauge("copytrade_outbox_backlog", "Orders the relay found pendi
 REPORTS = Counter("copytrade_reports_total", "Executor reports read", ["outcome"])
 STAGE_LATENCY = Histogram(
     "copytrade_stage_seconds",
-    "Time spent per stage of a fill: committed (received -> durable), enqueued (-> in Redis)",
+    "Time per stage of a fill: sized (all subscriptions planned), committed (received -> "
+    "durable), enqueued (committed -> in the followers' streams)",
     ["stage"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )

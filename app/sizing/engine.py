@@ -8,6 +8,7 @@ next fill reloads it from the database.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from app.domain.model import Fill
 from app.domain.plan_model import InstrumentRules, PlanContext, SubscriptionStatus
 from app.domain.planner import plan
 from app.domain.positions import signed_qty
+from app.metrics import STAGE_LATENCY
 from app.sizing.books import (
     LeaderBook,
     SubscriptionBook,
@@ -130,6 +132,7 @@ class SizingEngine:
                 raise
 
     async def _process(self, book: LeaderBook, fill: Fill) -> FillOutcome:
+        started = time.perf_counter()
         now = datetime.now(UTC)
         valid_until = min(fill.event_at, now) + self._ttl
         leader_before = book.positions.get(fill.symbol, Decimal(0))
@@ -206,6 +209,7 @@ class SizingEngine:
             if delta or result.status_change is not None:
                 applied.append((sub, symbol, delta, result.status_change))
 
+        STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
         leader_delta = signed_qty(fill.side, fill.qty)
         async with self._pool.acquire() as conn:
             fill_pk = await hotpath.record_fill(
