@@ -61,14 +61,7 @@ class Pipeline:
             (o.status, o.skip_reason or "") for o in outcome.orders
         ).items():
             ORDERS.labels(status=status, reason=reason).inc(count)
-        await self.dispatch(
-            [
-                OutboxItem(
-                    o.order_id, o.follower_id, o.payload, o.skip_reason, o.status == "skipped"
-                )
-                for o in outcome.orders
-            ]
-        )
+        await self.dispatch(_outbox_items(outcome.orders))
         done = time.perf_counter()
         STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
         FILL_LATENCY.observe(done - started)
@@ -79,6 +72,17 @@ class Pipeline:
             orders=len(outcome.orders),
         )
         return FillResult("accepted", outcome.orders)
+
+    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> None:
+        """Bring a new subscription to the leader's open positions now, then dispatch."""
+        outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
+        log.info(
+            "open_positions_copied",
+            leader_id=str(leader_id),
+            subscription_id=str(subscription_id),
+            orders=len(outcome.orders),
+        )
+        await self.dispatch(_outbox_items(outcome.orders))
 
     async def dispatch(self, items: list[OutboxItem]) -> None:
         """Enqueue committed orders; their "dispatched" mark is written in the background.
@@ -116,3 +120,10 @@ class Pipeline:
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self._sessionmaker)
+
+
+def _outbox_items(orders: tuple[PlannedOrder, ...]) -> list[OutboxItem]:
+    return [
+        OutboxItem(o.order_id, o.follower_id, o.payload, o.skip_reason, o.status == "skipped")
+        for o in orders
+    ]

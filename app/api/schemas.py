@@ -176,6 +176,11 @@ class SubscriptionCreate(Request):
     leader_id: UUID
     multiplier: Positive = Decimal(1)
     sizing: SizingIn = Field(default_factory=SizingIn)
+    copy_open_positions: bool = Field(
+        default=False,
+        description="Bring the follower to its target in every symbol the leader holds now, "
+        "instead of at the leader's next fill.",
+    )
 
 
 class SubscriptionPatch(Request):

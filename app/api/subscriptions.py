@@ -86,6 +86,13 @@ async def subscribe(
     except IntegrityError as exc:  # a concurrent request won the unique index
         raise conflict from exc
     _refresh_sizing(uow, runtime, body.leader_id)
+    if body.copy_open_positions:
+        leader_id, subscription_id = body.leader_id, sub.id
+
+        async def _copy() -> None:
+            await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
+
+        uow.after_commit(_copy)
     return _subscription_out(sub)
 
 

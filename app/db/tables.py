@@ -182,11 +182,15 @@ class LeaderFill(Base):
         CheckConstraint("qty > 0", name="qty_positive"),
         CheckConstraint("price > 0", name="price_positive"),
         CheckConstraint("side IN ('buy', 'sell')", name="side_known"),
+        CheckConstraint("kind IN ('trade', 'sync')", name="kind_known"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
     fill_id: Mapped[str] = mapped_column(String(128))
+    # "trade": the leader's execution. "sync": a follower brought to the leader's open
+    # positions on subscribing (copy_open_positions); the leader's positions do not move.
+    kind: Mapped[str] = mapped_column(String(8), server_default=text("'trade'"))
     symbol: Mapped[str] = mapped_column(String(48))
     side: Mapped[str] = mapped_column(String(4))
     qty: Mapped[Decimal]

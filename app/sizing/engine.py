@@ -20,7 +20,7 @@ import structlog
 from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
 from app.domain.ids import order_id
-from app.domain.model import Fill
+from app.domain.model import Fill, Side
 from app.domain.plan_model import InstrumentRules, PlanContext, SubscriptionStatus
 from app.domain.planner import plan
 from app.domain.positions import signed_qty
@@ -125,17 +125,68 @@ class SizingEngine:
             if book.stale or self._rules is None:
                 await self._load(fill.leader_id, book)
             try:
-                return await self._process(book, fill)
+                return await self._process(
+                    book,
+                    fill,
+                    book.subscriptions,
+                    book.positions.get(fill.symbol, Decimal(0)),
+                    signed_qty(fill.side, fill.qty),
+                )
             except BaseException:
                 # The write may or may not have committed: trust only the database now.
                 book.stale = True
                 raise
 
-    async def _process(self, book: LeaderBook, fill: Fill) -> FillOutcome:
+    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> FillOutcome:
+        """Bring one subscription to its target in every symbol the leader holds now.
+
+        Each open leader position is planned as if the leader had just opened it from flat,
+        for this subscription only, and recorded as a ``sync`` event (not a leader trade: the
+        leader's own positions do not move). Done once, right after subscribing.
+        """
+        book = self._books.get(leader_id)
+        if book is None:
+            book = self._books[leader_id] = await self._load(leader_id, None)
+        async with book.lock:
+            if book.stale or self._rules is None:
+                await self._load(leader_id, book)
+            subs = [s for s in book.subscriptions if s.id == subscription_id]
+            orders: list[PlannedOrder] = []
+            now = datetime.now(UTC)
+            for symbol, position in sorted(book.positions.items()):
+                price = book.last_price.get(symbol)
+                if not subs or not position or price is None:
+                    continue
+                event = Fill(
+                    leader_id=leader_id,
+                    fill_id=f"sync:{subscription_id}:{symbol}",
+                    symbol=symbol,
+                    side=Side.BUY if position > 0 else Side.SELL,
+                    qty=abs(position),
+                    price=price,
+                    event_at=now,
+                    received_at=now,
+                )
+                try:
+                    outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
+                except BaseException:
+                    book.stale = True
+                    raise
+                orders += outcome.orders
+            return FillOutcome(duplicate=False, orders=tuple(orders))
+
+    async def _process(
+        self,
+        book: LeaderBook,
+        fill: Fill,
+        subscriptions: list[SubscriptionBook],
+        leader_before: Decimal,
+        leader_delta: Decimal,
+        kind: str = "trade",
+    ) -> FillOutcome:
         started = time.perf_counter()
         now = datetime.now(UTC)
         valid_until = min(fill.event_at, now) + self._ttl
-        leader_before = book.positions.get(fill.symbol, Decimal(0))
         leader_equity = self._equity.leader(fill.leader_id)
         messages = FillMessages(fill, now, valid_until, leader_equity)
         rows = hotpath.OrderRows()
@@ -144,7 +195,7 @@ class SizingEngine:
         produced: list[PlannedOrder] = []
         applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = []
 
-        for sub in book.subscriptions:
+        for sub in subscriptions:
             symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
             rules = self._instrument(symbol)
             follower_equity = self._equity.follower(sub.follower_id)
@@ -210,16 +261,15 @@ class SizingEngine:
                 applied.append((sub, symbol, delta, result.status_change))
 
         STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
-        leader_delta = signed_qty(fill.side, fill.qty)
         async with self._pool.acquire() as conn:
             fill_pk = await hotpath.record_fill(
-                conn, fill, now, valid_until, rows, leader_delta, moves, changes
+                conn, fill, kind, now, valid_until, rows, leader_delta, moves, changes
             )
         if fill_pk is None:
             return FillOutcome(duplicate=True)
 
         # Committed: move the cache the way the statement moved the database.
-        book.positions[fill.symbol] = leader_before + leader_delta
+        book.positions[fill.symbol] = book.positions.get(fill.symbol, Decimal(0)) + leader_delta
         book.last_price[fill.symbol] = fill.price
         for sub, symbol, delta, new_status in applied:
             if delta:

@@ -20,8 +20,9 @@ from app.domain.model import Fill
 
 RECORD_FILL = """
 WITH f AS (
-    INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at,
+                             kind)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $34)
     ON CONFLICT (leader_id, fill_id) DO NOTHING
     RETURNING id
 ), o AS (
@@ -107,6 +108,7 @@ class StatusChanges:
 async def record_fill(
     conn: asyncpg.Connection,
     fill: Fill,
+    kind: str,
     created_at: datetime,
     valid_until: datetime,
     orders: OrderRows,
@@ -114,7 +116,10 @@ async def record_fill(
     moves: PositionMoves,
     changes: StatusChanges,
 ) -> int | None:
-    """Record ``fill`` and what it caused; return the fill's row id, None for a duplicate."""
+    """Record ``fill`` and what it caused; return the fill's row id, None for a duplicate.
+
+    ``kind`` is "trade" for a leader fill, "sync" for copy_open_positions on subscribe.
+    """
     fill_pk: int | None = await conn.fetchval(
         RECORD_FILL,
         fill.leader_id, fill.fill_id, fill.symbol, fill.side.value, fill.qty, fill.price,
@@ -123,6 +128,7 @@ async def record_fill(
         leader_delta,
         moves.subscription_id, moves.symbol, moves.delta,
         changes.subscription_id, changes.status, changes.reason,
+        kind,
     )  # fmt: skip
     return fill_pk
 
