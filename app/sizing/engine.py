@@ -107,6 +107,14 @@ class SizingEngine:
         into.stale = False
         return into
 
+    async def _book(self, leader_id: UUID) -> LeaderBook:
+        book = self._books.get(leader_id)
+        if book is None:
+            loaded = await self._load(leader_id, None)
+            # Two first fills may load at once: both must end up with the same book (and lock).
+            book = self._books.setdefault(leader_id, loaded)
+        return book
+
     def _instrument(self, symbol: str) -> InstrumentRules:
         assert self._rules is not None
         rules = self._rules.get(symbol)
@@ -118,9 +126,7 @@ class SizingEngine:
 
     async def process(self, fill: Fill) -> FillOutcome:
         """Plan, record and commit one fill. Returns once it is durable (or a duplicate)."""
-        book = self._books.get(fill.leader_id)
-        if book is None:
-            book = self._books[fill.leader_id] = await self._load(fill.leader_id, None)
+        book = await self._book(fill.leader_id)
         async with book.lock:
             if book.stale or self._rules is None:
                 await self._load(fill.leader_id, book)
@@ -144,9 +150,7 @@ class SizingEngine:
         for this subscription only, and recorded as a ``sync`` event (not a leader trade: the
         leader's own positions do not move). Done once, right after subscribing.
         """
-        book = self._books.get(leader_id)
-        if book is None:
-            book = self._books[leader_id] = await self._load(leader_id, None)
+        book = await self._book(leader_id)
         async with book.lock:
             if book.stale or self._rules is None:
                 await self._load(leader_id, book)

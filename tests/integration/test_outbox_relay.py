@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
-from app.db.repositories.trading import SubscriptionRepository
+from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
 from app.dispatch.enqueue import OutboxItem
 from app.domain.model import Fill, Side
 from app.runtime import Runtime
@@ -146,3 +147,38 @@ async def test_readyz_reports_redis_down_and_the_service_stays_up(clean: None) -
     assert body["status"] == "not_ready"
     assert body["postgres"] == "ok"
     assert body["redis"] != "ok"
+
+
+async def test_concurrent_first_fills_of_a_leader_share_one_book(live: Runtime, db: Any) -> None:
+    # Arrange: a leader no fill has touched yet, so its book is not loaded; each fill's
+    # share (0.005 x 0.1) is half a lot step, so only fills applied in order add up to lots.
+    leader_id, (follower_id,) = await seed(live, followers=1)
+    async with live.unit_of_work() as uow:
+        await InstrumentRepository(uow.session).upsert(
+            "BTCUSDT", Decimal("0.001"), Decimal(0), Decimal(0)
+        )
+        await uow.commit()
+    await live.equity.reload()
+    now = datetime.now(UTC)
+
+    # Act: many fills at once, as several push connections of one leader would send them.
+    results = await asyncio.gather(
+        *(
+            live.pipeline.handle_fill(
+                Fill(
+                    leader_id, f"c-{n}", "BTCUSDT", Side.BUY, Decimal("0.005"), Decimal(1), now, now
+                )
+            )
+            for n in range(20)
+        )
+    )
+
+    # Assert: applied one at a time on one book; no position update lost.
+    assert [r.status for r in results] == ["accepted"] * 20
+    leader = await db.fetchval("SELECT qty FROM leader_position WHERE leader_id = $1", leader_id)
+    tracked = await db.fetchval(
+        "SELECT qty FROM subscription_position p JOIN subscription s ON s.id = p.subscription_id"
+        " WHERE s.follower_id = $1",
+        follower_id,
+    )
+    assert (leader, tracked) == (Decimal("0.1"), Decimal("0.01"))
