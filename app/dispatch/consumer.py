@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.dispatch.keys import dead_letter_stream, order_stream, report_stream
+from app.loops import Backoff, supervise
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -99,15 +100,15 @@ class OrderConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first (drain)."""
-        await self.ensure_group()
-        while not stop.is_set():
-            try:
+
+        async def body(backoff: Backoff) -> None:
+            await self.ensure_group()
+            while not stop.is_set():
                 await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer_error", stream=self.stream, error=repr(exc))
-                await asyncio.sleep(0.5)
+                backoff.reset()
+
+        # The service's loop shape: errors logged and counted, retried with jittered backoff.
+        await supervise(f"consumer:{self.stream}", body, Backoff(0.2, 10.0), stop)
 
     async def poll_once(self, block_ms: int | None = None) -> int:
         """Reclaim stale entries, then read new ones; return how many entries were handled."""
