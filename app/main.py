@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import followers, health, instruments, leaders, orders, subscriptions
+from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
 from app.feed import ws as feed_ws
 from app.ingest import push
 from app.logging import configure_logging
@@ -46,4 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         feed_ws,
     ):
         app.include_router(module.router)
+    # The last added runs first: refuse over-rate callers before reading their bodies.
+    app.add_middleware(OriginCheck, allowed=settings.ws_allowed_origins)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimit, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
     return app

@@ -31,3 +31,8 @@ STAGE_LATENCY = Histogram(
     ["stage"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+FILLS_QUARANTINED = Counter(
+    "copytrade_fills_quarantined_total",
+    "Leader fills too absurd to size, kept in quarantined_fill instead",
+    ["reason"],
+)

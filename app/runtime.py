@@ -19,6 +19,7 @@ from app.dispatch.relay import OutboxRelay
 from app.dispatch.reports import ReportReader, ReportService
 from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
+from app.feed.sockets import SocketRegistry
 from app.ingest.client import ListenerManager
 from app.pipeline import Pipeline
 from app.settings import Settings
@@ -72,6 +73,7 @@ class Runtime:
             self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
         )
         self.feed = FeedHub(self.redis)
+        self.sockets = SocketRegistry(self.redis)
         self.trimmer = StreamTrimmer(
             self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
         )
@@ -117,6 +119,7 @@ class Runtime:
         await self.marker.start()
         await self.equity.start()
         await self.feed.start()
+        await self.sockets.start()
         await self.relay.start()
         await self.report_reader.start()
         await self.trimmer.start()
@@ -142,6 +145,7 @@ class Runtime:
         await self.trimmer.stop()
         await self.marker.stop()
         await self.feed.stop()
+        await self.sockets.stop()
         await self.equity.stop()
         await self.redis.aclose()
         if self._opened:

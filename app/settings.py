@@ -120,6 +120,34 @@ class Settings(BaseSettings):
     demo_interval_s: float = Field(
         default=1.5, gt=0, description="Seconds between the demo leader's fills."
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest REST request body accepted; a larger one answers 413.",
+    )
+    rate_limit_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        description="REST requests per second allowed per credential (per client address "
+        "without one); past the burst they answer 429 with Retry-After.",
+    )
+    rate_limit_burst: int = Field(
+        default=200,
+        ge=1,
+        description="Requests a credential may make at once before the per-second rate applies.",
+    )
+    ws_max_connections_per_key: int = Field(
+        default=20,
+        ge=1,
+        description="Open order-feed websockets per follower key on one instance; one more is "
+        "closed with 1013 (the admin token is not limited).",
+    )
+    ws_allowed_origins: list[str] = Field(
+        default=[],
+        description='Origins browsers may open websockets from, as a JSON list (["https://app.'
+        'example"]); a socket from any other Origin is refused with 403. Empty: allow all '
+        "(clients outside browsers send no Origin).",
+    )
 
     @model_validator(mode="after")
     def _admin_token_is_safe(self) -> Settings:

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 
+from app.db.session import UnitOfWork
 from app.runtime import Runtime
 
 FOLLOWER_KEY_PREFIX = "ctf_"
@@ -38,6 +39,17 @@ def new_secret(prefix: str) -> str:
 def hash_secret(token: str) -> str:
     """SHA-256 is enough for 256-bit random keys: there is nothing to brute-force."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def revoke_after_commit(uow: UnitOfWork, runtime: Runtime, key_hash: str | None) -> None:
+    """Once the new hash is committed, close every open socket of the old credential."""
+    if key_hash is None:
+        return
+
+    async def _revoke() -> None:
+        await runtime.sockets.revoke(key_hash)
+
+    uow.after_commit(_revoke)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -35,6 +35,13 @@ class DecimalJSONRequest(Request):
                 raise json.JSONDecodeError(
                     f"{name} is not a valid JSON number", doc, max(doc.find(name), 0)
                 ) from exc
+            except json.JSONDecodeError:
+                raise
+            except (ValueError, RecursionError) as exc:
+                # Bytes that are not UTF-8/16/32, an integer past Python's 4300-digit limit, or
+                # nesting deeper than the parser's stack: invalid JSON too, not a 400.
+                doc = body.decode("utf-8", "replace")
+                raise json.JSONDecodeError(f"invalid JSON: {type(exc).__name__}", doc, 0) from exc
         return self._json
 
 

@@ -20,7 +20,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Not ready: the body says which dependency is down"}},
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Postgres and Redis answer, and every leader listener task is running.
 

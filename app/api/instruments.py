@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from app.api.auth import AdminDep
 from app.api.decimal_json import DecimalRoute
 from app.api.deps import UowDep
+from app.api.responses import errors
 from app.api.schemas import InstrumentIn, InstrumentOut
 from app.db.repositories.trading import InstrumentRepository
 from app.ingest.frames import SYMBOL_PATTERN
@@ -16,7 +17,7 @@ from app.ingest.frames import SYMBOL_PATTERN
 router = APIRouter(prefix="/v1/instruments", tags=["instruments"], route_class=DecimalRoute)
 
 
-@router.put("/{symbol}")
+@router.put("/{symbol}", responses=errors(401, 403))
 async def put_instrument(
     symbol: Annotated[str, Path(pattern=SYMBOL_PATTERN)],
     body: InstrumentIn,

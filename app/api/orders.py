@@ -14,6 +14,7 @@ from app.api.auth import PrincipalDep
 from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
 from app.api.followers import get_follower_or_404
+from app.api.responses import errors
 from app.api.schemas import (
     FillOut,
     NonNegative,
@@ -65,7 +66,7 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
     )
 
 
-@router.get("/{follower_id}/orders")
+@router.get("/{follower_id}/orders", responses=errors(401, 404))
 async def list_orders(
     follower_id: UUID,
     principal: PrincipalDep,
@@ -108,7 +109,7 @@ async def _order_detail(uow: UowDep, follower_id: UUID, order_id: str) -> OrderD
     )
 
 
-@router.get("/{follower_id}/orders/{order_id}")
+@router.get("/{follower_id}/orders/{order_id}", responses=errors(401, 404))
 async def get_order(
     follower_id: UUID, order_id: OrderId, principal: PrincipalDep, uow: UowDep
 ) -> OrderDetail:
@@ -117,7 +118,7 @@ async def get_order(
     return await _order_detail(uow, follower_id, order_id)
 
 
-@router.post("/{follower_id}/orders/{order_id}/reports")
+@router.post("/{follower_id}/orders/{order_id}/reports", responses=errors(401, 404, 422))
 async def report_order(
     follower_id: UUID,
     order_id: OrderId,

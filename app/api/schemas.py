@@ -32,7 +32,8 @@ _DecimalIn = Annotated[
 Positive = Annotated[_DecimalIn, Field(gt=0)]
 NonNegative = Annotated[_DecimalIn, Field(ge=0)]
 DecimalStr = Annotated[Decimal, PlainSerializer(fmt, return_type=str, when_used="json")]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# No control characters: Postgres text cannot hold NUL, and names are shown in logs and UIs.
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 WsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["ws", "wss"], max_length=2000)]
 
@@ -116,6 +117,16 @@ class InstrumentOut(BaseModel):
 
 class FollowerCreate(Request):
     name: Name
+
+
+class ApiKeyOut(BaseModel):
+    follower_id: UUID
+    api_key: str = Field(description="The follower's new API key. Shown only once.")
+
+
+class PushTokenOut(BaseModel):
+    leader_id: UUID
+    push_token: str = Field(description="The leader's new push token. Shown only once.")
 
 
 class FollowerOut(BaseModel):

@@ -11,6 +11,7 @@ from app.api.auth import AdminDep, PrincipalDep
 from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
 from app.api.followers import get_follower_or_404
+from app.api.responses import errors
 from app.api.schemas import (
     LeaderPositionOut,
     SizingIn,
@@ -62,7 +63,11 @@ def _refresh_sizing(uow: UnitOfWork, runtime: Runtime, leader_id: UUID) -> None:
     uow.after_commit(_invalidate)
 
 
-@router.post("/v1/followers/{follower_id}/subscriptions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/followers/{follower_id}/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(401, 404, 409),
+)
 async def subscribe(
     follower_id: UUID,
     body: SubscriptionCreate,
@@ -96,7 +101,7 @@ async def subscribe(
     return _subscription_out(sub)
 
 
-@router.get("/v1/followers/{follower_id}/subscriptions")
+@router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
 async def list_subscriptions(
     follower_id: UUID, principal: PrincipalDep, uow: UowDep
 ) -> list[SubscriptionOut]:
@@ -112,7 +117,10 @@ async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscr
     return sub
 
 
-@router.patch("/v1/followers/{follower_id}/subscriptions/{subscription_id}")
+@router.patch(
+    "/v1/followers/{follower_id}/subscriptions/{subscription_id}",
+    responses=errors(401, 404, 422),
+)
 async def update_subscription(
     follower_id: UUID,
     subscription_id: UUID,
@@ -144,6 +152,7 @@ async def update_subscription(
 @router.delete(
     "/v1/followers/{follower_id}/subscriptions/{subscription_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(401, 404),
 )
 async def unsubscribe(
     follower_id: UUID,
@@ -160,7 +169,7 @@ async def unsubscribe(
     _refresh_sizing(uow, runtime, sub.leader_id)
 
 
-@router.get("/v1/followers/{follower_id}/positions")
+@router.get("/v1/followers/{follower_id}/positions", responses=errors(401, 404))
 async def follower_positions(
     follower_id: UUID, principal: PrincipalDep, uow: UowDep, runtime: RuntimeDep
 ) -> list[SubscriptionPositionOut]:
@@ -192,7 +201,7 @@ async def follower_positions(
     return out
 
 
-@router.get("/v1/leaders/{leader_id}/positions")
+@router.get("/v1/leaders/{leader_id}/positions", responses=errors(401, 403, 404))
 async def leader_positions(leader_id: UUID, _: AdminDep, uow: UowDep) -> list[LeaderPositionOut]:
     if await LeaderRepository(uow.session).get(leader_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="leader not found")

@@ -74,7 +74,8 @@ class Follower(Base):
 
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     name: Mapped[str] = mapped_column(String(100))
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # NULL while the key is revoked: no key works until the next rotation.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -278,3 +279,17 @@ class FollowerPosition(Base):
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
     qty: Mapped[Decimal]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class QuarantinedFill(Base):
+    """A fill from a leader feed that was too absurd to size: kept for inspection, never sized."""
+
+    __tablename__ = "quarantined_fill"
+    __table_args__ = (Index("ix_quarantined_fill_leader", "leader_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    # The frame as received, truncated (app.ingest.handler.MAX_RAW_CHARS).
+    raw: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import FollowerPrincipal, authenticate_ws
+from app.api.auth import FollowerPrincipal, hash_secret, resolve, ws_token
 from app.runtime import Runtime
 
 router = APIRouter()
@@ -18,25 +18,63 @@ router = APIRouter()
 async def follower_orders_ws(websocket: WebSocket, follower_id: UUID) -> None:
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
-    principal = await authenticate_ws(websocket, runtime)
+    token = ws_token(websocket)
+    principal = await resolve(runtime, token)
     allowed = (
         principal.follower_id == follower_id
         if isinstance(principal, FollowerPrincipal)
         else principal is not None and await runtime.follower_exists(follower_id)
     )
-    if not allowed:
+    if not allowed or token is None:
         # The same close for "no key", "someone else's follower" and "no such follower".
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
         return
+
+    async def still_valid() -> bool:
+        return await resolve(runtime, token) == principal
+
+    # The operator's admin token watches any number of followers; a follower key has a cap.
+    limit = (
+        runtime.settings.ws_max_connections_per_key
+        if isinstance(principal, FollowerPrincipal)
+        else None
+    )
+    lease = runtime.sockets.open(hash_secret(token), limit, still_valid)
+    if lease is None:
+        await websocket.close(
+            code=status.WS_1013_TRY_AGAIN_LATER, reason="too many connections for this key"
+        )
+        return
+    try:
+        # A revocation committed before the lease existed was published before it, too.
+        if not await still_valid():
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+            return
+        await _stream(websocket, runtime, follower_id, lease.revoked)
+    finally:
+        runtime.sockets.close(lease)
+
+
+async def _stream(
+    websocket: WebSocket, runtime: Runtime, follower_id: UUID, revoked: asyncio.Event
+) -> None:
+    """Send the follower's orders until the client leaves, lags or its key is revoked."""
     sub = await runtime.feed.subscribe(follower_id)
     # Reading in the background notices a client that went away while no orders flow.
     reader = asyncio.create_task(_drain_client(websocket))
+    revocation = asyncio.create_task(revoked.wait())
     try:
         while not reader.done():
             getter = asyncio.ensure_future(sub.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, reader, revocation}, return_when=asyncio.FIRST_COMPLETED
+            )
             if getter not in done:
                 getter.cancel()
+                if revocation in done:
+                    await websocket.close(
+                        code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked"
+                    )
                 break
             await websocket.send_text(getter.result())
             if sub.overflowed:
@@ -45,9 +83,10 @@ async def follower_orders_ws(websocket: WebSocket, follower_id: UUID) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (reader, revocation):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await runtime.feed.unsubscribe(follower_id, sub)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from uuid import UUID
 
@@ -33,21 +35,53 @@ async def _leader_for_token(runtime: Runtime, leader_id: UUID, token: str | None
 async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
+    token = ws_token(websocket)
     try:
-        authorized = await _leader_for_token(runtime, leader_id, ws_token(websocket))
+        authorized = await _leader_for_token(runtime, leader_id, token)
     except Exception as exc:
         log.warning("push_auth_unavailable", leader_id=str(leader_id), error=repr(exc))
         await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason="try again later")
         return
-    if not authorized:
+    if not authorized or token is None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
         return
+
+    async def still_valid() -> bool:
+        return await _leader_for_token(runtime, leader_id, token)
+
+    lease = runtime.sockets.open(hash_secret(token), None, still_valid)
+    assert lease is not None  # no limit
+    try:
+        # A revocation committed before the lease existed was published before it, too.
+        if not await still_valid():
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+            return
+        await _receive_fills(websocket, runtime, leader_id, lease.revoked)
+    finally:
+        runtime.sockets.close(lease)
+
+
+async def _receive_fills(
+    websocket: WebSocket, runtime: Runtime, leader_id: UUID, revoked: asyncio.Event
+) -> None:
     # Oversize frames never get here: uvicorn's ws_max_size (COPYTRADE_MAX_FRAME_BYTES) closes
     # the socket with 1009 first.
     log.info("push_feed_connected", leader_id=str(leader_id))
+    revocation = asyncio.create_task(revoked.wait())
     try:
         while True:
-            message = await websocket.receive()
+            receiver = asyncio.ensure_future(websocket.receive())
+            await asyncio.wait({receiver, revocation}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiver.done():
+                # The push token was rotated or revoked: stop taking fills on it.
+                receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiver
+                await websocket.close(
+                    code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked"
+                )
+                break
+            message = receiver.result()
             if message["type"] == "websocket.disconnect":
                 break
             raw = message.get("text") or message.get("bytes") or b""
@@ -67,4 +101,7 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        revocation.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await revocation
         log.info("push_feed_disconnected", leader_id=str(leader_id))

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db.tables import Follower, Leader
 
@@ -35,6 +36,12 @@ class LeaderRepository:
             Leader.push_token_hash == token_hash, Leader.deleted_at.is_(None)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def replace_push_token_hash(self, leader_id: UUID, token_hash: str | None) -> str | None:
+        """Set the leader's push token hash (None: revoked); return the one it replaces."""
+        return await _replace_hash(
+            self.session, Leader.push_token_hash, Leader.id, leader_id, token_hash
+        )
 
     async def page(self, limit: int, offset: int) -> list[Leader]:
         stmt = (
@@ -81,3 +88,25 @@ class FollowerRepository:
     async def id_by_api_key_hash(self, key_hash: str) -> UUID | None:
         stmt = select(Follower.id).where(Follower.api_key_hash == key_hash)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def replace_api_key_hash(self, follower_id: UUID, key_hash: str | None) -> str | None:
+        """Set the follower's API key hash (None: revoked); return the one it replaces."""
+        return await _replace_hash(
+            self.session, Follower.api_key_hash, Follower.id, follower_id, key_hash
+        )
+
+
+async def _replace_hash(
+    session: AsyncSession,
+    column: InstrumentedAttribute[str | None],
+    id_column: InstrumentedAttribute[UUID],
+    row_id: UUID,
+    new_hash: str | None,
+) -> str | None:
+    # The row lock makes concurrent rotations take turns, so each revokes the key it replaced.
+    locked = select(column).where(id_column == row_id).with_for_update()
+    old = (await session.execute(locked)).scalar_one_or_none()
+    await session.execute(
+        update(column.class_).where(id_column == row_id).values({column: new_hash})
+    )
+    return old
