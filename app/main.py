@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from app.api import followers, health, instruments, leaders, orders, subscriptions
 from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
@@ -14,6 +17,23 @@ from app.ingest import push
 from app.logging import configure_logging
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each offending field, without echoing the submitted values: a client that
+    put a secret in the wrong field must not get it back in an error (or in a proxy's log)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for error in exc.errors():
+        item = {
+            "type": error.get("type"),
+            "loc": list(error.get("loc", ())),
+            "msg": error.get("msg"),
+        }
+        if "ctx" in error:  # the rule broken (a bound, a pattern, a parse error), not the value
+            item["ctx"] = jsonable_encoder(error["ctx"])
+        detail.append(item)
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Leader fills in, proportional follower orders out.",
         lifespan=lifespan,
     )
+    app.add_exception_handler(RequestValidationError, validation_error)
     for module in (
         health,
         leaders,

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         description="Bearer token for admin routes. Required outside demo mode; generated and "
         "printed in demo mode when unset.",
     )
+    credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) that encrypt exchange credentials at rest, comma-separated, "
+        "newest first (python -c 'from app.security.crypto import generate_key; "
+        "print(generate_key())'); keys after the first still decrypt until values are rotated.",
+    )
     demo: bool = Field(
         default=False,
         description="Run the built-in demo: a simulated leader and three followers.",

@@ -101,11 +101,6 @@ def ensure_owner(principal: Principal, follower_id: UUID) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="follower not found")
 
 
-async def authenticate_ws(websocket: WebSocket, runtime: Runtime) -> Principal | None:
-    """Authenticate a websocket from its bearer header or its ``token`` query parameter."""
-    return await resolve(runtime, ws_token(websocket))
-
-
 def ws_token(websocket: WebSocket) -> str | None:
     """Browsers cannot set headers on websockets, hence the ``token`` query parameter."""
     header = bearer_token(websocket.headers.get("authorization"))

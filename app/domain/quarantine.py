@@ -14,6 +14,11 @@ class QuarantineReason(enum.StrEnum):
     """Stable codes: the metric's label, the push error and the stored row use them."""
 
     NOTIONAL_OVER_EQUITY = "notional_over_equity"
+    # Well-formed frames whose values cannot be true (found while parsing).
+    NON_POSITIVE_VALUE = "non_positive_value"
+    OUT_OF_BOUNDS = "out_of_bounds"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    FUTURE_TIMESTAMP = "future_timestamp"
 
 
 def quarantine_reason(

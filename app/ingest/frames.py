@@ -12,6 +12,7 @@ import msgspec
 
 from app.domain.decimals import MAX_DIGITS, is_bounded
 from app.domain.model import Fill, Side
+from app.domain.quarantine import QuarantineReason
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,47}$"
 # msgspec matches with Python's re, where `$` also matches before a trailing newline; \Z does not.
@@ -48,7 +49,15 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class FrameError(ValueError):
-    """A frame that cannot be used; the message says which field and why."""
+    """A frame that cannot be used; the message says which field and why.
+
+    ``quarantine`` is set when the frame is well formed but a value is absurd: such frames
+    are kept for inspection, not just counted.
+    """
+
+    def __init__(self, message: str, quarantine: QuarantineReason | None = None) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +68,15 @@ class EquityUpdate:
 
 def _positive(value: Decimal, field: str) -> Decimal:
     if not value.is_finite() or value <= 0:
-        raise FrameError(f"{field}: must be a positive finite decimal")
+        raise FrameError(
+            f"{field}: must be a positive finite decimal", QuarantineReason.NON_POSITIVE_VALUE
+        )
     if not is_bounded(value):
         # The same bound as the API's: keeps every sizing product exact.
-        raise FrameError(f"{field}: at most {MAX_DIGITS} digits, within 1e-30 .. 1e30")
+        raise FrameError(
+            f"{field}: at most {MAX_DIGITS} digits, within 1e-30 .. 1e30",
+            QuarantineReason.OUT_OF_BOUNDS,
+        )
     return value
 
 
@@ -71,7 +85,9 @@ def parse_ts(value: Timestamp | None, received_at: datetime, field: str = "ts") 
         return received_at
     if isinstance(value, int):
         if not _MIN_TS_MS <= value <= _MAX_TS_MS:
-            raise FrameError(f"{field}: epoch milliseconds out of range")
+            raise FrameError(
+                f"{field}: epoch milliseconds out of range", QuarantineReason.TIMESTAMP_OUT_OF_RANGE
+            )
         return _EPOCH + timedelta(milliseconds=value)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -94,7 +110,7 @@ def parse_frame(raw: str | bytes, leader_id: UUID, received_at: datetime) -> Fil
     # reading from the future would also shadow every later one: the newest is picked by as_of.)
     event_at = parse_ts(frame.ts, received_at)
     if event_at > received_at + MAX_CLOCK_SKEW:
-        raise FrameError("ts: more than 5 minutes in the future")
+        raise FrameError("ts: more than 5 minutes in the future", QuarantineReason.FUTURE_TIMESTAMP)
     if isinstance(frame, EquityFrame):
         return EquityUpdate(_positive(frame.equity, "equity"), event_at)
     return Fill(

@@ -38,11 +38,13 @@ async def handle_frame(
     except FrameError as exc:
         FRAMES_REJECTED.labels(source=source).inc()
         log.warning("frame_rejected", leader_id=str(leader_id), source=source, error=str(exc))
+        if exc.quarantine is not None:
+            await _quarantine(pipeline, leader_id, raw, exc.quarantine, received_at, source)
         return FrameReply(False, {"type": "error", "error": str(exc)})
     if isinstance(item, Fill):
         reason = _quarantine_reason(pipeline, item)
         if reason is not None:
-            await _quarantine(pipeline, item, raw, reason, source)
+            await _quarantine(pipeline, leader_id, raw, reason, received_at, source, item.fill_id)
             return FrameReply(
                 False,
                 {"type": "error", "error": f"quarantined: {reason}", "fill_id": item.fill_id},
@@ -64,22 +66,26 @@ def _quarantine_reason(pipeline: Pipeline, fill: Fill) -> QuarantineReason | Non
 
 
 async def _quarantine(
-    pipeline: Pipeline, fill: Fill, raw: str | bytes, reason: QuarantineReason, source: str
+    pipeline: Pipeline,
+    leader_id: UUID,
+    raw: str | bytes,
+    reason: QuarantineReason,
+    received_at: datetime,
+    source: str,
+    fill_id: str | None = None,
 ) -> None:
     """Keep the frame for inspection instead of sizing it; commit before the reply."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     # Postgres text cannot hold NUL.
     text = text[:MAX_RAW_CHARS].replace("\x00", "\ufffd")
     async with pipeline.unit_of_work() as uow:
-        await QuarantineRepository(uow.session).add(
-            fill.leader_id, text, reason.value, fill.received_at
-        )
+        await QuarantineRepository(uow.session).add(leader_id, text, reason.value, received_at)
         await uow.commit()
     FILLS_QUARANTINED.labels(reason=reason.value).inc()
     log.warning(
         "fill_quarantined",
-        leader_id=str(fill.leader_id),
-        fill_id=fill.fill_id,
+        leader_id=str(leader_id),
+        fill_id=fill_id,
         source=source,
         reason=reason.value,
     )

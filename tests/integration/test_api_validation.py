@@ -420,3 +420,24 @@ async def test_push_socket_answers_bad_frames_and_stays_usable(
     fills = await db.fetch("SELECT fill_id FROM leader_fill")
     assert [row["fill_id"] for row in fills] == ["f-ok"]
     assert await db.fetchval("SELECT count(*) FROM equity_snapshot") == 0
+
+
+async def test_validation_errors_name_the_field_but_never_echo_the_value(
+    server: LiveServer,
+) -> None:
+    # Arrange: a client that put a credential where it does not belong
+    secret = "ctf_this-must-never-come-back-in-an-error"
+
+    # Act
+    response = await server.http.post(
+        "/v1/followers", headers=ADMIN, json={"name": "x" * 101, "api_key": secret}
+    )
+
+    # Assert
+    assert response.status_code == 422
+    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
+        ("body", "name"),
+        ("body", "api_key"),
+    }
+    assert secret not in response.text
+    assert "x" * 101 not in response.text

@@ -73,3 +73,27 @@ async def test_quarantined_frame_is_stored_truncated(
     stored = await db.fetchval("SELECT raw FROM quarantined_fill")
     assert stored == raw[:4096]
     assert await db.fetchval("SELECT count(*) FROM leader_fill") == 0
+
+
+async def test_impossible_values_are_rejected_and_quarantined_with_their_reason(
+    server: LiveServer, db: asyncpg.Connection
+) -> None:
+    # Arrange: well-formed frames whose values cannot be true
+    api = Api(server.http)
+    leader = await api.leader()
+    frames = {
+        "non_positive_value": fill_frame("f-1", "BTCUSDT", "buy", "1", "-5"),
+        "future_timestamp": fill_frame("f-2", "BTCUSDT", "buy", "1", "5", ts=4_000_000_000_000),
+        "out_of_bounds": fill_frame("f-3", "BTCUSDT", "buy", "1e40", "5"),
+    }
+
+    # Act
+    async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
+        replies = {reason: await send_frame(ws, frame) for reason, frame in frames.items()}
+
+    # Assert: the same error replies as before, and each frame kept with its reason
+    assert {r: reply["type"] for r, reply in replies.items()} == dict.fromkeys(frames, "error")
+    assert replies["non_positive_value"]["error"] == "price: must be a positive finite decimal"
+    rows = await db.fetch("SELECT raw, reason FROM quarantined_fill ORDER BY id")
+    assert [(r["reason"], r["raw"]) for r in rows] == list(frames.items())
+    assert await db.fetchval("SELECT count(*) FROM leader_fill") == 0
