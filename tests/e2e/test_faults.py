@@ -203,16 +203,23 @@ async def test_redis_restart_mid_burst(
         await redis_process.wait()
 
 
+async def service_behind_cutter(
+    request: pytest.FixtureRequest,
+) -> tuple[TcpCutter, ServiceProcess]:
+    """A service (not started) whose Postgres connections go through a cuttable proxy."""
+    target = urlparse(TEST_DATABASE_URL.replace("postgresql+asyncpg", "postgresql"))
+    cutter = TcpCutter(target.hostname or "127.0.0.1", target.port or 5432)
+    await cutter.start()
+    proxied = TEST_DATABASE_URL.replace(f":{target.port or 5432}/", f":{cutter.port}/")
+    return cutter, ServiceProcess(log_path_for(request), COPYTRADE_DATABASE_URL=proxied)
+
+
 async def test_postgres_restart_mid_burst(
     clean: None, request: pytest.FixtureRequest, redis: Any
 ) -> None:
     # Arrange: the service reaches Postgres through a proxy that the test can cut, which is
     # what a Postgres restart looks like from the service (connections drop, then refused).
-    target = urlparse(TEST_DATABASE_URL.replace("postgresql+asyncpg", "postgresql"))
-    cutter = TcpCutter(target.hostname or "127.0.0.1", target.port or 5432)
-    await cutter.start()
-    proxied = TEST_DATABASE_URL.replace(f":{target.port or 5432}/", f":{cutter.port}/")
-    service = ServiceProcess(log_path_for(request), COPYTRADE_DATABASE_URL=proxied)
+    cutter, service = await service_behind_cutter(request)
     try:
         await service.start()
         await service.wait_ready()
@@ -250,11 +257,7 @@ async def test_generic_feed_pauses_while_postgres_is_away_and_loses_no_fill(
     clean: None, request: pytest.FixtureRequest, redis: Any
 ) -> None:
     # Arrange: a generic-mode leader feed (no acks to withhold) and a Postgres we can cut.
-    target = urlparse(TEST_DATABASE_URL.replace("postgresql+asyncpg", "postgresql"))
-    cutter = TcpCutter(target.hostname or "127.0.0.1", target.port or 5432)
-    await cutter.start()
-    proxied = TEST_DATABASE_URL.replace(f":{target.port or 5432}/", f":{cutter.port}/")
-    service = ServiceProcess(log_path_for(request), COPYTRADE_DATABASE_URL=proxied)
+    cutter, service = await service_behind_cutter(request)
     connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
 
     async def upstream(ws: ServerConnection) -> None:
