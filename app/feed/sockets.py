@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import structlog
+from fastapi import WebSocket, status
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
@@ -66,6 +68,33 @@ class SocketRegistry:
         lease = Lease(key_hash, check)
         leases.add(lease)
         return lease
+
+    @asynccontextmanager
+    async def guarded(
+        self, websocket: WebSocket, key_hash: str, limit: int | None, check: Check
+    ) -> AsyncIterator[asyncio.Event | None]:
+        """Hold a lease for an authenticated socket while it is served.
+
+        Yields the event a revocation sets, or None when the socket was closed instead: with
+        1013 when the key has ``limit`` sockets open already, with 1008 when the credential was
+        revoked between the handshake and the lease.
+        """
+        lease = self.open(key_hash, limit, check)
+        if lease is None:
+            await websocket.close(
+                code=status.WS_1013_TRY_AGAIN_LATER, reason="too many connections for this key"
+            )
+            yield None
+            return
+        try:
+            # A revocation committed before the lease existed was published before it, too.
+            if not await check():
+                await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+                yield None
+                return
+            yield lease.revoked
+        finally:
+            self.close(lease)
 
     def close(self, lease: Lease) -> None:
         leases = self._leases.get(lease.key_hash)

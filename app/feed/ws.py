@@ -39,20 +39,11 @@ async def follower_orders_ws(websocket: WebSocket, follower_id: UUID) -> None:
         if isinstance(principal, FollowerPrincipal)
         else None
     )
-    lease = runtime.sockets.open(hash_secret(token), limit, still_valid)
-    if lease is None:
-        await websocket.close(
-            code=status.WS_1013_TRY_AGAIN_LATER, reason="too many connections for this key"
-        )
-        return
-    try:
-        # A revocation committed before the lease existed was published before it, too.
-        if not await still_valid():
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
-            return
-        await _stream(websocket, runtime, follower_id, lease.revoked)
-    finally:
-        runtime.sockets.close(lease)
+    async with runtime.sockets.guarded(
+        websocket, hash_secret(token), limit, still_valid
+    ) as revoked:
+        if revoked is not None:
+            await _stream(websocket, runtime, follower_id, revoked)
 
 
 async def _stream(

@@ -49,16 +49,9 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
     async def still_valid() -> bool:
         return await _leader_for_token(runtime, leader_id, token)
 
-    lease = runtime.sockets.open(hash_secret(token), None, still_valid)
-    assert lease is not None  # no limit
-    try:
-        # A revocation committed before the lease existed was published before it, too.
-        if not await still_valid():
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
-            return
-        await _receive_fills(websocket, runtime, leader_id, lease.revoked)
-    finally:
-        runtime.sockets.close(lease)
+    async with runtime.sockets.guarded(websocket, hash_secret(token), None, still_valid) as revoked:
+        if revoked is not None:
+            await _receive_fills(websocket, runtime, leader_id, revoked)
 
 
 async def _receive_fills(
