@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -38,8 +39,10 @@ class Pipeline:
         enqueuer: Enqueuer,
         marker: DispatchMarker,
         sessionmaker: async_sessionmaker[AsyncSession],
+        dispatch_timeout_s: float,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._dispatch_timeout_s = dispatch_timeout_s
         self.engine = engine
         self.equity = equity
         self._enqueuer = enqueuer
@@ -90,7 +93,11 @@ class Pipeline:
         if not items:
             return
         try:
-            confirmed = await self._enqueuer.enqueue(items)
+            # Bounded: a Redis that hangs (rather than refuses) must not hold up the ack of
+            # fills that are already durable; the relay delivers what this gives up on.
+            confirmed = await asyncio.wait_for(
+                self._enqueuer.enqueue(items), timeout=self._dispatch_timeout_s
+            )
         except Exception as exc:
             DISPATCH_ERRORS.inc()
             log.warning("dispatch_deferred_to_relay", error=repr(exc), orders=len(items))

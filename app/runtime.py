@@ -67,7 +67,12 @@ class Runtime:
         self.equity.on_change(self._on_change)
         self.marker = DispatchMarker(self.pg)
         self.pipeline = Pipeline(
-            self.sizing, self.equity, self.enqueuer, self.marker, self.sessionmaker
+            self.sizing,
+            self.equity,
+            self.enqueuer,
+            self.marker,
+            self.sessionmaker,
+            settings.dispatch_timeout_s,
         )
         self.relay = OutboxRelay(
             self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s

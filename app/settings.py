@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Orders younger than this are left to the request that created them.",
     )
+    dispatch_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a fill's ack waits for Redis to take its orders before leaving "
+        "them to the outbox relay.",
+    )
     dedupe_ttl_s: int = Field(
         default=7 * 24 * 3600,
         ge=60,

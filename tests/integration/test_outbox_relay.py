@@ -182,3 +182,34 @@ async def test_concurrent_first_fills_of_a_leader_share_one_book(live: Runtime, 
         follower_id,
     )
     assert (leader, tracked) == (Decimal("0.1"), Decimal("0.01"))
+
+
+async def test_a_hanging_redis_does_not_hold_up_the_ack(clean: None, db: Any) -> None:
+    # Arrange: a "Redis" that accepts connections and never answers (a partition, not a
+    # refusal), and a runtime that would otherwise wait for its 10 s socket timeout.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # hold the connection, say nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    runtime = Runtime(
+        make_settings(redis_url=f"redis://127.0.0.1:{port}/0", dispatch_timeout_s=0.2)
+    )
+    await runtime.open()
+    try:
+        leader_id, _ = await seed(runtime, followers=2)
+        await runtime.equity.reload()
+
+        # Act: generous guard; without the bound the fill would wait out the socket timeout.
+        result = await asyncio.wait_for(
+            runtime.pipeline.handle_fill(fill(leader_id, "f-1")), timeout=5
+        )
+
+        # Assert: accepted and durable; the orders wait in the outbox for the relay.
+        assert result.status == "accepted"
+        assert await statuses(db) == ["pending", "pending"]
+    finally:
+        await runtime.redis.aclose(close_connection_pool=True)
+        await runtime.pg.close()
+        await runtime.engine.dispose()
+        server.close()
