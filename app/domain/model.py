@@ -58,13 +58,3 @@ class EquityReading:
     snapshot_id: int
     equity: Decimal
     as_of: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    """Lot rules of a symbol. A symbol without a row trades in 1e-8 steps, with no minimums."""
-
-    symbol: str
-    qty_step: Decimal = DEFAULT_QTY_STEP
-    min_qty: Decimal = Decimal(0)
-    min_notional: Decimal = Decimal(0)

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
 
-from app.domain.model import EquityReading, Fill, Instrument, Side, SkipReason
+from app.domain.model import EquityReading, Fill, Side, SkipReason
 from app.domain.positions import FillEffect
 
 
@@ -95,19 +95,6 @@ class InstrumentRules:
             value: Decimal = getattr(self, name)
             if not (value.is_finite() and value >= 0):
                 raise ValueError(f"{name}: must not be negative")
-
-    @classmethod
-    def from_instrument(
-        cls, instrument: Instrument, price_step: Decimal | None = None
-    ) -> InstrumentRules:
-        """Return the rules of a stored instrument row."""
-        return cls(
-            instrument.symbol,
-            instrument.qty_step,
-            instrument.min_qty,
-            instrument.min_notional,
-            price_step,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,12 +31,6 @@ class LeaderRepository:
         stmt = select(Leader).where(Leader.id == leader_id, Leader.deleted_at.is_(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def by_push_token_hash(self, token_hash: str) -> Leader | None:
-        stmt = select(Leader).where(
-            Leader.push_token_hash == token_hash, Leader.deleted_at.is_(None)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
     async def replace_push_token_hash(self, leader_id: UUID, token_hash: str | None) -> str | None:
         """Set the leader's push token hash (None: revoked); return the one it replaces."""
         return await _replace_hash(

@@ -53,7 +53,7 @@ class OrderRepository:
         return (row[0], row[1]) if row else None
 
     async def for_follower(
-        self, follower_id: UUID, limit: int, before: datetime | None = None
+        self, follower_id: UUID, limit: int
     ) -> list[tuple[FollowerOrder, LeaderFill]]:
         stmt = (
             select(FollowerOrder, LeaderFill)
@@ -62,8 +62,6 @@ class OrderRepository:
             .order_by(FollowerOrder.created_at.desc(), FollowerOrder.id)
             .limit(limit)
         )
-        if before is not None:
-            stmt = stmt.where(FollowerOrder.created_at < before)
         rows = (await self.session.execute(stmt)).all()
         return [(r[0], r[1]) for r in rows]
 
