@@ -10,6 +10,12 @@ FRAMES_REJECTED = Counter(
     "copytrade_frames_rejected_total", "Feed frames dropped as malformed or unknown", ["source"]
 )
 RECONNECTS = Counter("copytrade_feed_reconnects_total", "Client-mode feed reconnects")
+FILLS_BACKFILLED = Counter(
+    "copytrade_fills_backfilled_total",
+    "Venue fills recovered over REST after a (re)connect",
+    ["venue"],
+)
+LEASES_OWNED = Gauge("copytrade_feed_leases_owned", "Leader listeners this instance owns")
 LOOP_ERRORS = Counter("copytrade_loop_errors_total", "Errors caught by supervised loops", ["loop"])
 DISPATCH_ERRORS = Counter(
     "copytrade_dispatch_errors_total", "Enqueue attempts that failed (the relay retries)"

@@ -11,7 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.repositories.accounts import FollowerRepository
 from app.db.session import UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.marker import DispatchMarker
@@ -20,8 +20,9 @@ from app.dispatch.reports import ReportReader, ReportService
 from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
-from app.ingest.client import ListenerManager
+from app.ingest.manager import ListenerManager, ManagerParams
 from app.pipeline import Pipeline
+from app.security.crypto import CredentialCipher
 from app.settings import Settings
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
@@ -91,13 +92,28 @@ class Runtime:
             settings.report_claim_idle_ms,
             settings.report_refresh_s,
         )
+        self.cipher = (
+            CredentialCipher.from_setting(settings.credentials_key.get_secret_value())
+            if settings.credentials_key
+            else None
+        )
         self.listeners = ListenerManager(
             self.pipeline,
-            settings.reconnect_initial_s,
-            settings.reconnect_max_s,
-            settings.feed_ping_interval_s,
-            settings.feed_idle_timeout_s,
-            settings.max_frame_bytes,
+            self.sessionmaker,
+            ManagerParams(
+                reconnect_initial_s=settings.reconnect_initial_s,
+                reconnect_max_s=settings.reconnect_max_s,
+                ping_interval_s=settings.feed_ping_interval_s,
+                idle_timeout_s=settings.feed_idle_timeout_s,
+                venue_idle_timeout_s=settings.venue_idle_timeout_s,
+                max_frame_bytes=settings.max_frame_bytes,
+                backfill_overlap_s=settings.venue_backfill_overlap_s,
+                equity_interval_s=settings.venue_equity_interval_s,
+                rest_timeout_s=settings.venue_rest_timeout_s,
+                lease_ttl_s=settings.lease_ttl_s,
+                lease_heartbeat_s=settings.lease_heartbeat_s,
+            ),
+            self.cipher,
         )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False
@@ -128,16 +144,12 @@ class Runtime:
         await self.relay.start()
         await self.report_reader.start()
         await self.trimmer.start()
-        async with self.sessionmaker() as session:
-            leaders = await LeaderRepository(session).list_client_feeds()
-        for leader in leaders:
-            if leader.feed_kind == "generic" and leader.feed_url:
-                self.listeners.ensure(leader.id, leader.feed_url)
+        self.listeners.start()
         if self.settings.demo:
             from app.demo.run import start_demo
 
             self._background.append(asyncio.create_task(start_demo(self), name="demo"))
-        log.info("runtime_started", client_feeds=len(self.listeners.listeners))
+        log.info("runtime_started", instance=self.listeners.me)
 
     async def stop(self) -> None:
         for task in self._background:

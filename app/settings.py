@@ -126,6 +126,36 @@ class Settings(BaseSettings):
         description="Reconnect a client-mode feed that sends no frame for this long, for feeds "
         "that promise heartbeats (0: rely on pings only).",
     )
+    venue_idle_timeout_s: float = Field(
+        default=45.0,
+        gt=0,
+        description="Reconnect a venue stream that sends nothing, not even a pong, for this long.",
+    )
+    venue_backfill_overlap_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How far before the last recorded fill a venue backfill starts (overlaps "
+        "are dropped by fill id).",
+    )
+    venue_equity_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a venue leader's equity is read over REST and stored.",
+    )
+    venue_rest_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of each REST call to a venue."
+    )
+    lease_ttl_s: float = Field(
+        default=9.0,
+        gt=0,
+        description="A leader's listener lease lasts this long unless renewed: the longest "
+        "time before another instance takes over the leaders of a dead one.",
+    )
+    lease_heartbeat_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="How often an instance renews its leases and looks for leaders to run.",
+    )
     max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
     )
@@ -172,6 +202,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "COPYTRADE_ADMIN_TOKEN must be set to a random value of at least "
                 f"{MIN_ADMIN_TOKEN_LENGTH} characters (or run with COPYTRADE_DEMO=true)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _leases_renew_in_time(self) -> Settings:
+        if self.lease_heartbeat_s * 2 > self.lease_ttl_s:
+            # One missed heartbeat must not cost the lease.
+            raise ValueError(
+                "COPYTRADE_LEASE_HEARTBEAT_S must be at most half COPYTRADE_LEASE_TTL_S"
             )
         return self
 

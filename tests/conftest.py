@@ -30,6 +30,8 @@ TABLES = (
     "equity_snapshot",
     "instrument",
     "follower",
+    "feed_lease",
+    "service_instance",
     "leader",
 )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -25,23 +26,34 @@ from app.api.schemas import (
     LeaderCreate,
     LeaderCreated,
     LeaderOut,
+    LeaderPatch,
     PushTokenOut,
 )
 from app.db.repositories.accounts import LeaderRepository
+from app.db.repositories.feeds import FeedRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.tables import Leader
+from app.ingest.venues.configs import VenueFeed, split_secrets
 
 MAX_OFFSET = 1_000_000
 router = APIRouter(prefix="/v1/leaders", tags=["leaders"], route_class=DecimalRoute)
 
 
-def leader_out(leader: Leader, runtime: RuntimeDep) -> LeaderOut:
+async def leader_out(leader: Leader, runtime: RuntimeDep, uow: UowDep) -> LeaderOut:
+    listener = runtime.listeners.state(leader.id)
+    if listener is None and leader.feed_kind != "push":
+        # Another instance may run it: its lease carries the state it last reported.
+        lease = await FeedRepository(uow.session).state(leader.id)
+        if lease is not None:
+            owner, state = lease
+            listener = {**(state or {"state": "starting"}), "owner": owner}
     return LeaderOut(
         id=leader.id,
         name=leader.name,
-        feed=FeedOut(kind=leader.feed_kind, url=leader.feed_url),
+        status=leader.status,
+        feed=FeedOut(kind=leader.feed_kind, url=leader.feed_url, config=leader.feed_config),
         created_at=leader.created_at,
-        listener=runtime.listeners.state(leader.id),
+        listener=listener,
     )
 
 
@@ -52,24 +64,61 @@ async def _get_or_404(repo: LeaderRepository, leader_id: UUID) -> Leader:
     return leader
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 403))
+def _wake_listeners(uow: UowDep, runtime: RuntimeDep) -> None:
+    """After the commit, let the listener manager start or stop listeners now; instances
+    that did not take the request notice at their next lease heartbeat."""
+
+    async def _wake() -> None:
+        await runtime.listeners.refresh()
+
+    uow.after_commit(_wake)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 403, 409))
 async def create_leader(
     body: LeaderCreate, _: AdminDep, uow: UowDep, runtime: RuntimeDep
 ) -> LeaderCreated:
     push_token = new_secret(PUSH_TOKEN_PREFIX) if body.feed.kind == "push" else None
     url = str(body.feed.url) if isinstance(body.feed, GenericFeed) else None
+    config: dict[str, Any] | None = None
+    secret: str | None = None
+    if isinstance(body.feed, VenueFeed):
+        config, secrets = split_secrets(body.feed)
+        if secrets:
+            if runtime.cipher is None:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    detail="feed: exchange credentials cannot be stored: "
+                    "COPYTRADE_CREDENTIALS_KEY is not set on the service",
+                )
+            secret = runtime.cipher.encrypt(json.dumps(secrets))
     leader = await LeaderRepository(uow.session).add(
-        body.name, body.feed.kind, url, hash_secret(push_token) if push_token else None
+        body.name,
+        body.feed.kind,
+        url,
+        hash_secret(push_token) if push_token else None,
+        feed_config=config,
+        feed_secret=secret,
     )
-    if url is not None:
-        leader_id = leader.id
-
-        async def _listen() -> None:
-            runtime.listeners.ensure(leader_id, url)
-
-        uow.after_commit(_listen)
-    out = leader_out(leader, runtime)
+    if body.feed.kind != "push":
+        _wake_listeners(uow, runtime)
+    out = await leader_out(leader, runtime, uow)
     return LeaderCreated(**out.model_dump(), push_token=push_token)
+
+
+@router.patch("/{leader_id}", responses=errors(401, 403, 404))
+async def update_leader(
+    leader_id: UUID, body: LeaderPatch, _: AdminDep, uow: UowDep, runtime: RuntimeDep
+) -> LeaderOut:
+    """Pause or resume a leader: its listener stops or starts, on whichever instance runs it.
+    Fills made while paused are backfilled on resume (venue feeds)."""
+    repo = LeaderRepository(uow.session)
+    leader = await _get_or_404(repo, leader_id)
+    if leader.status != body.status:
+        await repo.set_status(leader_id, body.status)
+        leader.status = body.status
+        _wake_listeners(uow, runtime)
+    return await leader_out(leader, runtime, uow)
 
 
 @router.get("", responses=errors(401, 403))
@@ -82,12 +131,14 @@ async def list_leaders(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[LeaderOut]:
     leaders = await LeaderRepository(uow.session).page(limit, offset)
-    return [leader_out(leader, runtime) for leader in leaders]
+    return [await leader_out(leader, runtime, uow) for leader in leaders]
 
 
 @router.get("/{leader_id}", responses=errors(401, 403, 404))
 async def get_leader(leader_id: UUID, _: AdminDep, uow: UowDep, runtime: RuntimeDep) -> LeaderOut:
-    return leader_out(await _get_or_404(LeaderRepository(uow.session), leader_id), runtime)
+    return await leader_out(
+        await _get_or_404(LeaderRepository(uow.session), leader_id), runtime, uow
+    )
 
 
 @router.delete(
@@ -101,11 +152,7 @@ async def delete_leader(leader_id: UUID, _: AdminDep, uow: UowDep, runtime: Runt
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="leader not found")
     revoke_after_commit(uow, runtime, push_token_hash)
     await SubscriptionRepository(uow.session).end_all_for_leader(leader_id)
-
-    async def _stop() -> None:
-        await runtime.listeners.remove(leader_id)
-
-    uow.after_commit(_stop)
+    _wake_listeners(uow, runtime)
 
 
 @router.post(

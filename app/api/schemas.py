@@ -20,6 +20,7 @@ from pydantic import (
 
 from app.domain.decimals import fmt
 from app.ingest.frames import MAX_CLOCK_SKEW, SYMBOL_PATTERN
+from app.ingest.venues.configs import BinanceUsdmFeed, BybitFeed, HyperliquidFeed, OkxFeed
 
 # Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION): at most
 # 30 digits in all, wherever the point is (decimal_places=18 would cap the whole part at 12).
@@ -51,19 +52,34 @@ class GenericFeed(Request):
     url: WsUrl
 
 
+Feed = Annotated[
+    PushFeed | GenericFeed | BinanceUsdmFeed | BybitFeed | OkxFeed | HyperliquidFeed,
+    Field(discriminator="kind"),
+]
+
+
 class LeaderCreate(Request):
     name: Name
-    feed: PushFeed | GenericFeed = Field(discriminator="kind")
+    feed: Feed
+
+
+class LeaderPatch(Request):
+    status: Literal["active", "paused"] = Field(
+        description="paused: the leader's listener stops; its subscriptions stay."
+    )
 
 
 class FeedOut(BaseModel):
     kind: str
     url: str | None = None
+    # Venue feeds: base URLs and options. Credentials are never returned.
+    config: dict[str, Any] | None = None
 
 
 class LeaderOut(BaseModel):
     id: UUID
     name: str
+    status: str
     feed: FeedOut
     created_at: datetime
     listener: dict[str, Any] | None = None

@@ -58,11 +58,18 @@ class Base(DeclarativeBase):
 
 class Leader(Base):
     __tablename__ = "leader"
+    __table_args__ = (CheckConstraint("status IN ('active', 'paused')", name="status_known"),)
 
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     name: Mapped[str] = mapped_column(String(100))
     feed_kind: Mapped[str] = mapped_column(String(32))
     feed_url: Mapped[str | None] = mapped_column(Text)
+    # Venue feeds: what is not secret (base URLs, address, categories), readable by the API...
+    feed_config: Mapped[dict[str, Any] | None]
+    # ...and the exchange credentials, only ever stored encrypted (app.security.crypto).
+    feed_secret: Mapped[str | None] = mapped_column(Text)
+    # A paused leader keeps its subscriptions but its listener stops.
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'active'"))
     push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Soft delete: fills and orders keep pointing at the leader they came from.
@@ -184,6 +191,12 @@ class LeaderFill(Base):
         CheckConstraint("price > 0", name="price_positive"),
         CheckConstraint("side IN ('buy', 'sell')", name="side_known"),
         CheckConstraint("kind IN ('trade', 'sync')", name="kind_known"),
+        Index(
+            "ix_leader_fill_leader_event",
+            "leader_id",
+            text("event_at DESC"),
+            postgresql_where=text("kind = 'trade'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -198,6 +211,11 @@ class LeaderFill(Base):
     price: Mapped[Decimal]
     event_at: Mapped[datetime]
     received_at: Mapped[datetime]
+    # What venues report besides the trade: kept for audit, not used by sizing.
+    fee: Mapped[Decimal | None]
+    fee_asset: Mapped[str | None] = mapped_column(String(16))
+    reduce_only: Mapped[bool | None]
+    liquidation: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -293,3 +311,29 @@ class QuarantinedFill(Base):
     raw: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime]
+
+
+class ServiceInstance(Base):
+    """A running instance, alive while its heartbeat is fresh: how leases are shared fairly."""
+
+    __tablename__ = "service_instance"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    heartbeat_at: Mapped[datetime]
+
+
+class FeedLease(Base):
+    """Which instance runs a leader's listener, until ``expires_at`` unless renewed."""
+
+    __tablename__ = "feed_lease"
+    __table_args__ = (Index("ix_feed_lease_owner", "owner"),)
+
+    leader_id: Mapped[UUID] = mapped_column(
+        ForeignKey("leader.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The owner's listener state, written at each renewal: any instance can report it.
+    state: Mapped[dict[str, Any] | None]

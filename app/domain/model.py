@@ -39,7 +39,13 @@ class SkipReason(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """A leader's execution, as received. ``fill_id`` is unique per leader."""
+    """A leader's execution, as received. ``fill_id`` is unique per leader.
+
+    Venues add what they know besides the trade: the fee, whether the order was reduce-only
+    (or a close), and whether it was a liquidation or auto-deleveraging. Sizing does not use
+    them: a liquidation moves the leader's position like any trade, and the follower follows
+    that position; they are kept so an operator can tell a forced close from a decision.
+    """
 
     leader_id: UUID
     fill_id: str
@@ -49,6 +55,10 @@ class Fill:
     price: Decimal
     event_at: datetime
     received_at: datetime
+    fee: Decimal | None = None
+    fee_asset: str | None = None
+    reduce_only: bool | None = None
+    liquidation: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,19 +22,31 @@ log = structlog.get_logger(__name__)
 class ListenerState:
     """What /readyz and the leader API report about one feed connection."""
 
-    state: str = "starting"  # starting | connecting | connected | stopped
+    kind: str = "generic"
+    state: str = "starting"  # starting | connecting | connected | paused | stopped
     connected_at: datetime | None = None
     last_message_at: datetime | None = None
     reconnects: int = 0
     last_error: str | None = None
+    # Venue feeds: fills recovered over REST, the newest fill applied, the last equity read.
+    backfilled: int = 0
+    last_fill_at: datetime | None = None
+    equity_at: datetime | None = None
 
     def as_dict(self) -> dict[str, object]:
+        def iso(at: datetime | None) -> str | None:
+            return at.isoformat() if at else None
+
         return {
+            "kind": self.kind,
             "state": self.state,
-            "connected_at": self.connected_at.isoformat() if self.connected_at else None,
-            "last_message_at": self.last_message_at.isoformat() if self.last_message_at else None,
+            "connected_at": iso(self.connected_at),
+            "last_message_at": iso(self.last_message_at),
             "reconnects": self.reconnects,
             "last_error": self.last_error,
+            "backfilled": self.backfilled,
+            "last_fill_at": iso(self.last_fill_at),
+            "equity_at": iso(self.equity_at),
         }
 
 
@@ -127,56 +139,3 @@ class GenericFeedListener:
             self.status.state = "connecting"
             RECONNECTS.inc()
             raise
-
-
-class ListenerManager:
-    """One listener per client-mode leader, started and stopped as leaders come and go."""
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        reconnect_initial_s: float,
-        reconnect_max_s: float,
-        ping_interval_s: float,
-        idle_timeout_s: float,
-        max_frame_bytes: int,
-    ) -> None:
-        self._pipeline = pipeline
-        self._initial = reconnect_initial_s
-        self._max = reconnect_max_s
-        self._ping = ping_interval_s
-        self._idle = idle_timeout_s
-        self._max_frame = max_frame_bytes
-        self.listeners: dict[UUID, GenericFeedListener] = {}
-
-    def ensure(self, leader_id: UUID, url: str) -> None:
-        if leader_id in self.listeners:
-            return
-        listener = GenericFeedListener(
-            leader_id,
-            url,
-            self._pipeline,
-            Backoff(self._initial, self._max),
-            self._ping,
-            self._idle,
-            self._max_frame,
-        )
-        self.listeners[leader_id] = listener
-        listener.start()
-
-    async def remove(self, leader_id: UUID) -> None:
-        listener = self.listeners.pop(leader_id, None)
-        if listener:
-            await listener.stop()
-
-    async def stop_all(self) -> None:
-        for leader_id in list(self.listeners):
-            await self.remove(leader_id)
-
-    def state(self, leader_id: UUID) -> dict[str, object] | None:
-        listener = self.listeners.get(leader_id)
-        return listener.status.as_dict() if listener else None
-
-    @property
-    def healthy(self) -> bool:
-        return all(listener.alive for listener in self.listeners.values())

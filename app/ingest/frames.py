@@ -66,7 +66,8 @@ class EquityUpdate:
     as_of: datetime
 
 
-def _positive(value: Decimal, field: str) -> Decimal:
+def positive(value: Decimal, field: str) -> Decimal:
+    """``value`` if it is a positive, bounded decimal; else a FrameError naming ``field``."""
     if not value.is_finite() or value <= 0:
         raise FrameError(
             f"{field}: must be a positive finite decimal", QuarantineReason.NON_POSITIVE_VALUE
@@ -112,14 +113,14 @@ def parse_frame(raw: str | bytes, leader_id: UUID, received_at: datetime) -> Fil
     if event_at > received_at + MAX_CLOCK_SKEW:
         raise FrameError("ts: more than 5 minutes in the future", QuarantineReason.FUTURE_TIMESTAMP)
     if isinstance(frame, EquityFrame):
-        return EquityUpdate(_positive(frame.equity, "equity"), event_at)
+        return EquityUpdate(positive(frame.equity, "equity"), event_at)
     return Fill(
         leader_id=leader_id,
         fill_id=frame.fill_id,
         symbol=frame.symbol,
         side=Side(frame.side),
-        qty=_positive(frame.qty, "qty"),
-        price=_positive(frame.price, "price"),
+        qty=positive(frame.qty, "qty"),
+        price=positive(frame.price, "price"),
         event_at=event_at,
         received_at=received_at,
     )

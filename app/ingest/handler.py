@@ -39,18 +39,10 @@ async def handle_frame(
         FRAMES_REJECTED.labels(source=source).inc()
         log.warning("frame_rejected", leader_id=str(leader_id), source=source, error=str(exc))
         if exc.quarantine is not None:
-            await _quarantine(pipeline, leader_id, raw, exc.quarantine, received_at, source)
+            await quarantine_frame(pipeline, leader_id, raw, exc.quarantine, received_at, source)
         return FrameReply(False, {"type": "error", "error": str(exc)})
     if isinstance(item, Fill):
-        reason = _quarantine_reason(pipeline, item)
-        if reason is not None:
-            await _quarantine(pipeline, leader_id, raw, reason, received_at, source, item.fill_id)
-            return FrameReply(
-                False,
-                {"type": "error", "error": f"quarantined: {reason}", "fill_id": item.fill_id},
-            )
-        result = await pipeline.handle_fill(item)
-        return FrameReply(True, {"type": "ack", "fill_id": item.fill_id, "status": result.status})
+        return await process_fill(pipeline, item, raw, source)
     assert isinstance(item, EquityUpdate)
     async with pipeline.unit_of_work() as uow:
         reading = await pipeline.record_equity(uow, item.equity, item.as_of, leader_id=leader_id)
@@ -60,12 +52,26 @@ async def handle_frame(
     )
 
 
+async def process_fill(pipeline: Pipeline, fill: Fill, raw: str | bytes, source: str) -> FrameReply:
+    """Quarantine an absurd fill (kept with ``raw``), else size, record and dispatch it."""
+    reason = _quarantine_reason(pipeline, fill)
+    if reason is not None:
+        await quarantine_frame(
+            pipeline, fill.leader_id, raw, reason, fill.received_at, source, fill.fill_id
+        )
+        return FrameReply(
+            False, {"type": "error", "error": f"quarantined: {reason}", "fill_id": fill.fill_id}
+        )
+    result = await pipeline.handle_fill(fill)
+    return FrameReply(True, {"type": "ack", "fill_id": fill.fill_id, "status": result.status})
+
+
 def _quarantine_reason(pipeline: Pipeline, fill: Fill) -> QuarantineReason | None:
     reading = pipeline.equity.leader(fill.leader_id)
     return quarantine_reason(fill.qty, fill.price, reading.equity if reading else None)
 
 
-async def _quarantine(
+async def quarantine_frame(
     pipeline: Pipeline,
     leader_id: UUID,
     raw: str | bytes,

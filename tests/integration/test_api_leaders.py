@@ -14,8 +14,19 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support import ADMIN, Api, LiveServer, bearer
 
-LEADER_KEYS = {"id", "name", "feed", "created_at", "listener"}
-LISTENER_KEYS = {"state", "connected_at", "last_message_at", "reconnects", "last_error"}
+LEADER_KEYS = {"id", "name", "status", "feed", "created_at", "listener"}
+LISTENER_KEYS = {
+    "kind",
+    "state",
+    "connected_at",
+    "last_message_at",
+    "reconnects",
+    "last_error",
+    "backfilled",
+    "last_fill_at",
+    "equity_at",
+    "owner",
+}
 # Nothing listens on port 1: the generic listener keeps retrying, which is all these tests need.
 UNREACHABLE_FEED = "ws://127.0.0.1:1/feed"
 
@@ -39,7 +50,7 @@ async def test_create_push_leader_returns_push_token_only_once(server: LiveServe
     assert set(created) == LEADER_KEYS | {"push_token"}
     assert str(UUID(created["id"])) == created["id"]
     assert created["name"] == "Alice"
-    assert created["feed"] == {"kind": "push", "url": None}
+    assert created["feed"] == {"kind": "push", "url": None, "config": None}
     assert created["listener"] is None
     assert is_recent(created["created_at"])
     assert created["push_token"].startswith("ctp_")
@@ -75,10 +86,10 @@ async def test_create_generic_leader_has_no_push_token_and_reports_its_listener(
     # Assert
     assert set(created) == LEADER_KEYS | {"push_token"}
     assert created["name"] == "Bob"
-    assert created["feed"] == {"kind": "generic", "url": UNREACHABLE_FEED}
+    assert created["feed"] == {"kind": "generic", "url": UNREACHABLE_FEED, "config": None}
     assert created["push_token"] is None
     assert set(fetched) == LEADER_KEYS
-    assert fetched["feed"] == {"kind": "generic", "url": UNREACHABLE_FEED}
+    assert fetched["feed"] == {"kind": "generic", "url": UNREACHABLE_FEED, "config": None}
     assert set(fetched["listener"]) == LISTENER_KEYS
     assert fetched["listener"]["state"] in {"starting", "connecting"}
     assert fetched["listener"]["connected_at"] is None

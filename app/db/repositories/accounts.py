@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, update
@@ -17,10 +18,21 @@ class LeaderRepository:
         self.session = session
 
     async def add(
-        self, name: str, feed_kind: str, feed_url: str | None, push_token_hash: str | None
+        self,
+        name: str,
+        feed_kind: str,
+        feed_url: str | None,
+        push_token_hash: str | None,
+        feed_config: dict[str, Any] | None = None,
+        feed_secret: str | None = None,
     ) -> Leader:
         leader = Leader(
-            name=name, feed_kind=feed_kind, feed_url=feed_url, push_token_hash=push_token_hash
+            name=name,
+            feed_kind=feed_kind,
+            feed_url=feed_url,
+            push_token_hash=push_token_hash,
+            feed_config=feed_config,
+            feed_secret=feed_secret,
         )
         self.session.add(leader)
         await self.session.flush()
@@ -47,10 +59,10 @@ class LeaderRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def list_client_feeds(self) -> list[Leader]:
-        """Leaders whose feed the service connects to itself (everything but push)."""
-        stmt = select(Leader).where(Leader.deleted_at.is_(None), Leader.feed_kind != "push")
-        return list((await self.session.execute(stmt)).scalars())
+    async def set_status(self, leader_id: UUID, status: str) -> None:
+        await self.session.execute(
+            update(Leader).where(Leader.id == leader_id).values(status=status)
+        )
 
     async def soft_delete(self, leader_id: UUID) -> bool:
         stmt = (

@@ -21,8 +21,8 @@ from app.domain.model import Fill
 RECORD_FILL = """
 WITH f AS (
     INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at,
-                             kind)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $34)
+                             kind, fee, fee_asset, reduce_only, liquidation)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $34, $35, $36, $37, $38)
     ON CONFLICT (leader_id, fill_id) DO NOTHING
     RETURNING id
 ), o AS (
@@ -129,6 +129,7 @@ async def record_fill(
         moves.subscription_id, moves.symbol, moves.delta,
         changes.subscription_id, changes.status, changes.reason,
         kind,
+        fill.fee, fill.fee_asset, fill.reduce_only, fill.liquidation,
     )  # fmt: skip
     return fill_pk
 

@@ -1,0 +1,185 @@
+"""Client-mode feeds: which leaders need a listener, who runs each (leases), where to resume.
+
+A lease is a row per leader: the owner renews it on every heartbeat, and anyone may take it
+once it has expired. Postgres' row locks make the take-over a compare-and-set, so two
+instances never both believe they won the same lease; even then, fills are deduplicated by
+(leader_id, fill_id), so a moment of double ownership costs a duplicate read, not an order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """What a listener is built from. ``secret`` is the encrypted credentials token."""
+
+    leader_id: UUID
+    kind: str
+    url: str | None
+    config: dict[str, Any]
+    secret: str | None
+    created_at: datetime
+
+
+_WANTED = text(
+    """
+    SELECT id, feed_kind, feed_url, coalesce(feed_config, '{}'::jsonb) AS feed_config,
+           feed_secret, created_at
+      FROM leader
+     WHERE deleted_at IS NULL AND status = 'active' AND feed_kind <> 'push'
+    """
+)
+_HEARTBEAT = text(
+    """
+    INSERT INTO service_instance (id, heartbeat_at) VALUES (:me, now())
+    ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+    """
+)
+_LIVE_INSTANCES = text(
+    "SELECT count(*) FROM service_instance WHERE heartbeat_at > now() - make_interval(secs => :ttl)"
+)
+_FORGET_DEAD = text(
+    "DELETE FROM service_instance WHERE heartbeat_at < now() - make_interval(secs => 10 * :ttl)"
+)
+_RENEW = text(
+    """
+    UPDATE feed_lease SET expires_at = now() + make_interval(secs => :ttl)
+     WHERE owner = :me
+    RETURNING leader_id
+    """
+)
+# Take up to :room leaders whose lease is missing or expired. The conditional DO UPDATE is
+# re-checked against the committed row when another instance got there first, so only one wins.
+_CLAIM = text(
+    """
+    INSERT INTO feed_lease AS fl (leader_id, owner, expires_at)
+    SELECT l.id, :me, now() + make_interval(secs => :ttl)
+      FROM leader l LEFT JOIN feed_lease cur ON cur.leader_id = l.id
+     WHERE l.deleted_at IS NULL AND l.status = 'active' AND l.feed_kind <> 'push'
+       AND (cur.leader_id IS NULL OR cur.expires_at < now())
+     ORDER BY random()
+     LIMIT :room
+    ON CONFLICT (leader_id) DO UPDATE
+        SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, acquired_at = now(),
+            state = NULL
+      WHERE fl.expires_at < now()
+    RETURNING leader_id
+    """
+)
+_RELEASE = text(
+    "UPDATE feed_lease SET expires_at = now() - interval '1 second' "
+    "WHERE owner = :me AND leader_id = ANY(:ids)"
+)
+_RELEASE_ALL = text("DELETE FROM feed_lease WHERE owner = :me")
+_LEAVE = text("DELETE FROM service_instance WHERE id = :me")
+_SAVE_STATE = text(
+    "UPDATE feed_lease SET state = CAST(:state AS jsonb) WHERE owner = :me AND leader_id = :leader"
+)
+_STATE = text(
+    "SELECT owner, state FROM feed_lease WHERE leader_id = :leader AND expires_at > now()"
+)
+_LAST_TRADE = text(
+    """
+    SELECT event_at FROM leader_fill
+     WHERE leader_id = :leader AND kind = 'trade'
+     ORDER BY event_at DESC LIMIT 1
+    """
+)
+_HAS_POSITIONS = text(
+    "SELECT EXISTS (SELECT 1 FROM leader_fill WHERE leader_id = :leader AND kind = 'trade') "
+    "OR EXISTS (SELECT 1 FROM leader_position WHERE leader_id = :leader)"
+)
+_SEED_POSITION = text(
+    """
+    INSERT INTO leader_position (leader_id, symbol, qty, updated_at)
+    VALUES (:leader, :symbol, :qty, now())
+    ON CONFLICT (leader_id, symbol) DO NOTHING
+    """
+)
+
+
+class FeedRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def wanted(self) -> dict[UUID, FeedSpec]:
+        """Every leader that should have a listener somewhere: active, client-mode, not deleted."""
+        rows = await self.session.execute(_WANTED)
+        return {
+            row.id: FeedSpec(
+                row.id,
+                row.feed_kind,
+                row.feed_url,
+                row.feed_config,
+                row.feed_secret,
+                row.created_at,
+            )
+            for row in rows
+        }
+
+    async def heartbeat(self, me: str, ttl_s: float) -> int:
+        """Mark this instance alive; return how many instances are alive (itself included)."""
+        await self.session.execute(_HEARTBEAT, {"me": me})
+        await self.session.execute(_FORGET_DEAD, {"ttl": ttl_s})
+        live: int = (await self.session.execute(_LIVE_INSTANCES, {"ttl": ttl_s})).scalar_one()
+        return max(live, 1)
+
+    async def renew(self, me: str, ttl_s: float) -> set[UUID]:
+        rows = await self.session.execute(_RENEW, {"me": me, "ttl": ttl_s})
+        return {row[0] for row in rows}
+
+    async def claim(self, me: str, ttl_s: float, room: int) -> set[UUID]:
+        if room <= 0:
+            return set()
+        rows = await self.session.execute(_CLAIM, {"me": me, "ttl": ttl_s, "room": room})
+        return {row[0] for row in rows}
+
+    async def release(self, me: str, leader_ids: list[UUID]) -> None:
+        """Let others take these leases at once (they backfill from the last fill)."""
+        if leader_ids:
+            await self.session.execute(_RELEASE, {"me": me, "ids": leader_ids})
+
+    async def leave(self, me: str) -> None:
+        """Drop every lease and the instance row: a clean shutdown hands over at once."""
+        await self.session.execute(_RELEASE_ALL, {"me": me})
+        await self.session.execute(_LEAVE, {"me": me})
+
+    async def save_state(self, me: str, leader_id: UUID, state: dict[str, Any]) -> None:
+        await self.session.execute(
+            _SAVE_STATE, {"me": me, "leader": leader_id, "state": json.dumps(state)}
+        )
+
+    async def state(self, leader_id: UUID) -> tuple[str, dict[str, Any] | None] | None:
+        """(owner, last reported listener state) of a live lease, for any instance to show."""
+        row = (await self.session.execute(_STATE, {"leader": leader_id})).first()
+        return (row.owner, row.state) if row else None
+
+    async def last_trade_at(self, leader_id: UUID) -> datetime | None:
+        """Event time of the leader's newest recorded trade: where a backfill resumes."""
+        value: datetime | None = (
+            await self.session.execute(_LAST_TRADE, {"leader": leader_id})
+        ).scalar_one_or_none()
+        return value
+
+    async def seed_positions(self, leader_id: UUID, positions: dict[str, Decimal]) -> bool:
+        """Take the venue's positions as the leader's starting point, once: only while nothing
+        is tracked for the leader yet. Return whether they were taken."""
+        tracked = (await self.session.execute(_HAS_POSITIONS, {"leader": leader_id})).scalar_one()
+        if tracked:
+            return False
+        for symbol, qty in positions.items():
+            if qty != 0:
+                await self.session.execute(
+                    _SEED_POSITION, {"leader": leader_id, "symbol": symbol, "qty": qty}
+                )
+        return True

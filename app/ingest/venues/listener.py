@@ -1,0 +1,340 @@
+"""One venue leader's stream, kept connected and complete: the same loop for every venue.
+
+A session: open the stream, authenticate and subscribe, then backfill over REST from the
+last fill recorded while the live messages wait in a queue, and only then apply the queue.
+Fills are so applied in exchange order even across a reconnect, and a fill that both the
+backfill and the stream deliver is dropped by its id (in memory for the recent ones, by the
+database's (leader_id, fill_id) key for the rest). The session ends, and is restarted with
+jittered backoff, on any error, on a stream the venue declares expired, and on silence:
+nothing received, not even a pong, for ``idle_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import msgspec
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+
+from app.db.repositories.feeds import FeedRepository
+from app.domain.model import Fill
+from app.ingest.client import ListenerState
+from app.ingest.frames import FrameError
+from app.ingest.handler import process_fill, quarantine_frame
+from app.ingest.venues.base import VenueAdapter
+from app.loops import Backoff, SupervisedTask
+from app.metrics import FILLS_BACKFILLED, FRAMES_REJECTED, LISTENERS_CONNECTED, RECONNECTS
+from app.pipeline import Pipeline
+
+log = structlog.get_logger(__name__)
+# Fill ids remembered per leader to drop stream/backfill overlaps without a database trip.
+RECENT_IDS = 10_000
+
+
+class IdleTimeout(ConnectionError):
+    """Nothing came from the venue, not even a pong, for the idle timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerParams:
+    ping_interval_s: float
+    idle_timeout_s: float
+    max_frame_bytes: int
+    backfill_overlap_s: float
+    equity_interval_s: float
+    retry_initial_s: float
+    retry_max_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    raw: str | bytes
+    fills: list[Fill]
+    error: FrameError | None = None
+
+
+class VenueListener:
+    def __init__(
+        self,
+        adapter: VenueAdapter,
+        pipeline: Pipeline,
+        params: ListenerParams,
+        floor: datetime,
+    ) -> None:
+        self.leader_id = adapter.leader_id
+        self.adapter = adapter
+        self._pipeline = pipeline
+        self._params = params
+        # Never backfill before the leader was added: older trades are not ours to copy.
+        self._floor = floor
+        self._last_event_at: datetime | None = None
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._last_traffic = time.monotonic()
+        self._seeded = False
+        self.status = ListenerState(kind=adapter.kind)
+        backoff = Backoff(params.retry_initial_s, params.retry_max_s)
+        self._stream = SupervisedTask(f"venue:{self.leader_id}", self._session, backoff)
+        self._equity = SupervisedTask(
+            f"equity:{self.leader_id}",
+            self._equity_loop,
+            Backoff(params.retry_initial_s, params.retry_max_s),
+        )
+
+    def start(self) -> None:
+        self._stream.start()
+        self._equity.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._stream.alive and self._equity.alive
+
+    async def stop(self) -> None:
+        await self._stream.stop()
+        await self._equity.stop()
+        await self.adapter.http.aclose()
+        self.status.state = "stopped"
+
+    # -- the stream -------------------------------------------------------------------------
+
+    async def _session(self, backoff: Backoff) -> None:
+        self.status.state = "connecting"
+        try:
+            await self._seed_positions()
+            if self._pipeline.equity.leader(self.leader_id) is None:
+                # Sizing needs the leader's equity before the first fill can be applied.
+                await self._record_equity(await self.adapter.fetch_equity())
+            url = await self.adapter.ws_url()
+            async with connect(
+                url,
+                max_size=self._params.max_frame_bytes,
+                # Pings are ours (_heartbeat): a pong counts as traffic for the idle watchdog.
+                ping_interval=None,
+                open_timeout=10,
+                close_timeout=2,
+            ) as ws:
+                await asyncio.wait_for(self.adapter.on_open(ws), timeout=10)
+                self.status.state = "connected"
+                self.status.connected_at = datetime.now(UTC)
+                self._last_traffic = time.monotonic()
+                LISTENERS_CONNECTED.inc()
+                log.info("venue_connected", leader_id=str(self.leader_id), venue=self.adapter.kind)
+                try:
+                    # Bounded: while fills are applied slowly (or the database is away) the
+                    # socket stops being read and the venue's side buffers, not our memory.
+                    queue: asyncio.Queue[_Message] = asyncio.Queue(maxsize=1000)
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._read(ws, queue))
+                        group.create_task(self._heartbeat(ws))
+                        if self.adapter.keepalive_interval_s:
+                            group.create_task(self._keepalive(self.adapter.keepalive_interval_s))
+                        group.create_task(self._apply(queue, backoff))
+                finally:
+                    LISTENERS_CONNECTED.dec()
+        except asyncio.CancelledError:
+            raise
+        except BaseExceptionGroup as group:
+            self._failed(group.exceptions[0])
+            raise group.exceptions[0] from None
+        except Exception as exc:
+            self._failed(exc)
+            raise
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.status.reconnects += 1
+        self.status.state = "connecting"
+        RECONNECTS.inc()
+        log.warning(
+            "venue_disconnected",
+            leader_id=str(self.leader_id),
+            venue=self.adapter.kind,
+            error=self.status.last_error,
+        )
+
+    async def _read(self, ws: ClientConnection, queue: asyncio.Queue[_Message]) -> None:
+        idle = self._params.idle_timeout_s
+        while True:
+            remaining = idle - (time.monotonic() - self._last_traffic)
+            if remaining <= 0:
+                raise IdleTimeout(f"nothing received for {idle:g} s")
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=remaining)
+            except TimeoutError:
+                continue  # the loop head decides: a pong may have come meanwhile
+            received_at = datetime.now(UTC)
+            self._last_traffic = time.monotonic()
+            self.status.last_message_at = received_at
+            try:
+                fills = self.adapter.parse(raw, received_at)
+            except FrameError as exc:
+                FRAMES_REJECTED.labels(source=self.adapter.kind).inc()
+                log.warning(
+                    "frame_rejected",
+                    leader_id=str(self.leader_id),
+                    source=self.adapter.kind,
+                    error=str(exc),
+                )
+                if exc.quarantine is not None:
+                    await queue.put(_Message(raw, [], exc))
+                continue
+            if fills:
+                await queue.put(_Message(raw, fills))
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        venue_interval = self.adapter.app_ping_interval_s
+        interval = min(self._params.ping_interval_s, venue_interval or float("inf"))
+        while True:
+            await asyncio.sleep(interval)
+            frame = self.adapter.ping_frame()
+            if frame is not None:
+                # The venue's pong is a message: _read counts it as traffic.
+                await ws.send(frame)
+                continue
+            pong = await ws.ping()
+            try:
+                await asyncio.wait_for(pong, timeout=interval)
+                self._last_traffic = time.monotonic()
+            except TimeoutError:
+                pass  # the idle watchdog in _read decides when silence is too long
+
+    async def _keepalive(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.adapter.keepalive()
+
+    async def _apply(self, queue: asyncio.Queue[_Message], backoff: Backoff) -> None:
+        """Backfill first, then the live messages queued meanwhile, in order."""
+        since = await self._resume_from()
+        fills = await self.adapter.backfill(since, datetime.now(UTC))
+        fresh = [fill for fill in fills if fill.fill_id not in self._recent]
+        self.status.backfilled += len(fresh)
+        FILLS_BACKFILLED.labels(venue=self.adapter.kind).inc(len(fresh))
+        log.info(
+            "venue_backfilled",
+            leader_id=str(self.leader_id),
+            venue=self.adapter.kind,
+            since=since.isoformat(),
+            fills=len(fills),
+            new=len(fresh),
+        )
+        for fill in fresh:
+            await self._process(fill, msgspec.json.encode(fill))
+        backoff.reset()
+        while True:
+            message = await queue.get()
+            if message.error is not None:
+                await self._until_done(lambda m=message: self._quarantine(m))  # type: ignore[misc]
+                continue
+            for fill in message.fills:
+                await self._process(fill, message.raw)
+
+    async def _quarantine(self, message: _Message) -> None:
+        assert message.error is not None
+        assert message.error.quarantine is not None
+        await quarantine_frame(
+            self._pipeline,
+            self.leader_id,
+            message.raw,
+            message.error.quarantine,
+            datetime.now(UTC),
+            self.adapter.kind,
+        )
+
+    async def _resume_from(self) -> datetime:
+        if self._last_event_at is None:
+            async with self._pipeline.unit_of_work() as uow:
+                self._last_event_at = await FeedRepository(uow.session).last_trade_at(
+                    self.leader_id
+                )
+        start = max(self._floor, self._last_event_at or self._floor)
+        # Venues may report fills of one instant out of order: look back a little; overlaps
+        # are dropped by fill id.
+        return start - timedelta(seconds=self._params.backfill_overlap_s)
+
+    async def _process(self, fill: Fill, raw: str | bytes) -> None:
+        if fill.fill_id in self._recent:
+            return
+        await self._until_done(lambda: process_fill(self._pipeline, fill, raw, self.adapter.kind))
+        self._recent[fill.fill_id] = None
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
+        if self._last_event_at is None or fill.event_at > self._last_event_at:
+            self._last_event_at = fill.event_at
+        self.status.last_fill_at = fill.event_at
+
+    async def _until_done(self, call: Callable[[], Awaitable[object]]) -> None:
+        """Retry ``call`` until it succeeds: while Postgres is away the listener pauses on
+        this fill instead of dropping it (and stops reading, see the bounded queue)."""
+        retry = Backoff(self._params.retry_initial_s, self._params.retry_max_s)
+        while True:
+            try:
+                await call()
+                if self.status.state == "paused":
+                    self.status.state = "connected"
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.status.state = "paused"
+                self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                delay = retry.next_delay()
+                log.warning(
+                    "feed_paused", leader_id=str(self.leader_id), error=repr(exc), retry_in_s=delay
+                )
+                await asyncio.sleep(delay)
+
+    # -- REST state: positions once, equity on a schedule ------------------------------------
+
+    async def _seed_positions(self) -> None:
+        """A new leader's open positions are its starting point: without them, its first
+        closing trade would look like a new position in the other direction."""
+        if self._seeded:
+            return
+        positions = await self.adapter.fetch_positions()
+        async with self._pipeline.unit_of_work() as uow:
+            seeded = await FeedRepository(uow.session).seed_positions(self.leader_id, positions)
+            await uow.commit()
+        if seeded:
+            self._pipeline.engine.invalidate(self.leader_id)
+            log.info(
+                "venue_positions_seeded", leader_id=str(self.leader_id), symbols=len(positions)
+            )
+        self._seeded = True
+
+    async def _equity_loop(self, backoff: Backoff) -> None:
+        while True:
+            equity = await self.adapter.fetch_equity()
+            await self._record_equity(equity)
+            self.status.equity_at = datetime.now(UTC)
+            backoff.reset()
+            await asyncio.sleep(self._params.equity_interval_s)
+
+    async def _record_equity(self, equity: Decimal) -> None:
+        if not equity.is_finite() or equity <= 0:
+            # An empty or liquidated account: nothing can be sized against it, and the
+            # snapshot table only holds positive equity.
+            log.warning("venue_equity_not_positive", leader_id=str(self.leader_id))
+            return
+        async with self._pipeline.unit_of_work() as uow:
+            await self._pipeline.record_equity(
+                uow, equity, datetime.now(UTC), leader_id=self.leader_id
+            )
+            await uow.commit()
+
+
+def http_client(base_url: str, timeout_s: float) -> httpx.AsyncClient:
+    """The REST client of one adapter: its venue's base URL, bounded timeouts."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout_s),
+        headers={"User-Agent": "copytrade"},
+        follow_redirects=False,
+    )
