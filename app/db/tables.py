@@ -84,6 +84,8 @@ class Follower(Base):
     # NULL while the key is revoked: no key works until the next rotation.
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When this follower's streams are next due for trimming: claimed by one instance a round.
+    trim_due_at: Mapped[datetime | None]
 
 
 class EquitySnapshot(Base):

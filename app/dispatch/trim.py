@@ -15,6 +15,9 @@ from app.dispatch.keys import order_stream, report_stream, stream_id
 from app.loops import Backoff, SupervisedTask
 
 log = structlog.get_logger(__name__)
+# Followers claimed per transaction: a dead instance leaves at most this many untrimmed for
+# one interval.
+TRIM_BATCH = 200
 
 
 def _text(value: Any) -> str:
@@ -73,13 +76,20 @@ class StreamTrimmer:
         await self._loop.stop()
 
     async def trim_all(self) -> int:
-        async with self._sessionmaker() as session:
-            followers = await FollowerRepository(session).all_ids()
+        """Trim the streams of every follower that is due, a batch at a time. With several
+        instances, each claims its own batches, so each stream is trimmed once a round."""
         removed = 0
-        for follower_id in followers:
-            for stream in (order_stream(follower_id), report_stream(follower_id)):
-                removed += await trim_stream(self._redis, stream, self._retention_s)
-        return removed
+        while True:
+            async with self._sessionmaker() as session:
+                batch = await FollowerRepository(session).claim_trim_batch(
+                    TRIM_BATCH, self._interval_s
+                )
+                await session.commit()
+            for follower_id in batch:
+                for stream in (order_stream(follower_id), report_stream(follower_id)):
+                    removed += await trim_stream(self._redis, stream, self._retention_s)
+            if len(batch) < TRIM_BATCH:
+                return removed
 
     async def _run(self, backoff: Backoff) -> None:
         while True:

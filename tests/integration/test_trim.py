@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from uuid import UUID
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from app.db.repositories.accounts import FollowerRepository
+from app.db.session import make_engine, make_sessionmaker
 from app.dispatch.trim import safe_trim_point, trim_stream
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.integration.desk import xadd, xrange, xread_new
 
 STREAM = "copytrade:orders:{00000000-0000-4000-8000-0000000000aa}"
@@ -165,3 +170,40 @@ async def test_a_lagging_group_bounds_the_trim_at_its_last_delivered_id(
     assert point == as_tuple(ids[1])
     assert removed == 1
     assert await remaining(raw_redis) == ids[1:]
+
+
+async def test_instances_trimming_at_once_each_claim_their_own_followers(
+    db: asyncpg.Connection,
+) -> None:
+    # Arrange: 450 followers, two instances' sessions claiming batches at the same time.
+    await db.execute(
+        "INSERT INTO follower (id, name) SELECT gen_random_uuid(), 'f' || n "
+        "FROM generate_series(1, 450) AS n"
+    )
+    engine = make_engine(TEST_DATABASE_URL, 4)
+    sessions = make_sessionmaker(engine)
+
+    async def claim_all() -> list[UUID]:
+        claimed: list[UUID] = []
+        while True:
+            async with sessions() as session:
+                batch = await FollowerRepository(session).claim_trim_batch(50, 3600)
+                await asyncio.sleep(0.01)  # hold the row locks while the other one claims
+                await session.commit()
+            if not batch:
+                return claimed
+            claimed += batch
+
+    # Act
+    try:
+        first, second = await asyncio.gather(claim_all(), claim_all())
+        again = await claim_all()
+    finally:
+        await engine.dispose()
+
+    # Assert: every follower claimed exactly once this round, none due again yet.
+    assert len(first) + len(second) == 450
+    assert len(set(first) | set(second)) == 450
+    assert first
+    assert second
+    assert again == []

@@ -6,11 +6,23 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db.tables import Follower, Leader
+
+_CLAIM_TRIM = text(
+    """
+    UPDATE follower SET trim_due_at = now() + make_interval(secs => :interval)
+     WHERE id IN (SELECT id FROM follower
+                   WHERE trim_due_at IS NULL OR trim_due_at <= now()
+                   ORDER BY trim_due_at NULLS FIRST
+                   LIMIT :limit
+                   FOR UPDATE SKIP LOCKED)
+    RETURNING id
+    """
+)
 
 
 class LeaderRepository:
@@ -87,6 +99,13 @@ class FollowerRepository:
 
     async def get(self, follower_id: UUID) -> Follower | None:
         return await self.session.get(Follower, follower_id)
+
+    async def claim_trim_batch(self, limit: int, interval_s: float) -> list[UUID]:
+        """Followers whose streams are due for trimming, now due again only after
+        ``interval_s``: instances trimming at once each get their own followers (SKIP LOCKED
+        passes over rows another instance is claiming)."""
+        rows = await self.session.execute(_CLAIM_TRIM, {"limit": limit, "interval": interval_s})
+        return [row[0] for row in rows]
 
     async def all_ids(self) -> list[UUID]:
         return list((await self.session.execute(select(Follower.id))).scalars())
