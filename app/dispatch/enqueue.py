@@ -4,8 +4,10 @@ A fill fanned out to thousands of followers is a few script calls of up to CHUNK
 written to one connection as a single pre-encoded buffer (one round trip); building a client
 pipeline command by command, and reading a reply per order, cost far more.
 
-Each call touches the keys of many followers, so it needs one Redis, not a Cluster: with a
-Cluster the chunks would have to be grouped by hash slot.
+On one Redis, a script call may touch many followers' keys. On a Redis Cluster it may touch
+one slot only: ``cluster=True`` groups the orders by the slot of their follower's hash tag
+(``{follower_id}``: a follower's stream, dedupe keys and feed channel share it), one script
+call per slot, pipelined per node by the cluster client.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 
 from app.dispatch.keys import dedupe_key, feed_channel, order_stream
@@ -62,9 +66,20 @@ def _command(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(_bulk(arg) for arg in args)
 
 
+def slot_batches(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
+    """Orders to send grouped so that each group's keys live in one cluster slot, at most
+    CHUNK per group, in first-seen order."""
+    by_slot: dict[int, list[OutboxItem]] = {}
+    for item in items:
+        if not item.skipped:
+            by_slot.setdefault(key_slot(order_stream(item.follower_id).encode()), []).append(item)
+    return [group[i : i + CHUNK] for group in by_slot.values() for i in range(0, len(group), CHUNK)]
+
+
 class Enqueuer:
-    def __init__(self, redis: Redis, dedupe_ttl_s: int) -> None:
+    def __init__(self, redis: Redis | RedisCluster, dedupe_ttl_s: int) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
         self.ttl = str(dedupe_ttl_s).encode()
         # Redis names a script by its SHA-1: EVALSHA saves sending the body every time.
         self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest().encode()
@@ -78,6 +93,8 @@ class Enqueuer:
         """
         if not items:
             return []
+        if isinstance(self.redis, RedisCluster):
+            return await self._enqueue_cluster(self.redis, items)
         buffer, sendable, replies = self._encode(items)
         try:
             await self._send(buffer, replies)
@@ -85,6 +102,37 @@ class Enqueuer:
             await self.redis.script_load(_ENQUEUE_LUA)
             await self._send(buffer, replies)
         return sendable
+
+    async def _enqueue_cluster(
+        self, cluster: RedisCluster, items: Sequence[OutboxItem]
+    ) -> list[str]:
+        """One script call per slot group, pipelined (the client sends one batch per node)."""
+        batches = slot_batches(items)
+        for attempt in (1, 2):
+            pipe = cluster.pipeline(transaction=False)
+            for batch in batches:
+                keys: list[bytes] = []
+                args: list[bytes] = []
+                for item in batch:
+                    keys += [
+                        order_stream(item.follower_id).encode(),
+                        dedupe_key(item.follower_id, item.order_id).encode(),
+                    ]
+                    args += [item.payload.encode(), feed_channel(item.follower_id).encode()]
+                pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, self.ttl, *args)
+            for item in items:
+                if item.skipped:
+                    message = feed_message(item.payload, "skipped", item.skip_reason)
+                    pipe.publish(feed_channel(item.follower_id).encode(), message.encode())
+            try:
+                await pipe.execute()
+                break
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                # A node restarted or failed over: load the script on every primary.
+                await cluster.script_load(_ENQUEUE_LUA)
+        return [item.order_id for batch in batches for item in batch]
 
     def _encode(self, items: Sequence[OutboxItem]) -> tuple[bytes, list[str], int]:
         """RESP for the whole batch: one PUBLISH per skipped order, one EVALSHA per chunk of
@@ -131,6 +179,7 @@ class Enqueuer:
 
     async def _send(self, buffer: bytes, replies: int) -> None:
         """Write every command at once, then read every reply, on one pooled connection."""
+        assert isinstance(self.redis, Redis)
         pool = self.redis.connection_pool
         conn: Any = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
