@@ -135,7 +135,8 @@ class ListenerManager:
     async def _run(self, backoff: Backoff) -> None:
         while True:
             try:
-                await self.reconcile()
+                # Bounded: a Postgres that hangs must not keep us from noticing the leases lapse.
+                await asyncio.wait_for(self.reconcile(), timeout=self._params.lease_ttl_s / 2)
             except Exception:
                 if time.monotonic() > self._valid_until and self.listeners:
                     # Our leases may be someone else's by now: stop rather than race them.
