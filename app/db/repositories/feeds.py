@@ -39,6 +39,9 @@ _WANTED = text(
      WHERE deleted_at IS NULL AND status = 'active' AND feed_kind <> 'push'
     """
 )
+# Lease rounds of all instances take turns (a few ms each): no two rounds lock lease rows in
+# different orders, so they never deadlock, and a fair share is computed on settled counts.
+_ROUND_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('copytrade.feed_lease'))")
 _HEARTBEAT = text(
     """
     INSERT INTO service_instance (id, heartbeat_at) VALUES (:me, now())
@@ -67,7 +70,7 @@ _CLAIM = text(
       FROM leader l LEFT JOIN feed_lease cur ON cur.leader_id = l.id
      WHERE l.deleted_at IS NULL AND l.status = 'active' AND l.feed_kind <> 'push'
        AND (cur.leader_id IS NULL OR cur.expires_at < now())
-     ORDER BY random()
+     ORDER BY l.id
      LIMIT :room
     ON CONFLICT (leader_id) DO UPDATE
         SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, acquired_at = now(),
@@ -128,7 +131,9 @@ class FeedRepository:
         }
 
     async def heartbeat(self, me: str, ttl_s: float) -> int:
-        """Mark this instance alive; return how many instances are alive (itself included)."""
+        """Start a lease round (one at a time across instances, until commit) and mark this
+        instance alive; return how many instances are alive (itself included)."""
+        await self.session.execute(_ROUND_LOCK)
         await self.session.execute(_HEARTBEAT, {"me": me})
         await self.session.execute(_FORGET_DEAD, {"ttl": ttl_s})
         live: int = (await self.session.execute(_LIVE_INSTANCES, {"ttl": ttl_s})).scalar_one()
@@ -151,6 +156,7 @@ class FeedRepository:
 
     async def leave(self, me: str) -> None:
         """Drop every lease and the instance row: a clean shutdown hands over at once."""
+        await self.session.execute(_ROUND_LOCK)
         await self.session.execute(_RELEASE_ALL, {"me": me})
         await self.session.execute(_LEAVE, {"me": me})
 
