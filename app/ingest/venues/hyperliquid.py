@@ -145,8 +145,9 @@ class HyperliquidAdapter(VenueAdapter):
         """(time ms, tid, the Fill or None when the row is not a perp trade) of one WsFill."""
         if not isinstance(item, dict):
             raise FrameError(f"{where}: expected an object")
-        event_at = epoch_ms(item.get("time"), f"{where}.time", received_at)
-        time_ms: int = int(item["time"])
+        time_ms = item.get("time")
+        if isinstance(time_ms, bool) or not isinstance(time_ms, int):
+            raise FrameError(f"{where}.time: expected epoch milliseconds")
         tid = item.get("tid")
         if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0:
             raise FrameError(f"{where}.tid: expected a trade id")
@@ -154,6 +155,7 @@ class HyperliquidAdapter(VenueAdapter):
         direction = text(item.get("dir"), f"{where}.dir")
         if _is_spot(coin) or direction in _NOT_TRADES:
             return time_ms, tid, None
+        event_at = epoch_ms(time_ms, f"{where}.time", received_at)
         side = _SIDES.get(str(item.get("side")))
         if side is None:
             raise FrameError(f"{where}.side: expected B or A")
