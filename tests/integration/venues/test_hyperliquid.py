@@ -253,7 +253,8 @@ async def test_silent_socket_reconnects_and_recovers_fills(
         s.running.proxy.freeze()
 
         async def reconnected() -> bool:
-            return (await s.listener())["reconnects"] > before
+            count: int = (await s.listener())["reconnects"]
+            return count > before
 
         await until(reconnected, "the idle timeout to reconnect")
         silent_1 = v.fill("ETH", "A", "1", "3050")
