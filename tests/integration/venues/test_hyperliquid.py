@@ -247,7 +247,7 @@ async def test_silent_socket_reconnects_and_recovers_fills(
         opened = v.fill("ETH", "B", "3", "3000")
         await v.emit(opened)
         assert await s.orders(1) == [("ETH", "buy", "0.3", False, str(opened["tid"]))]
-        before = (await s.listener())["reconnects"]
+        before: int = (await s.listener())["reconnects"]
 
         # Act: the socket stays open but goes silent (no fills, no pongs).
         s.running.proxy.freeze()
