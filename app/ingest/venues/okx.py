@@ -205,7 +205,7 @@ class OkxAdapter(VenueAdapter):
             event_at=epoch_ms(fill_time, "fillTime", received_at),
             received_at=received_at,
             # OKX: negative is a fee charged, positive a rebate; ours: positive is a cost.
-            fee=-decimal(fee, "fee") if fee not in (None, "") else None,
+            fee=Decimal(0) - decimal(fee, "fee") if fee not in (None, "") else None,
             fee_asset=text(fee_ccy, "feeCcy", 16) if fee_ccy else None,
             reduce_only=reduce_only,
             liquidation=liquidation,
@@ -285,28 +285,31 @@ class OkxAdapter(VenueAdapter):
         async for row in self._pages("/api/v5/trade/fills", since_ms):
             rows[_row_key(row)] = row
         await self._load_missing(inst_id for inst_id, _ in rows)
-        fills: list[Fill] = []
-        for row in rows.values():
-            sub_type = str(row.get("subType") or "")
-            if sub_type not in TRADE_SUBTYPES and sub_type not in LIQUIDATION_SUBTYPES:
-                continue
-            contract = self._contract(row)
-            if contract is None:
-                continue  # reported by _load_missing
-            closing = _closing(row)
-            fill = self._fill(
-                row,
-                contract,
-                fee=row.get("fee"),
-                fee_ccy=row.get("feeCcy"),
-                reduce_only=closing,
-                liquidation=sub_type in LIQUIDATION_SUBTYPES,
-                received_at=received_at,
-            )
-            if fill is not None and fill.event_at >= since:
-                fills.append(fill)
+        fills = [
+            fill
+            for row in rows.values()
+            if (fill := self.history_fill(row, received_at)) is not None and fill.event_at >= since
+        ]
         fills.sort(key=_order)
         return fills
+
+    def history_fill(self, row: Mapping[str, Any], received_at: datetime) -> Fill | None:
+        """The fill in one row of GET /trade/fills(-history), or None if it is not copied."""
+        sub_type = str(row.get("subType") or "")
+        if sub_type not in TRADE_SUBTYPES and sub_type not in LIQUIDATION_SUBTYPES:
+            return None
+        contract = self._contract(row)
+        if contract is None:
+            return None  # reported by _load_missing
+        return self._fill(
+            row,
+            contract,
+            fee=row.get("fee"),
+            fee_ccy=row.get("feeCcy"),
+            reduce_only=_closing(row),
+            liquidation=sub_type in LIQUIDATION_SUBTYPES,
+            received_at=received_at,
+        )
 
     async def _pages(self, path: str, since_ms: int) -> AsyncIterator[Mapping[str, Any]]:
         """Every fill row of ``path`` stamped at or after ``since_ms``, newest first.
