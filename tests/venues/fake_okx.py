@@ -182,6 +182,8 @@ class FakeOkx(FakeVenue):
     history: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     bill_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7000))
     logins: int = 0
+    # A broken venue that ignores the paging cursor (the adapter must not loop forever).
+    ignore_after: bool = False
     refused: list[str] = field(default_factory=list)  # why requests were refused
     _logged_in: weakref.WeakSet[WebSocket] = field(default_factory=weakref.WeakSet)
 
@@ -323,7 +325,7 @@ class FakeOkx(FakeVenue):
                 continue
             if "end" in q and ts >= int(q["end"]):
                 continue
-            if "after" in q and bill_id >= int(q["after"]):
+            if "after" in q and not self.ignore_after and bill_id >= int(q["after"]):
                 continue
             if "before" in q and bill_id <= int(q["before"]):
                 continue

@@ -22,6 +22,7 @@ and positions, public instruments).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -55,6 +56,9 @@ MAX_PAGES: Final = 2_000  # 200k fills: a venue that never stops paging is an er
 # GET /trade/fills holds the last 3 days; older fills only come from /fills-history
 # (3 months). An hour of margin keeps a backfill near the edge on the safe side.
 RECENT_WINDOW: Final = timedelta(days=3) - timedelta(hours=1)
+# Seconds between pages, within the documented rate limits (fills: 60 requests per 2 s,
+# fills-history: 10 per 2 s): a long backfill must not be cut short by a 429.
+PAGE_INTERVAL_S: Final = {"/api/v5/trade/fills": 0.04, "/api/v5/trade/fills-history": 0.2}
 LIQUIDATION_CATEGORIES: Final = frozenset({"full_liquidation", "partial_liquidation", "adl"})
 # Order categories whose fills are not trades to copy (futures delivery settles a position).
 NOT_TRADES: Final = frozenset({"delivery"})
@@ -329,6 +333,7 @@ class OkxAdapter(VenueAdapter):
             if cursor == params.get("after"):
                 raise VenueError(f"okx {path}: paging did not advance")
             params["after"] = cursor
+            await asyncio.sleep(PAGE_INTERVAL_S.get(path, 0.2))
         raise VenueError(f"okx {path}: more than {MAX_PAGES} pages")
 
     async def _get(self, path: str, params: dict[str, str], signed: bool = True) -> list[Any]:

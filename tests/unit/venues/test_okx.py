@@ -447,6 +447,21 @@ async def test_backfill_orders_one_instant_by_trade_id(venue: Running) -> None:
     assert [f.fill_id for f in fills] == [f"BTC-USDT-SWAP:{t}" for t in "129"]
 
 
+async def test_paging_that_does_not_advance_is_an_error(venue: Running) -> None:
+    okx = venue.venue
+    assert isinstance(okx, FakeOkx)
+    okx.ignore_after = True
+    start = now_ms() - 600_000
+    okx.add_history(*history(120, start))
+    adapter = make_adapter(venue.rest_url)
+
+    with pytest.raises(VenueError, match="paging did not advance"):
+        await adapter.backfill(at_ms(start), datetime.now(UTC))
+    await adapter.http.aclose()
+
+    assert okx.calls("/api/v5/trade/fills") == 2
+
+
 async def test_a_wrong_secret_is_refused_by_the_signature_check(venue: Running) -> None:
     adapter = make_adapter(venue.rest_url, secret="not-the-secret")
 
