@@ -115,17 +115,32 @@ class FakeBybit(FakeVenue):
             await self._auth(ws, message.get("args"))
         elif op == "subscribe":
             if id(ws) not in self._authed:
-                await self.send(ws, {"success": False, "ret_msg": "Request not authorized",
-                                     "op": "subscribe", "conn_id": "fake"})
+                await self.send(
+                    ws,
+                    {
+                        "success": False,
+                        "ret_msg": "Request not authorized",
+                        "op": "subscribe",
+                        "conn_id": "fake",
+                    },
+                )
                 return
             self.subscribed_topics = list(message.get("args") or [])
-            await self.send(ws, {"success": True, "ret_msg": "", "op": "subscribe",
-                                 "conn_id": "fake"})
+            await self.send(
+                ws, {"success": True, "ret_msg": "", "op": "subscribe", "conn_id": "fake"}
+            )
             self.mark_subscribed()
         elif op == "ping":
             self.pings += 1
-            await self.send(ws, {"req_id": message.get("req_id", ""), "op": "pong",
-                                 "args": [str(int(time.time() * 1000))], "conn_id": "fake"})
+            await self.send(
+                ws,
+                {
+                    "req_id": message.get("req_id", ""),
+                    "op": "pong",
+                    "args": [str(int(time.time() * 1000))],
+                    "conn_id": "fake",
+                },
+            )
 
     async def _auth(self, ws: WebSocket, args: Any) -> None:
         ok = (
@@ -140,18 +155,27 @@ class FakeBybit(FakeVenue):
             self._authed.add(id(ws))
         else:
             self.auth_failures += 1
-        await self.send(ws, {"success": ok, "ret_msg": "" if ok else "Params Error",
-                             "op": "auth", "conn_id": "fake"})
+        await self.send(
+            ws,
+            {
+                "success": ok,
+                "ret_msg": "" if ok else "Params Error",
+                "op": "auth",
+                "conn_id": "fake",
+            },
+        )
 
     async def push_executions(self, *rows: dict[str, Any], topic: str | None = None) -> None:
         """One stream message carrying ``rows``."""
         category = rows[0]["category"]
-        await self.push({
-            "topic": topic or f"execution.{category}",
-            "id": f"{uuid.uuid4().hex}_{rows[0]['symbol']}",
-            "creationTime": int(time.time() * 1000),
-            "data": list(rows),
-        })
+        await self.push(
+            {
+                "topic": topic or f"execution.{category}",
+                "id": f"{uuid.uuid4().hex}_{rows[0]['symbol']}",
+                "creationTime": int(time.time() * 1000),
+                "data": list(rows),
+            }
+        )
 
     async def trade(self, *rows: dict[str, Any]) -> None:
         """Executions that happen now: recorded in history and pushed live, in one message."""
@@ -185,13 +209,27 @@ class FakeBybit(FakeVenue):
 
     def _error(self, code: int, msg: str, path: str) -> JSONResponse:
         self.rest_failures.append(f"{path}: {code} {msg}")
-        return JSONResponse({"retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {},
-                             "time": int(time.time() * 1000)})
+        return JSONResponse(
+            {
+                "retCode": code,
+                "retMsg": msg,
+                "result": {},
+                "retExtInfo": {},
+                "time": int(time.time() * 1000),
+            }
+        )
 
     @staticmethod
     def _ok(result: dict[str, Any]) -> JSONResponse:
-        return JSONResponse({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {},
-                             "time": int(time.time() * 1000)})
+        return JSONResponse(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "result": result,
+                "retExtInfo": {},
+                "time": int(time.time() * 1000),
+            }
+        )
 
     async def _wallet(self, request: Request) -> JSONResponse:
         query = await self._checked(request)
@@ -199,14 +237,20 @@ class FakeBybit(FakeVenue):
             return query
         if query.get("accountType") != "UNIFIED":
             return self._error(10001, "accountType only support UNIFIED", request.url.path)
-        return self._ok({"list": [{
-            "accountType": "UNIFIED",
-            "totalEquity": self.total_equity,
-            "totalMarginBalance": self.total_equity,
-            "totalWalletBalance": self.total_equity,
-            "totalPerpUPL": "0",
-            "coin": [],
-        }]})
+        return self._ok(
+            {
+                "list": [
+                    {
+                        "accountType": "UNIFIED",
+                        "totalEquity": self.total_equity,
+                        "totalMarginBalance": self.total_equity,
+                        "totalWalletBalance": self.total_equity,
+                        "totalPerpUPL": "0",
+                        "coin": [],
+                    }
+                ]
+            }
+        )
 
     async def _position_list(self, request: Request) -> JSONResponse:
         query = await self._checked(request)
@@ -252,7 +296,10 @@ class FakeBybit(FakeVenue):
         return self._page(rows, query, 100, {"category": category})
 
     def _page(
-        self, rows: list[dict[str, Any]], query: dict[str, str], max_limit: int,
+        self,
+        rows: list[dict[str, Any]],
+        query: dict[str, str],
+        max_limit: int,
         extra: dict[str, Any],
     ) -> JSONResponse:
         limit = int(query.get("limit", "50"))

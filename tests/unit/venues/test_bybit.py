@@ -61,7 +61,9 @@ def adapter(
     return BybitAdapter(LEADER, config, creds, httpx.AsyncClient(base_url=rest_url, timeout=10))
 
 
-def fill(fill_id: str, symbol: str, side: Side, qty: str, price: str, at_ms: int, **kw: Any) -> Fill:
+def fill(
+    fill_id: str, symbol: str, side: Side, qty: str, price: str, at_ms: int, **kw: Any
+) -> Fill:
     return Fill(
         leader_id=LEADER,
         fill_id=fill_id,
@@ -173,11 +175,23 @@ def test_liquidations_are_fills_flagged_liquidation() -> None:
     fills = adapter().parse(fixture("bust_trade.json"), RECEIVED)
 
     assert [(f.fill_id, f.side, f.qty, f.price, f.liquidation, f.reduce_only) for f in fills] == [
-        ("9d2f0c4a-6b6e-5c59-8f0b-000000000010", Side.SELL, Decimal("0.25"), Decimal("48000"),
-         True, True),
+        (
+            "9d2f0c4a-6b6e-5c59-8f0b-000000000010",
+            Side.SELL,
+            Decimal("0.25"),
+            Decimal("48000"),
+            True,
+            True,
+        ),
         # execType Trade, but a laddered liquidation order (createType CreateByLiq).
-        ("9d2f0c4a-6b6e-5c59-8f0b-000000000011", Side.SELL, Decimal("0.1"), Decimal("48100"),
-         True, True),
+        (
+            "9d2f0c4a-6b6e-5c59-8f0b-000000000011",
+            Side.SELL,
+            Decimal("0.1"),
+            Decimal("48100"),
+            True,
+            True,
+        ),
     ]
 
 
@@ -232,12 +246,33 @@ def test_inverse_contracts_become_base_quantity() -> None:
 
 def test_block_trade_and_move_position_move_the_position() -> None:
     rows = [
-        execution("BTCUSDT", "Buy", "1", "50000", exec_type="BlockTrade", exec_id="b-1",
-                  exec_time_ms=1746270400000),
-        execution("BTCUSDT", "Sell", "1", "50000", exec_type="MovePosition", exec_id="m-1",
-                  exec_time_ms=1746270400001),
-        execution("BTCUSDT", "Sell", "1", "50000", exec_type="UNKNOWN", exec_id="u-1",
-                  exec_time_ms=1746270400002),
+        execution(
+            "BTCUSDT",
+            "Buy",
+            "1",
+            "50000",
+            exec_type="BlockTrade",
+            exec_id="b-1",
+            exec_time_ms=1746270400000,
+        ),
+        execution(
+            "BTCUSDT",
+            "Sell",
+            "1",
+            "50000",
+            exec_type="MovePosition",
+            exec_id="m-1",
+            exec_time_ms=1746270400001,
+        ),
+        execution(
+            "BTCUSDT",
+            "Sell",
+            "1",
+            "50000",
+            exec_type="UNKNOWN",
+            exec_id="u-1",
+            exec_time_ms=1746270400002,
+        ),
     ]
     raw = json.dumps({"topic": "execution.linear", "data": rows})
 
@@ -337,21 +372,43 @@ async def test_backfill_pages_windows_and_orders_oldest_first() -> None:
     # 250 linear fills over 3 windows (> 2 pages in the last one), 1 inverse, 1 before `since`,
     # 1 funding; several at the same millisecond to check the (time, id) order.
     rows = [
-        execution("BTCUSDT", "Buy", "0.001", "50000", exec_id=f"lin-{i:03d}",
-                  exec_time_ms=now_ms - 10_000 + (i // 3))
+        execution(
+            "BTCUSDT",
+            "Buy",
+            "0.001",
+            "50000",
+            exec_id=f"lin-{i:03d}",
+            exec_time_ms=now_ms - 10_000 + (i // 3),
+        )
         for i in range(240)
     ]
     rows += [
-        execution("ETHUSDT", "Sell", "0.1", "3000", exec_id="old-window-1",
-                  exec_time_ms=since + 1 * day),
-        execution("ETHUSDT", "Sell", "0.1", "3000", exec_id="old-window-2",
-                  exec_time_ms=since + 9 * day),
-        execution("ETHUSDT", "Sell", "0.1", "3000", exec_id="before-since",
-                  exec_time_ms=since - 1),
-        execution("ETHUSDT", "Sell", "0.1", "3000", exec_id="funding", exec_type="Funding",
-                  exec_time_ms=since + 2 * day),
-        execution("BTCUSD", "Buy", "500", "50000", exec_id="inv-1", category="inverse",
-                  exec_time_ms=since + 3 * day, fee_currency="BTC"),
+        execution(
+            "ETHUSDT", "Sell", "0.1", "3000", exec_id="old-window-1", exec_time_ms=since + 1 * day
+        ),
+        execution(
+            "ETHUSDT", "Sell", "0.1", "3000", exec_id="old-window-2", exec_time_ms=since + 9 * day
+        ),
+        execution("ETHUSDT", "Sell", "0.1", "3000", exec_id="before-since", exec_time_ms=since - 1),
+        execution(
+            "ETHUSDT",
+            "Sell",
+            "0.1",
+            "3000",
+            exec_id="funding",
+            exec_type="Funding",
+            exec_time_ms=since + 2 * day,
+        ),
+        execution(
+            "BTCUSD",
+            "Buy",
+            "500",
+            "50000",
+            exec_id="inv-1",
+            category="inverse",
+            exec_time_ms=since + 3 * day,
+            fee_currency="BTC",
+        ),
     ]
     venue.history.extend(rows)
     async with run_venue(venue) as running:
@@ -370,9 +427,7 @@ async def test_backfill_pages_windows_and_orders_oldest_first() -> None:
     assert venue.rest_failures == []  # every request signed right, every window <= 7 days
     calls = [c for c in venue.rest_calls if c.path == "/v5/execution/list"]
     assert all(int(c.query["limit"]) == HISTORY_PAGE for c in calls)
-    assert all(
-        int(c.query["endTime"]) - int(c.query["startTime"]) <= 7 * day for c in calls
-    )
+    assert all(int(c.query["endTime"]) - int(c.query["startTime"]) <= 7 * day for c in calls)
     # The last linear window took 3 pages (100, 100, 40), via the venue's cursor.
     assert sum(1 for c in calls if "cursor" in c.query) >= 2
     assert {c.query["category"] for c in calls} == {"linear", "inverse"}
@@ -395,13 +450,28 @@ async def test_equity_and_positions() -> None:
     venue.positions = {
         "inverse": doc,  # BTCUSD short 300 contracts at avg 27464.50441675
         "linear": [
-            {"symbol": "BTCUSDT", "side": "Buy", "size": "0.5", "avgPrice": "50000",
-             "positionIdx": 1},
-            {"symbol": "BTCUSDT", "side": "Sell", "size": "0.2", "avgPrice": "51000",
-             "positionIdx": 2},
+            {
+                "symbol": "BTCUSDT",
+                "side": "Buy",
+                "size": "0.5",
+                "avgPrice": "50000",
+                "positionIdx": 1,
+            },
+            {
+                "symbol": "BTCUSDT",
+                "side": "Sell",
+                "size": "0.2",
+                "avgPrice": "51000",
+                "positionIdx": 2,
+            },
             {"symbol": "ETHUSDT", "side": "", "size": "0", "avgPrice": "0", "positionIdx": 0},
-            {"symbol": "ETHPERPUSDC", "side": "Sell", "size": "3", "avgPrice": "3000",
-             "positionIdx": 0},
+            {
+                "symbol": "ETHPERPUSDC",
+                "side": "Sell",
+                "size": "3",
+                "avgPrice": "3000",
+                "positionIdx": 0,
+            },
         ],
     }
     async with run_venue(venue) as running:
