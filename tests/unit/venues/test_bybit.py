@@ -500,3 +500,54 @@ async def test_a_refused_request_is_a_venue_error() -> None:
         await bybit.http.aclose()
 
     assert venue.rest_failures == ["/v5/account/wallet-balance: 10004 error sign!"]
+
+
+# -- the websocket handshake ----------------------------------------------------------------
+
+
+class ScriptedSocket:
+    """A WebSocketLike that answers each recv() from a script and keeps what was sent."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.sent: list[Any] = []
+
+    async def send(self, message: str) -> None:
+        self.sent.append(json.loads(message))
+
+    async def recv(self) -> str:
+        return self.replies.pop(0)
+
+
+async def test_on_open_authenticates_then_subscribes_per_category() -> None:
+    ws = ScriptedSocket([fixture("auth_ok.json"), fixture("subscribe_ok.json")])
+    bybit = adapter(["linear", "inverse"], secret="bybit-secret")
+
+    await bybit.on_open(ws)
+    await bybit.http.aclose()
+
+    auth, subscribe = ws.sent
+    key, expires, signature = auth["args"]
+    assert auth["op"] == "auth"
+    assert key == "bybit-test-key"
+    assert signature == sign("bybit-secret", f"GET/realtime{expires}")
+    assert expires > datetime.now(UTC).timestamp() * 1000
+    assert subscribe == {"op": "subscribe", "args": ["execution.linear", "execution.inverse"]}
+
+
+@pytest.mark.parametrize("refused", ["auth", "subscribe"])
+async def test_on_open_raises_when_the_venue_refuses(refused: str) -> None:
+    no = {"success": False, "ret_msg": "Params Error", "conn_id": "x"}
+    replies = [
+        json.dumps({**no, "op": "auth"}) if refused == "auth" else fixture("auth_ok.json"),
+        json.dumps({**no, "op": "subscribe"}),
+    ]
+    bybit = adapter()
+
+    with pytest.raises(VenueError, match=f"bybit {refused} refused: Params Error"):
+        await bybit.on_open(ScriptedSocket(replies))
+    await bybit.http.aclose()
+
+
+def test_ping_frame_is_the_documented_heartbeat() -> None:
+    assert json.loads(adapter().ping_frame() or "") == {"op": "ping"}
