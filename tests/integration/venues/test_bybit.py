@@ -158,7 +158,8 @@ async def test_normal_run_of_fills(desk: Desk) -> None:
         execution(
             "BTCUSDT", "Buy", "0.6", "50010", exec_id="p-2", order_id=order_1, exec_time_ms=now + 1
         ),
-        execution("ETHUSDT", "Buy", "2", "3000", exec_id="e-1", exec_time_ms=now + 1),
+        # Distinct times: a backfill orders fills of one millisecond by id, not by message.
+        execution("ETHUSDT", "Buy", "2", "3000", exec_id="e-1", exec_time_ms=now + 2),
     )
     await desk.venue.trade(
         execution(
