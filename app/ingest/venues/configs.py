@@ -52,6 +52,10 @@ class BybitFeed(VenueFeed):
     api_key: Secret
     api_secret: Secret
     categories: list[Category] = Field(default_factory=_linear, min_length=1, max_length=2)
+    # Linear positions are listed per settle coin (the venue needs a symbol or a settle coin).
+    settle_coins: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{2,10}$")]] = Field(
+        default_factory=lambda: ["USDT", "USDC"], min_length=1, max_length=5
+    )
     rest_url: RestUrl = AnyUrl("https://api.bybit.com")
     ws_url: StreamUrl = AnyUrl("wss://stream.bybit.com/v5/private")
 
