@@ -46,7 +46,7 @@ async def supervise(
     while stop is None or not stop.is_set():
         try:
             await body(backoff)
-            if stop is None:
+            if stop is None or not stop.is_set():
                 # A body that returns on its own is restarted, but never in a hot loop.
                 await asyncio.sleep(backoff.next_delay())
         except asyncio.CancelledError:
@@ -66,10 +66,12 @@ class SupervisedTask:
         self._body = body
         self._backoff = backoff
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
+        self._stop.clear()
         self._task = asyncio.create_task(
-            supervise(self.name, self._body, self._backoff), name=self.name
+            supervise(self.name, self._body, self._backoff, self._stop), name=self.name
         )
 
     @property
@@ -77,8 +79,17 @@ class SupervisedTask:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
-        """Cancel the loop and wait until its cleanup (``finally`` blocks) has run."""
+        """Cancel the loop and wait until its cleanup (``finally`` blocks) has run.
+
+        A client library may turn a cancellation that races its own timeout into an ordinary
+        error (seen with a blocking Redis read): the loop would then retry and never end. So
+        the stop flag ends the loop at its next turn, and the cancellation is repeated until
+        the task is done.
+        """
         if self._task:
-            self._task.cancel()
+            self._stop.set()
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
