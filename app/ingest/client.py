@@ -123,9 +123,9 @@ class GenericFeedListener:
                 try:
                     while True:
                         # Pings catch a dead peer; the idle timeout, a live peer that went quiet.
-                        raw = await asyncio.wait_for(
-                            ws.recv(), timeout=self._idle_timeout_s or None
-                        )
+                        # (asyncio.timeout: wait_for can lose a racing cancellation on 3.11.)
+                        async with asyncio.timeout(self._idle_timeout_s or None):
+                            raw = await ws.recv()
                         self.status.last_message_at = datetime.now(UTC)
                         await self._process(raw)
                         backoff.reset()

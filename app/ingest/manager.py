@@ -136,7 +136,8 @@ class ListenerManager:
         while True:
             try:
                 # Bounded: a Postgres that hangs must not keep us from noticing the leases lapse.
-                await asyncio.wait_for(self.reconcile(), timeout=self._params.lease_ttl_s / 2)
+                async with asyncio.timeout(self._params.lease_ttl_s / 2):
+                    await self.reconcile()
             except Exception:
                 if time.monotonic() > self._valid_until and self.listeners:
                     # Our leases may be someone else's by now: stop rather than race them.
@@ -146,7 +147,8 @@ class ListenerManager:
                 raise
             backoff.reset()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._params.lease_heartbeat_s)
+                async with asyncio.timeout(self._params.lease_heartbeat_s):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def reconcile(self) -> None:

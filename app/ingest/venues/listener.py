@@ -120,7 +120,8 @@ class VenueListener:
                 open_timeout=10,
                 close_timeout=2,
             ) as ws:
-                await asyncio.wait_for(self.adapter.on_open(ws), timeout=10)
+                async with asyncio.timeout(10):
+                    await self.adapter.on_open(ws)
                 self.status.state = "connected"
                 self.status.connected_at = datetime.now(UTC)
                 self._last_traffic = time.monotonic()
@@ -166,7 +167,10 @@ class VenueListener:
             if remaining <= 0:
                 raise IdleTimeout(f"nothing received for {idle:g} s")
             try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=remaining)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a
+                # cancellation that races the result, and this loop would never stop.
+                async with asyncio.timeout(remaining):
+                    raw = await ws.recv()
             except TimeoutError:
                 continue  # the loop head decides: a pong may have come meanwhile
             received_at = datetime.now(UTC)
@@ -200,7 +204,8 @@ class VenueListener:
                 continue
             pong = await ws.ping()
             try:
-                await asyncio.wait_for(pong, timeout=interval)
+                async with asyncio.timeout(interval):
+                    await pong
                 self._last_traffic = time.monotonic()
             except TimeoutError:
                 pass  # the idle watchdog in _read decides when silence is too long
