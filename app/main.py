@@ -45,9 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.start()
+        # SIGTERM drains the fill intake before uvicorn closes the sockets (app/shutdown.py).
+        runtime.drain.install_signal_handlers()
         try:
             yield
         finally:
+            runtime.drain.restore_signal_handlers()
             await runtime.stop()
 
     app = FastAPI(

@@ -23,6 +23,7 @@ from app.feed.sockets import SocketRegistry
 from app.ingest.client import ListenerManager
 from app.pipeline import Pipeline
 from app.settings import Settings
+from app.shutdown import Drain
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 
@@ -41,6 +42,7 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.drain = Drain(settings.shutdown_grace_s)
         self.engine = make_engine(settings.database_url, settings.db_pool_size)
         self.sessionmaker = make_sessionmaker(self.engine)
         self.redis = Redis.from_url(
@@ -140,6 +142,7 @@ class Runtime:
         log.info("runtime_started", client_feeds=len(self.listeners.listeners))
 
     async def stop(self) -> None:
+        self.drain.begin()  # /readyz says so, and no push socket takes another fill
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
