@@ -12,7 +12,8 @@ Correct, but not clean. So the first SIGTERM (or SIGINT) goes through ``Drain`` 
    the rest: stops listening, closes the other sockets, waits for requests in flight (bounded by
    the same grace) and runs the lifespan shutdown (``Runtime.stop``: listeners, relay, marks).
 
-A second signal while draining goes straight to uvicorn (a second Ctrl-C forces the exit).
+A second signal while draining goes straight to uvicorn (a second Ctrl-C forces the exit). The
+process exits 0 after a drained shutdown, whether the signal was SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -132,4 +133,9 @@ class Drain:
         try:
             await self.drain()
         finally:
-            previous(signum, None)  # uvicorn: stop listening, close sockets, lifespan shutdown
+            # uvicorn: stop listening, close sockets, wait for requests, lifespan shutdown. It
+            # is told SIGINT whatever the signal was: once done, uvicorn re-raises the signal it
+            # stopped for under the original handler, and for SIGTERM that is the default
+            # action, death by signal (exit status 143), while SIGINT's KeyboardInterrupt is
+            # swallowed by uvicorn.run: exit status 0, which is what a clean drain is.
+            previous(signal.SIGINT, None)
