@@ -159,6 +159,7 @@ class Runtime:
         if self._opened:
             await self.pg.close()
         await self.engine.dispose()
+        log.info("runtime_stopped")
 
     async def follower_for_key_hash(self, key_hash: str) -> UUID | None:
         async with self.sessionmaker() as session:

@@ -119,6 +119,7 @@ async def test_sigterm_mid_burst_drains_exits_zero_and_loses_nothing(
         events = [e["event"] for e in log_events(service)]
         assert events.count("shutdown_drained") == len(SIGTERM_AFTER)
         assert "shutdown_grace_exceeded" not in events
+        assert events.count("runtime_stopped") == len(SIGTERM_AFTER)  # lifespan shutdown ran
         assert service.starts == len(SIGTERM_AFTER) + 1
     finally:
         await service.close()
