@@ -52,9 +52,19 @@ class Pipeline:
     async def handle_fill(self, fill: Fill) -> FillResult:
         """Process one leader fill. Returns once the fill and its orders are committed and
         enqueued (or, if Redis failed, left to the outbox relay: never lost)."""
+        # Every line logged while this fill is handled (sizing, commit, enqueue) carries both,
+        # whichever feed it came from.
         with structlog.contextvars.bound_contextvars(
             leader_id=str(fill.leader_id), fill_id=fill.fill_id
         ):
+            log.debug(
+                "fill_received",
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=str(fill.qty),
+                price=str(fill.price),
+                event_at=fill.event_at.isoformat(),
+            )
             return await self._handle_fill(fill)
 
     async def _handle_fill(self, fill: Fill) -> FillResult:

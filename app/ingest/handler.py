@@ -42,11 +42,15 @@ async def handle_frame(
             await _quarantine(pipeline, leader_id, raw, exc.quarantine, received_at, source)
         return FrameReply(False, {"type": "error", "error": str(exc)})
     if isinstance(item, Fill):
-        # Every line logged while this fill is handled (sizing, commit, enqueue) carries both.
-        with structlog.contextvars.bound_contextvars(
-            leader_id=str(leader_id), fill_id=item.fill_id
-        ):
-            return await _handle_fill(pipeline, leader_id, raw, item, received_at, source)
+        reason = _quarantine_reason(pipeline, item)
+        if reason is not None:
+            await _quarantine(pipeline, leader_id, raw, reason, received_at, source, item.fill_id)
+            return FrameReply(
+                False,
+                {"type": "error", "error": f"quarantined: {reason}", "fill_id": item.fill_id},
+            )
+        result = await pipeline.handle_fill(item)
+        return FrameReply(True, {"type": "ack", "fill_id": item.fill_id, "status": result.status})
     assert isinstance(item, EquityUpdate)
     async with pipeline.unit_of_work() as uow:
         reading = await pipeline.record_equity(uow, item.equity, item.as_of, leader_id=leader_id)
@@ -54,32 +58,6 @@ async def handle_frame(
     return FrameReply(
         True, {"type": "ack", "equity_snapshot_id": reading.snapshot_id, "status": "accepted"}
     )
-
-
-async def _handle_fill(
-    pipeline: Pipeline,
-    leader_id: UUID,
-    raw: str | bytes,
-    fill: Fill,
-    received_at: datetime,
-    source: str,
-) -> FrameReply:
-    log.debug(
-        "fill_received",
-        source=source,
-        symbol=fill.symbol,
-        side=fill.side.value,
-        qty=str(fill.qty),
-        price=str(fill.price),
-    )
-    reason = _quarantine_reason(pipeline, fill)
-    if reason is not None:
-        await _quarantine(pipeline, leader_id, raw, reason, received_at, source, fill.fill_id)
-        return FrameReply(
-            False, {"type": "error", "error": f"quarantined: {reason}", "fill_id": fill.fill_id}
-        )
-    result = await pipeline.handle_fill(fill)
-    return FrameReply(True, {"type": "ack", "fill_id": fill.fill_id, "status": result.status})
 
 
 def _quarantine_reason(pipeline: Pipeline, fill: Fill) -> QuarantineReason | None:
