@@ -70,6 +70,9 @@ RUN python -m compileall -q app migrations
 USER 10001:10001
 
 EXPOSE 8000
+# `docker stop` sends this, then SIGKILL after its timeout. On SIGTERM the service drains: no new
+# fills, the ones in flight are finished and acknowledged, push sockets close with 1012, then it
+# exits 0 (app/shutdown.py). Give it 2 x COPYTRADE_SHUTDOWN_GRACE_S + 5 s (docker stop -t 25).
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('COPYTRADE_PORT', '8000'), timeout=4)"]

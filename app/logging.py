@@ -1,4 +1,13 @@
-"""Structured logs: JSON lines by default, one event name and key/value context per line."""
+"""Structured logs: one JSON object per line (COPYTRADE_LOG_JSON=false: console format).
+
+Every line has ``event``, ``level``, ``timestamp`` and its context. The ids of the work at hand
+(``leader_id``, ``fill_id``, ``order_id``, ``follower_id``, ``subscription_id``) are bound with
+structlog's contextvars where a fill enters (app/ingest/handler.py, app/pipeline.py), so each
+line a fill causes carries them and one fill can be followed with ``grep '"fill_id":"f-1"'``.
+
+Lines from the standard library's loggers (uvicorn, asyncio, SQLAlchemy) go through the same
+renderer, so the output stays one JSON object per line.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +16,52 @@ import sys
 
 import structlog
 
+# uvicorn sets these up with plain-text handlers of its own when it starts.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_OURS = "_copytrade_handler"
+
 
 def configure_logging(level: str, json_lines: bool) -> None:
-    processors: list[structlog.types.Processor] = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stdout, format="%(message)s")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    # Replace our handler from an earlier call, leave anyone else's (pytest's capture).
+    root.handlers = [h for h in root.handlers if not getattr(h, _OURS, False)]
+    setattr(handler, _OURS, True)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+    adopt_server_loggers()
+
+
+def adopt_server_loggers() -> None:
+    """Send uvicorn's lines through the root handler (call again once uvicorn has started)."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True

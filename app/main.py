@@ -14,7 +14,7 @@ from app.api import followers, health, instruments, leaders, orders, subscriptio
 from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
 from app.feed import ws as feed_ws
 from app.ingest import push
-from app.logging import configure_logging
+from app.logging import adopt_server_loggers, configure_logging
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 
@@ -45,9 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.start()
+        # SIGTERM drains the fill intake before uvicorn closes the sockets (app/shutdown.py).
+        runtime.drain.install_signal_handlers()
+        adopt_server_loggers()  # uvicorn has configured its loggers by now: JSON lines too
         try:
             yield
         finally:
+            runtime.drain.restore_signal_handlers()
             await runtime.stop()
 
     app = FastAPI(

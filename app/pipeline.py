@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -51,47 +52,73 @@ class Pipeline:
     async def handle_fill(self, fill: Fill) -> FillResult:
         """Process one leader fill. Returns once the fill and its orders are committed and
         enqueued (or, if Redis failed, left to the outbox relay: never lost)."""
+        # Every line logged while this fill is handled (sizing, commit, enqueue) carries both,
+        # whichever feed it came from.
+        with structlog.contextvars.bound_contextvars(
+            leader_id=str(fill.leader_id), fill_id=fill.fill_id
+        ):
+            log.debug(
+                "fill_received",
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=str(fill.qty),
+                price=str(fill.price),
+                event_at=fill.event_at.isoformat(),
+            )
+            return await self._handle_fill(fill)
+
+    async def _handle_fill(self, fill: Fill) -> FillResult:
         started = time.perf_counter()
         outcome = await self.engine.process(fill)
         committed = time.perf_counter()
         STAGE_LATENCY.labels(stage="committed").observe(committed - started)
         if outcome.duplicate:
             FILLS.labels(status="duplicate").inc()
-            log.info("fill_duplicate", leader_id=str(fill.leader_id), fill_id=fill.fill_id)
+            log.info("fill_duplicate")
             return FillResult("duplicate")
         FILLS.labels(status="accepted").inc()
-        for (status, reason), count in Counter(
-            (o.status, o.skip_reason or "") for o in outcome.orders
-        ).items():
+        statuses = Counter((o.status, o.skip_reason or "") for o in outcome.orders)
+        for (status, reason), count in statuses.items():
             ORDERS.labels(status=status, reason=reason).inc(count)
+        skipped = sum(n for (status, _), n in statuses.items() if status == "skipped")
+        # One line per fill at info, whatever its fan-out; one per order only at debug.
+        log.info(
+            "fill_committed",
+            orders=len(outcome.orders),
+            skipped=skipped,
+            ms=round((committed - started) * 1000, 3),
+        )
+        if log.is_enabled_for(logging.DEBUG):
+            for order in outcome.orders:
+                log.debug(
+                    "order_committed",
+                    order_id=order.order_id,
+                    follower_id=str(order.follower_id),
+                    subscription_id=str(order.subscription_id),
+                    status=order.status,
+                    skip_reason=order.skip_reason,
+                )
         await self.dispatch(_outbox_items(outcome.orders))
         done = time.perf_counter()
         STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
         FILL_LATENCY.observe(done - started)
-        log.info(
-            "fill_accepted",
-            leader_id=str(fill.leader_id),
-            fill_id=fill.fill_id,
-            orders=len(outcome.orders),
-        )
         return FillResult("accepted", outcome.orders)
 
     async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> None:
         """Bring a new subscription to the leader's open positions now, then dispatch."""
-        outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
-        log.info(
-            "open_positions_copied",
-            leader_id=str(leader_id),
-            subscription_id=str(subscription_id),
-            orders=len(outcome.orders),
-        )
-        await self.dispatch(_outbox_items(outcome.orders))
+        with structlog.contextvars.bound_contextvars(
+            leader_id=str(leader_id), subscription_id=str(subscription_id)
+        ):
+            outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
+            log.info("open_positions_copied", orders=len(outcome.orders))
+            await self.dispatch(_outbox_items(outcome.orders))
 
     async def dispatch(self, items: list[OutboxItem]) -> None:
         """Enqueue committed orders; their "dispatched" mark is written in the background.
         On failure they stay pending for the relay."""
         if not items:
             return
+        started = time.perf_counter()
         try:
             # Bounded: a Redis that hangs (rather than refuses) must not hold up the ack of
             # fills that are already durable; the relay delivers what this gives up on.
@@ -102,6 +129,20 @@ class Pipeline:
             DISPATCH_ERRORS.inc()
             log.warning("dispatch_deferred_to_relay", error=repr(exc), orders=len(items))
             return
+        # The caller bound leader_id and fill_id (ingest) or subscription_id (copy positions).
+        log.info(
+            "orders_enqueued",
+            orders=len(confirmed),
+            published_skipped=len(items) - len(confirmed),
+            ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        if log.is_enabled_for(logging.DEBUG):
+            sent = set(confirmed)
+            for item in items:
+                if item.order_id in sent:
+                    log.debug(
+                        "order_enqueued", order_id=item.order_id, follower_id=str(item.follower_id)
+                    )
         self._marker.add(confirmed)
 
     async def record_equity(

@@ -24,6 +24,7 @@ from app.ingest.manager import ListenerManager, ManagerParams
 from app.pipeline import Pipeline
 from app.security.crypto import CredentialCipher
 from app.settings import Settings
+from app.shutdown import Drain
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 
@@ -42,6 +43,7 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.drain = Drain(settings.shutdown_grace_s)
         self.engine = make_engine(settings.database_url, settings.db_pool_size)
         self.sessionmaker = make_sessionmaker(self.engine)
         self.redis = Redis.from_url(
@@ -152,6 +154,7 @@ class Runtime:
         log.info("runtime_started", instance=self.listeners.me)
 
     async def stop(self) -> None:
+        self.drain.begin()  # /readyz says so, and no push socket takes another fill
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -168,6 +171,7 @@ class Runtime:
         if self._opened:
             await self.pg.close()
         await self.engine.dispose()
+        log.info("runtime_stopped")
 
     async def follower_for_key_hash(self, key_hash: str) -> UUID | None:
         async with self.sessionmaker() as session:

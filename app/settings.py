@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         default="info", description="Log level."
     )
     log_json: bool = Field(default=True, description="Log JSON lines (false: console format).")
+    shutdown_grace_s: int = Field(
+        default=10,
+        ge=1,
+        description="On SIGTERM, how long fills in flight get to finish and be acknowledged "
+        "(push sockets then close with 1012), and again how long other requests get; allow "
+        "twice this + 5 s before a SIGKILL (docker-compose.yml's stop_grace_period).",
+    )
     db_pool_size: int = Field(default=10, ge=1, description="Postgres connection pool size.")
     relay_interval_s: float = Field(
         default=1.0,

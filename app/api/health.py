@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -25,22 +26,29 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Not ready: the body says which dependency is down"}},
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Postgres and Redis answer, and every leader listener task is running.
+    """Postgres and Redis answer, every leader listener task is running, and the instance is
+    not shutting down.
 
     A leader's upstream being down does not make the instance unready (other leaders still
-    flow); its state is reported here and on GET /v1/leaders/{id}.
+    flow); its state is reported here and on GET /v1/leaders/{id}. While draining (after
+    SIGTERM) the answer is 503 so that load balancers send new leader connections elsewhere.
     """
-    pg = await runtime.check_postgres()
-    rd = await runtime.check_redis()
-    listeners = {str(k): v.status.as_dict() for k, v in runtime.listeners.listeners.items()}
-    ready = pg is None and rd is None and runtime.listeners.healthy
+    pg, rd = await asyncio.gather(runtime.check_postgres(), runtime.check_redis())
+    listeners = {
+        str(leader_id): {**listener.status.as_dict(), "alive": listener.alive}
+        for leader_id, listener in runtime.listeners.listeners.items()
+    }
+    draining = runtime.drain.draining()
+    ready = pg is None and rd is None and runtime.listeners.healthy and not draining
     body: dict[str, Any] = {
-        "status": "ready" if ready else "not_ready",
+        "status": "ready" if ready else ("draining" if draining else "not_ready"),
         "postgres": pg or "ok",
         "redis": rd or "ok",
         "equity_listen": "ok" if runtime.equity.listening else "reconnecting",
         "outbox_backlog": runtime.relay.backlog,
         "listeners": listeners,
+        "push_feeds": {leader: {"sockets": n} for leader, n in runtime.drain.sessions().items()},
+        "draining": draining,
     }
     OUTBOX_BACKLOG.set(runtime.relay.backlog)
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -48,6 +48,8 @@ class DispatchMarker:
             except BaseException:
                 self._pending[:0] = batch  # keep them for the next try (or the relay)
                 raise
+            # Batches mix many fills' orders; the ids are in each fill's orders_enqueued line.
+            log.debug("orders_marked_dispatched", orders=len(batch))
 
     async def _run(self, backoff: Backoff) -> None:
         while True:

@@ -117,6 +117,23 @@ class FillMessages:
         return _encoder.encode(document).decode()
 
 
+class _Ids(msgspec.Struct):
+    leader_id: str
+    leader_fill_id: str
+
+
+_ids_decoder = msgspec.json.Decoder(_Ids)
+
+
+def fill_ids(payload: str | bytes) -> dict[str, str]:
+    """The leader and fill an order payload came from, for log lines off the hot path."""
+    try:
+        ids = _ids_decoder.decode(payload)
+    except msgspec.DecodeError:  # also ValidationError: a payload is ours, but never crash a log
+        return {}
+    return {"leader_id": ids.leader_id, "fill_id": ids.leader_fill_id}
+
+
 def feed_message(payload: str, status: str, skip_reason: str | None) -> str:
     """Wrap an order payload for the feed without decoding and re-encoding it."""
     reason = "null" if skip_reason is None else f'"{skip_reason}"'

@@ -27,6 +27,7 @@ from app.db.repositories.orders import LifecycleRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.session import UnitOfWork
 from app.dispatch.keys import feed_channel, report_dead_letter_stream, report_stream
+from app.dispatch.messages import fill_ids
 from app.domain.decimals import MAX_DIGITS, fmt, is_bounded
 from app.domain.lifecycle import (
     OrderState,
@@ -126,12 +127,25 @@ class ReportService:
         order = await repo.lock(follower_id, order_id)
         if order is None:
             raise UnknownOrder(order_id)
+        ids = {
+            "order_id": order_id,
+            "follower_id": str(follower_id),
+            "leader_id": str(order.leader_id),
+            "fill_id": fill_ids(order.payload).get("fill_id"),
+        }
         state = OrderState(
             order.status, Side(order.side), order.qty, order.filled_qty, order.avg_price
         )
         transition = apply_report(state, report)
         if transition is None:
+            log.info("order_report_unchanged", **ids, reported=report.status.value)
             return Applied(order_id, order.status, changed=False)
+        log.info(
+            "order_report_applied",
+            **ids,
+            status=transition.status,
+            filled_qty=fmt(transition.filled_qty),
+        )
         await repo.record(
             order,
             transition.status,

