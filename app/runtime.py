@@ -125,19 +125,26 @@ class Runtime:
         await self.equity.start()
         await self.feed.start()
         await self.sockets.start()
-        await self.relay.start()
-        await self.report_reader.start()
-        await self.trimmer.start()
-        async with self.sessionmaker() as session:
-            leaders = await LeaderRepository(session).list_client_feeds()
-        for leader in leaders:
-            if leader.feed_kind == "generic" and leader.feed_url:
-                self.listeners.ensure(leader.id, leader.feed_url)
+        # Roles (COPYTRADE_ROLES): the background work each kind of process owns.
+        if self.settings.has_role("dispatch"):
+            await self.relay.start()
+            await self.report_reader.start()
+            await self.trimmer.start()
+        if self.settings.has_role("ingest"):
+            async with self.sessionmaker() as session:
+                leaders = await LeaderRepository(session).list_client_feeds()
+            for leader in leaders:
+                if leader.feed_kind == "generic" and leader.feed_url:
+                    self.listeners.ensure(leader.id, leader.feed_url)
         if self.settings.demo:
             from app.demo.run import start_demo
 
             self._background.append(asyncio.create_task(start_demo(self), name="demo"))
-        log.info("runtime_started", client_feeds=len(self.listeners.listeners))
+        log.info(
+            "runtime_started",
+            roles=self.settings.roles,
+            client_feeds=len(self.listeners.listeners),
+        )
 
     async def stop(self) -> None:
         for task in self._background:

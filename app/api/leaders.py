@@ -61,7 +61,8 @@ async def create_leader(
     leader = await LeaderRepository(uow.session).add(
         body.name, body.feed.kind, url, hash_secret(push_token) if push_token else None
     )
-    if url is not None:
+    # Only an ingest process runs listeners (an api-only one leaves it to its ingest peers).
+    if url is not None and runtime.settings.has_role("ingest"):
         leader_id = leader.id
 
         async def _listen() -> None:

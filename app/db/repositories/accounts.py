@@ -76,6 +76,12 @@ class FollowerRepository:
     async def get(self, follower_id: UUID) -> Follower | None:
         return await self.session.get(Follower, follower_id)
 
+    async def page(self, limit: int, offset: int) -> list[Follower]:
+        stmt = (
+            select(Follower).order_by(Follower.created_at, Follower.id).limit(limit).offset(offset)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
     async def all_ids(self) -> list[UUID]:
         return list((await self.session.execute(select(Follower.id))).scalars())
 
