@@ -70,12 +70,13 @@ async def tail(
     redis = Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=5)
     key = order_stream(follower_id)
     shown = 0
-    # Ctrl-C or a TERM ends the loop between two reads: nothing half-printed, Redis closed.
-    # (Installed explicitly: a shell's background job inherits SIGINT ignored.)
-    loop, task = asyncio.get_running_loop(), asyncio.current_task()
-    assert task is not None
+    # Ctrl-C or a TERM ends the loop after the read in flight (at most BLOCK_MS): nothing
+    # half-printed, Redis closed. Not by cancelling the read: redis-py can swallow a
+    # cancellation that lands between two commands. (Installed explicitly: a shell's
+    # background job inherits SIGINT ignored.)
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signum, stop.set)
     try:
         # Resolve "$" once to the id of the newest entry: XREAD from "$" on every call would
         # miss entries added between two calls.
@@ -88,7 +89,7 @@ async def tail(
         err.print(f"Following {key} from {'the start' if from_start else 'now'} (Ctrl-C to stop)")
         if not as_json:
             out.print(_row_table(show_header=True))
-        while count is None or shown < count:
+        while not stop.is_set() and (count is None or shown < count):
             batches: Batches = await redis.xread(  # type: ignore[assignment]
                 {key: last}, block=BLOCK_MS, count=100
             )
@@ -100,8 +101,8 @@ async def tail(
                     _show(entry_id, fields, as_json)
                     shown += 1
             out.file.flush()
-    except asyncio.CancelledError:
-        err.print("stopped")
+        if stop.is_set():
+            err.print("stopped")
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
