@@ -61,17 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (
-        health,
-        leaders,
-        instruments,
-        followers,
-        subscriptions,
-        orders,
-        push,
-        feed_ws,
-    ):
-        app.include_router(module.router)
+    # Every role answers health, readiness and metrics; the rest follows COPYTRADE_ROLES.
+    app.include_router(health.router)
+    if settings.has_role("api"):
+        for module in (leaders, instruments, followers, subscriptions, orders, feed_ws):
+            app.include_router(module.router)
+    if settings.has_role("ingest"):
+        app.include_router(push.router)
     # The last added runs first: refuse over-rate callers before reading their bodies.
     app.add_middleware(OriginCheck, allowed=settings.ws_allowed_origins)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -143,15 +143,18 @@ class Runtime:
         await self.equity.start()
         await self.feed.start()
         await self.sockets.start()
-        await self.relay.start()
-        await self.report_reader.start()
-        await self.trimmer.start()
-        self.listeners.start()
+        # Roles (COPYTRADE_ROLES): the background work each kind of process owns.
+        if self.settings.has_role("dispatch"):
+            await self.relay.start()
+            await self.report_reader.start()
+            await self.trimmer.start()
+        if self.settings.has_role("ingest"):
+            self.listeners.start()
         if self.settings.demo:
             from app.demo.run import start_demo
 
             self._background.append(asyncio.create_task(start_demo(self), name="demo"))
-        log.info("runtime_started", instance=self.listeners.me)
+        log.info("runtime_started", roles=self.settings.roles, instance=self.listeners.me)
 
     async def stop(self) -> None:
         self.drain.begin()  # /readyz says so, and no push socket takes another fill

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 INSECURE_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret", "token"})
 MIN_ADMIN_TOKEN_LENGTH = 16
+
+Role = Literal["api", "ingest", "dispatch"]
+ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch")
 
 
 class Settings(BaseSettings):
@@ -197,6 +201,30 @@ class Settings(BaseSettings):
         'example"]); a socket from any other Origin is refused with 403. Empty: allow all '
         "(clients outside browsers send no Origin).",
     )
+
+    roles: Annotated[list[Role], NoDecode] = Field(
+        default=list(ROLES),
+        min_length=1,
+        description="What this process runs, comma-separated: api (the /v1 REST API and the "
+        "follower order feed), ingest (the leader push websocket and client-mode feed "
+        "listeners), dispatch (outbox relay, executor-report reader, stream trimmer). Every role "
+        "serves /healthz, /readyz and /metrics.",
+    )
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        # "api,ingest" from the environment; a JSON list or a Python list works too.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    def has_role(self, role: Role) -> bool:
+        """Tell whether this process runs ``role``."""
+        return role in self.roles
 
     @model_validator(mode="after")
     def _admin_token_is_safe(self) -> Settings:

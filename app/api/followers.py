@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from app.api.auth import (
     FOLLOWER_KEY_PREFIX,
@@ -17,6 +18,7 @@ from app.api.auth import (
 )
 from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
+from app.api.leaders import MAX_OFFSET
 from app.api.responses import errors
 from app.api.schemas import (
     ApiKeyOut,
@@ -58,6 +60,17 @@ async def create_follower(
     return FollowerCreated(
         id=follower.id, name=follower.name, created_at=follower.created_at, api_key=api_key
     )
+
+
+@router.get("", responses=errors(401, 403))
+async def list_followers(
+    _: AdminDep,
+    uow: UowDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> list[FollowerOut]:
+    followers = await FollowerRepository(uow.session).page(limit, offset)
+    return [FollowerOut(id=f.id, name=f.name, created_at=f.created_at) for f in followers]
 
 
 @router.get("/{follower_id}", responses=errors(401, 404))

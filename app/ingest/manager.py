@@ -88,6 +88,7 @@ class ListenerManager:
         # Leaders this instance owns but could not build a listener for (bad config, no key).
         self.broken: dict[UUID, ListenerState] = {}
         self._wake = asyncio.Event()
+        self._started = False
         # The heartbeat and API-triggered refreshes must not start the same listener twice.
         self._lock = asyncio.Lock()
         # Our leases are surely ours until this monotonic time (renewed minus a margin).
@@ -99,11 +100,15 @@ class ListenerManager:
         )
 
     def start(self) -> None:
+        self._started = True
         self._loop.start()
 
     async def refresh(self) -> None:
         """Reconcile now (a leader was added, paused, resumed or deleted here); if that fails,
-        the next heartbeat does it."""
+        the next heartbeat does it. A process without the ingest role runs no listeners: its
+        ingest peers notice at their next heartbeat."""
+        if not self._started:
+            return
         try:
             await self.reconcile()
         except Exception as exc:

@@ -107,6 +107,12 @@ class FollowerRepository:
         rows = await self.session.execute(_CLAIM_TRIM, {"limit": limit, "interval": interval_s})
         return [row[0] for row in rows]
 
+    async def page(self, limit: int, offset: int) -> list[Follower]:
+        stmt = (
+            select(Follower).order_by(Follower.created_at, Follower.id).limit(limit).offset(offset)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
     async def all_ids(self) -> list[UUID]:
         return list((await self.session.execute(select(Follower.id))).scalars())
 

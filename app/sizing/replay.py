@@ -1,0 +1,213 @@
+"""Replay: re-run sizing over a leader's past fills as a dry run, writing nothing.
+
+What a subscription would have done: the leader's trades from a time on, planned one by one by
+the same pure planner the service uses (``app.domain.planner.plan``), against the follower's
+current subscription settings or hypothetical ones. The simulation starts with the follower
+flat and the leader at the position its earlier trades add up to, then moves both the way the
+sizing engine moves its books: the leader by each fill, the follower as if every order filled
+in full. Equity is the newest snapshot as of each fill's event time, or the current one when
+there is none yet at that time. Lot rules are the instruments' current ones.
+
+``replay`` is pure. ``load_inputs`` reads what it needs through a repository, in a read-only
+transaction.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.repositories.history import HistoryRepository
+from app.db.repositories.trading import SubscriptionRepository
+from app.domain.model import EquityReading, Fill
+from app.domain.plan_model import InstrumentRules, Plan, PlanContext, SizingSettings
+from app.domain.planner import plan
+from app.domain.positions import apply_fill
+from app.sizing.books import LeaderBook, SubscriptionBook, default_rules, settings_from_row
+
+ZERO = Decimal(0)
+# Stands in for the subscription (and follower) of a hypothetical replay.
+NO_ID = UUID(int=0)
+# SizingSettings fields a replay may set by hand, on top of the subscription's (or defaults).
+OVERRIDABLE = frozenset(
+    {
+        "mode",
+        "multiplier",
+        "notional",
+        "max_order_notional",
+        "max_position_notional",
+        "max_leverage",
+        "max_slippage",
+    }
+)
+
+
+class ReplayError(ValueError):
+    """A replay that cannot run as asked; the message names the option or the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class EquityHistory:
+    """One account's equity over time, or a fixed equity given by hand."""
+
+    readings: tuple[EquityReading, ...] = ()  # oldest first
+    fixed: Decimal | None = None
+
+    def at(self, when: datetime) -> EquityReading | None:
+        """Return the newest reading as of ``when``; the current one if none is that old."""
+        if self.fixed is not None:
+            return EquityReading(0, self.fixed, when)
+        if not self.readings:
+            return None
+        index = bisect_right(self.readings, when, key=lambda reading: reading.as_of)
+        return self.readings[index - 1] if index else self.readings[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayInputs:
+    leader_id: UUID
+    fills: tuple[Fill, ...]  # in the order the service processed them
+    leader_positions: Mapping[str, Decimal]  # signed, per leader symbol, before the first fill
+    leader_equity: EquityHistory
+    follower_equity: EquityHistory
+    instruments: Mapping[str, InstrumentRules]  # per follower symbol
+    settings: SizingSettings
+    follower_id: UUID | None = None
+    source: str = "hypothetical"  # where the settings come from, for the report
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedFill:
+    fill: Fill
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    fills: tuple[ReplayedFill, ...]
+    positions: Mapping[str, Decimal] = field(default_factory=dict)  # follower's, at the end
+    settings: SizingSettings = field(default_factory=SizingSettings)  # status may have moved
+
+    @property
+    def orders(self) -> int:
+        """How many orders would have been sent."""
+        return sum(len(item.plan.legs) for item in self.fills)
+
+    def skips(self) -> Counter[str]:
+        """Why nothing (or only part) was sent, per reason."""
+        return Counter(item.plan.skip_reason.value for item in self.fills if item.plan.skip_reason)
+
+
+def replay(inputs: ReplayInputs, on_fill: Callable[[], None] | None = None) -> ReplayResult:
+    """Plan every fill of ``inputs`` in order and return what each would have produced.
+
+    ``on_fill`` is called after each fill (a progress bar's advance).
+    """
+    sub = SubscriptionBook(NO_ID, inputs.follower_id or NO_ID, inputs.settings)
+    book = LeaderBook(inputs.leader_id, [sub], dict(inputs.leader_positions))
+    done: list[ReplayedFill] = []
+    for fill in inputs.fills:
+        symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
+        result = plan(
+            PlanContext(
+                fill=fill,
+                leader_position_before=book.positions.get(fill.symbol, ZERO),
+                leader_equity=inputs.leader_equity.at(fill.event_at),
+                follower_equity=inputs.follower_equity.at(fill.event_at),
+                now=fill.event_at,
+                follower_position_before=sub.positions.get(symbol, ZERO),
+                follower_gross_exposure=book.gross_exposure(sub, symbol),
+                instrument=inputs.instruments.get(symbol) or default_rules(symbol),
+                settings=sub.settings,
+            )
+        )
+        # Move the simulation as the engine moves its book once a fill commits.
+        book.positions[fill.symbol] = apply_fill(
+            book.positions.get(fill.symbol, ZERO), fill.side, fill.qty
+        )
+        book.last_price[fill.symbol] = fill.price
+        if result.legs:
+            sub.positions[symbol] = result.follower_position_after
+        if result.status_change is not None:
+            sub.settings = replace(sub.settings, status=result.status_change)
+        done.append(ReplayedFill(fill, result))
+        if on_fill is not None:
+            on_fill()
+    positions = {symbol: qty for symbol, qty in sorted(sub.positions.items()) if qty}
+    return ReplayResult(tuple(done), positions, sub.settings)
+
+
+async def load_inputs(
+    session: AsyncSession,
+    leader_id: UUID,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    follower_id: UUID | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    equity: Decimal | None = None,
+) -> ReplayInputs:
+    """Read what a replay needs, in a read-only transaction.
+
+    The settings are the live subscription's of ``follower_id`` to the leader if it has one,
+    else the defaults; ``overrides`` (fields of SizingSettings) replace single settings.
+    ``equity`` replaces the follower's equity history with a fixed amount; it is required
+    without a follower. Raises ReplayError for unknown accounts and impossible settings.
+    """
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - OVERRIDABLE
+    if unknown:
+        raise ReplayError(f"overrides: cannot set {', '.join(sorted(unknown))}")
+    history = HistoryRepository(session)
+    await history.read_only()
+    if await LeaderRepository(session).get(leader_id) is None:
+        raise ReplayError(f"leader: {leader_id} not found")
+    settings = SizingSettings()
+    source = "hypothetical"
+    if follower_id is not None:
+        if await FollowerRepository(session).get(follower_id) is None:
+            raise ReplayError(f"follower: {follower_id} not found")
+        sub = await SubscriptionRepository(session).live_for_pair(follower_id, leader_id)
+        if sub is not None:
+            settings = settings_from_row(sub.multiplier, sub.status, sub.sizing)
+            source = f"subscription {sub.id} ({sub.status})"
+    elif equity is None:
+        raise ReplayError("equity: required for a hypothetical follower (no follower given)")
+    if overrides:
+        try:
+            settings = replace(settings, **overrides)
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from exc
+        source += " with overrides"
+    if equity is not None:
+        follower_equity = EquityHistory(fixed=equity)
+    else:
+        follower_equity = EquityHistory(
+            tuple(await history.equity_history(follower_id=follower_id))
+        )
+    rules = {
+        row.symbol: InstrumentRules(
+            row.symbol, row.qty_step, row.min_qty, row.min_notional, row.price_step
+        )
+        for row in await history.instruments()
+    }
+    return ReplayInputs(
+        leader_id=leader_id,
+        fills=tuple(await history.trade_fills(leader_id, since, until)),
+        leader_positions=await history.leader_positions_at(leader_id, since),
+        leader_equity=EquityHistory(tuple(await history.equity_history(leader_id=leader_id))),
+        follower_equity=follower_equity,
+        instruments=rules,
+        settings=settings,
+        follower_id=follower_id,
+        source=source,
+    )
