@@ -135,7 +135,9 @@ class ListenerManager:
 
     @property
     def healthy(self) -> bool:
-        return self._loop.alive and all(listener.alive for listener in self.listeners.values())
+        # A process without the ingest role has no lease loop to be healthy.
+        looping = self._loop.alive or not self._started
+        return looping and all(listener.alive for listener in self.listeners.values())
 
     async def _run(self, backoff: Backoff) -> None:
         while True:

@@ -45,7 +45,7 @@ async def test_add_list_and_subscribe_round_trip(
 
     # Assert: what the service stored
     assert alice_json["name"] == "Alice"
-    assert alice_json["feed"] == {"kind": "push", "url": None}
+    assert alice_json["feed"] == {"kind": "push", "url": None, "config": None}
     assert alice_json["push_token"].startswith("ctp_")
     assert alice_json["equity"]["equity"] == "100000"
     assert sub.code == 0, sub

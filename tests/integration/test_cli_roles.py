@@ -63,9 +63,13 @@ async def test_api_only_and_ingest_dispatch_processes_split_the_work(
 
         async with start_live_server(make_settings(roles=["ingest", "dispatch"])) as worker:
             # The worker serves no REST, runs the dispatch loops and the generic leader's
-            # listener (found at start-up), and takes the push fill.
+            # listener (its lease claimed at the first heartbeat), and takes the push fill.
             no_rest = await worker.http.get("/v1/leaders", headers=ADMIN)
-            worker_loops = _loops()
+            for _ in range(200):
+                worker_loops = _loops()
+                if f"feed:{generic['id']}" in worker_loops:
+                    break
+                await asyncio.sleep(0.05)
             async with push_socket(worker.ws_url, leader["id"], leader["push_token"]) as ws:
                 ack = await send_frame(ws, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
             stream = await read_stream(redis, follower["id"])
