@@ -10,8 +10,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import followers, health, instruments, leaders, orders, subscriptions
+from app.api import dashboard, followers, health, instruments, leaders, orders, subscriptions
 from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
+from app.dashboard.routes import mount_dashboard
 from app.feed import ws as feed_ws
 from app.ingest import push
 from app.logging import configure_logging
@@ -64,10 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         followers,
         subscriptions,
         orders,
+        dashboard,
         push,
         feed_ws,
     ):
         app.include_router(module.router)
+    mount_dashboard(app)
     # The last added runs first: refuse over-rate callers before reading their bodies.
     app.add_middleware(OriginCheck, allowed=settings.ws_allowed_origins)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
