@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fnmatch
 import json
 import re
+import tomllib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from tests.conftest import ROOT
 from tests.integration.desk import Desk, Follower, push_fills, seed_desk
 from tests.support import ADMIN_TOKEN, Api, LiveServer, bearer, fill_frame
 
@@ -358,3 +361,22 @@ async def _subscribed(redis: Redis, channel: str) -> None:
         return int((await redis.pubsub_numsub(channel))[0][1]) >= 1
 
     await wait_for(check, f"a subscriber on {channel}")
+
+
+def test_every_static_file_ships_with_the_package() -> None:
+    # Arrange: pyproject's package-data globs for app.dashboard (wheels and `pip install .`).
+    static = ROOT / "app" / "dashboard"
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        globs = tomllib.load(f)["tool"]["setuptools"]["package-data"]["app.dashboard"]
+
+    # Act
+    files = [p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file()]
+    missed = [
+        name
+        for name in files
+        if name.startswith("static/") and not any(fnmatch.fnmatch(name, g) for g in globs)
+    ]
+
+    # Assert
+    assert "static/index.html" in files
+    assert missed == []

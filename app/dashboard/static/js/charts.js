@@ -66,10 +66,12 @@ export function histogram(buckets) {
   const slot = plotWidth / Math.max(buckets.length, 1);
 
   const svg = s("svg", { viewBox: `0 0 ${WIDTH} ${height}`, role: "img" });
-  for (const fraction of [0, 0.5, 1]) {
-    const y = top + plotHeight * (1 - fraction);
+  // Grid lines at whole counts only: 0, the largest, and the middle when it is whole.
+  const ticks = most % 2 === 0 ? [0, most / 2, most] : [0, most];
+  for (const tick of ticks) {
+    const y = top + plotHeight * (1 - tick / most);
     svg.append(s("line", { class: "grid", x1: left, x2: WIDTH - 8, y1: y, y2: y }));
-    svg.append(s("text", { x: left - 4, y: y + 4, "text-anchor": "end" }, String(Math.round(most * fraction))));
+    svg.append(s("text", { x: left - 4, y: y + 4, "text-anchor": "end" }, String(tick)));
   }
   buckets.forEach((bucket, i) => {
     const barHeight = (bucket.count / most) * plotHeight;

@@ -11,6 +11,8 @@ export function renderExposure(container, rows, followerNames, leaderNames) {
     fill(container, h("p", { class: "muted" }, "No open positions."));
     return;
   }
+  const name = (row) => followerNames.get(row.follower_id) || row.follower_id;
+  shown.sort((x, y) => name(x).localeCompare(name(y)) || x.symbol.localeCompare(y.symbol));
   const chartRows = shown.map((row) => {
     const follower = followerNames.get(row.follower_id) || shortId(row.follower_id);
     const leader = leaderNames.get(row.leader_id) || `leader ${shortId(row.leader_id)}`;

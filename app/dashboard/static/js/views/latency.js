@@ -56,7 +56,7 @@ export class LatencyView {
     const p50 = quantile(current, 0.5);
     const p99 = quantile(current, 0.99);
     this.summary.textContent = current.count
-      ? `${current.count} observations · mean ${mean} · p50 ≤ ${seconds(p50)} · p99 ≤ ${seconds(p99)}`
+      ? `${current.count} ${current.count === 1 ? "observation" : "observations"} · mean ${mean} · p50 ≤ ${seconds(p50)} · p99 ≤ ${seconds(p99)}`
       : "No observations yet.";
   }
 }

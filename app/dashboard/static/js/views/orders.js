@@ -79,7 +79,7 @@ export class OrderStream {
     const leader = this.leaderNames.get(order.leader_id) || `leader ${shortId(order.leader_id)}`;
     return h("tr", { class: "fill-row", "data-fill-id": order.leader_fill_id },
       h("td", { colspan: 8 },
-        h("span", { class: "mono" }, order.leader_fill_id), " · ", leader,
+        "fill ", h("span", { class: "mono" }, order.leader_fill_id), " · ", leader,
         ` · position ${amount(sizing.leader_position_before)} → ${amount(sizing.leader_position_after)}`,
         sizing.leader_price ? ` @ ${amount(sizing.leader_price)}` : "",
       ),

@@ -1,0 +1,1 @@
+"""Copytrade: leader fills in, proportional follower orders out."""

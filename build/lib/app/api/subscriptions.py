@@ -1,0 +1,209 @@
+"""Subscriptions: a follower copying a leader, with its sizing settings. Admin or self."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.exc import IntegrityError
+
+from app.api.auth import AdminDep, PrincipalDep
+from app.api.decimal_json import DecimalRoute
+from app.api.deps import RuntimeDep, UowDep
+from app.api.followers import get_follower_or_404
+from app.api.responses import errors
+from app.api.schemas import (
+    LeaderPositionOut,
+    SizingIn,
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionPatch,
+    SubscriptionPositionOut,
+)
+from app.db.repositories.accounts import LeaderRepository
+from app.db.repositories.positions import PositionRepository
+from app.db.repositories.trading import SubscriptionRepository
+from app.db.session import UnitOfWork
+from app.db.tables import Subscription
+from app.domain.planner import target_position
+from app.runtime import Runtime
+from app.sizing.books import settings_from_row
+
+router = APIRouter(tags=["subscriptions"], route_class=DecimalRoute)
+
+
+def sizing_document(sizing: SizingIn) -> dict[str, object]:
+    """The stored form: JSON-safe (decimals as strings), defaults left out."""
+    document = sizing.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    if document.get("symbols") == {}:  # a symbols object holding only defaults is one too
+        del document["symbols"]
+    return document
+
+
+def _subscription_out(sub: Subscription) -> SubscriptionOut:
+    return SubscriptionOut(
+        id=sub.id,
+        leader_id=sub.leader_id,
+        follower_id=sub.follower_id,
+        multiplier=sub.multiplier,
+        status=sub.status,
+        status_reason=sub.status_reason,
+        sizing=sub.sizing,
+        created_at=sub.created_at,
+    )
+
+
+def _refresh_sizing(uow: UnitOfWork, runtime: Runtime, leader_id: UUID) -> None:
+    """The next fill must see the change: drop the leader's cached book after the commit.
+    (Other instances hear of it through the subscription table's NOTIFY trigger.)"""
+
+    async def _invalidate() -> None:
+        runtime.sizing.invalidate(leader_id)
+
+    uow.after_commit(_invalidate)
+
+
+@router.post(
+    "/v1/followers/{follower_id}/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(401, 404, 409),
+)
+async def subscribe(
+    follower_id: UUID,
+    body: SubscriptionCreate,
+    principal: PrincipalDep,
+    uow: UowDep,
+    runtime: RuntimeDep,
+) -> SubscriptionOut:
+    await get_follower_or_404(uow, principal, follower_id)
+    if await LeaderRepository(uow.session).get(body.leader_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="leader_id: leader not found")
+    repo = SubscriptionRepository(uow.session)
+    conflict = HTTPException(
+        status.HTTP_409_CONFLICT, detail="leader_id: already subscribed to this leader"
+    )
+    if await repo.live_for_pair(follower_id, body.leader_id) is not None:
+        raise conflict
+    try:
+        sub = await repo.add(
+            follower_id, body.leader_id, body.multiplier, sizing_document(body.sizing)
+        )
+    except IntegrityError as exc:  # a concurrent request won the unique index
+        raise conflict from exc
+    _refresh_sizing(uow, runtime, body.leader_id)
+    if body.copy_open_positions:
+        leader_id, subscription_id = body.leader_id, sub.id
+
+        async def _copy() -> None:
+            await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
+
+        uow.after_commit(_copy)
+    return _subscription_out(sub)
+
+
+@router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
+async def list_subscriptions(
+    follower_id: UUID, principal: PrincipalDep, uow: UowDep
+) -> list[SubscriptionOut]:
+    await get_follower_or_404(uow, principal, follower_id)
+    subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
+    return [_subscription_out(sub) for sub in subs]
+
+
+async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscription:
+    sub = await SubscriptionRepository(uow.session).get(follower_id, sid)
+    if sub is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="subscription not found")
+    return sub
+
+
+@router.patch(
+    "/v1/followers/{follower_id}/subscriptions/{subscription_id}",
+    responses=errors(401, 404, 422),
+)
+async def update_subscription(
+    follower_id: UUID,
+    subscription_id: UUID,
+    body: SubscriptionPatch,
+    principal: PrincipalDep,
+    uow: UowDep,
+    runtime: RuntimeDep,
+) -> SubscriptionOut:
+    """Change status, multiplier or sizing live: the next fill uses the new settings."""
+    await get_follower_or_404(uow, principal, follower_id)
+    sub = await _subscription(uow, follower_id, subscription_id)
+    if body.status is not None:
+        sub.status = body.status
+        sub.status_reason = None
+    if body.multiplier is not None:
+        sub.multiplier = body.multiplier
+    if body.sizing is not None:
+        sub.sizing = sizing_document(body.sizing)
+    try:
+        settings_from_row(sub.multiplier, sub.status, sub.sizing)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    await uow.session.flush()
+    await uow.session.refresh(sub)
+    _refresh_sizing(uow, runtime, sub.leader_id)
+    return _subscription_out(sub)
+
+
+@router.delete(
+    "/v1/followers/{follower_id}/subscriptions/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(401, 404),
+)
+async def unsubscribe(
+    follower_id: UUID,
+    subscription_id: UUID,
+    principal: PrincipalDep,
+    uow: UowDep,
+    runtime: RuntimeDep,
+) -> None:
+    await get_follower_or_404(uow, principal, follower_id)
+    sub = await _subscription(uow, follower_id, subscription_id)
+    # Kept as 'deleted' so the orders it produced still point at it.
+    sub.status = "deleted"
+    await uow.session.flush()
+    _refresh_sizing(uow, runtime, sub.leader_id)
+
+
+@router.get("/v1/followers/{follower_id}/positions", responses=errors(401, 404))
+async def follower_positions(
+    follower_id: UUID, principal: PrincipalDep, uow: UowDep, runtime: RuntimeDep
+) -> list[SubscriptionPositionOut]:
+    """Per subscription and symbol: the position sizing assumes, the target next to it (at
+    the current equities), and what executors reported as filled."""
+    await get_follower_or_404(uow, principal, follower_id)
+    rows = await PositionRepository(uow.session).for_follower(follower_id)
+    out = []
+    for row in rows:
+        leader_eq = runtime.equity.leader(row.leader_id)
+        follower_eq = runtime.equity.follower(follower_id)
+        target = None
+        if leader_eq and follower_eq and leader_eq.equity > 0 and follower_eq.equity > 0:
+            target = target_position(
+                row.leader_qty, leader_eq.equity, follower_eq.equity, row.multiplier
+            )
+        out.append(
+            SubscriptionPositionOut(
+                subscription_id=row.subscription_id,
+                leader_id=row.leader_id,
+                symbol=row.symbol,
+                leader_symbol=row.leader_symbol,
+                position=row.qty,
+                target=target,
+                leader_position=row.leader_qty,
+                actual=row.actual,
+            )
+        )
+    return out
+
+
+@router.get("/v1/leaders/{leader_id}/positions", responses=errors(401, 403, 404))
+async def leader_positions(leader_id: UUID, _: AdminDep, uow: UowDep) -> list[LeaderPositionOut]:
+    if await LeaderRepository(uow.session).get(leader_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="leader not found")
+    rows = await PositionRepository(uow.session).for_leader(leader_id)
+    return [LeaderPositionOut(symbol=symbol, qty=qty) for symbol, qty in rows]

@@ -1,0 +1,1 @@
+"""Postgres: tables, sessions, and the repositories that hold all SQL."""

@@ -1,0 +1,1 @@
+"""All SQL lives here, on ``self.session``. Repositories flush; they never commit."""

@@ -1,0 +1,106 @@
+"""Leaders, followers and their credentials."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.db.tables import Follower, Leader
+
+
+class LeaderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self, name: str, feed_kind: str, feed_url: str | None, push_token_hash: str | None
+    ) -> Leader:
+        leader = Leader(
+            name=name, feed_kind=feed_kind, feed_url=feed_url, push_token_hash=push_token_hash
+        )
+        self.session.add(leader)
+        await self.session.flush()
+        await self.session.refresh(leader)
+        return leader
+
+    async def get(self, leader_id: UUID) -> Leader | None:
+        stmt = select(Leader).where(Leader.id == leader_id, Leader.deleted_at.is_(None))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def replace_push_token_hash(self, leader_id: UUID, token_hash: str | None) -> str | None:
+        """Set the leader's push token hash (None: revoked); return the one it replaces."""
+        return await _replace_hash(
+            self.session, Leader.push_token_hash, Leader.id, leader_id, token_hash
+        )
+
+    async def page(self, limit: int, offset: int) -> list[Leader]:
+        stmt = (
+            select(Leader)
+            .where(Leader.deleted_at.is_(None))
+            .order_by(Leader.created_at, Leader.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def list_client_feeds(self) -> list[Leader]:
+        """Leaders whose feed the service connects to itself (everything but push)."""
+        stmt = select(Leader).where(Leader.deleted_at.is_(None), Leader.feed_kind != "push")
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def soft_delete(self, leader_id: UUID) -> bool:
+        stmt = (
+            update(Leader)
+            .where(Leader.id == leader_id, Leader.deleted_at.is_(None))
+            .values(deleted_at=datetime.now(UTC), push_token_hash=None)
+        )
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class FollowerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, name: str, api_key_hash: str) -> Follower:
+        follower = Follower(name=name, api_key_hash=api_key_hash)
+        self.session.add(follower)
+        await self.session.flush()
+        await self.session.refresh(follower)
+        return follower
+
+    async def get(self, follower_id: UUID) -> Follower | None:
+        return await self.session.get(Follower, follower_id)
+
+    async def all_ids(self) -> list[UUID]:
+        return list((await self.session.execute(select(Follower.id))).scalars())
+
+    async def id_by_api_key_hash(self, key_hash: str) -> UUID | None:
+        stmt = select(Follower.id).where(Follower.api_key_hash == key_hash)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def replace_api_key_hash(self, follower_id: UUID, key_hash: str | None) -> str | None:
+        """Set the follower's API key hash (None: revoked); return the one it replaces."""
+        return await _replace_hash(
+            self.session, Follower.api_key_hash, Follower.id, follower_id, key_hash
+        )
+
+
+async def _replace_hash(
+    session: AsyncSession,
+    column: InstrumentedAttribute[str | None],
+    id_column: InstrumentedAttribute[UUID],
+    row_id: UUID,
+    new_hash: str | None,
+) -> str | None:
+    # The row lock makes concurrent rotations take turns, so each revokes the key it replaced.
+    locked = select(column).where(id_column == row_id).with_for_update()
+    old = (await session.execute(locked)).scalar_one_or_none()
+    await session.execute(
+        update(column.class_).where(id_column == row_id).values({column: new_hash})
+    )
+    return old

@@ -1,0 +1,51 @@
+"""Equity snapshots: append-only, newest per account wins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.tables import EquitySnapshot
+from app.domain.model import EquityReading
+
+# Newest per account in one pass over the (account, as_of DESC, id DESC) indexes.
+_NEWEST_SQL = text(
+    """
+    SELECT DISTINCT ON (leader_id, follower_id)
+           id, leader_id, follower_id, equity, as_of
+      FROM equity_snapshot
+  ORDER BY leader_id, follower_id, as_of DESC, id DESC
+    """
+)
+
+
+class EquityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        equity: Decimal,
+        as_of: datetime | None,
+        *,
+        leader_id: UUID | None = None,
+        follower_id: UUID | None = None,
+    ) -> EquitySnapshot:
+        values: dict[str, object] = {
+            "leader_id": leader_id,
+            "follower_id": follower_id,
+            "equity": equity,
+        }
+        if as_of is not None:
+            values["as_of"] = as_of
+        stmt = insert(EquitySnapshot).values(**values).returning(EquitySnapshot)
+        return (await self.session.execute(stmt)).scalar_one()
+
+    async def newest_all(self) -> list[tuple[UUID | None, UUID | None, EquityReading]]:
+        """Return (leader_id, follower_id, reading) for every account's newest snapshot."""
+        rows = (await self.session.execute(_NEWEST_SQL)).all()
+        return [(r.leader_id, r.follower_id, EquityReading(r.id, r.equity, r.as_of)) for r in rows]

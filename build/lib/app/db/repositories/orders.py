@@ -1,0 +1,127 @@
+"""Leader fills and follower orders: the record of everything that happened, and the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.repositories.hotpath import MARK_DISPATCHED
+from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def mark_dispatched(self, order_ids: Sequence[str]) -> None:
+        if order_ids:
+            # The hot path's statement, in this session's transaction (asyncpg's $n style).
+            conn = await self.session.connection()
+            await conn.exec_driver_sql(MARK_DISPATCHED, (list(order_ids),))
+
+    async def pending(self, older_than_s: float, limit: int) -> list[tuple[str, UUID, str]]:
+        """Committed orders not yet confirmed in Redis: (order_id, follower_id, payload).
+
+        ``SKIP LOCKED`` lets several relays share the backlog without sending a row twice at once.
+        """
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        stmt = (
+            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            .where(FollowerOrder.status == "pending", FollowerOrder.created_at <= cutoff)
+            .order_by(FollowerOrder.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [(r.id, r.follower_id, r.payload) for r in rows]
+
+    async def get(
+        self, follower_id: UUID, order_id: str
+    ) -> tuple[FollowerOrder, LeaderFill] | None:
+        stmt = (
+            select(FollowerOrder, LeaderFill)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
+            .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row else None
+
+    async def for_follower(
+        self, follower_id: UUID, limit: int
+    ) -> list[tuple[FollowerOrder, LeaderFill]]:
+        stmt = (
+            select(FollowerOrder, LeaderFill)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
+            .where(FollowerOrder.follower_id == follower_id)
+            .order_by(FollowerOrder.created_at.desc(), FollowerOrder.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [(r[0], r[1]) for r in rows]
+
+
+class LifecycleRepository:
+    """Executor reports: order status, fill quantity, events and the follower's position."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self, follower_id: UUID, order_id: str) -> FollowerOrder | None:
+        stmt = (
+            select(FollowerOrder)
+            .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def record(
+        self,
+        order: FollowerOrder,
+        status: str,
+        filled_qty: Decimal,
+        avg_price: Decimal | None,
+        reason: str | None,
+        position_delta: Decimal,
+    ) -> OrderEvent:
+        order.status = status
+        order.filled_qty = filled_qty
+        order.avg_price = avg_price
+        order.status_reason = reason
+        order.updated_at = datetime.now(UTC)
+        event = OrderEvent(
+            order_id=order.id,
+            status=status,
+            filled_qty=filled_qty,
+            avg_price=avg_price,
+            reason=reason,
+        )
+        self.session.add(event)
+        if position_delta:
+            stmt = pg_insert(FollowerPosition).values(
+                follower_id=order.follower_id, symbol=order.symbol, qty=position_delta
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["follower_id", "symbol"],
+                set_={"qty": FollowerPosition.qty + stmt.excluded.qty, "updated_at": func.now()},
+            )
+            await self.session.execute(stmt)
+        await self.session.flush()
+        return event
+
+    async def events(self, order_id: str) -> list[OrderEvent]:
+        stmt = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def positions(self, follower_id: UUID) -> list[FollowerPosition]:
+        stmt = (
+            select(FollowerPosition)
+            .where(FollowerPosition.follower_id == follower_id)
+            .order_by(FollowerPosition.symbol)
+        )
+        return list((await self.session.execute(stmt)).scalars())

@@ -1,0 +1,86 @@
+"""Positions as sizing tracks them: the leader's, and each subscription's in follower symbols."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# For each live subscription: every symbol either side holds, with the leader's position in
+# the leader symbol the follower symbol maps from (sizing.symbols.map), and the actual
+# position executors reported.
+_FOLLOWER_POSITIONS = text(
+    """
+    WITH subs AS (
+        SELECT id, leader_id, multiplier, coalesce(sizing -> 'symbols' -> 'map', '{}') AS map
+          FROM subscription
+         WHERE follower_id = :follower_id AND status <> 'deleted'
+    ), pairs AS (
+        SELECT s.id, s.leader_id, s.multiplier, lp.symbol AS leader_symbol,
+               coalesce(s.map ->> lp.symbol, lp.symbol) AS symbol
+          FROM subs s JOIN leader_position lp ON lp.leader_id = s.leader_id
+        UNION
+        SELECT s.id, s.leader_id, s.multiplier,
+               coalesce((SELECT key FROM jsonb_each_text(s.map) WHERE value = sp.symbol LIMIT 1),
+                        sp.symbol),
+               sp.symbol
+          FROM subs s JOIN subscription_position sp ON sp.subscription_id = s.id
+    )
+    SELECT p.id AS subscription_id, p.leader_id, p.multiplier, p.symbol, p.leader_symbol,
+           coalesce(sp.qty, 0) AS qty, coalesce(lp.qty, 0) AS leader_qty, fp.qty AS actual
+      FROM pairs p
+      LEFT JOIN subscription_position sp ON sp.subscription_id = p.id AND sp.symbol = p.symbol
+      LEFT JOIN leader_position lp ON lp.leader_id = p.leader_id AND lp.symbol = p.leader_symbol
+      LEFT JOIN follower_position fp
+             ON fp.follower_id = :follower_id AND fp.symbol = p.symbol
+     ORDER BY p.symbol, p.id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    subscription_id: UUID
+    leader_id: UUID
+    multiplier: Decimal
+    symbol: str
+    leader_symbol: str
+    qty: Decimal
+    leader_qty: Decimal
+    actual: Decimal | None
+
+
+class PositionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_follower(self, follower_id: UUID) -> list[PositionRow]:
+        rows = await self.session.execute(_FOLLOWER_POSITIONS, {"follower_id": follower_id})
+        return [PositionRow(*row) for row in rows]
+
+    async def for_leader(self, leader_id: UUID) -> list[tuple[str, Decimal]]:
+        rows = await self.session.execute(
+            text("SELECT symbol, qty FROM leader_position WHERE leader_id = :l ORDER BY symbol"),
+            {"l": leader_id},
+        )
+        return [(r.symbol, r.qty) for r in rows]
+
+    async def correct_subscription(
+        self, subscription_id: UUID, symbol: str, delta: Decimal, leader_id: UUID
+    ) -> None:
+        """Move the tracked position by what an order did not fill, and tell sizing caches."""
+        await self.session.execute(
+            text(
+                "INSERT INTO subscription_position AS p (subscription_id, symbol, qty)"
+                " VALUES (:s, :symbol, :d) ON CONFLICT (subscription_id, symbol)"
+                " DO UPDATE SET qty = p.qty + EXCLUDED.qty, updated_at = now()"
+            ),
+            {"s": subscription_id, "symbol": symbol, "d": delta},
+        )
+        await self.session.execute(
+            text("SELECT pg_notify('copytrade_changes', :payload)"),
+            {"payload": f'{{"kind": "leader", "id": "{leader_id}"}}'},
+        )

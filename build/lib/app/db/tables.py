@@ -1,0 +1,295 @@
+"""Table definitions. Money and quantities are NUMERIC; timestamps are timestamptz, suffixed _at."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+ORDER_STATUSES = (
+    "pending",  # committed, not yet confirmed in the follower's stream (the outbox)
+    "dispatched",
+    "skipped",
+    "accepted",
+    "partially_filled",
+    "filled",
+    "rejected",
+    "expired",
+)
+_ORDER_STATUSES = ", ".join(f"'{s}'" for s in ORDER_STATUSES)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        Decimal: Numeric(),
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB(),
+    }
+
+
+class Leader(Base):
+    __tablename__ = "leader"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    feed_kind: Mapped[str] = mapped_column(String(32))
+    feed_url: Mapped[str | None] = mapped_column(Text)
+    push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Soft delete: fills and orders keep pointing at the leader they came from.
+    deleted_at: Mapped[datetime | None]
+
+
+class Follower(Base):
+    __tablename__ = "follower"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    # NULL while the key is revoked: no key works until the next rotation.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class EquitySnapshot(Base):
+    """Account equity over time. Other systems may insert rows directly; the newest wins."""
+
+    __tablename__ = "equity_snapshot"
+    __table_args__ = (
+        CheckConstraint("(leader_id IS NULL) <> (follower_id IS NULL)", name="exactly_one_account"),
+        CheckConstraint("equity > 0", name="equity_positive"),
+        Index("ix_equity_snapshot_leader_newest", "leader_id", text("as_of DESC"), text("id DESC")),
+        Index(
+            "ix_equity_snapshot_follower_newest", "follower_id", text("as_of DESC"), text("id DESC")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    leader_id: Mapped[UUID | None] = mapped_column(ForeignKey("leader.id"))
+    follower_id: Mapped[UUID | None] = mapped_column(ForeignKey("follower.id"))
+    equity: Mapped[Decimal]
+    as_of: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Instrument(Base):
+    __tablename__ = "instrument"
+    __table_args__ = (
+        CheckConstraint("qty_step > 0", name="qty_step_positive"),
+        CheckConstraint("min_qty >= 0", name="min_qty_nonnegative"),
+        CheckConstraint("min_notional >= 0", name="min_notional_nonnegative"),
+        CheckConstraint("price_step > 0", name="price_step_positive"),
+    )
+
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty_step: Mapped[Decimal]
+    min_qty: Mapped[Decimal]
+    min_notional: Mapped[Decimal]
+    price_step: Mapped[Decimal | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Subscription(Base):
+    __tablename__ = "subscription"
+    __table_args__ = (
+        CheckConstraint("multiplier > 0", name="multiplier_positive"),
+        CheckConstraint(
+            "status IN ('active', 'paused', 'close_only', 'deleted')", name="status_known"
+        ),
+        # One live subscription per (follower, leader); deleted ones stay for order history.
+        Index(
+            "uq_subscription_follower_leader_live",
+            "follower_id",
+            "leader_id",
+            unique=True,
+            postgresql_where=text("status <> 'deleted'"),
+        ),
+        Index(
+            "ix_subscription_leader_live",
+            "leader_id",
+            postgresql_where=text("status IN ('active', 'close_only')"),
+        ),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
+    follower_id: Mapped[UUID] = mapped_column(ForeignKey("follower.id"))
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    multiplier: Mapped[Decimal]
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    # Sizing mode and controls (app.api.schemas.SizingIn), validated at the API.
+    sizing: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class LeaderPosition(Base):
+    """The leader's position per symbol (signed), from its fills."""
+
+    __tablename__ = "leader_position"
+
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SubscriptionPosition(Base):
+    """The position sizing assumes a subscription holds (signed, follower symbol): moved by the
+    orders it sends, corrected by executor reports of what did not fill."""
+
+    __tablename__ = "subscription_position"
+
+    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LeaderFill(Base):
+    """Every leader fill, recorded once: (leader_id, fill_id) is unique."""
+
+    __tablename__ = "leader_fill"
+    __table_args__ = (
+        UniqueConstraint("leader_id", "fill_id"),
+        CheckConstraint("qty > 0", name="qty_positive"),
+        CheckConstraint("price > 0", name="price_positive"),
+        CheckConstraint("side IN ('buy', 'sell')", name="side_known"),
+        CheckConstraint("kind IN ('trade', 'sync')", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    fill_id: Mapped[str] = mapped_column(String(128))
+    # "trade": the leader's execution. "sync": a follower brought to the leader's open
+    # positions on subscribing (copy_open_positions); the leader's positions do not move.
+    kind: Mapped[str] = mapped_column(String(8), server_default=text("'trade'"))
+    symbol: Mapped[str] = mapped_column(String(48))
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[Decimal]
+    price: Mapped[Decimal]
+    event_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FollowerOrder(Base):
+    """Every order sized for a follower, dispatched or skipped: the outbox and the history."""
+
+    __tablename__ = "follower_order"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_ORDER_STATUSES})", name="status_known"),
+        CheckConstraint("qty >= 0", name="qty_nonnegative"),
+        CheckConstraint("filled_qty >= 0 AND filled_qty <= qty", name="filled_within_qty"),
+        Index("ix_follower_order_follower_newest", "follower_id", text("created_at DESC"), "id"),
+        # The relay's work list: committed but not yet in Redis.
+        Index(
+            "ix_follower_order_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fill_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("leader_fill.id"))
+    leg: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # Denormalised from the subscription (which the foreign key below pins) for the
+    # per-follower history index; no key of their own: every check costs on a 10,000-row fill.
+    follower_id: Mapped[UUID]
+    leader_id: Mapped[UUID]
+    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"))
+    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("equity_snapshot.id")
+    )
+    follower_equity_snapshot_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("equity_snapshot.id")
+    )
+    symbol: Mapped[str] = mapped_column(String(48))
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[Decimal]
+    type: Mapped[str] = mapped_column(String(16))
+    reduce_only: Mapped[bool]
+    limit_price: Mapped[Decimal | None]
+    time_in_force: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    # The exact JSON put on the stream (with the sizing explanation), so the relay re-sends
+    # byte for byte what was committed.
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None]
+    # Executors drop an order they receive after this and report it expired.
+    valid_until: Mapped[datetime]
+    # Cumulative, from executor reports.
+    filled_qty: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    avg_price: Mapped[Decimal | None]
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OrderEvent(Base):
+    """Each status change of an order, in order: what the history and the feed show."""
+
+    __tablename__ = "order_event"
+    __table_args__ = (Index("ix_order_event_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(32), ForeignKey("follower_order.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    filled_qty: Mapped[Decimal]
+    avg_price: Mapped[Decimal | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FollowerPosition(Base):
+    """A follower's actual position per symbol, as its executor reports fills (signed qty)."""
+
+    __tablename__ = "follower_position"
+
+    follower_id: Mapped[UUID] = mapped_column(ForeignKey("follower.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class QuarantinedFill(Base):
+    """A fill from a leader feed that was too absurd to size: kept for inspection, never sized."""
+
+    __tablename__ = "quarantined_fill"
+    __table_args__ = (Index("ix_quarantined_fill_leader", "leader_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"))
+    # The frame as received, truncated (app.ingest.handler.MAX_RAW_CHARS).
+    raw: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]

@@ -1,0 +1,123 @@
+"""The order message: the JSON an executor reads from the stream (schema version 1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from app.domain.decimals import fmt
+from app.domain.model import EquityReading, Fill
+from app.domain.plan_model import Plan, PlannedLeg, SizingSettings
+
+SCHEMA_VERSION = 1
+_encoder = msgspec.json.Encoder()
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else fmt(value)
+
+
+class FillMessages:
+    """Encodes the orders of one leader fill.
+
+    A fill fans out to thousands of orders that share most of their text: what they share
+    (the fill, the leader's side of the explanation, timestamps) is formatted once here.
+    """
+
+    def __init__(
+        self,
+        fill: Fill,
+        created_at: datetime,
+        valid_until: datetime,
+        leader_equity: EquityReading | None,
+    ) -> None:
+        self._fill = fill
+        self._leader_id = str(fill.leader_id)
+        self._created_at = created_at.isoformat()
+        self._valid_until = valid_until.isoformat()
+        self._leader = {
+            "leader_price": fmt(fill.price),
+            "leader_equity": _d(leader_equity.equity) if leader_equity else None,
+            "leader_equity_snapshot_id": leader_equity.snapshot_id if leader_equity else None,
+        }
+        self._texts: dict[Decimal, str] = {}  # multipliers and lot steps repeat across orders
+
+    def _text(self, value: Decimal) -> str:
+        text = self._texts.get(value)
+        if text is None:
+            text = self._texts[value] = fmt(value)
+        return text
+
+    def explanation(
+        self,
+        plan: Plan,
+        settings: SizingSettings,
+        follower_equity: EquityReading | None,
+        qty_step: Decimal,
+    ) -> dict[str, Any]:
+        """Every input that produced the order, amounts as decimal strings."""
+        return {
+            "mode": settings.mode.value,
+            **self._leader,
+            "follower_equity": _d(follower_equity.equity) if follower_equity else None,
+            "follower_equity_snapshot_id": (
+                follower_equity.snapshot_id if follower_equity else None
+            ),
+            "ratio": _d(plan.ratio),
+            "multiplier": self._text(settings.multiplier),
+            "effect": plan.effect.value,
+            "leader_position_before": self._text(plan.leader_position_before),
+            "leader_position_after": self._text(plan.leader_position_after),
+            "follower_position_before": fmt(plan.follower_position_before),
+            "follower_position_after": fmt(plan.follower_position_after),
+            "target": _d(plan.target),
+            "raw_qty": _d(plan.raw_qty),
+            "residue": fmt(plan.residue),
+            "clamps": list(plan.clamps),
+            "qty_step": self._text(qty_step),
+            "skip_reason": plan.skip_reason.value if plan.skip_reason else None,
+        }
+
+    def encode(
+        self,
+        *,
+        order_id: str,
+        follower_id: UUID,
+        subscription_id: UUID,
+        symbol: str,
+        leg: PlannedLeg | None,
+        sizing: dict[str, Any],
+    ) -> str:
+        """Encode once; the same text is stored in the outbox and sent to the stream.
+
+        ``leg`` None is a skipped order: quantity 0, the leader's side, the reason in ``sizing``.
+        """
+        document = {
+            "v": SCHEMA_VERSION,
+            "order_id": order_id,
+            "follower_id": str(follower_id),
+            "leader_id": self._leader_id,
+            "subscription_id": str(subscription_id),
+            "leader_fill_id": self._fill.fill_id,
+            "symbol": symbol,
+            "side": (leg.side if leg else self._fill.side).value,
+            "qty": fmt(leg.qty) if leg else "0",
+            "type": leg.order_type.value if leg else "market",
+            "reduce_only": leg.reduce_only if leg else False,
+            "limit_price": _d(leg.limit_price) if leg else None,
+            "time_in_force": leg.time_in_force if leg else None,
+            "created_at": self._created_at,
+            "valid_until": self._valid_until,
+            "sizing": sizing,
+        }
+        return _encoder.encode(document).decode()
+
+
+def feed_message(payload: str, status: str, skip_reason: str | None) -> str:
+    """Wrap an order payload for the feed without decoding and re-encoding it."""
+    reason = "null" if skip_reason is None else f'"{skip_reason}"'
+    return f'{{"type":"order","status":"{status}","skip_reason":{reason},"order":{payload}}}'

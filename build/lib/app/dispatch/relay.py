@@ -1,0 +1,74 @@
+"""The outbox relay: every committed order that is not yet confirmed in Redis gets sent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.repositories.orders import OrderRepository
+from app.db.session import UnitOfWork
+from app.dispatch.enqueue import Enqueuer, OutboxItem
+from app.loops import Backoff, SupervisedTask
+from app.metrics import RELAYED
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+
+
+class OutboxRelay:
+    """Re-dispatch pending orders at start-up and every ``interval_s``.
+
+    Orders younger than ``min_age_s`` are left to the request that created them, which sends
+    them right after its commit; the relay is the safety net for crashes and Redis outages.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        enqueuer: Enqueuer,
+        interval_s: float,
+        min_age_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._enqueuer = enqueuer
+        self._interval_s = interval_s
+        self._min_age_s = min_age_s
+        self._loop = SupervisedTask("outbox_relay", self._run, Backoff(0.2, 10.0))
+        self.backlog = 0
+
+    async def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _run(self, backoff: Backoff) -> None:
+        min_age = 0.0  # at start-up nothing in flight belongs to a live request: send it all
+        while True:
+            while await self.relay_once(min_age) == BATCH:
+                pass
+            backoff.reset()
+            min_age = self._min_age_s
+            await asyncio.sleep(self._interval_s)
+
+    async def relay_once(self, min_age_s: float) -> int:
+        """Send one batch of pending orders; return how many were sent."""
+        async with UnitOfWork(self._sessionmaker) as uow:
+            repo = OrderRepository(uow.session)
+            rows = await repo.pending(min_age_s, BATCH)
+            if not rows:
+                self.backlog = 0
+                return 0
+            items = [OutboxItem(oid, fid, payload) for oid, fid, payload in rows]
+            # Rows stay locked (SKIP LOCKED) until the commit below, so no other relay sends
+            # them meanwhile; if we die before committing, the Lua dedupe absorbs the resend.
+            confirmed = await self._enqueuer.enqueue(items)
+            await repo.mark_dispatched(confirmed)
+            await uow.commit()
+        RELAYED.inc(len(confirmed))
+        log.info("outbox_relayed", count=len(confirmed))
+        self.backlog = len(rows)
+        return len(rows)

@@ -1,0 +1,302 @@
+"""Executor reports: parse, apply to orders and positions, publish each status change.
+
+Reports arrive on ``copytrade:reports:{<follower_id>}`` (field ``report``, JSON) or over REST.
+Both paths go through ``ReportService.apply`` in one unit of work; the feed is told after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.repositories.accounts import FollowerRepository
+from app.db.repositories.orders import LifecycleRepository
+from app.db.repositories.positions import PositionRepository
+from app.db.session import UnitOfWork
+from app.dispatch.keys import feed_channel, report_dead_letter_stream, report_stream
+from app.domain.decimals import MAX_DIGITS, fmt, is_bounded
+from app.domain.lifecycle import (
+    OrderState,
+    Report,
+    ReportError,
+    ReportStatus,
+    apply_report,
+    tracking_correction,
+)
+from app.domain.model import Side
+from app.loops import Backoff, SupervisedTask
+from app.metrics import REPORTS
+
+log = structlog.get_logger(__name__)
+
+GROUP = "copytrade"
+# Printable text only: control characters (NUL above all) have no business in a reason.
+# (Written for pydantic's Rust engine; msgspec uses Python's re, where only \Z is a hard end.)
+REASON_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# What redis-py returns for XREADGROUP without decode_responses: [(key, [(id, fields)])].
+StreamBatch = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
+_encoder = msgspec.json.Encoder()
+
+
+class ReportFrame(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The report an executor sends (JSON in the ``report`` field of a stream entry)."""
+
+    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    status: Literal["accepted", "partially_filled", "filled", "rejected", "expired"]
+    filled_qty: Decimal = Decimal(0)
+    avg_price: Decimal | None = None
+    reason: (
+        Annotated[str, msgspec.Meta(max_length=200, pattern=REASON_PATTERN[:-1] + r"\Z")] | None
+    ) = None
+
+
+_decoder = msgspec.json.Decoder(ReportFrame)
+
+
+def parse_report(raw: str | bytes) -> tuple[str, Report]:
+    """Decode one stream report. Raises ReportError naming the field."""
+    try:
+        frame = _decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ReportError(str(exc)) from exc
+    for name, value in (("filled_qty", frame.filled_qty), ("avg_price", frame.avg_price)):
+        if value is not None and not is_bounded(value):
+            raise ReportError(f"{name}: must be a finite decimal of at most {MAX_DIGITS} digits")
+    return frame.order_id, Report(
+        ReportStatus(frame.status), frame.filled_qty, frame.avg_price, frame.reason
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    order_id: str
+    status: str
+    changed: bool
+
+
+class UnknownOrder(LookupError):
+    pass
+
+
+def status_message(
+    order_id: str, status: str, filled_qty: Decimal, avg_price: Decimal | None, reason: str | None
+) -> str:
+    return _encoder.encode(
+        {
+            "type": "order_status",
+            "order_id": order_id,
+            "status": status,
+            "filled_qty": fmt(filled_qty),
+            "avg_price": fmt(avg_price) if avg_price is not None else None,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(),
+        }
+    ).decode()
+
+
+class ReportService:
+    def __init__(self, redis: Redis, on_correction: Callable[[UUID], None]) -> None:
+        self._redis = redis
+        # Told the leader whose tracked positions a report corrected, right after the commit
+        # (other instances learn it from the NOTIFY sent in the same transaction).
+        self._on_correction = on_correction
+
+    async def apply(
+        self, uow: UnitOfWork, follower_id: UUID, order_id: str, report: Report
+    ) -> Applied:
+        """Apply one report inside ``uow``; the feed hears of it after the commit.
+
+        Raises UnknownOrder when the follower has no such order, ReportError when the report
+        contradicts it. A report that brings nothing new is accepted and changes nothing.
+        """
+        repo = LifecycleRepository(uow.session)
+        order = await repo.lock(follower_id, order_id)
+        if order is None:
+            raise UnknownOrder(order_id)
+        state = OrderState(
+            order.status, Side(order.side), order.qty, order.filled_qty, order.avg_price
+        )
+        transition = apply_report(state, report)
+        if transition is None:
+            return Applied(order_id, order.status, changed=False)
+        await repo.record(
+            order,
+            transition.status,
+            transition.filled_qty,
+            transition.avg_price,
+            transition.reason,
+            transition.position_delta,
+        )
+        correction = tracking_correction(state, transition)
+        if correction:
+            leader_id = order.leader_id
+            await PositionRepository(uow.session).correct_subscription(
+                order.subscription_id, order.symbol, correction, leader_id
+            )
+
+            async def _corrected() -> None:
+                self._on_correction(leader_id)
+
+            uow.after_commit(_corrected)
+        message = status_message(
+            order_id,
+            transition.status,
+            transition.filled_qty,
+            transition.avg_price,
+            transition.reason,
+        )
+
+        async def _publish() -> None:
+            await self._redis.publish(feed_channel(follower_id), message)
+
+        uow.after_commit(_publish)
+        return Applied(order_id, transition.status, changed=True)
+
+
+class ReportReader:
+    """Reads every follower's report stream with a consumer group; XACK after the commit.
+
+    Entries another instance read but never acknowledged (it died) are taken over with
+    XAUTOCLAIM once idle for ``claim_idle_ms``. A report that cannot be applied, for any reason,
+    goes to the follower's report dead-letter stream: one bad report never blocks the rest.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        service: ReportService,
+        block_ms: int,
+        claim_idle_ms: int,
+        refresh_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._redis = redis
+        self._service = service
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+        self._refresh_s = refresh_s
+        self._consumer = f"{socket.gethostname()}-{id(self):x}"
+        self._streams: dict[str, UUID] = {}
+        self._loop = SupervisedTask("report_reader", self._run, Backoff(0.2, 10.0))
+
+    async def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def track(self, follower_id: UUID) -> None:
+        """Start reading a follower's report stream now (other instances find it on refresh)."""
+        key = report_stream(follower_id)
+        if key in self._streams:
+            return
+        try:
+            await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._streams[key] = follower_id
+
+    async def _refresh_streams(self) -> None:
+        async with self._sessionmaker() as session:
+            followers = await FollowerRepository(session).all_ids()
+        for follower_id in followers:
+            await self.track(follower_id)
+
+    async def _run(self, backoff: Backoff) -> None:
+        self._streams.clear()
+        await self._refresh_streams()
+        loop = asyncio.get_running_loop()
+        refreshed = claimed = loop.time()
+        await self.claim_idle()
+        while True:
+            now = loop.time()
+            if now - refreshed > self._refresh_s:
+                await self._refresh_streams()
+                refreshed = now
+            if now - claimed > self._claim_idle_ms / 2000:
+                await self.claim_idle()
+                claimed = now
+            if not self._streams:
+                await asyncio.sleep(self._block_ms / 1000)
+                continue
+            await self.read_once()
+            backoff.reset()
+
+    async def claim_idle(self) -> int:
+        """Take over and apply reports left unacknowledged by a consumer that went away."""
+        if not self._streams:
+            return 0
+        keys = list(self._streams)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xautoclaim(key, GROUP, self._consumer, self._claim_idle_ms, "0-0", count=100)
+            claimed = await pipe.execute()
+        batch: StreamBatch = [
+            (key.encode(), [(eid, f) for eid, f in result[1] if f is not None])
+            for key, result in zip(keys, claimed, strict=True)
+            if result[1]
+        ]
+        return await self._apply_batch(batch)
+
+    async def read_once(self) -> int:
+        """Read and apply one batch of new reports from all streams; return how many."""
+        response: StreamBatch = await self._redis.xreadgroup(  # type: ignore[assignment]
+            GROUP,
+            self._consumer,
+            dict.fromkeys(self._streams, ">"),
+            count=100,
+            block=self._block_ms,
+        )
+        return await self._apply_batch(response)
+
+    async def _apply_batch(self, batch: StreamBatch) -> int:
+        count = 0
+        acks: dict[str, list[bytes]] = {}
+        dead: list[tuple[str, bytes]] = []
+        async with UnitOfWork(self._sessionmaker) as uow:
+            for key_raw, entries in batch or []:
+                key = key_raw.decode()
+                follower_id = self._streams[key]
+                for entry_id, fields in entries:
+                    count += 1
+                    acks.setdefault(key, []).append(entry_id)
+                    raw = fields.get(b"report")
+                    try:
+                        if raw is None:
+                            raise ReportError("report: missing field")
+                        order_id, report = parse_report(raw)
+                        # A savepoint per report: whatever the database refuses in one report
+                        # (a constraint, a bad byte) is rolled back alone.
+                        async with uow.session.begin_nested():
+                            await self._service.apply(uow, follower_id, order_id, report)
+                        REPORTS.labels(outcome="applied").inc()
+                    except (ReportError, UnknownOrder, SQLAlchemyError) as exc:
+                        REPORTS.labels(outcome="rejected").inc()
+                        log.warning(
+                            "report_rejected", follower_id=str(follower_id), error=str(exc)[:300]
+                        )
+                        dead.append((report_dead_letter_stream(follower_id), raw or b""))
+            await uow.commit()
+        if acks or dead:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream, raw in dead:
+                    pipe.xadd(stream, {"report": raw})
+                for key, ids in acks.items():
+                    pipe.xack(key, GROUP, *ids)
+                await pipe.execute()
+        return count

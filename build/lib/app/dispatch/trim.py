@@ -1,0 +1,90 @@
+"""Trim order streams by age, never past an entry a consumer group has not acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.repositories.accounts import FollowerRepository
+from app.dispatch.keys import order_stream, report_stream, stream_id
+from app.loops import Backoff, SupervisedTask
+
+log = structlog.get_logger(__name__)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def safe_trim_point(redis: Redis, stream: str) -> tuple[int, int] | None:
+    """The oldest entry id some group still needs, or None when no group reads the stream.
+
+    A group still needs its oldest pending (delivered, unacknowledged) entry and everything
+    after its last-delivered id. A stream nobody consumes yet is kept whole.
+    """
+    groups = await redis.xinfo_groups(stream)
+    if not groups:
+        return None
+    points = []
+    for group in groups:
+        name = _text(group["name"])
+        points.append(stream_id(_text(group["last-delivered-id"])))
+        pending = await redis.xpending(stream, name)
+        if pending["pending"]:
+            points.append(stream_id(_text(pending["min"])))
+    return min(points)
+
+
+async def trim_stream(redis: Redis, stream: str, retention_s: float) -> int:
+    """Trim ``stream``; return the number of entries removed."""
+    if not await redis.exists(stream):
+        return 0
+    safe = await safe_trim_point(redis, stream)
+    if safe is None:
+        return 0
+    cutoff = min(safe, (int((time.time() - retention_s) * 1000), 0))
+    removed: int = await redis.xtrim(stream, minid=f"{cutoff[0]}-{cutoff[1]}", approximate=False)
+    return removed
+
+
+class StreamTrimmer:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        retention_s: float,
+        interval_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._redis = redis
+        self._retention_s = retention_s
+        self._interval_s = interval_s
+        self._loop = SupervisedTask("stream_trim", self._run, Backoff(1.0, 60.0))
+
+    async def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def trim_all(self) -> int:
+        async with self._sessionmaker() as session:
+            followers = await FollowerRepository(session).all_ids()
+        removed = 0
+        for follower_id in followers:
+            for stream in (order_stream(follower_id), report_stream(follower_id)):
+                removed += await trim_stream(self._redis, stream, self._retention_s)
+        return removed
+
+    async def _run(self, backoff: Backoff) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            removed = await self.trim_all()
+            if removed:
+                log.info("streams_trimmed", removed=removed)
+            backoff.reset()

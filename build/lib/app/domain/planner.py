@@ -1,0 +1,415 @@
+"""The sizing planner: one leader fill in, the follower's orders out.
+
+Choices the issue leaves open, made here:
+
+- A close that takes the follower exactly flat is never held back by ``min_qty`` or
+  ``min_notional``; otherwise a dust position could never be closed. Flat closes send the
+  whole position, unrounded.
+- Only the opening part of an order is clamped, limited to a price band or blocked by
+  ``close_only``; reducing legs are always market orders.
+- A fill is never copied against its own direction. A reducing leader fill meets a follower
+  holding nothing on the leader's side with ``no_position_to_reduce``, in every mode.
+- ``symbols.allow`` and ``symbols.deny`` match the leader's or the follower's symbol name;
+  deny wins. A symbol that is not copied is not copied at all, closes included.
+- Controls that read the follower's equity (``max_leverage``, ``equity_floor``) fail closed:
+  without a usable reading the opening leg is dropped with the equity reason.
+- Reasons are reported for the first check that fails, in this order: paused, symbol lists,
+  no position to reduce, close_only (nothing to reduce), equity, target reached, rounding,
+  caps, minimums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from app.domain.controls import (
+    clamp_opening,
+    equity_reason,
+    is_fresh,
+    limit_price,
+    minimum_reason,
+    round_to_step,
+)
+from app.domain.decimals import sizing_context
+from app.domain.model import SkipReason
+from app.domain.plan_model import (
+    IOC,
+    InstrumentRules,
+    OrderType,
+    Plan,
+    PlanContext,
+    PlannedLeg,
+    SizingMode,
+    SizingSettings,
+    SubscriptionStatus,
+)
+from app.domain.positions import FillEffect, direction, effect_of, sign, signed_qty
+
+__all__ = [
+    "InstrumentRules",
+    "Plan",
+    "PlanContext",
+    "PlannedLeg",
+    "SizingMode",
+    "SizingSettings",
+    "SubscriptionStatus",
+    "plan",
+    "target_position",
+]
+
+ZERO = Decimal(0)
+EQUITY_FLOOR = "equity_floor"
+
+# plan() runs once per follower for every leader fill (10,000 followers a fill), so it is
+# written for speed: the sizing context is entered once per call and everything below runs
+# inside it; each Plan is built once, at the end, from locals. The context is built once here:
+# localcontext() enters a copy, so nothing a call does reaches this object.
+_SIZING = sizing_context()
+
+# Enum members on the hot path, looked up once: on Python 3.11 (the image's) a lookup such as
+# ``SkipReason.NO_EQUITY`` costs ~0.09 us against ~0.01 us for a module global, and a plan
+# made about ten of them.
+_PAUSED, _CLOSE_ONLY = SubscriptionStatus.PAUSED, SubscriptionStatus.CLOSE_ONLY
+_TARGET, _FIXED_MULTIPLIER = SizingMode.TARGET, SizingMode.FIXED_MULTIPLIER
+_FIXED_NOTIONAL = SizingMode.FIXED_NOTIONAL
+_REDUCE, _CLOSE, _REVERSE = FillEffect.REDUCE, FillEffect.CLOSE, FillEffect.REVERSE
+_NO_EQUITY, _STALE_EQUITY = SkipReason.NO_EQUITY, SkipReason.STALE_EQUITY
+
+
+@dataclass(slots=True)
+class _Want:
+    """What a sizing mode asks for, before caps and minimums (sizes unsigned).
+
+    Mutable, unlike the Plan: it never leaves the planner, and a frozen dataclass costs about
+    three times as much to build (every field goes through object.__setattr__).
+    """
+
+    reason: SkipReason | None = None  # nothing at all can be planned
+    close_raw: Decimal = ZERO
+    close: Decimal = ZERO  # rounded, or the whole position when it takes the follower flat
+    open_raw: Decimal = ZERO
+    open: Decimal = ZERO  # rounded toward zero to the step
+    open_reason: SkipReason | None = None  # the opening part could not be sized
+    target: Decimal | None = None
+    ratio: Decimal | None = None
+
+
+def target_position(
+    leader_position: Decimal, leader_equity: Decimal, follower_equity: Decimal, multiplier: Decimal
+) -> Decimal:
+    """Return the follower's exact target: leader position x follower / leader equity x mult.
+
+    Not rounded to a step. Raises ValueError when an equity is not positive.
+    """
+    if leader_equity <= 0 or follower_equity <= 0:
+        raise ValueError("equity: both equities must be positive")
+    with localcontext(_SIZING):
+        return _target(leader_position, leader_equity, follower_equity, multiplier)
+
+
+def _target(
+    leader_position: Decimal, leader_equity: Decimal, follower_equity: Decimal, multiplier: Decimal
+) -> Decimal:
+    # Inside the sizing context, equities known positive. Multiply first and divide once: the
+    # only rounding is one quotient, toward zero.
+    return leader_position * follower_equity * multiplier / leader_equity
+
+
+def plan(ctx: PlanContext) -> Plan:
+    """Plan the follower's orders for one leader fill.
+
+    A skip is a Plan with a reason, never an exception. Raises ValueError only for inputs
+    that cannot be true: a fill qty or price that is not positive, rules of another symbol.
+    """
+    with localcontext(_SIZING):
+        return _plan(ctx)
+
+
+def _plan(ctx: PlanContext) -> Plan:
+    fill, settings = ctx.fill, ctx.settings
+    symbol = settings.symbol_map.get(fill.symbol, fill.symbol)
+    if fill.price <= 0:
+        raise ValueError(f"fill.price: must be positive, got {fill.price}")
+    if ctx.instrument.symbol != symbol:
+        raise ValueError(f"instrument: rules of {ctx.instrument.symbol}, order in {symbol}")
+    l0, f0 = ctx.leader_position_before, ctx.follower_position_before
+    l1 = l0 + signed_qty(fill.side, fill.qty)  # raises for a qty that is not positive
+    effect = effect_of(l0, l1)
+    d = direction(fill.side)
+
+    # What the Plan will hold besides the inputs: a skip leaves the defaults.
+    status_change: SubscriptionStatus | None = None
+    status_reason: str | None = None
+    ratio: Decimal | None = None
+    target: Decimal | None = None
+    raw_qty: Decimal | None = None
+    residue = ZERO
+    legs: tuple[PlannedLeg, ...] = ()
+    clamps: tuple[str, ...] = ()
+    position = f0
+
+    reason = _gate(settings, fill.symbol, symbol)
+    if reason is None:
+        close_only = settings.status == _CLOSE_ONLY
+        reading = ctx.follower_equity
+        if (
+            settings.equity_floor is not None
+            and not close_only
+            and reading is not None
+            and is_fresh(reading, ctx.now, settings.max_equity_age_s)
+            and reading.equity < settings.equity_floor
+        ):
+            close_only = True
+            status_change, status_reason = _CLOSE_ONLY, EQUITY_FLOOR
+        if (effect is _REDUCE or effect is _CLOSE) and sign(f0) != sign(l0):
+            reason = SkipReason.NO_POSITION_TO_REDUCE
+        else:
+            if settings.mode == _TARGET:
+                want = _target_want(ctx, d, l1, close_only)
+            else:
+                want = _fill_want(ctx, d, effect, l1, close_only)
+            ratio, target, reason = want.ratio, want.target, want.reason
+            if reason is None:
+                raw_qty = want.close_raw + want.open_raw
+                residue = raw_qty - want.close - want.open
+                legs, reason, clamps, position = _legs(ctx, d, want, close_only)
+    return Plan(
+        symbol=symbol,
+        legs=legs,
+        skip_reason=reason,
+        effect=effect,
+        leader_position_before=l0,
+        leader_position_after=l1,
+        follower_position_before=f0,
+        follower_position_after=position,
+        ratio=ratio,
+        target=target,
+        raw_qty=raw_qty,
+        residue=residue,
+        clamps=clamps,
+        status_change=status_change,
+        status_reason=status_reason,
+    )
+
+
+def _gate(settings: SizingSettings, leader_symbol: str, symbol: str) -> SkipReason | None:
+    if settings.status == _PAUSED:
+        return SkipReason.SUBSCRIPTION_PAUSED
+    # Either name matches; membership tests, not a set of both names built per call.
+    deny = settings.deny
+    if deny and (leader_symbol in deny or symbol in deny):
+        return SkipReason.SYMBOL_DENIED
+    allow = settings.allow
+    if allow is not None and leader_symbol not in allow and symbol not in allow:
+        return SkipReason.SYMBOL_NOT_ALLOWED
+    return None
+
+
+def _equities(ctx: PlanContext) -> tuple[Decimal, Decimal] | SkipReason:
+    """Return the leader's and the follower's equity, or why they cannot be used."""
+    max_age = ctx.settings.max_equity_age_s
+    leader, follower = ctx.leader_equity, ctx.follower_equity
+    reasons = (equity_reason(leader, ctx.now, max_age), equity_reason(follower, ctx.now, max_age))
+    # Missing beats stale: a fresher reading would not help a side that has none.
+    if _NO_EQUITY in reasons or leader is None or follower is None:
+        return _NO_EQUITY
+    if _STALE_EQUITY in reasons:
+        return _STALE_EQUITY
+    return leader.equity, follower.equity
+
+
+def _target_want(ctx: PlanContext, d: int, l1: Decimal, close_only: bool) -> _Want:
+    """Ask for the target minus the follower's position, in the fill's direction ``d`` only."""
+    f0 = ctx.follower_position_before
+    held = abs(f0)
+    if l1 == 0:
+        # The leader is flat, so the follower goes exactly flat: the whole position.
+        return _Want(close_raw=held, close=held, target=ZERO)
+    if sign(f0) == -d and sign(l1) == d:
+        # Through zero: close everything first; the new side needs the equities.
+        want = _Want(close_raw=held, close=held)
+        if close_only:
+            want.open_reason = SkipReason.CLOSE_ONLY
+            return want
+        equities = _equities(ctx)
+        if isinstance(equities, SkipReason):
+            want.open_reason = equities
+            return want
+        leader, follower = equities
+        target = _target(l1, leader, follower, ctx.settings.multiplier)
+        want.open_raw = abs(target)
+        want.open = round_to_step(want.open_raw, ctx.instrument.qty_step)
+        want.target, want.ratio = target, follower / leader
+        return want
+    if close_only and sign(f0) != -d:
+        return _Want(reason=SkipReason.CLOSE_ONLY)
+    equities = _equities(ctx)
+    if isinstance(equities, SkipReason):
+        return _Want(reason=equities)
+    leader, follower = equities
+    target = _target(l1, leader, follower, ctx.settings.multiplier)
+    order_raw = target - f0
+    if sign(order_raw) != d:
+        # At the target already, or past it in the fill's direction: never trade back.
+        return _Want(reason=SkipReason.TARGET_REACHED, target=target, ratio=follower / leader)
+    step = ctx.instrument.qty_step
+    size = abs(order_raw)
+    want = _split(f0, d, size, round_to_step(size, step), step)
+    want.target, want.ratio = target, follower / leader
+    return want
+
+
+def _fill_want(
+    ctx: PlanContext, d: int, effect: FillEffect, l1: Decimal, close_only: bool
+) -> _Want:
+    """Ask for a size per fill: proportional reductions, mode-sized openings."""
+    l0, f0 = ctx.leader_position_before, ctx.follower_position_before
+    step = ctx.instrument.qty_step
+    if effect is _REDUCE:
+        # positions.proportional_reduction, whose checks a REDUCE always passes: the follower's
+        # position x the share the leader closed, multiplied first and divided once.
+        raw = abs(f0) * (abs(l0) - abs(l1)) / abs(l0)
+        return _Want(close_raw=raw, close=round_to_step(raw, step))
+    if effect is _CLOSE:
+        return _Want(close_raw=abs(f0), close=abs(f0))
+    # Open, add or reverse: a reversal first closes what the follower holds on the old side.
+    close = abs(f0) if effect is _REVERSE and sign(f0) == sign(l0) else ZERO
+    after_close = f0 + d * close
+    if close_only and sign(after_close) != -d:
+        return _opening_skipped(close, SkipReason.CLOSE_ONLY)
+    leader_qty = abs(l1) if effect is _REVERSE else ctx.fill.qty
+    sized = _size_opening(ctx, leader_qty)
+    if isinstance(sized, SkipReason):
+        return _opening_skipped(close, sized)
+    raw, ratio = sized
+    # Out of sync (the follower holds the other side): the sized order reduces that first.
+    want = _split(after_close, d, raw, round_to_step(raw, step), step)
+    want.close_raw, want.close = close + want.close_raw, close + want.close
+    want.ratio = ratio
+    return want
+
+
+def _opening_skipped(close: Decimal, reason: SkipReason) -> _Want:
+    """The opening part cannot be sized: keep the reversal's close, if any, or skip it all."""
+    if close:
+        return _Want(close_raw=close, close=close, open_reason=reason)
+    return _Want(reason=reason)
+
+
+def _size_opening(
+    ctx: PlanContext, leader_qty: Decimal
+) -> tuple[Decimal, Decimal | None] | SkipReason:
+    """Return the unrounded opening size for the mode, and the equity ratio if it read one."""
+    settings = ctx.settings
+    if settings.mode == _FIXED_MULTIPLIER:
+        return leader_qty * settings.multiplier, None
+    if settings.mode == _FIXED_NOTIONAL:
+        if settings.notional is None:  # SizingSettings refuses this; narrow the type
+            raise ValueError("notional: required when mode is fixed_notional")
+        return settings.notional / ctx.fill.price, None
+    equities = _equities(ctx)
+    if isinstance(equities, SkipReason):
+        return equities
+    leader, follower = equities
+    return _target(leader_qty, leader, follower, settings.multiplier), follower / leader
+
+
+def _split(position: Decimal, d: int, raw: Decimal, qty: Decimal, step: Decimal) -> _Want:
+    """Split an order of ``qty`` in direction ``d`` into the part that reduces ``position``
+    and the part that opens beyond it."""
+    if sign(position) != -d:
+        return _Want(open_raw=raw, open=qty)
+    held = abs(position)
+    close_raw, close = min(raw, held), min(qty, held)
+    return _Want(
+        close_raw=close_raw,
+        close=close,
+        open_raw=raw - close_raw,
+        open=round_to_step(qty - close, step),
+    )
+
+
+def _legs(
+    ctx: PlanContext, d: int, want: _Want, close_only: bool
+) -> tuple[tuple[PlannedLeg, ...], SkipReason | None, tuple[str, ...], Decimal]:
+    """Turn what the mode asked for into legs: minimums, close_only, caps, price band.
+
+    Return the legs, why (part of) the order is not sent, the caps that cut the opening leg
+    and the follower's position once every leg fills.
+    """
+    f0, side, price = ctx.follower_position_before, ctx.fill.side, ctx.fill.price
+    reason: SkipReason | None = None
+    clamps: tuple[str, ...] = ()
+    position = f0
+    close_leg: PlannedLeg | None = None
+    if want.close_raw > 0:
+        # A close to exactly flat always goes: a dust position must stay closable.
+        if want.close != abs(f0):
+            reason = minimum_reason(want.close, price, ctx.instrument)
+        if reason is None:
+            close_leg = PlannedLeg(side=side, qty=want.close, reduce_only=True)
+            position = f0 + d * want.close
+    if reason is None and (want.open_raw > 0 or want.open_reason is not None):
+        leg, reason, clamps = _opening_leg(ctx, want, abs(position), close_only)
+        if leg is not None:
+            position += d * leg.qty
+            legs = (leg,) if close_leg is None else (close_leg, leg)
+            return legs, reason, clamps, position
+    if close_leg is not None:
+        return (close_leg,), reason, clamps, position
+    return (), reason or SkipReason.TARGET_REACHED, clamps, position
+
+
+def _opening_leg(
+    ctx: PlanContext, want: _Want, held: Decimal, close_only: bool
+) -> tuple[PlannedLeg | None, SkipReason | None, tuple[str, ...]]:
+    """Return the opening leg (or why there is none) and the caps that cut it."""
+    settings, side, price = ctx.settings, ctx.fill.side, ctx.fill.price
+    if close_only:
+        return None, SkipReason.CLOSE_ONLY, ()
+    if want.open_reason is not None:
+        return None, want.open_reason, ()
+    if want.open <= 0:
+        return None, SkipReason.ROUNDS_TO_ZERO, ()
+    follower_equity: Decimal | None = None
+    if settings.max_leverage is not None or settings.equity_floor is not None:
+        reading = ctx.follower_equity
+        # A ratio means the mode read this reading already, in this call: fresh and positive.
+        problem = (
+            None
+            if want.ratio is not None
+            else equity_reason(reading, ctx.now, settings.max_equity_age_s)
+        )
+        if problem is not None or reading is None:
+            return None, problem or SkipReason.NO_EQUITY, ()
+        follower_equity = reading.equity
+    qty, clamps = clamp_opening(
+        want.open,
+        price=price,
+        held=held,
+        gross_exposure=ctx.follower_gross_exposure,
+        follower_equity=follower_equity,
+        rules=ctx.instrument,
+        settings=settings,
+    )
+    if qty <= 0:
+        return None, SkipReason(clamps[-1]), clamps
+    problem = minimum_reason(qty, price, ctx.instrument)
+    if problem is not None:
+        return None, problem, clamps
+    if settings.max_slippage is None:
+        return PlannedLeg(side=side, qty=qty, reduce_only=False), None, clamps
+    limit = limit_price(side, price, settings.max_slippage, ctx.instrument.price_step)
+    if limit <= 0:
+        # A price step coarser than the price: there is no valid limit inside the band.
+        return None, SkipReason.ROUNDS_TO_ZERO, clamps
+    leg = PlannedLeg(
+        side=side,
+        qty=qty,
+        reduce_only=False,
+        order_type=OrderType.LIMIT,
+        limit_price=limit,
+        time_in_force=IOC,
+    )
+    return leg, None, clamps

@@ -1,0 +1,1 @@
+"""Reference executors that consume follower order streams."""

@@ -1,0 +1,1 @@
+"""Stage 4: each follower's orders, live, over a websocket."""

@@ -1,0 +1,133 @@
+"""Fan-out of Redis feed messages to the websockets of this process.
+
+One pub/sub connection per process, subscribed to the channels of followers that have a socket
+open here; orders reach a socket whichever instance produced them. The admin's all-orders feed
+(the dashboard) pattern-subscribes to every follower's channel on the same connection while such
+a socket is open, so producers publish nothing extra for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from uuid import UUID
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from app.dispatch.keys import feed_channel
+from app.loops import Backoff, SupervisedTask
+from app.metrics import FEED_SOCKETS
+
+log = structlog.get_logger(__name__)
+
+# A subscriber that cannot keep up loses its socket rather than the process its memory.
+QUEUE_LIMIT = 10_000
+# Keeps the connection in subscribed mode while no follower is connected.
+_IDLE_CHANNEL = "copytrade:feed:_idle"
+# Every follower's channel (braces are literal in Redis globs), and not the idle one.
+FEED_PATTERN = feed_channel("*")
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+    def offer(self, message: str) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class FeedHub:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
+        self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._everything: set[Subscriber] = set()
+        self._loop = SupervisedTask("feed_hub", self._pump, Backoff(0.2, 5.0))
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def subscribe(self, follower_id: UUID) -> Subscriber:
+        channel = feed_channel(follower_id)
+        sub = Subscriber()
+        async with self._lock:
+            first = not self._subscribers[channel]
+            self._subscribers[channel].add(sub)
+            if first:
+                await self._pubsub.subscribe(channel)
+        FEED_SOCKETS.inc()
+        return sub
+
+    async def unsubscribe(self, follower_id: UUID, sub: Subscriber) -> None:
+        channel = feed_channel(follower_id)
+        FEED_SOCKETS.dec()
+        async with self._lock:
+            subs = self._subscribers.get(channel)
+            if subs is None:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[channel]
+                try:
+                    await self._pubsub.unsubscribe(channel)
+                except Exception as exc:  # the pump resubscribes only live channels anyway
+                    log.warning("feed_unsubscribe_failed", error=repr(exc))
+
+    async def subscribe_all(self) -> Subscriber:
+        """Every follower's feed messages, whichever instance published them."""
+        sub = Subscriber()
+        async with self._lock:
+            first = not self._everything
+            self._everything.add(sub)
+            if first:
+                await self._pubsub.psubscribe(FEED_PATTERN)
+        FEED_SOCKETS.inc()
+        return sub
+
+    async def unsubscribe_all(self, sub: Subscriber) -> None:
+        FEED_SOCKETS.dec()
+        async with self._lock:
+            if sub not in self._everything:
+                return
+            self._everything.discard(sub)
+            if not self._everything:
+                try:
+                    await self._pubsub.punsubscribe(FEED_PATTERN)
+                except Exception as exc:  # the pump re-subscribes only while needed anyway
+                    log.warning("feed_unsubscribe_failed", error=repr(exc))
+
+    async def _pump(self, backoff: Backoff) -> None:
+        async with self._lock:
+            # After a reconnect redis-py resubscribes known channels; make sure of the idle one.
+            await self._pubsub.subscribe(_IDLE_CHANNEL)
+        backoff.reset()
+        while True:
+            message = await self._pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            # A channel both subscribed and matched by the pattern arrives twice: once as
+            # "message" (for its followers' sockets), once as "pmessage" (for the admin's).
+            kind = message.get("type")
+            if kind == "message":
+                channel = message["channel"]
+                channel = channel.decode() if isinstance(channel, bytes) else channel
+                targets = tuple(self._subscribers.get(channel, ()))
+            elif kind == "pmessage":
+                targets = tuple(self._everything)
+            else:
+                continue
+            data = message["data"]
+            text = data.decode() if isinstance(data, bytes) else str(data)
+            for sub in targets:
+                sub.offer(text)

@@ -1,0 +1,78 @@
+"""The ASGI application: routers, lifespan, error shapes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.api import dashboard, followers, health, instruments, leaders, orders, subscriptions
+from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
+from app.dashboard.routes import mount_dashboard
+from app.feed import ws as feed_ws
+from app.ingest import push
+from app.logging import configure_logging
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each offending field, without echoing the submitted values: a client that
+    put a secret in the wrong field must not get it back in an error (or in a proxy's log)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for error in exc.errors():
+        item = {
+            "type": error.get("type"),
+            "loc": list(error.get("loc", ())),
+            "msg": error.get("msg"),
+        }
+        if "ctx" in error:  # the rule broken (a bound, a pattern, a parse error), not the value
+            item["ctx"] = jsonable_encoder(error["ctx"])
+        detail.append(item)
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Copytrade",
+        version="0.1.0",
+        description="Leader fills in, proportional follower orders out.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for module in (
+        health,
+        leaders,
+        instruments,
+        followers,
+        subscriptions,
+        orders,
+        dashboard,
+        push,
+        feed_ws,
+    ):
+        app.include_router(module.router)
+    mount_dashboard(app)
+    # The last added runs first: refuse over-rate callers before reading their bodies.
+    app.add_middleware(OriginCheck, allowed=settings.ws_allowed_origins)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimit, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
+    return app

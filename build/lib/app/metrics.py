@@ -1,0 +1,38 @@
+"""Prometheus metrics, exposed at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FILLS = Counter("copytrade_fills_total", "Leader fills received", ["status"])
+ORDERS = Counter("copytrade_orders_total", "Follower orders created", ["status", "reason"])
+FRAMES_REJECTED = Counter(
+    "copytrade_frames_rejected_total", "Feed frames dropped as malformed or unknown", ["source"]
+)
+RECONNECTS = Counter("copytrade_feed_reconnects_total", "Client-mode feed reconnects")
+LOOP_ERRORS = Counter("copytrade_loop_errors_total", "Errors caught by supervised loops", ["loop"])
+DISPATCH_ERRORS = Counter(
+    "copytrade_dispatch_errors_total", "Enqueue attempts that failed (the relay retries)"
+)
+RELAYED = Counter("copytrade_relayed_orders_total", "Orders sent to Redis by the outbox relay")
+LISTENERS_CONNECTED = Gauge("copytrade_listeners_connected", "Client-mode feeds connected now")
+FEED_SOCKETS = Gauge("copytrade_feed_sockets", "Open order-feed websockets")
+FILL_LATENCY = Histogram(
+    "copytrade_fill_seconds",
+    "Fill received to its orders enqueued",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+OUTBOX_BACKLOG = Gauge("copytrade_outbox_backlog", "Orders the relay found pending last time")
+REPORTS = Counter("copytrade_reports_total", "Executor reports read", ["outcome"])
+STAGE_LATENCY = Histogram(
+    "copytrade_stage_seconds",
+    "Time per stage of a fill: sized (all subscriptions planned), committed (received -> "
+    "durable), enqueued (committed -> in the followers' streams)",
+    ["stage"],
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+FILLS_QUARANTINED = Counter(
+    "copytrade_fills_quarantined_total",
+    "Leader fills too absurd to size, kept in quarantined_fill instead",
+    ["reason"],
+)

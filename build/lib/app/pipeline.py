@@ -1,0 +1,136 @@
+"""The fill pipeline: size and record in one statement, then dispatch after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.repositories.equity import EquityRepository
+from app.db.session import UnitOfWork
+from app.dispatch.enqueue import Enqueuer, OutboxItem
+from app.dispatch.marker import DispatchMarker
+from app.domain.model import EquityReading, Fill
+from app.metrics import DISPATCH_ERRORS, FILL_LATENCY, FILLS, ORDERS, STAGE_LATENCY
+from app.sizing.engine import PlannedOrder, SizingEngine
+from app.sizing.equity_cache import EquityCache
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    status: str  # "accepted" | "duplicate"
+    orders: tuple[PlannedOrder, ...] = ()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: SizingEngine,
+        equity: EquityCache,
+        enqueuer: Enqueuer,
+        marker: DispatchMarker,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        dispatch_timeout_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._dispatch_timeout_s = dispatch_timeout_s
+        self.engine = engine
+        self.equity = equity
+        self._enqueuer = enqueuer
+        self._marker = marker
+
+    async def handle_fill(self, fill: Fill) -> FillResult:
+        """Process one leader fill. Returns once the fill and its orders are committed and
+        enqueued (or, if Redis failed, left to the outbox relay: never lost)."""
+        started = time.perf_counter()
+        outcome = await self.engine.process(fill)
+        committed = time.perf_counter()
+        STAGE_LATENCY.labels(stage="committed").observe(committed - started)
+        if outcome.duplicate:
+            FILLS.labels(status="duplicate").inc()
+            log.info("fill_duplicate", leader_id=str(fill.leader_id), fill_id=fill.fill_id)
+            return FillResult("duplicate")
+        FILLS.labels(status="accepted").inc()
+        for (status, reason), count in Counter(
+            (o.status, o.skip_reason or "") for o in outcome.orders
+        ).items():
+            ORDERS.labels(status=status, reason=reason).inc(count)
+        await self.dispatch(_outbox_items(outcome.orders))
+        done = time.perf_counter()
+        STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
+        FILL_LATENCY.observe(done - started)
+        log.info(
+            "fill_accepted",
+            leader_id=str(fill.leader_id),
+            fill_id=fill.fill_id,
+            orders=len(outcome.orders),
+        )
+        return FillResult("accepted", outcome.orders)
+
+    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> None:
+        """Bring a new subscription to the leader's open positions now, then dispatch."""
+        outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
+        log.info(
+            "open_positions_copied",
+            leader_id=str(leader_id),
+            subscription_id=str(subscription_id),
+            orders=len(outcome.orders),
+        )
+        await self.dispatch(_outbox_items(outcome.orders))
+
+    async def dispatch(self, items: list[OutboxItem]) -> None:
+        """Enqueue committed orders; their "dispatched" mark is written in the background.
+        On failure they stay pending for the relay."""
+        if not items:
+            return
+        try:
+            # Bounded: a Redis that hangs (rather than refuses) must not hold up the ack of
+            # fills that are already durable; the relay delivers what this gives up on.
+            confirmed = await asyncio.wait_for(
+                self._enqueuer.enqueue(items), timeout=self._dispatch_timeout_s
+            )
+        except Exception as exc:
+            DISPATCH_ERRORS.inc()
+            log.warning("dispatch_deferred_to_relay", error=repr(exc), orders=len(items))
+            return
+        self._marker.add(confirmed)
+
+    async def record_equity(
+        self,
+        uow: UnitOfWork,
+        equity: Decimal,
+        as_of: datetime | None,
+        *,
+        leader_id: UUID | None = None,
+        follower_id: UUID | None = None,
+    ) -> EquityReading:
+        """Store an equity snapshot in ``uow``; the cache takes it once ``uow`` commits."""
+        row = await EquityRepository(uow.session).add(
+            equity, as_of, leader_id=leader_id, follower_id=follower_id
+        )
+        reading = EquityReading(row.id, row.equity, row.as_of)
+
+        async def _observe() -> None:
+            self.equity.observe(leader_id, follower_id, reading)
+
+        uow.after_commit(_observe)
+        return reading
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self._sessionmaker)
+
+
+def _outbox_items(orders: tuple[PlannedOrder, ...]) -> list[OutboxItem]:
+    return [
+        OutboxItem(o.order_id, o.follower_id, o.payload, o.skip_reason, o.status == "skipped")
+        for o in orders
+    ]

@@ -1,0 +1,181 @@
+"""Everything the process holds for its lifetime, started and stopped in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from uuid import UUID
+
+import asyncpg
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.session import UnitOfWork, make_engine, make_sessionmaker
+from app.dispatch.enqueue import Enqueuer
+from app.dispatch.marker import DispatchMarker
+from app.dispatch.relay import OutboxRelay
+from app.dispatch.reports import ReportReader, ReportService
+from app.dispatch.trim import StreamTrimmer
+from app.feed.hub import FeedHub
+from app.feed.sockets import SocketRegistry
+from app.ingest.client import ListenerManager
+from app.pipeline import Pipeline
+from app.settings import Settings
+from app.sizing.engine import SizingEngine
+from app.sizing.equity_cache import EquityCache, asyncpg_dsn
+
+log = structlog.get_logger(__name__)
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool reset hook: our connections keep no session state worth a RESET round trip."""
+
+
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    """Read jsonb columns as Python values (asyncpg's default is the JSON text)."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url, settings.db_pool_size)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            decode_responses=False,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=15,
+        )
+        self.equity = EquityCache(
+            self.sessionmaker, asyncpg_dsn(settings.database_url), settings.equity_resync_s
+        )
+        self.enqueuer = Enqueuer(self.redis, settings.dedupe_ttl_s)
+        # The hot path talks to Postgres on raw asyncpg: no ORM, no reset round trip on release.
+        self.pg = asyncpg.create_pool(
+            asyncpg_dsn(settings.database_url),
+            min_size=2,
+            max_size=settings.db_pool_size,
+            reset=_keep_session,
+            init=_json_codecs,
+            server_settings={"application_name": "copytrade-hot"},
+        )
+        self.sizing = SizingEngine(self.pg, self.equity, settings.order_ttl_s)
+        self.equity.on_change(self._on_change)
+        self.marker = DispatchMarker(self.pg)
+        self.pipeline = Pipeline(
+            self.sizing,
+            self.equity,
+            self.enqueuer,
+            self.marker,
+            self.sessionmaker,
+            settings.dispatch_timeout_s,
+        )
+        self.relay = OutboxRelay(
+            self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
+        )
+        self.feed = FeedHub(self.redis)
+        self.sockets = SocketRegistry(self.redis)
+        self.trimmer = StreamTrimmer(
+            self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
+        )
+        self.reports = ReportService(self.redis, self.sizing.invalidate)
+        self.report_reader = ReportReader(
+            self.sessionmaker,
+            self.redis,
+            self.reports,
+            settings.report_block_ms,
+            settings.report_claim_idle_ms,
+            settings.report_refresh_s,
+        )
+        self.listeners = ListenerManager(
+            self.pipeline,
+            settings.reconnect_initial_s,
+            settings.reconnect_max_s,
+            settings.feed_ping_interval_s,
+            settings.feed_idle_timeout_s,
+            settings.max_frame_bytes,
+        )
+        self._background: list[asyncio.Task[None]] = []
+        self._opened = False
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.sessionmaker)
+
+    def _on_change(self, kind: str, key: str) -> None:
+        if kind == "leader":
+            self.sizing.invalidate(UUID(key))
+        elif kind == "instrument":
+            self.sizing.invalidate_instruments()
+        else:  # "resync": we may have missed notifications
+            self.sizing.invalidate_all()
+
+    async def open(self) -> None:
+        """Open the connection pools (start() does it too): enough to process fills."""
+        if not self._opened:
+            await self.pg
+            self._opened = True
+
+    async def start(self) -> None:
+        await self.open()
+        await self.marker.start()
+        await self.equity.start()
+        await self.feed.start()
+        await self.sockets.start()
+        await self.relay.start()
+        await self.report_reader.start()
+        await self.trimmer.start()
+        async with self.sessionmaker() as session:
+            leaders = await LeaderRepository(session).list_client_feeds()
+        for leader in leaders:
+            if leader.feed_kind == "generic" and leader.feed_url:
+                self.listeners.ensure(leader.id, leader.feed_url)
+        if self.settings.demo:
+            from app.demo.run import start_demo
+
+            self._background.append(asyncio.create_task(start_demo(self), name="demo"))
+        log.info("runtime_started", client_feeds=len(self.listeners.listeners))
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        # Stop taking fills first, then let the relay and the feed go, then the connections.
+        await self.listeners.stop_all()
+        await self.relay.stop()
+        await self.report_reader.stop()
+        await self.trimmer.stop()
+        await self.marker.stop()
+        await self.feed.stop()
+        await self.sockets.stop()
+        await self.equity.stop()
+        await self.redis.aclose()
+        if self._opened:
+            await self.pg.close()
+        await self.engine.dispose()
+
+    async def follower_for_key_hash(self, key_hash: str) -> UUID | None:
+        async with self.sessionmaker() as session:
+            return await FollowerRepository(session).id_by_api_key_hash(key_hash)
+
+    async def follower_exists(self, follower_id: UUID) -> bool:
+        async with self.sessionmaker() as session:
+            return await FollowerRepository(session).get(follower_id) is not None
+
+    async def check_postgres(self) -> str | None:
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+        except Exception as exc:
+            return f"{type(exc).__name__}"
+        return None
+
+    async def check_redis(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=2)
+        except Exception as exc:
+            return f"{type(exc).__name__}"
+        return None

@@ -1,0 +1,189 @@
+"""Settings, from the environment with the COPYTRADE_ prefix, validated at start-up."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INSECURE_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret", "token"})
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. ``COPYTRADE_<NAME>`` sets ``<name>``."""
+
+    model_config = SettingsConfigDict(env_prefix="COPYTRADE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade",
+        description="SQLAlchemy URL of the Postgres database (asyncpg driver).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis URL, including the db number."
+    )
+    admin_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token for admin routes. Required outside demo mode; generated and "
+        "printed in demo mode when unset.",
+    )
+    credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) that encrypt exchange credentials at rest, comma-separated, "
+        "newest first (python -c 'from app.security.crypto import generate_key; "
+        "print(generate_key())'); keys after the first still decrypt until values are rotated.",
+    )
+    demo: bool = Field(
+        default=False,
+        description="Run the built-in demo: a simulated leader and three followers.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP server.")
+    public_url: str = Field(
+        default="",
+        description="Base URL printed in the demo banner; derived from host and port when empty.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level."
+    )
+    log_json: bool = Field(default=True, description="Log JSON lines (false: console format).")
+    db_pool_size: int = Field(default=10, ge=1, description="Postgres connection pool size.")
+    relay_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the outbox relay looks for committed orders not yet in Redis.",
+    )
+    relay_min_age_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Orders younger than this are left to the request that created them.",
+    )
+    dispatch_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a fill's ack waits for Redis to take its orders before leaving "
+        "them to the outbox relay.",
+    )
+    dedupe_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long Redis remembers an enqueued order id to refuse a second XADD.",
+    )
+    order_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Orders carry valid_until = fill time + this; executors drop and report "
+        "later ones as expired, so a backlog after an outage fires no stale trades.",
+    )
+    stream_retention_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="Order stream entries older than this are trimmed, but never one that a "
+        "consumer group has not acknowledged.",
+    )
+    trim_interval_s: float = Field(
+        default=60.0, gt=0, description="How often order streams are trimmed."
+    )
+    report_block_ms: int = Field(
+        default=1000,
+        ge=10,
+        description="XREADGROUP block time of the executor-report reader (below socket timeout).",
+    )
+    report_claim_idle_ms: int = Field(
+        default=30_000,
+        ge=10,
+        description="Executor reports read but not acknowledged for this long (their reader "
+        "died) are taken over by another reader.",
+    )
+    report_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the report reader looks for followers created elsewhere.",
+    )
+    equity_resync_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Safety-net full reload of the equity cache, besides LISTEN/NOTIFY.",
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5, gt=0, description="First reconnect delay of client-mode leader feeds."
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, description="Longest reconnect delay of client-mode leader feeds."
+    )
+    feed_ping_interval_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Websocket ping interval of client-mode feeds; a pong missing for as long "
+        "again drops the connection and reconnects.",
+    )
+    feed_idle_timeout_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Reconnect a client-mode feed that sends no frame for this long, for feeds "
+        "that promise heartbeats (0: rely on pings only).",
+    )
+    max_frame_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
+    )
+    demo_interval_s: float = Field(
+        default=1.5, gt=0, description="Seconds between the demo leader's fills."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest REST request body accepted; a larger one answers 413.",
+    )
+    rate_limit_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        description="REST requests per second allowed per credential (per client address "
+        "without one); past the burst they answer 429 with Retry-After.",
+    )
+    rate_limit_burst: int = Field(
+        default=200,
+        ge=1,
+        description="Requests a credential may make at once before the per-second rate applies.",
+    )
+    ws_max_connections_per_key: int = Field(
+        default=20,
+        ge=1,
+        description="Open order-feed websockets per follower key on one instance; one more is "
+        "closed with 1013 (the admin token is not limited).",
+    )
+    ws_allowed_origins: list[str] = Field(
+        default=[],
+        description='Origins browsers may open websockets from, as a JSON list (["https://app.'
+        'example"]); a socket from any other Origin is refused with 403. Empty: allow all '
+        "(clients outside browsers send no Origin).",
+    )
+
+    @model_validator(mode="after")
+    def _admin_token_is_safe(self) -> Settings:
+        token = self.admin_token.get_secret_value()
+        if self.demo and not token:
+            # Demo mode with no token: make one for this run and let the banner print it.
+            self.admin_token = SecretStr(secrets.token_urlsafe(24))
+            return self
+        if token.lower() in INSECURE_TOKENS or len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                "COPYTRADE_ADMIN_TOKEN must be set to a random value of at least "
+                f"{MIN_ADMIN_TOKEN_LENGTH} characters (or run with COPYTRADE_DEMO=true)"
+            )
+        return self
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Stage 2: turn one leader fill into one order per active subscription."""

@@ -1,0 +1,94 @@
+"""What sizing keeps in memory per leader: its subscriptions and the positions they move.
+
+The database is the truth; a book is a cache of it, loaded on a leader's first fill and
+dropped whenever anything else may have changed it (the API, another instance, an executor
+report, a failed write). Only the sizing engine moves positions, one fill at a time per leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from app.domain.model import DEFAULT_QTY_STEP
+from app.domain.plan_model import (
+    InstrumentRules,
+    SizingMode,
+    SizingSettings,
+    SubscriptionStatus,
+)
+
+
+def settings_from_row(multiplier: Decimal, status: str, sizing: dict[str, Any]) -> SizingSettings:
+    """Build a subscription's SizingSettings from its row (``sizing`` as the API stored it)."""
+
+    def dec(name: str) -> Decimal | None:
+        value = sizing.get(name)
+        return None if value is None else Decimal(str(value))
+
+    symbols = sizing.get("symbols") or {}
+    allow = symbols.get("allow")
+    age = sizing.get("max_equity_age_s")
+    return SizingSettings(
+        mode=SizingMode(sizing.get("mode", SizingMode.TARGET.value)),
+        multiplier=multiplier,
+        notional=dec("notional"),
+        max_order_notional=dec("max_order_notional"),
+        max_position_notional=dec("max_position_notional"),
+        max_leverage=dec("max_leverage"),
+        allow=frozenset(allow) if allow is not None else None,
+        deny=frozenset(symbols.get("deny") or ()),
+        symbol_map=dict(symbols.get("map") or {}),
+        max_slippage=dec("max_slippage"),
+        max_equity_age_s=float(age) if age is not None else None,
+        equity_floor=dec("equity_floor"),
+        status=SubscriptionStatus(status),
+    )
+
+
+@dataclass(slots=True)
+class SubscriptionBook:
+    id: UUID
+    follower_id: UUID
+    settings: SizingSettings
+    # Follower symbol -> the position sizing assumes (signed).
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    # Follower symbol -> leader symbol, where symbols.map renames one.
+    leader_symbols: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.leader_symbols = {f: ldr for ldr, f in self.settings.symbol_map.items()}
+
+
+@dataclass(slots=True)
+class LeaderBook:
+    leader_id: UUID
+    subscriptions: list[SubscriptionBook]
+    positions: dict[str, Decimal]
+    # Last leader price per leader symbol: the mark for gross exposure under max_leverage.
+    last_price: dict[str, Decimal] = field(default_factory=dict)
+    stale: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def gross_exposure(self, sub: SubscriptionBook, except_symbol: str) -> Decimal:
+        """|position| x last price over the subscription's other symbols."""
+        total = Decimal(0)
+        for symbol, qty in sub.positions.items():
+            price = self.last_price.get(sub.leader_symbols.get(symbol, symbol))
+            if symbol != except_symbol and qty and price is not None:
+                total += abs(qty) * price
+        return total
+
+
+def rules_from_row(row: Any) -> InstrumentRules:
+    return InstrumentRules(
+        row["symbol"], row["qty_step"], row["min_qty"], row["min_notional"], row["price_step"]
+    )
+
+
+def default_rules(symbol: str) -> InstrumentRules:
+    """A symbol without an instrument row trades in 1e-8 steps, with no minimums."""
+    return InstrumentRules(symbol, DEFAULT_QTY_STEP)

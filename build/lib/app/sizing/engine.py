@@ -1,0 +1,283 @@
+"""The sizing engine: one leader fill in, every subscription's orders planned and recorded.
+
+Per leader, fills are applied one at a time under the book's lock: plan every subscription
+from the cached book (no query per follower), record the fill and everything it caused in one
+statement, then move the cached positions. Anything that fails leaves the book stale, so the
+next fill reloads it from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from app.db.repositories import hotpath
+from app.dispatch.messages import FillMessages
+from app.domain.ids import order_id
+from app.domain.model import Fill, Side
+from app.domain.plan_model import InstrumentRules, PlanContext, SubscriptionStatus
+from app.domain.planner import plan
+from app.domain.positions import signed_qty
+from app.metrics import STAGE_LATENCY
+from app.sizing.books import (
+    LeaderBook,
+    SubscriptionBook,
+    default_rules,
+    rules_from_row,
+    settings_from_row,
+)
+from app.sizing.equity_cache import EquityCache
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedOrder:
+    """One order row a fill produced: sent (``pending`` until Redis confirms) or skipped."""
+
+    order_id: str
+    follower_id: UUID
+    subscription_id: UUID
+    status: str
+    skip_reason: str | None
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class FillOutcome:
+    duplicate: bool
+    orders: tuple[PlannedOrder, ...] = ()
+
+
+class SizingEngine:
+    def __init__(self, pool: asyncpg.Pool, equity: EquityCache, order_ttl_s: float) -> None:
+        self._pool = pool
+        self._equity = equity
+        self._ttl = timedelta(seconds=order_ttl_s)
+        self._books: dict[UUID, LeaderBook] = {}
+        self._rules: dict[str, InstrumentRules] | None = None
+
+    # -- cache control -------------------------------------------------------------------
+
+    def invalidate(self, leader_id: UUID) -> None:
+        book = self._books.get(leader_id)
+        if book is not None:
+            book.stale = True
+
+    def invalidate_instruments(self) -> None:
+        self._rules = None
+
+    def invalidate_all(self) -> None:
+        for book in self._books.values():
+            book.stale = True
+        self._rules = None
+
+    async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
+        async with self._pool.acquire() as conn:
+            rows = await hotpath.load_book(conn, leader_id)
+            if self._rules is None:
+                self._rules = {
+                    row["symbol"]: rules_from_row(row)
+                    for row in await hotpath.load_instruments(conn)
+                }
+        books = {
+            row["id"]: SubscriptionBook(
+                row["id"],
+                row["follower_id"],
+                settings_from_row(row["multiplier"], row["status"], row["sizing"]),
+            )
+            for row in rows.subscriptions
+        }
+        for row in rows.subscription_positions:
+            if row["subscription_id"] in books:
+                books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
+        positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
+        prices = {row["symbol"]: row["price"] for row in rows.last_prices}
+        if into is None:
+            return LeaderBook(leader_id, list(books.values()), positions, prices)
+        into.subscriptions = list(books.values())
+        into.positions = positions
+        into.last_price = prices
+        into.stale = False
+        return into
+
+    async def _book(self, leader_id: UUID) -> LeaderBook:
+        book = self._books.get(leader_id)
+        if book is None:
+            loaded = await self._load(leader_id, None)
+            # Two first fills may load at once: both must end up with the same book (and lock).
+            book = self._books.setdefault(leader_id, loaded)
+        return book
+
+    def _instrument(self, symbol: str) -> InstrumentRules:
+        assert self._rules is not None
+        rules = self._rules.get(symbol)
+        if rules is None:
+            rules = self._rules[symbol] = default_rules(symbol)
+        return rules
+
+    # -- the hot path --------------------------------------------------------------------
+
+    async def process(self, fill: Fill) -> FillOutcome:
+        """Plan, record and commit one fill. Returns once it is durable (or a duplicate)."""
+        book = await self._book(fill.leader_id)
+        async with book.lock:
+            if book.stale or self._rules is None:
+                await self._load(fill.leader_id, book)
+            try:
+                return await self._process(
+                    book,
+                    fill,
+                    book.subscriptions,
+                    book.positions.get(fill.symbol, Decimal(0)),
+                    signed_qty(fill.side, fill.qty),
+                )
+            except BaseException:
+                # The write may or may not have committed: trust only the database now.
+                book.stale = True
+                raise
+
+    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> FillOutcome:
+        """Bring one subscription to its target in every symbol the leader holds now.
+
+        Each open leader position is planned as if the leader had just opened it from flat,
+        for this subscription only, and recorded as a ``sync`` event (not a leader trade: the
+        leader's own positions do not move). Done once, right after subscribing.
+        """
+        book = await self._book(leader_id)
+        async with book.lock:
+            if book.stale or self._rules is None:
+                await self._load(leader_id, book)
+            subs = [s for s in book.subscriptions if s.id == subscription_id]
+            orders: list[PlannedOrder] = []
+            now = datetime.now(UTC)
+            for symbol, position in sorted(book.positions.items()):
+                price = book.last_price.get(symbol)
+                if not subs or not position or price is None:
+                    continue
+                event = Fill(
+                    leader_id=leader_id,
+                    fill_id=f"sync:{subscription_id}:{symbol}",
+                    symbol=symbol,
+                    side=Side.BUY if position > 0 else Side.SELL,
+                    qty=abs(position),
+                    price=price,
+                    event_at=now,
+                    received_at=now,
+                )
+                try:
+                    outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
+                except BaseException:
+                    book.stale = True
+                    raise
+                orders += outcome.orders
+            return FillOutcome(duplicate=False, orders=tuple(orders))
+
+    async def _process(
+        self,
+        book: LeaderBook,
+        fill: Fill,
+        subscriptions: list[SubscriptionBook],
+        leader_before: Decimal,
+        leader_delta: Decimal,
+        kind: str = "trade",
+    ) -> FillOutcome:
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        valid_until = min(fill.event_at, now) + self._ttl
+        leader_equity = self._equity.leader(fill.leader_id)
+        messages = FillMessages(fill, now, valid_until, leader_equity)
+        rows = hotpath.OrderRows()
+        moves = hotpath.PositionMoves()
+        changes = hotpath.StatusChanges()
+        produced: list[PlannedOrder] = []
+        applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = []
+
+        for sub in subscriptions:
+            symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
+            rules = self._instrument(symbol)
+            follower_equity = self._equity.follower(sub.follower_id)
+            follower_before = sub.positions.get(symbol, Decimal(0))
+            result = plan(
+                PlanContext(
+                    fill=fill,
+                    leader_position_before=leader_before,
+                    leader_equity=leader_equity,
+                    follower_equity=follower_equity,
+                    now=now,
+                    follower_position_before=follower_before,
+                    follower_gross_exposure=book.gross_exposure(sub, symbol),
+                    instrument=rules,
+                    settings=sub.settings,
+                )
+            )
+            sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
+            legs = result.legs or (None,)
+            for index, leg in enumerate(legs):
+                oid = order_id(fill.leader_id, fill.fill_id, sub.id, index)
+                payload = messages.encode(
+                    order_id=oid,
+                    follower_id=sub.follower_id,
+                    subscription_id=sub.id,
+                    symbol=symbol,
+                    leg=leg,
+                    sizing=sizing,
+                )
+                skip = result.skip_reason.value if leg is None and result.skip_reason else None
+                status = "skipped" if leg is None else "pending"
+                rows.id.append(oid)
+                rows.leg.append(index)
+                rows.follower_id.append(sub.follower_id)
+                rows.subscription_id.append(sub.id)
+                rows.leader_equity_snapshot_id.append(
+                    leader_equity.snapshot_id if leader_equity else None
+                )
+                rows.follower_equity_snapshot_id.append(
+                    follower_equity.snapshot_id if follower_equity else None
+                )
+                rows.symbol.append(symbol)
+                rows.side.append((leg.side if leg else fill.side).value)
+                rows.qty.append(leg.qty if leg else Decimal(0))
+                rows.type.append(leg.order_type.value if leg else "market")
+                rows.reduce_only.append(leg.reduce_only if leg else False)
+                rows.limit_price.append(leg.limit_price if leg else None)
+                rows.time_in_force.append(leg.time_in_force if leg else None)
+                rows.status.append(status)
+                rows.skip_reason.append(skip)
+                rows.payload.append(payload)
+                produced.append(PlannedOrder(oid, sub.follower_id, sub.id, status, skip, payload))
+            delta = result.follower_position_after - follower_before if result.legs else Decimal(0)
+            if delta:
+                moves.subscription_id.append(sub.id)
+                moves.symbol.append(symbol)
+                moves.delta.append(delta)
+            if result.status_change is not None:
+                changes.subscription_id.append(sub.id)
+                changes.status.append(result.status_change.value)
+                changes.reason.append(result.status_reason)
+            if delta or result.status_change is not None:
+                applied.append((sub, symbol, delta, result.status_change))
+
+        STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
+        async with self._pool.acquire() as conn:
+            fill_pk = await hotpath.record_fill(
+                conn, fill, kind, now, valid_until, rows, leader_delta, moves, changes
+            )
+        if fill_pk is None:
+            return FillOutcome(duplicate=True)
+
+        # Committed: move the cache the way the statement moved the database.
+        book.positions[fill.symbol] = book.positions.get(fill.symbol, Decimal(0)) + leader_delta
+        book.last_price[fill.symbol] = fill.price
+        for sub, symbol, delta, new_status in applied:
+            if delta:
+                sub.positions[symbol] = sub.positions.get(symbol, Decimal(0)) + delta
+            if new_status is not None:
+                sub.settings = replace(sub.settings, status=new_status)
+        return FillOutcome(duplicate=False, orders=tuple(produced))
