@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from playwright.async_api import Page, expect
+from redis.asyncio import Redis
 
 from tests.integration.desk import Desk, Follower, push_fills, seed_desk
 from tests.support import ADMIN_TOKEN, Api, LiveServer, fill_frame
 
 TIMEOUT_MS = 15_000
+Check = Callable[[], Awaitable[bool]]
 
 
 async def two_followers(server: LiveServer) -> Desk:
@@ -26,11 +28,32 @@ async def two_followers(server: LiveServer) -> Desk:
     return Desk(desk.leader_id, desk.push_token, [*desk.followers, Follower(b["id"], b["api_key"])])
 
 
-async def sign_in(page: Page, server: LiveServer, token: str) -> None:
+async def sign_in(page: Page, server: LiveServer, token: str, listening: Check) -> None:
+    """Sign in and wait until the page's feed socket is subscribed on the server: the socket
+    opens before the server has subscribed it to Redis, and a fill published in between would
+    reach the page only through its history."""
     await page.goto(server.base_url + "/")
     await page.fill("#login-token", token)
     await page.click("#login-submit")
     await expect(page.locator("#feed-state")).to_have_text("feed live", timeout=TIMEOUT_MS)
+    await wait_until(listening, "the page's feed subscribed in Redis")
+
+
+def pattern_subscribed(redis: Redis) -> Check:
+    """The admin feed's subscription to every follower's channel."""
+
+    async def check() -> bool:
+        return int(await redis.pubsub_numpat()) >= 1
+
+    return check
+
+
+def channel_subscribed(redis: Redis, follower_id: str) -> Check:
+    async def check() -> bool:
+        channel = f"copytrade:feed:{{{follower_id}}}"
+        return int((await redis.pubsub_numsub(channel))[0][1]) >= 1
+
+    return check
 
 
 async def latency_count(page: Page) -> int:
@@ -44,7 +67,7 @@ async def _more(page: Page, than: int) -> bool:
     return await latency_count(page) > than
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+async def wait_until(check: Check, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + TIMEOUT_MS / 1000
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
@@ -60,13 +83,13 @@ def urls_seen(page: Page) -> list[str]:
 
 
 async def test_admin_watches_a_fill_become_orders_live(
-    server: LiveServer, page: Page, output_dir: Path
+    server: LiveServer, redis: Redis, page: Page, output_dir: Path
 ) -> None:
     # Arrange
     desk = await two_followers(server)
     a, b = desk.followers
     urls = urls_seen(page)
-    await sign_in(page, server, ADMIN_TOKEN)
+    await sign_in(page, server, ADMIN_TOKEN, pattern_subscribed(redis))
     await expect(page.locator("#leaders tbody tr")).to_have_count(1, timeout=TIMEOUT_MS)
     await expect(page.locator("#followers tbody tr")).to_have_count(2)
     await expect(page.locator("#orders tr.order-row")).to_have_count(0)
@@ -108,13 +131,13 @@ async def test_admin_watches_a_fill_become_orders_live(
 
 
 async def test_follower_sees_only_its_own_orders(
-    server: LiveServer, page: Page, output_dir: Path
+    server: LiveServer, redis: Redis, page: Page, output_dir: Path
 ) -> None:
     # Arrange
     desk = await two_followers(server)
     a, b = desk.followers
     urls = urls_seen(page)
-    await sign_in(page, server, a.api_key)
+    await sign_in(page, server, a.api_key, channel_subscribed(redis, a.id))
     await expect(page.locator("#followers tbody tr")).to_have_count(1, timeout=TIMEOUT_MS)
 
     # Act: two fills, each giving both followers an order.
