@@ -1,1 +1,0 @@
-"""Copytrade: leader fills in, proportional follower orders out."""

@@ -1,1 +1,0 @@
-"""The REST API and its websocket endpoints."""

@@ -1,1 +1,0 @@
-"""Postgres: tables, sessions, and the repositories that hold all SQL."""

@@ -1,1 +1,0 @@
-"""All SQL lives here, on ``self.session``. Repositories flush; they never commit."""

@@ -1,1 +1,0 @@
-"""Reference executors that consume follower order streams."""

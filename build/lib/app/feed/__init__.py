@@ -1,1 +1,0 @@
-"""Stage 4: each follower's orders, live, over a websocket."""

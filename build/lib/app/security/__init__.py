@@ -1,1 +1,0 @@
-"""Secrets at rest: encryption of exchange credentials."""
