@@ -17,7 +17,7 @@ from prometheus_client import Histogram
 from app.api.auth import AdminDep, FollowerPrincipal, PrincipalDep
 from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
-from app.api.leaders import leader_out
+from app.api.leaders import list_leaders
 from app.api.orders import order_out
 from app.api.responses import errors
 from app.api.schemas import (
@@ -30,7 +30,7 @@ from app.api.schemas import (
     SessionOut,
     SubscriptionOut,
 )
-from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.repositories.accounts import FollowerRepository
 from app.db.repositories.dashboard import DashboardRepository, ExposureRow
 from app.db.session import UnitOfWork
 from app.db.tables import Follower
@@ -70,22 +70,26 @@ async def session(principal: PrincipalDep, uow: UowDep) -> SessionOut:
 
 @router.get("/leaders", responses=errors(401, 403))
 async def leaders(
-    _: AdminDep, uow: UowDep, runtime: RuntimeDep, limit: Limit = 100, offset: Offset = 0
+    admin: AdminDep, uow: UowDep, runtime: RuntimeDep, limit: Limit = 100, offset: Offset = 0
 ) -> list[LeaderOverview]:
-    """Leaders with their listener state (generic feeds), push sockets here, and equity."""
-    rows = await LeaderRepository(uow.session).page(limit, offset)
-    counts = await DashboardRepository(uow.session).live_subscriber_counts([r.id for r in rows])
+    """Leaders as GET /v1/leaders shows them (with their listener state), plus equity, live
+    subscriptions and the push sockets open on this instance."""
+    shown = await list_leaders(admin, uow, runtime, limit, offset)
+    repo = DashboardRepository(uow.session)
+    ids = [leader.id for leader in shown]
+    counts = await repo.live_subscriber_counts(ids)
+    push_hashes = await repo.push_token_hashes(ids)
     out = []
-    for leader in rows:
+    for leader in shown:
         reading = runtime.equity.leader(leader.id)
-        pushing = runtime.sockets.count(leader.push_token_hash) if leader.push_token_hash else 0
+        token_hash = push_hashes.get(leader.id)
         out.append(
             LeaderOverview(
-                **leader_out(leader, runtime).model_dump(),
+                **leader.model_dump(),
                 equity=reading.equity if reading else None,
                 equity_as_of=reading.as_of if reading else None,
                 subscribers=counts.get(leader.id, 0),
-                push_sockets=pushing,
+                push_sockets=runtime.sockets.count(token_hash) if token_hash else 0,
             )
         )
     return out

@@ -21,7 +21,15 @@ from websockets.typing import Subprotocol
 
 from tests.conftest import ROOT
 from tests.integration.desk import Desk, Follower, push_fills, seed_desk
-from tests.support import ADMIN_TOKEN, Api, LiveServer, bearer, fill_frame
+from tests.support import (
+    ADMIN_TOKEN,
+    Api,
+    LiveServer,
+    bearer,
+    fill_frame,
+    push_socket,
+    send_frame,
+)
 
 V1 = Subprotocol("copytrade.v1")
 
@@ -157,6 +165,9 @@ async def test_dashboard_data_of_the_admin_covers_every_account(server: LiveServ
     # Act
     session = await api.call("GET", "/v1/dashboard/session", 200)
     [leader] = await api.call("GET", "/v1/dashboard/leaders", 200)
+    async with push_socket(server.ws_url, desk.leader_id, desk.push_token) as ws:
+        await send_frame(ws, '{"type": "equity", "equity": "100000"}')  # the socket is served
+        [pushing] = await api.call("GET", "/v1/dashboard/leaders", 200)
     followers = await api.call("GET", "/v1/dashboard/followers", 200)
     orders = await api.call("GET", "/v1/dashboard/orders", 200)
 
@@ -164,6 +175,8 @@ async def test_dashboard_data_of_the_admin_covers_every_account(server: LiveServ
     assert session == {"role": "admin", "follower_id": None, "follower_name": None}
     assert (leader["id"], leader["equity"], leader["subscribers"]) == (desk.leader_id, "100000", 2)
     assert leader["push_sockets"] == 0  # push_fills has closed its socket
+    assert pushing["push_sockets"] == 1
+    assert leader["listener"] is None  # push mode: the leader connects to us
     assert [f["id"] for f in followers] == [a.id, b.id]
     assert sorted((o["follower_id"], o["qty"]) for o in orders) == sorted(
         [(a.id, "0.2"), (b.id, "0.4")]

@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import Follower, FollowerOrder, LeaderFill, Subscription
+from app.db.tables import Follower, FollowerOrder, Leader, LeaderFill, Subscription
 
 # One lateral probe of ix_follower_order_follower_newest per follower of the page: there is no
 # index on follower_order by time alone, and a sort of the whole table would be no dashboard.
@@ -97,6 +97,17 @@ class DashboardRepository:
             .order_by(Subscription.created_at, Subscription.id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def push_token_hashes(self, leader_ids: Sequence[UUID]) -> dict[UUID, str]:
+        """The current push token hash of each push leader among these (for its socket count)."""
+        stmt = select(Leader.id, Leader.push_token_hash).where(
+            Leader.id.in_(leader_ids), Leader.push_token_hash.is_not(None)
+        )
+        return {
+            leader_id: token_hash
+            for leader_id, token_hash in (await self.session.execute(stmt)).all()
+            if token_hash is not None
+        }
 
     async def live_subscriber_counts(self, leader_ids: Sequence[UUID]) -> dict[UUID, int]:
         stmt = (
