@@ -287,3 +287,63 @@ class FillOut(BaseModel):
 class OrderDetail(OrderOut):
     fill: FillOut
     events: list[OrderEventOut]
+
+
+# --- dashboard (app/api/dashboard.py) ---------------------------------------------------------
+
+
+class SessionOut(BaseModel):
+    role: Literal["admin", "follower"]
+    follower_id: UUID | None = None
+    follower_name: str | None = None
+
+
+class LeaderOverview(LeaderOut):
+    equity: DecimalStr | None
+    equity_as_of: datetime | None
+    subscribers: int = Field(description="Live (not deleted) subscriptions to this leader.")
+    push_sockets: int = Field(description="Push sockets of this leader open on this instance.")
+
+
+class FollowerOverview(FollowerOut):
+    equity: DecimalStr | None
+    equity_as_of: datetime | None
+    subscriptions: list[SubscriptionOut]
+
+
+class ExposureOut(BaseModel):
+    """One subscription and symbol: each side's exposure / equity at the leader's last price.
+
+    In sync, ``follower_ratio`` equals ``target_ratio`` (the leader's ratio x multiplier) up to
+    lot rounding; ratios are signed (short is negative) and rounded to 6 places for display.
+    """
+
+    subscription_id: UUID
+    follower_id: UUID
+    leader_id: UUID
+    status: str
+    multiplier: DecimalStr
+    symbol: str = Field(description="The follower's symbol.")
+    leader_symbol: str
+    mark_price: DecimalStr | None = Field(description="The leader's last fill price.")
+    follower_position: DecimalStr
+    leader_position: DecimalStr
+    follower_equity: DecimalStr | None
+    leader_equity: DecimalStr | None
+    follower_ratio: DecimalStr | None
+    leader_ratio: DecimalStr | None
+    target_ratio: DecimalStr | None
+
+
+class HistogramBucketOut(BaseModel):
+    le: str = Field(description="Upper bound in seconds, or +Inf.")
+    count: int = Field(description="Observations in this bucket alone (not cumulative).")
+
+
+class HistogramOut(BaseModel):
+    metric: str
+    stage: str | None
+    description: str
+    count: int
+    sum_seconds: float
+    buckets: list[HistogramBucketOut]

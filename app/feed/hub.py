@@ -1,7 +1,9 @@
 """Fan-out of Redis feed messages to the websockets of this process.
 
 One pub/sub connection per process, subscribed to the channels of followers that have a socket
-open here; orders reach a socket whichever instance produced them.
+open here; orders reach a socket whichever instance produced them. The admin's all-orders feed
+(the dashboard) pattern-subscribes to every follower's channel on the same connection while such
+a socket is open, so producers publish nothing extra for it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ log = structlog.get_logger(__name__)
 QUEUE_LIMIT = 10_000
 # Keeps the connection in subscribed mode while no follower is connected.
 _IDLE_CHANNEL = "copytrade:feed:_idle"
+# Every follower's channel (braces are literal in Redis globs), and not the idle one.
+FEED_PATTERN = feed_channel("*")
 
 
 class Subscriber:
@@ -43,6 +47,7 @@ class FeedHub:
         self._redis = redis
         self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._everything: set[Subscriber] = set()
         self._loop = SupervisedTask("feed_hub", self._pump, Backoff(0.2, 5.0))
         self._lock = asyncio.Lock()
 
@@ -79,6 +84,29 @@ class FeedHub:
                 except Exception as exc:  # the pump resubscribes only live channels anyway
                     log.warning("feed_unsubscribe_failed", error=repr(exc))
 
+    async def subscribe_all(self) -> Subscriber:
+        """Every follower's feed messages, whichever instance published them."""
+        sub = Subscriber()
+        async with self._lock:
+            first = not self._everything
+            self._everything.add(sub)
+            if first:
+                await self._pubsub.psubscribe(FEED_PATTERN)
+        FEED_SOCKETS.inc()
+        return sub
+
+    async def unsubscribe_all(self, sub: Subscriber) -> None:
+        FEED_SOCKETS.dec()
+        async with self._lock:
+            if sub not in self._everything:
+                return
+            self._everything.discard(sub)
+            if not self._everything:
+                try:
+                    await self._pubsub.punsubscribe(FEED_PATTERN)
+                except Exception as exc:  # the pump re-subscribes only while needed anyway
+                    log.warning("feed_unsubscribe_failed", error=repr(exc))
+
     async def _pump(self, backoff: Backoff) -> None:
         async with self._lock:
             # After a reconnect redis-py resubscribes known channels; make sure of the idle one.
@@ -86,11 +114,20 @@ class FeedHub:
         backoff.reset()
         while True:
             message = await self._pubsub.get_message(timeout=1.0)
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
+            # A channel both subscribed and matched by the pattern arrives twice: once as
+            # "message" (for its followers' sockets), once as "pmessage" (for the admin's).
+            kind = message.get("type")
+            if kind == "message":
+                channel = message["channel"]
+                channel = channel.decode() if isinstance(channel, bytes) else channel
+                targets = tuple(self._subscribers.get(channel, ()))
+            elif kind == "pmessage":
+                targets = tuple(self._everything)
+            else:
+                continue
             data = message["data"]
             text = data.decode() if isinstance(data, bytes) else str(data)
-            for sub in tuple(self._subscribers.get(channel, ())):
+            for sub in targets:
                 sub.offer(text)

@@ -1,0 +1,179 @@
+"""The dashboard in a real browser: sign in, a leader fill arrives, its orders appear live, the
+exposure chart and the latency histogram draw; a follower sees its own orders only."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+from redis.asyncio import Redis
+
+from tests.integration.desk import Desk, Follower, push_fills, seed_desk
+from tests.support import ADMIN_TOKEN, Api, LiveServer, fill_frame
+
+TIMEOUT_MS = 15_000
+Check = Callable[[], Awaitable[bool]]
+
+
+async def two_followers(server: LiveServer) -> Desk:
+    """A leader (equity 100000), followers A (multiplier 1) and B (2), equity 10000 each."""
+    api = Api(server.http)
+    desk = await seed_desk(api, followers=1)
+    b = await api.follower("follower-b")
+    await api.follower_equity(b["id"], "10000")
+    await api.subscribe(b["id"], desk.leader_id, multiplier="2")
+    return Desk(desk.leader_id, desk.push_token, [*desk.followers, Follower(b["id"], b["api_key"])])
+
+
+async def sign_in(page: Page, server: LiveServer, token: str, listening: Check) -> None:
+    """Sign in and wait until the page's feed socket is subscribed on the server: the socket
+    opens before the server has subscribed it to Redis, and a fill published in between would
+    reach the page only through its history."""
+    await page.goto(server.base_url + "/")
+    await page.fill("#login-token", token)
+    await page.click("#login-submit")
+    await expect(page.locator("#feed-state")).to_have_text("feed live", timeout=TIMEOUT_MS)
+    await wait_until(listening, "the page's feed subscribed in Redis")
+
+
+def pattern_subscribed(redis: Redis) -> Check:
+    """The admin feed's subscription to every follower's channel."""
+
+    async def check() -> bool:
+        return int(await redis.pubsub_numpat()) >= 1
+
+    return check
+
+
+def channel_subscribed(redis: Redis, follower_id: str) -> Check:
+    async def check() -> bool:
+        channel = f"copytrade:feed:{{{follower_id}}}"
+        return int((await redis.pubsub_numsub(channel))[0][1]) >= 1
+
+    return check
+
+
+async def latency_count(page: Page) -> int:
+    """Observations the latency panel reports ("12 observations · ..."; none: 0)."""
+    text = await page.locator("#latency .summary").inner_text()
+    found = re.match(r"(\d+) observations?", text)
+    return int(found.group(1)) if found else 0
+
+
+async def _more(page: Page, than: int) -> bool:
+    return await latency_count(page) > than
+
+
+async def wait_until(check: Check, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_MS / 1000
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.1)
+
+
+def urls_seen(page: Page) -> list[str]:
+    """Every URL the page requests or opens a websocket to, from now on."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda ws: urls.append(ws.url))
+    return urls
+
+
+async def test_admin_watches_a_fill_become_orders_live(
+    server: LiveServer, redis: Redis, page: Page, output_dir: Path
+) -> None:
+    # Arrange
+    desk = await two_followers(server)
+    a, b = desk.followers
+    urls = urls_seen(page)
+    await sign_in(page, server, ADMIN_TOKEN, pattern_subscribed(redis))
+    await expect(page.locator("#leaders tbody tr")).to_have_count(1, timeout=TIMEOUT_MS)
+    await expect(page.locator("#followers tbody tr")).to_have_count(2)
+    await expect(page.locator("#orders tr.order-row")).to_have_count(0)
+    await expect(page.locator("#latency .summary")).not_to_be_empty(timeout=TIMEOUT_MS)
+    # The histograms are this process's: earlier tests' fills may be counted already.
+    observed_before = await latency_count(page)
+
+    # Act: the leader buys 2 at 50000 over its push socket.
+    await push_fills(server, desk, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
+
+    # Assert: the fill and both followers' orders appear, without a reload.
+    orders = page.locator("#orders tr.order-row")
+    await expect(orders).to_have_count(2, timeout=TIMEOUT_MS)
+    await expect(page.locator('#orders tr.fill-row[data-fill-id="f-1"]')).to_have_count(1)
+    a_row = page.locator(f'#orders tr.order-row[data-follower-id="{a.id}"]')
+    b_row = page.locator(f'#orders tr.order-row[data-follower-id="{b.id}"]')
+    await expect(a_row.locator("td").nth(4)).to_have_text("0.2")
+    await expect(b_row.locator("td").nth(4)).to_have_text("0.4")
+    await expect(a_row.locator(".status")).to_have_text("dispatched")
+    await expect(b_row.locator("td").nth(1)).to_have_text("follower-b")
+    # Exposure: a leader bar and a follower bar per follower, equal in sync (+100% / +200%).
+    await expect(page.locator("#exposure rect.bar-follower")).to_have_count(2, timeout=TIMEOUT_MS)
+    await expect(page.locator("#exposure rect.bar-leader")).to_have_count(2)
+    exposure_text = await page.locator("#exposure svg").text_content()
+    assert exposure_text is not None
+    assert exposure_text.count("+100.00%") == 2
+    assert exposure_text.count("+200.00%") == 2
+    # Latency: the fill was observed, so some bar has a height.
+    await wait_until(lambda: _more(page, observed_before), "the fill in the latency histogram")
+    heights = await page.locator("#latency rect.bar-hist").evaluate_all(
+        "bars => bars.map(bar => Number(bar.getAttribute('height')))"
+    )
+    assert len(heights) >= 10
+    assert max(heights) > 0
+    await page.screenshot(path=str(output_dir / "admin.png"), full_page=True)
+    # The credential never went into a URL (they end in access logs).
+    assert urls
+    assert all(ADMIN_TOKEN not in url for url in urls), urls
+
+
+async def test_follower_sees_only_its_own_orders(
+    server: LiveServer, redis: Redis, page: Page, output_dir: Path
+) -> None:
+    # Arrange
+    desk = await two_followers(server)
+    a, b = desk.followers
+    urls = urls_seen(page)
+    await sign_in(page, server, a.api_key, channel_subscribed(redis, a.id))
+    await expect(page.locator("#followers tbody tr")).to_have_count(1, timeout=TIMEOUT_MS)
+
+    # Act: two fills, each giving both followers an order.
+    await push_fills(server, desk, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
+    await expect(page.locator("#orders tr.order-row")).to_have_count(1, timeout=TIMEOUT_MS)
+    await push_fills(server, desk, fill_frame("f-2", "BTCUSDT", "sell", "1", "51000"))
+    await expect(page.locator("#orders tr.order-row")).to_have_count(2, timeout=TIMEOUT_MS)
+    await Api(server.http).settled_orders(b.id)
+
+    # Assert
+    followers = await page.locator("#orders tr.order-row").evaluate_all(
+        "rows => rows.map(row => row.dataset.followerId)"
+    )
+    assert followers == [a.id, a.id]
+    await expect(page.locator("#leaders")).to_be_hidden()
+    await expect(page.locator("#who")).to_have_text("follower: follower-0")
+    await expect(page.locator("#exposure rect.bar-follower")).to_have_count(1, timeout=TIMEOUT_MS)
+    body = await page.locator("body").inner_text()
+    assert "follower-b" not in body
+    assert b.id[:8] not in body
+    await page.screenshot(path=str(output_dir / "follower.png"), full_page=True)
+    assert all(a.api_key not in url for url in urls), urls
+
+
+async def test_an_unknown_key_is_refused_at_sign_in(
+    server: LiveServer, page: Page, page_errors: list[str]
+) -> None:
+    # Arrange
+    await page.goto(server.base_url + "/")
+
+    # Act
+    await page.fill("#login-token", "ctf_not-a-real-key")
+    await page.click("#login-submit")
+
+    # Assert
+    await expect(page.locator("#login-error")).to_have_text("Unknown token or key.")
+    await expect(page.locator("#board")).to_be_hidden()
+    assert [error for error in page_errors if "401" in error] == page_errors != []
+    page_errors.clear()  # the browser's own log line for the refused request
