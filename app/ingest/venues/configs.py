@@ -7,14 +7,25 @@ Every base URL can be overridden, so testnets and local test servers work.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, SecretStr, UrlConstraints
+from pydantic import AfterValidator, AnyUrl, BaseModel, ConfigDict, Field, SecretStr, UrlConstraints
 
 RestUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["http", "https"], max_length=2000)]
 StreamUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["ws", "wss"], max_length=2000)]
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
+
+def _printable(value: SecretStr) -> SecretStr:
+    # (pydantic cannot apply `pattern` to a SecretStr.) The message never shows the value.
+    if not _PRINTABLE.fullmatch(value.get_secret_value()):
+        raise ValueError("must be printable ASCII without spaces")
+    return value
+
+
 # Exchange keys are printable ASCII; bounded so a stored secret stays small.
-Secret = Annotated[SecretStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
+Secret = Annotated[SecretStr, Field(min_length=1, max_length=256), AfterValidator(_printable)]
 
 
 Category: TypeAlias = Literal["linear", "inverse"]
