@@ -37,6 +37,53 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def order_trade_update(
+    symbol: str, side: str, qty: str, price: str, trade_id: int, order_id: int, at: int
+) -> dict[str, Any]:
+    """An execution as the stream sends it (the documented ORDER_TRADE_UPDATE fields)."""
+    return {
+        "e": "ORDER_TRADE_UPDATE",
+        "E": at + 3,
+        "T": at,
+        "o": {
+            "s": symbol,
+            "c": f"web_{order_id}",
+            "S": side,
+            "o": "MARKET",
+            "f": "GTC",
+            "q": qty,
+            "p": "0",
+            "ap": price,
+            "sp": "0",
+            "x": "TRADE",
+            "X": "FILLED",
+            "i": order_id,
+            "l": qty,
+            "z": qty,
+            "L": price,
+            "N": "USDT",
+            "n": "0",
+            "T": at,
+            "t": trade_id,
+            "b": "0",
+            "a": "0",
+            "m": False,
+            "R": False,
+            "wt": "CONTRACT_PRICE",
+            "ot": "MARKET",
+            "ps": "BOTH",
+            "cp": False,
+            "rp": "0",
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "EXPIRE_TAKER",
+            "pm": "NONE",
+            "gtd": 0,
+        },
+    }
+
+
 @dataclass
 class FakeBinanceUsdm(FakeVenue):
     api_key: str = "binance-test-key-4f1c"
@@ -55,6 +102,7 @@ class FakeBinanceUsdm(FakeVenue):
     # id made of the trade id alone would collide.
     first_trade_id: int = 5001
     next_order_id: int = 880_000_001
+    _last_trade_id: dict[str, int] = field(default_factory=dict)
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -71,16 +119,34 @@ class FakeBinanceUsdm(FakeVenue):
         reduce_only: bool = False,
         status: str = "FILLED",
         at_ms: int | None = None,
+        in_history: bool = True,
     ) -> dict[str, Any]:
-        """Record one execution in the history; returns its ORDER_TRADE_UPDATE event."""
+        """Record one execution; returns its ORDER_TRADE_UPDATE event. ``in_history`` False:
+        the REST history does not show it (yet), only the stream will."""
         history = self.trades.setdefault(symbol, [])
-        trade_id = history[-1]["id"] + 1 if history else self.first_trade_id
+        trade_id = self._last_trade_id.get(symbol, self.first_trade_id - 1) + 1
+        self._last_trade_id[symbol] = trade_id
         if order_id is None:
             order_id = self.next_order_id
             self.next_order_id += 1
         client_order_id = client_order_id or f"web_{order_id}"
         at = at_ms or now_ms()
         commission = (Decimal(qty) * Decimal(price) * FEE_RATE).quantize(Decimal("0.00000001"))
+        signed = Decimal(qty) if side == "BUY" else -Decimal(qty)
+        self.positions[symbol] = self.positions.get(symbol, Decimal(0)) + signed
+        event = order_trade_update(symbol, side, qty, price, trade_id, order_id, at)
+        event["o"].update(
+            {
+                "c": client_order_id,
+                "o": order_type,
+                "ot": order_type,
+                "X": status,
+                "R": reduce_only,
+                "n": str(commission),
+            }
+        )
+        if not in_history:
+            return event
         history.append(
             {
                 "buyer": side == "BUY",
@@ -111,8 +177,6 @@ class FakeBinanceUsdm(FakeVenue):
                 "tradeId": str(trade_id),
             }
         )
-        signed = Decimal(qty) if side == "BUY" else -Decimal(qty)
-        self.positions[symbol] = self.positions.get(symbol, Decimal(0)) + signed
         forced = client_order_id.startswith(("autoclose-", "adl_autoclose"))
         if forced and all(o["orderId"] != order_id for o in self.force_orders):
             self.force_orders.append(
@@ -133,47 +197,7 @@ class FakeBinanceUsdm(FakeVenue):
                     "updateTime": at,
                 }
             )
-        return {
-            "e": "ORDER_TRADE_UPDATE",
-            "E": at + 3,
-            "T": at,
-            "o": {
-                "s": symbol,
-                "c": client_order_id,
-                "S": side,
-                "o": order_type,
-                "f": "GTC",
-                "q": qty,
-                "p": "0",
-                "ap": price,
-                "sp": "0",
-                "x": "TRADE",
-                "X": status,
-                "i": order_id,
-                "l": qty,
-                "z": qty,
-                "L": price,
-                "N": "USDT",
-                "n": str(commission),
-                "T": at,
-                "t": trade_id,
-                "b": "0",
-                "a": "0",
-                "m": False,
-                "R": reduce_only,
-                "wt": "CONTRACT_PRICE",
-                "ot": order_type,
-                "ps": "BOTH",
-                "cp": False,
-                "rp": "0",
-                "pP": False,
-                "si": 0,
-                "ss": 0,
-                "V": "EXPIRE_TAKER",
-                "pm": "NONE",
-                "gtd": 0,
-            },
-        }
+        return event
 
     async def expire_listen_key(self) -> None:
         """The venue lets the listenKey lapse: the event, then nothing more on this key."""
