@@ -36,7 +36,9 @@ from app.ingest.frames import FrameError
 from app.ingest.venues.base import StreamExpired, VenueAdapter, VenueError, WebSocketLike
 from app.ingest.venues.parsing import decimal, epoch_ms, load_json, positive_decimal, symbol, text
 
-# Client order ids Binance gives the orders it places itself (Event: Order Update).
+# Client order ids Binance gives the orders it places itself (Event: Order Update). A
+# settlement closes the position like a liquidation does, and userTrades lists it like any
+# trade: it is a fill (so the stream and the backfill agree on the position), flagged forced.
 FORCED_PREFIXES = ("autoclose-", "adl_autoclose", "settlement_autoclose-")
 TRADES_PAGE = 1000  # userTrades: "Default 500; max 1000."
 INCOME_PAGE = 1000  # income: "Default 100; max 1000"

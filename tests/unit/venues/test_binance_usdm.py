@@ -142,6 +142,15 @@ def test_adl_is_a_liquidation_and_may_come_without_commission() -> None:
     )
 
 
+def test_delisting_settlement_is_a_forced_fill() -> None:
+    message = json.loads((FIXTURES / "order_update_trade.json").read_text())
+    message["o"]["c"] = "settlement_autoclose-1700000000000"
+
+    [fill] = adapter().parse(json.dumps(message), RECEIVED)
+
+    assert (fill.fill_id, fill.qty, fill.liquidation) == ("BTCUSDT:21305", Decimal("0.001"), True)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -302,6 +311,8 @@ async def test_backfill_pages_through_windows_and_from_id(venue: Running) -> Non
         "fromId" in q or int(q["endTime"]) - int(q["startTime"]) <= 7 * DAY_MS for q in trades
     )
     assert {q["limit"] for q in trades} == {"1000"}
+    # BTCUSDT goes on by id after its full first window, ETHUSDT after its single trade
+    assert sum("fromId" in q for q in trades) == 2
 
 
 async def test_backfill_finds_a_symbol_opened_and_closed_while_away(venue: Running) -> None:
