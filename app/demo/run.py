@@ -117,6 +117,7 @@ def banner(runtime: Runtime, accounts: DemoAccounts) -> str:
         "",
         "=" * 78,
         " Copytrade demo is running: a simulated leader trades BTC, ETH and SOL.",
+        f" Dashboard:    {base}/   (sign in with the admin token or a follower key)",
         f" API docs:     {base}/docs",
         f" Admin token:  {admin}",
         f" Health:       {base}/readyz     Metrics: {base}/metrics",
