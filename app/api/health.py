@@ -38,6 +38,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         str(leader_id): {**listener.status.as_dict(), "alive": listener.alive}
         for leader_id, listener in runtime.listeners.listeners.items()
     }
+    # Leaders this instance owns but cannot run (credentials unreadable, bad config): the
+    # operator must see them; they do not make the instance unready (the others still flow).
+    for leader_id, state in runtime.listeners.broken.items():
+        listeners[str(leader_id)] = {**state.as_dict(), "alive": False}
     draining = runtime.drain.draining()
     ready = pg is None and rd is None and runtime.listeners.healthy and not draining
     body: dict[str, Any] = {

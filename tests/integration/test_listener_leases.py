@@ -4,6 +4,7 @@ instances, and no leader ever owned twice, whatever order the instances claim in
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -113,3 +114,31 @@ async def test_a_stopped_instance_hands_its_leaders_over_at_once(
     # Assert
     assert taken
     assert taken <= set(second.listeners.listeners)
+
+
+async def test_a_leader_whose_credentials_cannot_be_read_is_reported_not_run(
+    server: LiveServer, db: asyncpg.Connection
+) -> None:
+    # Arrange: a venue leader whose stored credentials no configured key opens (a rotated-out
+    # key, a copy from another deployment).
+    leader_id = await db.fetchval(
+        "INSERT INTO leader (id, name, feed_kind, feed_config, feed_secret) "
+        "VALUES (gen_random_uuid(), 'unreadable', 'binance-usdm', $1::jsonb, "
+        "'not-a-fernet-token') RETURNING id",
+        json.dumps({"rest_url": "http://127.0.0.1:9/", "ws_url": "ws://127.0.0.1:9/"}),
+    )
+    api = Api(server.http)
+
+    # Act
+    await server.runtime.listeners.refresh()
+    ready = await server.http.get("/readyz")
+    leader = await api.call("GET", f"/v1/leaders/{leader_id}", 200)
+
+    # Assert: reported with the reason, not running, and the instance stays ready.
+    assert ready.status_code == 200
+    state = ready.json()["listeners"][str(leader_id)]
+    assert state["state"] == "error"
+    assert state["alive"] is False
+    assert "credentials" in state["last_error"].lower() or "key" in state["last_error"].lower()
+    assert leader["listener"]["state"] == "error"
+    assert server.runtime.listeners.listeners == {}
