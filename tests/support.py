@@ -43,16 +43,10 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def start_live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    app = create_app(settings)
+async def serve_asgi(app: Any, **options: Any) -> AsyncIterator[int]:
+    """Serve ``app`` with uvicorn on a free loopback port, in this event loop; yield the port."""
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="on",
-        ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes,
+        app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", **options
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -64,14 +58,20 @@ async def start_live_server(settings: Settings) -> AsyncIterator[LiveServer]:
         server.should_exit = True
         await task
         raise RuntimeError("test server did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-        try:
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def start_live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    app = create_app(settings)
+    async with serve_asgi(app, lifespan="on", ws_max_size=settings.max_frame_bytes) as port:
+        base_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
             yield LiveServer(base_url, app, http)
-        finally:
-            server.should_exit = True
-            await task
 
 
 class Api:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -50,6 +51,27 @@ class ListenerState:
         }
 
 
+async def until_recorded(
+    call: Callable[[], Awaitable[object]], status: ListenerState, leader_id: UUID, retry: Backoff
+) -> None:
+    """Retry ``call`` until it succeeds, the listener marked "paused" meanwhile. A listener
+    pauses on the fill it holds rather than drop it; it reads nothing more until then."""
+    while True:
+        try:
+            await call()
+            if status.state == "paused":
+                status.state = "connected"
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status.state = "paused"
+            status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            delay = retry.next_delay()
+            log.warning("feed_paused", leader_id=str(leader_id), error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+
+
 class GenericFeedListener:
     """Connect to a generic JSON feed, process its frames in order, reconnect with backoff."""
 
@@ -89,22 +111,12 @@ class GenericFeedListener:
         """Process one frame, retrying until it is recorded: a client-mode feed has no ack
         to withhold, so while Postgres is away the feed pauses on this frame instead of
         dropping it (websocket backpressure holds the rest)."""
-        retry = Backoff(self._retry_initial_s, self._retry_max_s)
-        while True:
-            try:
-                await handle_frame(self._pipeline, self.leader_id, raw, source="generic")
-                self.status.state = "connected"
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.status.state = "paused"
-                self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                delay = retry.next_delay()
-                log.warning(
-                    "feed_paused", leader_id=str(self.leader_id), error=repr(exc), retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
+        await until_recorded(
+            lambda: handle_frame(self._pipeline, self.leader_id, raw, source="generic"),
+            self.status,
+            self.leader_id,
+            Backoff(self._retry_initial_s, self._retry_max_s),
+        )
 
     async def _session(self, backoff: Backoff) -> None:
         self.status.state = "connecting"

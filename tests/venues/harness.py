@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tests.support import serve_asgi
 
 
 @dataclass
@@ -188,26 +189,12 @@ class Running:
 @contextlib.asynccontextmanager
 async def run_venue(venue: FakeVenue) -> AsyncIterator[Running]:
     """Serve ``venue`` on loopback (REST direct, websocket through a FreezingProxy)."""
-    config = uvicorn.Config(
-        venue.app(), host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not server.started:
-        server.should_exit = True
-        await task
-        raise RuntimeError("fake venue did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    proxy = FreezingProxy(port)
-    await proxy.start()
-    try:
-        yield Running(venue, proxy, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{proxy.port}")
-    finally:
-        await proxy.close()
-        server.should_exit = True
-        await venue.drop()
-        await task
+    async with serve_asgi(venue.app()) as port:
+        proxy = FreezingProxy(port)
+        await proxy.start()
+        try:
+            yield Running(venue, proxy, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{proxy.port}")
+        finally:
+            await proxy.close()
+            # Close the venue's sockets first: the server waits for open connections.
+            await venue.drop()

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.db.repositories.feeds import FeedRepository
 from app.domain.model import Fill
-from app.ingest.client import ListenerState
+from app.ingest.client import ListenerState, until_recorded
 from app.ingest.frames import FrameError
 from app.ingest.handler import process_fill, quarantine_frame
 from app.ingest.venues.base import VenueAdapter
@@ -276,25 +276,10 @@ class VenueListener:
         self.status.last_fill_at = fill.event_at
 
     async def _until_done(self, call: Callable[[], Awaitable[object]]) -> None:
-        """Retry ``call`` until it succeeds: while Postgres is away the listener pauses on
-        this fill instead of dropping it (and stops reading, see the bounded queue)."""
+        """While Postgres is away the listener pauses on this fill instead of dropping it
+        (and stops reading: the queue is bounded)."""
         retry = Backoff(self._params.retry_initial_s, self._params.retry_max_s)
-        while True:
-            try:
-                await call()
-                if self.status.state == "paused":
-                    self.status.state = "connected"
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.status.state = "paused"
-                self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                delay = retry.next_delay()
-                log.warning(
-                    "feed_paused", leader_id=str(self.leader_id), error=repr(exc), retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
+        await until_recorded(call, self.status, self.leader_id, retry)
 
     # -- REST state: positions once, equity on a schedule ------------------------------------
 
