@@ -34,7 +34,15 @@ import httpx
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
 from app.ingest.venues.base import StreamExpired, VenueAdapter, VenueError, WebSocketLike
-from app.ingest.venues.parsing import decimal, epoch_ms, load_json, positive_decimal, symbol, text
+from app.ingest.venues.parsing import (
+    decimal,
+    epoch_ms,
+    load_json,
+    load_object,
+    positive_decimal,
+    symbol,
+    text,
+)
 
 # Client order ids Binance gives the orders it places itself (Event: Order Update). A
 # settlement closes the position like a liquidation does, and userTrades lists it like any
@@ -119,9 +127,7 @@ class BinanceUsdmAdapter(VenueAdapter):
             raise
 
     def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
-        message = load_json(raw)
-        if not isinstance(message, dict):
-            raise FrameError("expected a JSON object")
+        message = load_object(raw)
         event = message.get("e")
         if event == "listenKeyExpired":
             raise StreamExpired("the venue expired the listenKey")

@@ -40,7 +40,15 @@ import httpx
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
 from app.ingest.venues.base import VenueAdapter, VenueError, WebSocketLike
-from app.ingest.venues.parsing import decimal, epoch_ms, load_json, positive_decimal, symbol, text
+from app.ingest.venues.parsing import (
+    decimal,
+    epoch_ms,
+    load_json,
+    load_object,
+    positive_decimal,
+    symbol,
+    text,
+)
 
 FILL_TYPES = frozenset({"Trade", "BlockTrade", "MovePosition", "FutureSpread"})
 LIQUIDATION_TYPES = frozenset({"BustTrade", "AdlTrade"})
@@ -129,9 +137,7 @@ class BybitAdapter(VenueAdapter):
     # -- messages ---------------------------------------------------------------------------
 
     def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
-        message = load_json(raw)
-        if not isinstance(message, dict):
-            raise FrameError("expected a JSON object")
+        message = load_object(raw)
         topic = message.get("topic")
         if not isinstance(topic, str) or topic.split(".")[0] != "execution":
             # Acks, pongs ({"op": "pong"}) and any other topic: not fills.

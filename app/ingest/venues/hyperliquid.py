@@ -26,7 +26,15 @@ import msgspec
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
 from app.ingest.venues.base import VenueAdapter, VenueError, WebSocketLike
-from app.ingest.venues.parsing import decimal, epoch_ms, load_json, positive_decimal, symbol, text
+from app.ingest.venues.parsing import (
+    decimal,
+    epoch_ms,
+    load_json,
+    load_object,
+    positive_decimal,
+    symbol,
+    text,
+)
 
 # userFillsByTime returns at most this many fills per response (info-endpoint docs).
 PAGE_LIMIT = 2000
@@ -115,9 +123,7 @@ class HyperliquidAdapter(VenueAdapter):
         return '{"method":"ping"}'
 
     def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
-        message = load_json(raw)
-        if not isinstance(message, dict):
-            raise FrameError("expected a JSON object")
+        message = load_object(raw)
         channel = message.get("channel")
         if channel == "error":
             raise FrameError(f"venue error: {str(message.get('data'))[:200]}")

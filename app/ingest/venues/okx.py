@@ -43,6 +43,7 @@ from app.ingest.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,
+    load_object,
     positive_decimal,
     symbol,
     text,
@@ -129,9 +130,7 @@ class OkxAdapter(VenueAdapter):
     def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
         if raw in ("pong", b"pong"):
             return []
-        message = load_json(raw)
-        if not isinstance(message, dict):
-            raise FrameError("expected a JSON object")
+        message = load_object(raw)
         event = message.get("event")
         if event == "error":
             # e.g. 60011 "Please log in": this connection is no use any more.

@@ -25,6 +25,14 @@ def load_json(raw: str | bytes) -> Any:
         raise FrameError(f"malformed JSON: {exc}") from exc
 
 
+def load_object(raw: str | bytes) -> dict[str, Any]:
+    """Decode a message that must be a JSON object (every venue's stream messages are)."""
+    message = load_json(raw)
+    if not isinstance(message, dict):
+        raise FrameError("expected a JSON object")
+    return message
+
+
 def decimal(value: object, field: str) -> Decimal:
     """A decimal from a venue string (or an exact JSON number); FrameError names the field."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
