@@ -70,6 +70,9 @@ class Leader(Base):
     feed_secret: Mapped[str | None] = mapped_column(Text)
     # A paused leader keeps its subscriptions but its listener stops.
     status: Mapped[str] = mapped_column(String(16), server_default=text("'active'"))
+    # Venue feeds never backfill before this: fills up to here are in the starting positions
+    # read from the venue (NULL: the leader's creation).
+    backfill_floor_at: Mapped[datetime | None]
     push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Soft delete: fills and orders keep pointing at the leader they came from.

@@ -254,7 +254,7 @@ class ListenerManager:
                 retry_initial_s=p.reconnect_initial_s,
                 retry_max_s=p.reconnect_max_s,
             ),
-            floor=spec.created_at,
+            floor=spec.floor_at,
         )
 
     def _credentials(self, spec: FeedSpec) -> dict[str, Credential]:

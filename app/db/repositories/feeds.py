@@ -28,13 +28,14 @@ class FeedSpec:
     url: str | None
     config: dict[str, Any]
     secret: str | None
-    created_at: datetime
+    # Never backfill before this: the leader's creation, or when its positions were seeded.
+    floor_at: datetime
 
 
 _WANTED = text(
     """
     SELECT id, feed_kind, feed_url, coalesce(feed_config, '{}'::jsonb) AS feed_config,
-           feed_secret, created_at
+           feed_secret, coalesce(backfill_floor_at, created_at) AS floor_at
       FROM leader
      WHERE deleted_at IS NULL AND status = 'active' AND feed_kind <> 'push'
     """
@@ -111,6 +112,9 @@ _SEED_POSITION = text(
 )
 
 
+_SET_FLOOR = text("UPDATE leader SET backfill_floor_at = :at WHERE id = :leader")
+
+
 class FeedRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -125,7 +129,7 @@ class FeedRepository:
                 row.feed_url,
                 row.feed_config,
                 row.feed_secret,
-                row.created_at,
+                row.floor_at,
             )
             for row in rows
         }
@@ -177,9 +181,12 @@ class FeedRepository:
         ).scalar_one_or_none()
         return value
 
-    async def seed_positions(self, leader_id: UUID, positions: dict[str, Decimal]) -> bool:
-        """Take the venue's positions as the leader's starting point, once: only while nothing
-        is tracked for the leader yet. Return whether they were taken."""
+    async def seed_positions(
+        self, leader_id: UUID, positions: dict[str, Decimal], as_of: datetime
+    ) -> bool:
+        """Take the venue's positions ``as_of`` as the leader's starting point, once: only while
+        nothing is tracked for the leader yet. Fills up to ``as_of`` are in them, so backfills
+        start there from now on. Return whether they were taken."""
         tracked = (await self.session.execute(_HAS_POSITIONS, {"leader": leader_id})).scalar_one()
         if tracked:
             return False
@@ -188,4 +195,5 @@ class FeedRepository:
                 await self.session.execute(
                     _SEED_POSITION, {"leader": leader_id, "symbol": symbol, "qty": qty}
                 )
+        await self.session.execute(_SET_FLOOR, {"leader": leader_id, "at": as_of})
         return True

@@ -259,10 +259,13 @@ class VenueListener:
                 self._last_event_at = await FeedRepository(uow.session).last_trade_at(
                     self.leader_id
                 )
-        start = max(self._floor, self._last_event_at or self._floor)
-        # Venues may report fills of one instant out of order: look back a little; overlaps
-        # are dropped by fill id.
-        return start - timedelta(seconds=self._params.backfill_overlap_s)
+        if self._last_event_at is None:
+            return self._floor
+        # Venues may report fills of one instant out of order: look back a little (overlaps
+        # are dropped by fill id), but never before the floor: what precedes it is in the
+        # starting positions, and applying it again would count it twice.
+        overlap = timedelta(seconds=self._params.backfill_overlap_s)
+        return max(self._floor, self._last_event_at - overlap)
 
     async def _process(self, fill: Fill, raw: str | bytes) -> None:
         if fill.fill_id in self._recent:
@@ -289,10 +292,15 @@ class VenueListener:
         if self._seeded:
             return
         positions = await self.adapter.fetch_positions()
+        # Taken when the answer is in: a trade the venue already counted in it must not be
+        # backfilled on top (a trade racing the request is the one ambiguity left).
+        as_of = datetime.now(UTC)
         async with self._pipeline.unit_of_work() as uow:
-            seeded = await FeedRepository(uow.session).seed_positions(self.leader_id, positions)
+            repo = FeedRepository(uow.session)
+            seeded = await repo.seed_positions(self.leader_id, positions, as_of)
             await uow.commit()
         if seeded:
+            self._floor = max(self._floor, as_of)
             self._pipeline.engine.invalidate(self.leader_id)
             log.info(
                 "venue_positions_seeded", leader_id=str(self.leader_id), symbols=len(positions)

@@ -1,0 +1,85 @@
+"""A new venue leader starts from the positions its venue reports: trades already in them
+are never backfilled on top, not at creation and not after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import asyncpg
+from redis.asyncio import Redis
+
+from app.security.crypto import generate_key
+from tests.conftest import make_settings
+from tests.integration.venues.test_hyperliquid import until
+from tests.support import Api, read_stream, start_live_server
+from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid, now_ms
+from tests.venues.harness import run_venue
+
+
+def settings() -> object:
+    return make_settings(
+        credentials_key=generate_key(),
+        feed_ping_interval_s=0.3,
+        venue_idle_timeout_s=1.5,
+        lease_heartbeat_s=0.3,
+        lease_ttl_s=1.0,
+        venue_backfill_overlap_s=30.0,  # wider than the gap below: only the floor protects
+    )
+
+
+async def test_trades_already_in_the_seeded_position_are_not_applied_twice(
+    redis: Redis, db: asyncpg.Connection
+) -> None:
+    # Arrange: the leader bought 0.5 BTC a moment before being added to Copytrade.
+    venue = FakeHyperliquid()
+    venue.add(venue.fill("BTC", "B", "0.5", "50000", at_ms=now_ms() - 1000))
+    async with run_venue(venue) as running:
+        async with start_live_server(settings()) as live:  # type: ignore[arg-type]
+            api = Api(live.http)
+            follower = await api.follower()
+            await api.follower_equity(follower["id"], "10000")
+            leader = await api.leader(
+                "hl",
+                {
+                    "kind": "hyperliquid",
+                    "address": ADDRESS,
+                    "rest_url": running.rest_url,
+                    "ws_url": running.ws_base + "/ws",
+                },
+            )
+            await api.subscribe(follower["id"], leader["id"])
+            await venue.wait_subscribed()
+
+            # Act: one new trade after the leader was added.
+            await asyncio.sleep(0.1)
+            await venue.emit(venue.fill("BTC", "B", "0.1", "50000"))
+
+            async def one_order() -> list[dict[str, object]] | None:
+                orders = await read_stream(redis, follower["id"])
+                return orders if orders else None
+
+            orders = await until(one_order, "the new trade's order")
+            positions = await api.call("GET", f"/v1/leaders/{leader['id']}/positions", 200)
+
+        # Act again: a restart resumes from what is recorded, floor included.
+        venue.subscribed.clear()
+        async with start_live_server(settings()) as live:  # type: ignore[arg-type]
+            await venue.wait_subscribed()
+            await asyncio.sleep(1.0)  # the backfill of the new session has run
+            after_restart = await Api(live.http).call(
+                "GET", f"/v1/leaders/{leader['id']}/positions", 200
+            )
+
+    # Assert: the start position is the venue's, the old trade was not applied again.
+    assert positions == [{"symbol": "BTC", "qty": "0.6"}]
+    assert after_restart == [{"symbol": "BTC", "qty": "0.6"}]
+    assert [o["leader_fill_id"] for o in orders] == [str(venue.history[1]["tid"])]
+    assert (
+        await db.fetchval("SELECT count(*) FROM leader_fill WHERE leader_id = $1", leader["id"])
+        == 1
+    )
+    assert len(await read_stream(redis, follower["id"])) == 1
+    floor = await db.fetchval("SELECT backfill_floor_at FROM leader WHERE id = $1", leader["id"])
+    assert floor is not None
+    assert Decimal(positions[0]["qty"]) == Decimal("0.6")
