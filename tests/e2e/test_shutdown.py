@@ -136,7 +136,12 @@ async def test_sigterm_closes_an_idle_push_socket_with_1012(
         accounts = await seed(service, followers=1)
         url = f"{service.ws_url}/v1/leaders/{accounts.leader_id}/fills/ws"
         async with connect(url, additional_headers=bearer(accounts.push_token)) as ws:
-            ready = (await service.http.get("/readyz")).json()
+            # The session registers just after the handshake: give it a moment.
+            for _ in range(100):
+                ready = (await service.http.get("/readyz")).json()
+                if ready["push_feeds"]:
+                    break
+                await asyncio.sleep(0.05)
             assert ready["push_feeds"] == {accounts.leader_id: {"sockets": 1}}
             assert ready["draining"] is False
 
