@@ -22,6 +22,8 @@ from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
 from app.ingest.manager import ListenerManager, ManagerParams
 from app.pipeline import Pipeline
+from app.redisconn import AnyRedis, connect_pubsub
+from app.redisconn import connect as connect_redis
 from app.security.crypto import CredentialCipher
 from app.settings import Settings
 from app.shutdown import Drain
@@ -46,12 +48,10 @@ class Runtime:
         self.drain = Drain(settings.shutdown_grace_s)
         self.engine = make_engine(settings.database_url, settings.db_pool_size)
         self.sessionmaker = make_sessionmaker(self.engine)
-        self.redis = Redis.from_url(
-            settings.redis_url,
-            decode_responses=False,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            health_check_interval=15,
+        self.redis: AnyRedis = connect_redis(settings.redis_url, settings.redis_cluster)
+        # Pub/sub (the order feed, revocations) on one plain connection, cluster or not.
+        self.pubsub_redis = (
+            self.redis if isinstance(self.redis, Redis) else connect_pubsub(settings.redis_url)
         )
         self.equity = EquityCache(
             self.sessionmaker, asyncpg_dsn(settings.database_url), settings.equity_resync_s
@@ -80,8 +80,8 @@ class Runtime:
         self.relay = OutboxRelay(
             self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
         )
-        self.feed = FeedHub(self.redis)
-        self.sockets = SocketRegistry(self.redis)
+        self.feed = FeedHub(self.pubsub_redis)
+        self.sockets = SocketRegistry(self.pubsub_redis)
         self.trimmer = StreamTrimmer(
             self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
         )
@@ -171,6 +171,8 @@ class Runtime:
         await self.sockets.stop()
         await self.equity.stop()
         await self.redis.aclose()
+        if self.pubsub_redis is not self.redis:
+            await self.pubsub_redis.aclose()
         if self._opened:
             await self.pg.close()
         await self.engine.dispose()

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis URL, including the db number."
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="COPYTRADE_REDIS_URL names a node of a Redis Cluster (db 0): keyed commands "
+        "go through a cluster client, one hash slot per script call.",
+    )
     admin_token: SecretStr = Field(
         default=SecretStr(""),
         description="Bearer token for admin routes. Required outside demo mode; generated and "
@@ -157,13 +162,13 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of each REST call to a venue."
     )
     lease_ttl_s: float = Field(
-        default=9.0,
+        default=6.0,
         gt=0,
         description="A leader's listener lease lasts this long unless renewed: the longest "
         "time before another instance takes over the leaders of a dead one.",
     )
     lease_heartbeat_s: float = Field(
-        default=3.0,
+        default=2.0,
         gt=0,
         description="How often an instance renews its leases and looks for leaders to run.",
     )

@@ -18,11 +18,11 @@ from uuid import UUID
 
 import msgspec
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.dispatch.keys import dead_letter_stream, order_stream, report_stream
 from app.loops import Backoff, supervise
+from app.redisconn import AnyRedis
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -53,7 +53,7 @@ def valid_until(order: Order) -> datetime:
 class ReportWriter:
     """Report back to Copytrade on the follower's report stream."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
 
     async def report(
@@ -76,7 +76,7 @@ class ReportWriter:
 class OrderConsumer:
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         follower_id: UUID | str,
         config: ConsumerConfig,
         handler: Handler,

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import msgspec
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,6 +40,7 @@ from app.domain.lifecycle import (
 from app.domain.model import Side
 from app.loops import Backoff, SupervisedTask
 from app.metrics import REPORTS
+from app.redisconn import AnyRedis, by_slot
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +110,7 @@ def status_message(
 
 
 class ReportService:
-    def __init__(self, redis: Redis, on_correction: Callable[[UUID], None]) -> None:
+    def __init__(self, redis: AnyRedis, on_correction: Callable[[UUID], None]) -> None:
         self._redis = redis
         # Told the leader whose tracked positions a report corrected, right after the commit
         # (other instances learn it from the NOTIFY sent in the same transaction).
@@ -191,7 +192,7 @@ class ReportReader:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        redis: Redis,
+        redis: AnyRedis,
         service: ReportService,
         block_ms: int,
         claim_idle_ms: int,
@@ -269,6 +270,8 @@ class ReportReader:
 
     async def read_once(self) -> int:
         """Read and apply one batch of new reports from all streams; return how many."""
+        if isinstance(self._redis, RedisCluster):
+            return await self._read_cluster(self._redis)
         response: StreamBatch = await self._redis.xreadgroup(  # type: ignore[assignment]
             GROUP,
             self._consumer,
@@ -277,6 +280,19 @@ class ReportReader:
             block=self._block_ms,
         )
         return await self._apply_batch(response)
+
+    async def _read_cluster(self, cluster: RedisCluster) -> int:
+        """On a cluster one XREADGROUP may only name streams of one slot: a non-blocking read
+        per slot group, pipelined per node, and a pause of the block time when all are empty."""
+        async with cluster.pipeline(transaction=False) as pipe:
+            for group in by_slot(list(self._streams)):
+                pipe.xreadgroup(GROUP, self._consumer, dict.fromkeys(group, ">"), count=100)
+            results = await pipe.execute()
+        batch: StreamBatch = [entry for result in results if result for entry in result]
+        if not batch:
+            await asyncio.sleep(self._block_ms / 1000)
+            return 0
+        return await self._apply_batch(batch)
 
     async def _apply_batch(self, batch: StreamBatch) -> int:
         count = 0

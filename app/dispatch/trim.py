@@ -7,12 +7,12 @@ import time
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.accounts import FollowerRepository
 from app.dispatch.keys import order_stream, report_stream, stream_id
 from app.loops import Backoff, SupervisedTask
+from app.redisconn import AnyRedis
 
 log = structlog.get_logger(__name__)
 # Followers claimed per transaction: a dead instance leaves at most this many untrimmed for
@@ -24,7 +24,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def safe_trim_point(redis: Redis, stream: str) -> tuple[int, int] | None:
+async def safe_trim_point(redis: AnyRedis, stream: str) -> tuple[int, int] | None:
     """The oldest entry id some group still needs, or None when no group reads the stream.
 
     A group still needs its oldest pending (delivered, unacknowledged) entry and everything
@@ -43,7 +43,7 @@ async def safe_trim_point(redis: Redis, stream: str) -> tuple[int, int] | None:
     return min(points)
 
 
-async def trim_stream(redis: Redis, stream: str, retention_s: float) -> int:
+async def trim_stream(redis: AnyRedis, stream: str, retention_s: float) -> int:
     """Trim ``stream``; return the number of entries removed."""
     if not await redis.exists(stream):
         return 0
@@ -59,7 +59,7 @@ class StreamTrimmer:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        redis: Redis,
+        redis: AnyRedis,
         retention_s: float,
         interval_s: float,
     ) -> None:

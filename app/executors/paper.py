@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from app.dispatch.consumer import ConsumerConfig, Order, OrderConsumer, ReportWriter
 from app.domain.decimals import fmt
+from app.redisconn import AnyRedis
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +37,7 @@ def paper_price(order: Order, slippage: Decimal) -> Decimal:
 
 
 class PaperExecutor:
-    def __init__(self, redis: Redis, follower_ids: list[UUID], slippage: Decimal) -> None:
+    def __init__(self, redis: AnyRedis, follower_ids: list[UUID], slippage: Decimal) -> None:
         self.redis = redis
         self.slippage = slippage
         self.writer = ReportWriter(redis)

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from redis.asyncio import Redis
 
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
@@ -209,6 +210,7 @@ async def test_a_hanging_redis_does_not_hold_up_the_ack(clean: None, db: Any) ->
         assert result.status == "accepted"
         assert await statuses(db) == ["pending", "pending"]
     finally:
+        assert isinstance(runtime.redis, Redis)
         await runtime.redis.aclose(close_connection_pool=True)
         await runtime.pg.close()
         await runtime.engine.dispose()

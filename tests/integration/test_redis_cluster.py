@@ -8,89 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from app.dispatch.enqueue import CHUNK, Enqueuer, OutboxItem, slot_batches
-from app.dispatch.keys import dedupe_key, feed_channel, order_stream
+from app.dispatch.keys import dedupe_key, feed_channel, order_stream, report_stream
+from app.dispatch.trim import trim_stream
+from app.redisconn import by_slot
+from tests.cluster import needs_redis_binaries, redis_cluster
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
-    reason="redis-server and redis-cli are needed to start a cluster",
-)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        # Cluster nodes also listen on port + 10000: keep both under 65536.
-        ports = [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports if all(p < 55000 for p in ports) else _free_ports(count)
+pytestmark = needs_redis_binaries
 
 
 @pytest.fixture(scope="module")
 def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
-    ports = _free_ports(3)
-    root = tmp_path_factory.mktemp("redis-cluster")
-    procs = []
-    for port in ports:
-        node_dir = Path(root, str(port))
-        node_dir.mkdir()
-        procs.append(
-            subprocess.Popen(
-                [
-                    "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--save", "", "--appendonly", "no", "--dir", str(node_dir),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-    try:
-        for port in ports:
-            for _ in range(200):
-                if (
-                    subprocess.run(
-                        ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
-                    ).stdout.strip()
-                    == "PONG"
-                ):
-                    break
-                subprocess.run(["sleep", "0.05"])
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        for _ in range(200):
-            info = subprocess.run(
-                ["redis-cli", "-p", str(ports[0]), "cluster", "info"],
-                capture_output=True,
-                text=True,
-            ).stdout
-            if "cluster_state:ok" in info:
-                break
-            subprocess.run(["sleep", "0.05"])
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as ports:
         yield ports
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -172,3 +109,25 @@ async def test_enqueue_reloads_the_script_a_node_forgot(cluster: RedisCluster) -
     # Assert
     assert len(confirmed) == 3
     assert len(await cluster.xrange(order_stream(follower)) or []) == 2
+
+
+async def test_trimming_and_report_reads_work_on_a_cluster(cluster: RedisCluster) -> None:
+    # Arrange: two followers' report streams (on different slots), one entry each, and an
+    # order stream with old entries already read by its consumer group.
+    followers = [uuid.uuid4() for _ in range(2)]
+    stream = order_stream(followers[0])
+    await cluster.xgroup_create(stream, "executors", id="0", mkstream=True)
+    for n in range(3):
+        await cluster.xadd(stream, {"order": b"{}"}, id=f"{1_000_000 + n}-0")
+    await cluster.xreadgroup("executors", "c1", {stream: ">"}, count=10)
+    await cluster.xack(stream, "executors", *[f"{1_000_000 + n}-0" for n in range(3)])
+
+    # Act
+    removed = await trim_stream(cluster, stream, retention_s=60)
+    groups = by_slot([report_stream(f) for f in followers])
+
+    # Assert
+    # Everything before the group's last-delivered entry (that one is the trim point).
+    assert removed == 2
+    assert len(groups) == 2
+    assert all(len({key_slot(k.encode()) for k in group}) == 1 for group in groups)
