@@ -56,6 +56,10 @@ def configure_logging(level: str, json_lines: bool) -> None:
     setattr(handler, _OURS, True)
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    # One line per venue REST call would drown the log, and signed query strings do not
+    # belong in it: the venue adapters log what matters themselves.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(numeric_level, logging.WARNING))
     adopt_server_loggers()
 
 
