@@ -118,6 +118,9 @@ async def update_leader(
         await repo.set_status(leader_id, body.status)
         leader.status = body.status
         _wake_listeners(uow, runtime)
+        if body.status == "paused":
+            # A push leader's open sockets recheck their credential and close.
+            revoke_after_commit(uow, runtime, leader.push_token_hash)
     return await leader_out(leader, runtime, uow)
 
 

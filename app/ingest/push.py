@@ -24,14 +24,18 @@ _encoder = msgspec.json.Encoder()
 SHUTTING_DOWN = "shutting down; resend unacked fills"
 
 
-async def _leader_for_token(runtime: Runtime, leader_id: UUID, token: str | None) -> bool:
+async def _check(runtime: Runtime, leader_id: UUID, token: str | None) -> str | None:
+    """None when ``token`` may push for the leader now, else the close reason."""
     if not token:
-        return False
+        return "unauthorized"
     async with runtime.sessionmaker() as session:
         leader = await LeaderRepository(session).get(leader_id)
     if leader is None or leader.feed_kind != "push" or leader.push_token_hash is None:
-        return False
-    return hmac.compare_digest(leader.push_token_hash, hash_secret(token))
+        return "unauthorized"
+    if not hmac.compare_digest(leader.push_token_hash, hash_secret(token)):
+        return "unauthorized"
+    # A paused leader's fills are not copied: its socket is refused (and closed on pause).
+    return "leader paused" if leader.status != "active" else None
 
 
 @router.websocket("/v1/leaders/{leader_id}/fills/ws")
@@ -40,17 +44,17 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
     await websocket.accept()
     token = ws_token(websocket)
     try:
-        authorized = await _leader_for_token(runtime, leader_id, token)
+        refused = await _check(runtime, leader_id, token)
     except Exception as exc:
         log.warning("push_auth_unavailable", leader_id=str(leader_id), error=repr(exc))
         await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason="try again later")
         return
-    if not authorized or token is None:
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+    if refused is not None or token is None:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=refused or "")
         return
 
     async def still_valid() -> bool:
-        return await _leader_for_token(runtime, leader_id, token)
+        return await _check(runtime, leader_id, token) is None
 
     async with runtime.sockets.guarded(websocket, hash_secret(token), None, still_valid) as revoked:
         if revoked is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import ADMIN, Api, LiveServer, bearer
+from tests.support import ADMIN, Api, LiveServer, bearer, fill_frame
 
 LEADER_KEYS = {"id", "name", "status", "feed", "created_at", "listener"}
 LISTENER_KEYS = {
@@ -302,3 +303,35 @@ async def test_put_instrument_accepts_symbol_punctuation(server: LiveServer) -> 
         {"symbol": symbol, "qty_step": "1", "min_qty": "0", "min_notional": "0", "price_step": None}
         for symbol in symbols
     ]
+
+
+async def test_pausing_a_push_leader_closes_its_socket_and_refuses_fills_until_resumed(
+    server: LiveServer,
+) -> None:
+    # Arrange
+    api = Api(server.http)
+    leader = await api.leader()
+    await api.leader_equity(leader["id"], "100000")
+    url = f"{server.ws_url}/v1/leaders/{leader['id']}/fills/ws"
+    headers = bearer(leader["push_token"])
+
+    # Act: pause while a socket is open, then try to connect again.
+    async with connect(url, additional_headers=headers) as ws:
+        await api.call("PATCH", f"/v1/leaders/{leader['id']}", 200, json={"status": "paused"})
+        with pytest.raises(ConnectionClosed) as open_socket:
+            await ws.recv()
+    async with connect(url, additional_headers=headers) as ws:
+        with pytest.raises(ConnectionClosed) as new_socket:
+            await ws.recv()
+    await api.call("PATCH", f"/v1/leaders/{leader['id']}", 200, json={"status": "active"})
+    async with connect(url, additional_headers=headers) as ws:
+        await ws.send(fill_frame("f-1", "BTCUSDT", "buy", "1", "50000"))
+        ack = json.loads(await ws.recv())
+
+    # Assert
+    assert open_socket.value.rcvd is not None
+    assert open_socket.value.rcvd.code == 1008
+    assert new_socket.value.rcvd is not None
+    assert new_socket.value.rcvd.code == 1008
+    assert new_socket.value.rcvd.reason == "leader paused"
+    assert ack == {"type": "ack", "fill_id": "f-1", "status": "accepted"}
