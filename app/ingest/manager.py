@@ -176,7 +176,7 @@ class ListenerManager:
             release = sorted(owned - keep)
             surplus = len(keep) - share
             if surplus > 0:
-                # Hand over the newest-acquired? Any will do: the taker backfills the gap.
+                # Which ones does not matter: whoever takes them backfills the gap.
                 extra = sorted(keep, key=str)[:surplus]
                 keep -= set(extra)
                 release += extra
