@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import typer
 
 from app.cli.accounts import follower_app, leader_app, subscribe
+from app.cli.credentials import rotate_credentials
 from app.cli.orders import orders_app
 from app.cli.replay import replay_command
 from app.cli.service import demo, migrate, serve
@@ -31,6 +32,7 @@ app.add_typer(follower_app, name="follower")
 app.command()(subscribe)
 app.add_typer(orders_app, name="orders")
 app.command("replay")(replay_command)
+app.command("rotate-credentials")(rotate_credentials)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -71,6 +71,22 @@ class LeaderRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
+    async def encrypted_secrets(self) -> list[tuple[UUID, str]]:
+        """Every stored (encrypted) exchange credential, deleted leaders' included, locked
+        until the unit of work ends (a key rotation rewrites them all)."""
+        stmt = (
+            select(Leader.id, Leader.feed_secret)
+            .where(Leader.feed_secret.is_not(None))
+            .order_by(Leader.id)
+            .with_for_update()
+        )
+        return [(row.id, row.feed_secret) for row in await self.session.execute(stmt)]
+
+    async def set_secret(self, leader_id: UUID, token: str) -> None:
+        await self.session.execute(
+            update(Leader).where(Leader.id == leader_id).values(feed_secret=token)
+        )
+
     async def set_status(self, leader_id: UUID, status: str) -> None:
         await self.session.execute(
             update(Leader).where(Leader.id == leader_id).values(status=status)
