@@ -30,6 +30,7 @@ from app.api.schemas import (
     SessionOut,
     SubscriptionOut,
 )
+from app.api.subscriptions import subscription_out
 from app.db.repositories.accounts import FollowerRepository
 from app.db.repositories.dashboard import DashboardRepository, ExposureRow
 from app.db.session import UnitOfWork
@@ -107,18 +108,7 @@ async def followers(
     shown = await _followers_in_view(uow, principal, limit, offset)
     subs: dict[UUID, list[SubscriptionOut]] = defaultdict(list)
     for sub in await DashboardRepository(uow.session).subscriptions_of([f.id for f in shown]):
-        subs[sub.follower_id].append(
-            SubscriptionOut(
-                id=sub.id,
-                leader_id=sub.leader_id,
-                follower_id=sub.follower_id,
-                multiplier=sub.multiplier,
-                status=sub.status,
-                status_reason=sub.status_reason,
-                sizing=sub.sizing,
-                created_at=sub.created_at,
-            )
-        )
+        subs[sub.follower_id].append(subscription_out(sub))
     out = []
     for follower in shown:
         reading = runtime.equity.follower(follower.id)

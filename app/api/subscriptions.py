@@ -40,7 +40,7 @@ def sizing_document(sizing: SizingIn) -> dict[str, object]:
     return document
 
 
-def _subscription_out(sub: Subscription) -> SubscriptionOut:
+def subscription_out(sub: Subscription) -> SubscriptionOut:
     return SubscriptionOut(
         id=sub.id,
         leader_id=sub.leader_id,
@@ -98,7 +98,7 @@ async def subscribe(
             await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
 
         uow.after_commit(_copy)
-    return _subscription_out(sub)
+    return subscription_out(sub)
 
 
 @router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
@@ -107,7 +107,7 @@ async def list_subscriptions(
 ) -> list[SubscriptionOut]:
     await get_follower_or_404(uow, principal, follower_id)
     subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
-    return [_subscription_out(sub) for sub in subs]
+    return [subscription_out(sub) for sub in subs]
 
 
 async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscription:
@@ -146,7 +146,7 @@ async def update_subscription(
     await uow.session.flush()
     await uow.session.refresh(sub)
     _refresh_sizing(uow, runtime, sub.leader_id)
-    return _subscription_out(sub)
+    return subscription_out(sub)
 
 
 @router.delete(

@@ -42,6 +42,7 @@ from app.ingest.venues.parsing import (
     positive_decimal,
     symbol,
     text,
+    to_epoch_ms,
 )
 
 # Client order ids Binance gives the orders it places itself (Event: Order Update). A
@@ -63,10 +64,6 @@ LISTEN_KEY_MISSING = -1125
 def sign(query: str, secret: str) -> str:
     """Binance's HMAC-SHA256 signature of a query string, lowercase hex."""
     return hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-
-
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 def _side(value: object, field: str) -> Side:
@@ -195,7 +192,7 @@ class BinanceUsdmAdapter(VenueAdapter):
 
     async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
         now_ms = int(time.time() * 1000)
-        since_ms = max(_ms(since), _ms(received_at - TRADES_HISTORY))
+        since_ms = max(to_epoch_ms(since), to_epoch_ms(received_at - TRADES_HISTORY))
         symbols = await self._backfill_symbols(since_ms, now_ms)
         fills: list[tuple[int, Fill]] = []
         for name in sorted(symbols):

@@ -48,6 +48,7 @@ from app.ingest.venues.parsing import (
     positive_decimal,
     symbol,
     text,
+    to_epoch_ms,
 )
 
 FILL_TYPES = frozenset({"Trade", "BlockTrade", "MovePosition", "FutureSpread"})
@@ -93,10 +94,6 @@ def query_string(params: Mapping[str, str]) -> str:
     """``k=v&...`` sorted by key, values as given: a cursor comes back from Bybit already
     percent-encoded and is signed and sent exactly as received (as Bybit's own SDK does)."""
     return "&".join(f"{key}={value}" for key, value in sorted(params.items()))
-
-
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 class BybitAdapter(VenueAdapter):
@@ -297,8 +294,8 @@ class BybitAdapter(VenueAdapter):
                 stop = min(start + HISTORY_WINDOW, end)
                 params = {
                     "category": category,
-                    "startTime": str(_ms(start)),
-                    "endTime": str(_ms(stop)),
+                    "startTime": str(to_epoch_ms(start)),
+                    "endTime": str(to_epoch_ms(stop)),
                     "limit": str(HISTORY_PAGE),
                 }
                 rows = await self._pages("/v5/execution/list", params)

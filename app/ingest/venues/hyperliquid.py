@@ -16,7 +16,7 @@ history, which the backfill covers exactly once, so it yields nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -34,13 +34,13 @@ from app.ingest.venues.parsing import (
     positive_decimal,
     symbol,
     text,
+    to_epoch_ms,
 )
 
 # userFillsByTime returns at most this many fills per response (info-endpoint docs).
 PAGE_LIMIT = 2000
 # A runaway guard only: the venue keeps the 10000 most recent fills, i.e. about 6 pages.
 MAX_PAGES = 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIDES = {"B": Side.BUY, "A": Side.SELL}
 # ``dir`` is documented as a display string; these are the values the venue sends for perp
 # trades, with the side each implies (a contradiction means a corrupt fill).
@@ -275,7 +275,7 @@ class HyperliquidAdapter(VenueAdapter):
         venue's own "now" ends the range, so a fill made just before the subscription is never
         cut off by a clock difference between us and the venue.
         """
-        start = (since - _EPOCH) // timedelta(milliseconds=1)
+        start = to_epoch_ms(since)
         seen: set[int] = set()
         rows: list[tuple[int, int, Fill]] = []
         for _ in range(MAX_PAGES):

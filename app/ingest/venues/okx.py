@@ -47,6 +47,7 @@ from app.ingest.venues.parsing import (
     positive_decimal,
     symbol,
     text,
+    to_epoch_ms,
 )
 
 log = structlog.get_logger(__name__)
@@ -280,7 +281,7 @@ class OkxAdapter(VenueAdapter):
         return {inst_id: qty for inst_id, qty in positions.items() if qty != 0}
 
     async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
-        since_ms = int(since.timestamp() * 1000)
+        since_ms = to_epoch_ms(since)
         rows: dict[tuple[str, str], Mapping[str, Any]] = {}
         if since < datetime.now(UTC) - RECENT_WINDOW:
             async for row in self._pages("/api/v5/trade/fills-history", since_ms):

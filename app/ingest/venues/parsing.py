@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,6 +14,7 @@ from app.ingest.frames import MAX_CLOCK_SKEW, SYMBOL_PATTERN, FrameError, parse_
 
 # Venues send amounts as strings; a bare JSON number is decoded as Decimal, never float.
 _json = msgspec.json.Decoder(float_hook=Decimal)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SYMBOL = re.compile(SYMBOL_PATTERN.removesuffix("$") + r"\Z")
 
 
@@ -70,6 +71,11 @@ def text(value: object, field: str, max_length: int = 128) -> str:
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise FrameError(f"{field}: expected a non-empty string of at most {max_length} chars")
     return value
+
+
+def to_epoch_ms(at: datetime) -> int:
+    """``at`` in epoch milliseconds, exactly (no float: a time window must not slip a ms)."""
+    return (at - _EPOCH) // timedelta(milliseconds=1)
 
 
 def symbol(value: object, field: str = "symbol") -> str:
