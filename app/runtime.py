@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from app import heap
 from app.db.repositories.accounts import FollowerRepository
 from app.db.session import UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
@@ -150,6 +151,7 @@ class Runtime:
             await self.trimmer.start()
         if self.settings.has_role("ingest"):
             self.listeners.start()
+        heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
         if self.settings.demo:
             from app.demo.run import start_demo
 

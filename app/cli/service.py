@@ -42,8 +42,10 @@ def load_settings(**updates: object) -> Settings:
 def run_server(settings: Settings) -> None:
     import uvicorn
 
+    from app import heap
     from app.main import create_app
 
+    heap.configure()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from app import heap
 from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
 from app.domain.ids import order_id
@@ -99,6 +100,7 @@ class SizingEngine:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
         positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
+        heap.settle()  # a book lives until the next change to its subscriptions
         if into is None:
             return LeaderBook(leader_id, list(books.values()), positions, prices)
         into.subscriptions = list(books.values())
