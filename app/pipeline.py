@@ -98,7 +98,7 @@ class Pipeline:
                     status=order.status,
                     skip_reason=order.skip_reason,
                 )
-        await self.dispatch(_outbox_items(outcome.orders))
+        await self.dispatch(_outbox_items(outcome.orders), outcome.fill_pks)
         done = time.perf_counter()
         STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
         FILL_LATENCY.observe(done - started)
@@ -111,11 +111,11 @@ class Pipeline:
         ):
             outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
             log.info("open_positions_copied", orders=len(outcome.orders))
-            await self.dispatch(_outbox_items(outcome.orders))
+            await self.dispatch(_outbox_items(outcome.orders), outcome.fill_pks)
 
-    async def dispatch(self, items: list[OutboxItem]) -> None:
-        """Enqueue committed orders; their "dispatched" mark is written in the background.
-        On failure they stay pending for the relay."""
+    async def dispatch(self, items: list[OutboxItem], fill_pks: tuple[int, ...]) -> None:
+        """Enqueue the committed orders of ``fill_pks``; the fills' "dispatched" mark is
+        written in the background. On failure the fills stay unmarked, for the relay."""
         if not items:
             return
         started = time.perf_counter()
@@ -143,7 +143,8 @@ class Pipeline:
                     log.debug(
                         "order_enqueued", order_id=item.order_id, follower_id=str(item.follower_id)
                     )
-        self._marker.add(confirmed)
+        if confirmed:  # a fill with nothing to send was marked as it committed
+            self._marker.add(fill_pks)
 
     async def record_equity(
         self,

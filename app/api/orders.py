@@ -27,7 +27,7 @@ from app.api.schemas import (
 from app.db.repositories.orders import LifecycleRepository, OrderRepository
 from app.db.tables import FollowerOrder, LeaderFill
 from app.dispatch.reports import REASON_PATTERN, UnknownOrder
-from app.domain.lifecycle import Report, ReportError, ReportStatus
+from app.domain.lifecycle import Report, ReportError, ReportStatus, shown_status
 
 _payload_decoder = msgspec.json.Decoder()
 router = APIRouter(prefix="/v1/followers", tags=["orders"], route_class=DecimalRoute)
@@ -55,12 +55,12 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
         reduce_only=order.reduce_only,
         limit_price=order.limit_price,
         time_in_force=order.time_in_force,
-        status=order.status,
+        status=shown_status(order.status, fill.dispatched_at is not None),
         skip_reason=order.skip_reason,
         filled_qty=order.filled_qty,
         avg_price=order.avg_price,
         created_at=order.created_at,
-        dispatched_at=order.dispatched_at,
+        dispatched_at=None if order.status == "skipped" else fill.dispatched_at,
         valid_until=order.valid_until,
         sizing=_payload_decoder.decode(order.payload)["sizing"],
     )

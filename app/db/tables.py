@@ -35,8 +35,10 @@ NAMING_CONVENTION = {
 
 
 ORDER_STATUSES = (
-    "pending",  # committed, not yet confirmed in the follower's stream (the outbox)
-    "dispatched",
+    # Committed, no executor report yet. Shown as "dispatched" once its fill is marked
+    # (leader_fill.dispatched_at): the outbox is the fills not yet marked.
+    "pending",
+    "dispatched",  # stored only by revisions before 0011; now derived, see above
     "skipped",
     "accepted",
     "partially_filled",
@@ -202,6 +204,12 @@ class LeaderFill(Base):
             text("event_at DESC"),
             postgresql_where=text("kind = 'trade'"),
         ),
+        # The relay's work list: committed, but its orders not yet confirmed in Redis.
+        Index(
+            "ix_leader_fill_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -222,6 +230,9 @@ class LeaderFill(Base):
     reduce_only: Mapped[bool | None]
     liquidation: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Every order of this fill is in its stream (set at insert when there is none to send).
+    # Per fill, not per order: marking 10,000 order rows rewrote each of them.
+    dispatched_at: Mapped[datetime | None]
 
 
 class FollowerOrder(Base):
@@ -233,12 +244,7 @@ class FollowerOrder(Base):
         CheckConstraint("qty >= 0", name="qty_nonnegative"),
         CheckConstraint("filled_qty >= 0 AND filled_qty <= qty", name="filled_within_qty"),
         Index("ix_follower_order_follower_newest", "follower_id", text("created_at DESC"), "id"),
-        # The relay's work list: committed but not yet in Redis.
-        Index(
-            "ix_follower_order_pending",
-            "created_at",
-            postgresql_where=text("status = 'pending'"),
-        ),
+        Index("ix_follower_order_fill_pk", "fill_pk"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -268,7 +274,6 @@ class FollowerOrder(Base):
     # byte for byte what was committed.
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
-    dispatched_at: Mapped[datetime | None]
     # Executors drop an order they receive after this and report it expired.
     valid_until: Mapped[datetime]
     # Cumulative, from executor reports.

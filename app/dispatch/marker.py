@@ -1,7 +1,7 @@
-"""Marks enqueued orders as dispatched, in batches, off the hot path.
+"""Marks fills whose orders are all enqueued as dispatched, in batches, off the hot path.
 
 Losing a mark (a crash before the batch is written) costs nothing but a resend by the outbox
-relay, which the enqueue script recognises: the order is in its stream once either way.
+relay, which the enqueue script recognises: each order is in its stream once either way.
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ from app.loops import Backoff, SupervisedTask
 
 log = structlog.get_logger(__name__)
 
-BATCH = 5000
+BATCH = 1000
 
 
 class DispatchMarker:
     def __init__(self, pool: asyncpg.Pool, interval_s: float = 0.05) -> None:
         self._pool = pool
         self._interval_s = interval_s
-        self._pending: list[str] = []
+        self._pending: list[int] = []
         self._wake = asyncio.Event()
         self._loop = SupervisedTask("dispatch_marker", self._run, Backoff(0.1, 5.0))
 
-    def add(self, order_ids: list[str]) -> None:
-        if order_ids:
-            self._pending.extend(order_ids)
+    def add(self, fill_pks: tuple[int, ...]) -> None:
+        if fill_pks:
+            self._pending.extend(fill_pks)
             self._wake.set()
 
     async def start(self) -> None:
@@ -48,8 +48,7 @@ class DispatchMarker:
             except BaseException:
                 self._pending[:0] = batch  # keep them for the next try (or the relay)
                 raise
-            # Batches mix many fills' orders; the ids are in each fill's orders_enqueued line.
-            log.debug("orders_marked_dispatched", orders=len(batch))
+            log.debug("fills_marked_dispatched", fills=len(batch))
 
     async def _run(self, backoff: Backoff) -> None:
         while True:

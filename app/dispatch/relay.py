@@ -16,14 +16,16 @@ from app.metrics import RELAYED
 
 log = structlog.get_logger(__name__)
 
-BATCH = 500
+# Fills per round: a fill may carry thousands of orders (sent in chunks by the enqueuer).
+BATCH = 20
 
 
 class OutboxRelay:
-    """Re-dispatch pending orders at start-up and every ``interval_s``.
+    """Re-dispatch the orders of unmarked fills at start-up and every ``interval_s``.
 
-    Orders younger than ``min_age_s`` are left to the request that created them, which sends
-    them right after its commit; the relay is the safety net for crashes and Redis outages.
+    Fills younger than ``min_age_s`` are left to the request that created them, which sends
+    their orders right after its commit; the relay is the safety net for crashes and Redis
+    outages.
     """
 
     def __init__(
@@ -56,21 +58,22 @@ class OutboxRelay:
             await asyncio.sleep(self._interval_s)
 
     async def relay_once(self, min_age_s: float) -> int:
-        """Send one batch of pending orders; return how many were sent."""
+        """Send the orders of one batch of unmarked fills; return how many fills."""
         async with UnitOfWork(self._sessionmaker) as uow:
             repo = OrderRepository(uow.session)
-            rows = await repo.pending(min_age_s, BATCH)
-            if not rows:
+            fill_pks, rows = await repo.undispatched(min_age_s, BATCH)
+            if not fill_pks:
                 self.backlog = 0
                 return 0
             items = [OutboxItem(oid, fid, payload) for oid, fid, payload in rows]
-            # Rows stay locked (SKIP LOCKED) until the commit below, so no other relay sends
-            # them meanwhile; if we die before committing, the Lua dedupe absorbs the resend.
+            # The fills stay locked (SKIP LOCKED) until the commit below, so no other relay
+            # sends them meanwhile; if we die before committing, the Lua dedupe absorbs the
+            # resend.
             confirmed = await self._enqueuer.enqueue(items)
-            await repo.mark_dispatched(confirmed)
+            await repo.mark_dispatched(fill_pks)
             await uow.commit()
         RELAYED.inc(len(confirmed))
-        log.info("outbox_relayed", count=len(confirmed))
+        log.info("outbox_relayed", fills=len(fill_pks), count=len(confirmed))
         # The relay is the exception path (a crash, a Redis outage): worth a line per order.
         for item in items:
             log.info(
@@ -79,5 +82,5 @@ class OutboxRelay:
                 follower_id=str(item.follower_id),
                 **fill_ids(item.payload),
             )
-        self.backlog = len(rows)
-        return len(rows)
+        self.backlog = len(items)
+        return len(fill_pks)

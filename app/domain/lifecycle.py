@@ -34,6 +34,15 @@ _RANK = {
 }
 
 
+def shown_status(stored: str, fill_dispatched: bool) -> str:
+    """The status to show for an order row.
+
+    A row stays ``pending`` until its executor reports: that it reached its stream is
+    recorded once for all the orders of its fill, not by rewriting each row.
+    """
+    return "dispatched" if stored == "pending" and fill_dispatched else stored
+
+
 @dataclass(frozen=True, slots=True)
 class OrderState:
     status: str

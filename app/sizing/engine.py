@@ -54,6 +54,9 @@ class PlannedOrder:
 class FillOutcome:
     duplicate: bool
     orders: tuple[PlannedOrder, ...] = ()
+    # The leader_fill rows recorded (one per fill; one per symbol for copy_open_positions):
+    # marked dispatched once their orders are in Redis.
+    fill_pks: tuple[int, ...] = ()
 
 
 class SizingEngine:
@@ -158,6 +161,7 @@ class SizingEngine:
                 await self._load(leader_id, book)
             subs = [s for s in book.subscriptions if s.id == subscription_id]
             orders: list[PlannedOrder] = []
+            fill_pks: list[int] = []
             now = datetime.now(UTC)
             for symbol, position in sorted(book.positions.items()):
                 price = book.last_price.get(symbol)
@@ -179,7 +183,8 @@ class SizingEngine:
                     book.stale = True
                     raise
                 orders += outcome.orders
-            return FillOutcome(duplicate=False, orders=tuple(orders))
+                fill_pks += outcome.fill_pks
+            return FillOutcome(duplicate=False, orders=tuple(orders), fill_pks=tuple(fill_pks))
 
     async def _process(
         self,
@@ -282,4 +287,4 @@ class SizingEngine:
                 sub.positions[symbol] = sub.positions.get(symbol, Decimal(0)) + delta
             if new_status is not None:
                 sub.settings = replace(sub.settings, status=new_status)
-        return FillOutcome(duplicate=False, orders=tuple(produced))
+        return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))

@@ -83,7 +83,7 @@ async def test_sigterm_mid_burst_drains_exits_zero_and_loses_nothing(
 
             # Assert: a clean exit, and nothing left in flight. Every fill the leader sent was
             # either acknowledged or never taken: its orders are all in the streams already,
-            # and none is still pending in the outbox (the dispatched marks were flushed).
+            # and no fill is left unmarked in the outbox (the dispatched marks were flushed).
             assert status == 0, service.log_path.read_text()[-3000:]
             acked = fill_ids[: leader.sent]
             must = expected_orders(accounts.leader_id, acked, accounts.subscriptions)
@@ -94,9 +94,9 @@ async def test_sigterm_mid_burst_drains_exits_zero_and_loses_nothing(
             )
             assert present.keys() <= allowed
             pending = await db.fetchval(
-                "SELECT count(*) FROM follower_order WHERE status = 'pending'"
+                "SELECT count(*) FROM leader_fill WHERE dispatched_at IS NULL"
             )
-            assert pending == 0, f"{pending} orders left for the relay"
+            assert pending == 0, f"{pending} fills left for the relay"
 
             await service.start()
 

@@ -21,8 +21,8 @@ from app.domain.model import Fill
 RECORD_FILL = """
 WITH f AS (
     INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at,
-                             kind, fee, fee_asset, reduce_only, liquidation)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $34, $35, $36, $37, $38)
+                             kind, fee, fee_asset, reduce_only, liquidation, dispatched_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $34, $35, $36, $37, $38, $39)
     ON CONFLICT (leader_id, fill_id) DO NOTHING
     RETURNING id
 ), o AS (
@@ -130,6 +130,8 @@ async def record_fill(
         changes.subscription_id, changes.status, changes.reason,
         kind,
         fill.fee, fill.fee_asset, fill.reduce_only, fill.liquidation,
+        # Nothing to send (every order skipped): dispatched as it commits.
+        None if "pending" in orders.status else created_at,
     )  # fmt: skip
     return fill_pk
 
@@ -179,13 +181,13 @@ async def load_instruments(conn: asyncpg.Connection, symbol: str | None = None) 
     return list(await conn.fetch(LOAD_INSTRUMENT, symbol))
 
 
-# Confirm orders in Redis. An executor may have reported first: keep its status.
+# Every order of these fills is in its stream. An executor may have reported first: its
+# status stands (the order row is not touched at all).
 MARK_DISPATCHED = (
-    "UPDATE follower_order SET dispatched_at = now(),"
-    " status = CASE WHEN status = 'pending' THEN 'dispatched' ELSE status END"
-    " WHERE id = ANY($1::varchar[]) AND dispatched_at IS NULL"
+    "UPDATE leader_fill SET dispatched_at = now()"
+    " WHERE id = ANY($1::int8[]) AND dispatched_at IS NULL"
 )
 
 
-async def mark_dispatched(conn: asyncpg.Connection, order_ids: list[str]) -> None:
-    await conn.execute(MARK_DISPATCHED, order_ids)
+async def mark_dispatched(conn: asyncpg.Connection, fill_pks: list[int]) -> None:
+    await conn.execute(MARK_DISPATCHED, fill_pks)

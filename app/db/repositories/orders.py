@@ -19,27 +19,39 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def mark_dispatched(self, order_ids: Sequence[str]) -> None:
-        if order_ids:
+    async def mark_dispatched(self, fill_pks: Sequence[int]) -> None:
+        if fill_pks:
             # The hot path's statement, in this session's transaction (asyncpg's $n style).
             conn = await self.session.connection()
-            await conn.exec_driver_sql(MARK_DISPATCHED, (list(order_ids),))
+            await conn.exec_driver_sql(MARK_DISPATCHED, (list(fill_pks),))
 
-    async def pending(self, older_than_s: float, limit: int) -> list[tuple[str, UUID, str]]:
-        """Committed orders not yet confirmed in Redis: (order_id, follower_id, payload).
+    async def undispatched(
+        self, older_than_s: float, limit: int
+    ) -> tuple[list[int], list[tuple[str, UUID, str]]]:
+        """Committed fills whose orders are not all confirmed in Redis, oldest first: their
+        ids, and their orders still without an executor report (order_id, follower_id, payload).
 
-        ``SKIP LOCKED`` lets several relays share the backlog without sending a row twice at once.
+        The fills stay locked until the transaction ends; ``SKIP LOCKED`` lets several relays
+        share the backlog without sending a fill twice at once.
         """
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        stmt = (
-            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
-            .where(FollowerOrder.status == "pending", FollowerOrder.created_at <= cutoff)
-            .order_by(FollowerOrder.created_at)
+        fills = (
+            select(LeaderFill.id)
+            .where(LeaderFill.dispatched_at.is_(None), LeaderFill.created_at <= cutoff)
+            .order_by(LeaderFill.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        rows = (await self.session.execute(stmt)).all()
-        return [(r.id, r.follower_id, r.payload) for r in rows]
+        fill_pks = list((await self.session.execute(fills)).scalars())
+        if not fill_pks:
+            return [], []
+        orders = (
+            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            .where(FollowerOrder.fill_pk.in_(fill_pks), FollowerOrder.status == "pending")
+            .order_by(FollowerOrder.fill_pk, FollowerOrder.id)
+        )
+        rows = (await self.session.execute(orders)).all()
+        return fill_pks, [(r.id, r.follower_id, r.payload) for r in rows]
 
     async def get(
         self, follower_id: UUID, order_id: str
