@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.equity import EquityRepository
 from app.db.session import UnitOfWork
-from app.dispatch.enqueue import Enqueuer, OutboxItem
+from app.dispatch.enqueue import Enqueuer, Sendable
 from app.dispatch.marker import DispatchMarker
 from app.domain.model import EquityReading, Fill
 from app.metrics import DISPATCH_ERRORS, FILL_LATENCY, FILLS, ORDERS, STAGE_LATENCY
@@ -98,7 +99,7 @@ class Pipeline:
                     status=order.status,
                     skip_reason=order.skip_reason,
                 )
-        await self.dispatch(_outbox_items(outcome.orders), outcome.fill_pks)
+        await self.dispatch(outcome.orders, outcome.fill_pks)
         done = time.perf_counter()
         STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
         FILL_LATENCY.observe(done - started)
@@ -111,9 +112,9 @@ class Pipeline:
         ):
             outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
             log.info("open_positions_copied", orders=len(outcome.orders))
-            await self.dispatch(_outbox_items(outcome.orders), outcome.fill_pks)
+            await self.dispatch(outcome.orders, outcome.fill_pks)
 
-    async def dispatch(self, items: list[OutboxItem], fill_pks: tuple[int, ...]) -> None:
+    async def dispatch(self, items: Sequence[Sendable], fill_pks: tuple[int, ...]) -> None:
         """Enqueue the committed orders of ``fill_pks``; the fills' "dispatched" mark is
         written in the background. On failure the fills stay unmarked, for the relay."""
         if not items:
@@ -169,10 +170,3 @@ class Pipeline:
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self._sessionmaker)
-
-
-def _outbox_items(orders: tuple[PlannedOrder, ...]) -> list[OutboxItem]:
-    return [
-        OutboxItem(o.order_id, o.follower_id, o.payload, o.skip_reason, o.status == "skipped")
-        for o in orders
-    ]

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
     )
+    ws_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on websockets. Off by default: with 1,000 feed "
+        "sockets, compressing each order message took about a tenth of the service's CPU, "
+        "for messages of about 1 KB.",
+    )
     demo_interval_s: float = Field(
         default=1.5, gt=0, description="Seconds between the demo leader's fills."
     )

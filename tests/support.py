@@ -68,7 +68,12 @@ async def serve_asgi(app: Any, **options: Any) -> AsyncIterator[int]:
 @asynccontextmanager
 async def start_live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     app = create_app(settings)
-    async with serve_asgi(app, lifespan="on", ws_max_size=settings.max_frame_bytes) as port:
+    async with serve_asgi(
+        app,
+        lifespan="on",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
+    ) as port:
         base_url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
             yield LiveServer(base_url, app, http)

@@ -54,6 +54,7 @@ def run_server(settings: Settings) -> None:
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         log_level="warning",
         access_log=False,
         lifespan="on",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -48,8 +48,26 @@ return added
 CHUNK = 500
 
 
+class Sendable(Protocol):
+    """What the enqueue reads of an order: the sizing engine's own orders are sent as they
+    are, without a copy per order."""
+
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def follower_id(self) -> UUID: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def skip_reason(self) -> str | None: ...
+    @property
+    def skipped(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """An order read back from the outbox (the relay's)."""
+
     order_id: str
     follower_id: UUID
     payload: str
@@ -66,10 +84,10 @@ def _command(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(_bulk(arg) for arg in args)
 
 
-def slot_batches(items: Sequence[OutboxItem]) -> list[list[OutboxItem]]:
+def slot_batches(items: Sequence[Sendable]) -> list[list[Sendable]]:
     """Orders to send grouped so that each group's keys live in one cluster slot, at most
     CHUNK per group, in first-seen order."""
-    by_slot: dict[int, list[OutboxItem]] = {}
+    by_slot: dict[int, list[Sendable]] = {}
     for item in items:
         if not item.skipped:
             by_slot.setdefault(key_slot(order_stream(item.follower_id).encode()), []).append(item)
@@ -84,7 +102,7 @@ class Enqueuer:
         # Redis names a script by its SHA-1: EVALSHA saves sending the body every time.
         self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest().encode()
 
-    async def enqueue(self, items: Sequence[OutboxItem]) -> list[str]:
+    async def enqueue(self, items: Sequence[Sendable]) -> list[str]:
         """Send ``items`` in one round trip; return the ids now known to be in their streams.
 
         Skipped orders only go to the feed. An order id seen before is confirmed without a
@@ -103,9 +121,7 @@ class Enqueuer:
             await self._send(buffer, replies)
         return sendable
 
-    async def _enqueue_cluster(
-        self, cluster: RedisCluster, items: Sequence[OutboxItem]
-    ) -> list[str]:
+    async def _enqueue_cluster(self, cluster: RedisCluster, items: Sequence[Sendable]) -> list[str]:
         """One script call per slot group, pipelined (the client sends one batch per node)."""
         batches = slot_batches(items)
         for attempt in (1, 2):
@@ -134,7 +150,7 @@ class Enqueuer:
                 await cluster.script_load(_ENQUEUE_LUA)
         return [item.order_id for batch in batches for item in batch]
 
-    def _encode(self, items: Sequence[OutboxItem]) -> tuple[bytes, list[str], int]:
+    def _encode(self, items: Sequence[Sendable]) -> tuple[bytes, list[str], int]:
         """RESP for the whole batch: one PUBLISH per skipped order, one EVALSHA per chunk of
         orders to send. Returns the buffer, the ids sent and how many replies to read."""
         parts: list[bytes] = []
@@ -161,14 +177,15 @@ class Enqueuer:
                 replies += 1
 
         for item in items:
-            channel = feed_channel(item.follower_id).encode()
+            follower = str(item.follower_id)  # once: a UUID formats itself in Python code
+            channel = feed_channel(follower).encode()
             if item.skipped:
                 message = feed_message(item.payload, "skipped", item.skip_reason)
                 parts.append(_command(b"PUBLISH", channel, message.encode()))
                 replies += 1
                 continue
-            chunk_keys.append(order_stream(item.follower_id).encode())
-            chunk_keys.append(dedupe_key(item.follower_id, item.order_id).encode())
+            chunk_keys.append(order_stream(follower).encode())
+            chunk_keys.append(dedupe_key(follower, item.order_id).encode())
             chunk_args.append(item.payload.encode())
             chunk_args.append(channel)
             sendable.append(item.order_id)

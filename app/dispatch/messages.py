@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
@@ -86,8 +85,8 @@ class FillMessages:
         self,
         *,
         order_id: str,
-        follower_id: UUID,
-        subscription_id: UUID,
+        follower_id: str,
+        subscription_id: str,
         symbol: str,
         leg: PlannedLeg | None,
         sizing: dict[str, Any],
@@ -99,9 +98,9 @@ class FillMessages:
         document = {
             "v": SCHEMA_VERSION,
             "order_id": order_id,
-            "follower_id": str(follower_id),
+            "follower_id": follower_id,
             "leader_id": self._leader_id,
-            "subscription_id": str(subscription_id),
+            "subscription_id": subscription_id,
             "leader_fill_id": self._fill.fill_id,
             "symbol": symbol,
             "side": (leg.side if leg else self._fill.side).value,

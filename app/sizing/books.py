@@ -58,9 +58,14 @@ class SubscriptionBook:
     positions: dict[str, Decimal] = field(default_factory=dict)
     # Follower symbol -> leader symbol, where symbols.map renames one.
     leader_symbols: dict[str, str] = field(default_factory=dict)
+    # The ids as text, formatted once: every order of every fill spells them.
+    id_text: str = field(init=False)
+    follower_text: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.leader_symbols = {f: ldr for ldr, f in self.settings.symbol_map.items()}
+        self.id_text = str(self.id)
+        self.follower_text = str(self.follower_id)
 
 
 @dataclass(slots=True)

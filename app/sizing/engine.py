@@ -49,6 +49,10 @@ class PlannedOrder:
     skip_reason: str | None
     payload: str
 
+    @property
+    def skipped(self) -> bool:
+        return self.status == "skipped"
+
 
 @dataclass(frozen=True, slots=True)
 class FillOutcome:
@@ -200,6 +204,7 @@ class SizingEngine:
         valid_until = min(fill.event_at, now) + self._ttl
         leader_equity = self._equity.leader(fill.leader_id)
         messages = FillMessages(fill, now, valid_until, leader_equity)
+        leader_text = str(fill.leader_id)
         rows = hotpath.OrderRows()
         moves = hotpath.PositionMoves()
         changes = hotpath.StatusChanges()
@@ -227,11 +232,11 @@ class SizingEngine:
             sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
             legs = result.legs or (None,)
             for index, leg in enumerate(legs):
-                oid = order_id(fill.leader_id, fill.fill_id, sub.id, index)
+                oid = order_id(leader_text, fill.fill_id, sub.id_text, index)
                 payload = messages.encode(
                     order_id=oid,
-                    follower_id=sub.follower_id,
-                    subscription_id=sub.id,
+                    follower_id=sub.follower_text,
+                    subscription_id=sub.id_text,
                     symbol=symbol,
                     leg=leg,
                     sizing=sizing,

@@ -92,8 +92,15 @@ async def test_push_mode_end_to_end(service: ServiceProcess, redis: Any) -> None
         async with push_socket(service.ws_url, leader["id"], leader["push_token"]) as ws:
             acks = [await send_frame(ws, fill_frame(*fill)) for fill in FILLS]
             replay = await send_frame(ws, fill_frame(*FILLS[0]))
+            assert ws.response is not None
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
 
-        # Assert
+        # Assert: the client offered permessage-deflate; the service declines it by default
+        # (COPYTRADE_WS_COMPRESSION), on the feed sockets too.
+        assert extensions is None
+        for feed in (feed_a, feed_b):
+            assert feed.response is not None
+            assert feed.response.headers.get("Sec-WebSocket-Extensions") is None
         assert [a["status"] for a in acks] == ["accepted"] * 3
         assert replay == {"type": "ack", "fill_id": "f-1", "status": "duplicate"}
         await assert_orders(service, redis, accounts, {"A": feed_a, "B": feed_b})

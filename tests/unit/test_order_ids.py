@@ -32,6 +32,19 @@ def test_same_inputs_give_the_same_id() -> None:
     assert first == second
 
 
+@given(keys)
+def test_a_uuid_and_its_text_give_the_same_id(key: Key) -> None:
+    # Arrange: the engine passes the ids as text it formatted once, other callers as UUIDs.
+    leader, fill_id, subscription, leg = key
+
+    # Act
+    from_uuids = order_id(leader, fill_id, subscription, leg)
+    from_text = order_id(str(leader), fill_id, str(subscription), leg)
+
+    # Assert
+    assert from_uuids == from_text
+
+
 def test_default_leg_is_leg_zero() -> None:
     # Act
     implicit = order_id(LEADER, "fill-1", SUBSCRIPTION)
