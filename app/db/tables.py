@@ -182,7 +182,8 @@ class SubscriptionPosition(Base):
 
     __tablename__ = "subscription_position"
 
-    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"), primary_key=True)
+    # No foreign key (see follower_order): subscriptions are never deleted (append-only).
+    subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
     qty: Mapped[Decimal]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -248,19 +249,18 @@ class FollowerOrder(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    fill_pk: Mapped[int] = mapped_column(BigInteger, ForeignKey("leader_fill.id"))
+    # What an order came from: its fill, subscription and equity snapshots. No foreign keys:
+    # each was a lookup and a row lock (itself a WAL record) per order, a tenth of a 10,000
+    # fan-out's time. Those tables are append-only instead (a trigger refuses DELETE, see
+    # migration 0012), and the ids are the ones the same statement or the loaded book holds.
+    fill_pk: Mapped[int] = mapped_column(BigInteger)
     leg: Mapped[int] = mapped_column(SmallInteger, default=0)
-    # Denormalised from the subscription (which the foreign key below pins) for the
-    # per-follower history index; no key of their own: every check costs on a 10,000-row fill.
+    # Denormalised from the subscription, for the per-follower history index.
     follower_id: Mapped[UUID]
     leader_id: Mapped[UUID]
-    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("subscription.id"))
-    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("equity_snapshot.id")
-    )
-    follower_equity_snapshot_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("equity_snapshot.id")
-    )
+    subscription_id: Mapped[UUID]
+    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
+    follower_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     symbol: Mapped[str] = mapped_column(String(48))
     side: Mapped[str] = mapped_column(String(4))
     qty: Mapped[Decimal]
