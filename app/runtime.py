@@ -77,6 +77,7 @@ class Runtime:
             self.marker,
             self.sessionmaker,
             settings.dispatch_timeout_s,
+            settings.fill_concurrency,
         )
         self.relay = OutboxRelay(
             self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="How long a fill's ack waits for Redis to take its orders before leaving "
         "them to the outbox relay.",
     )
+    fill_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Fills sized at once in this process; later ones wait in arrival order. "
+        "Interleaving more only makes each one finish later.",
+    )
     dedupe_ttl_s: int = Field(
         default=7 * 24 * 3600,
         ge=60,
