@@ -123,6 +123,74 @@ async def throughput(
     return orders / elapsed, samples, elapsed
 
 
+async def _paced_leader(
+    ws_url: str,
+    group: Group,
+    interval_s: float,
+    first_at: float,
+    deadline: float,
+    samples: list[float],
+    tag: str,
+) -> int:
+    """Send a fill every ``interval_s`` whatever the acks do; time each from its slot."""
+    ws = await push(ws_url, group)
+    due: dict[str, float] = {}
+    sending = True
+
+    async def read_acks() -> None:
+        async for raw in ws:
+            ack = json.loads(raw)
+            assert ack.get("status") == "accepted", ack
+            # From the moment the fill was due, not when it went out: a late send is latency
+            # too (no coordinated omission).
+            samples.append(time.perf_counter() - due.pop(ack["fill_id"]))
+            if not sending and not due:
+                return
+
+    reader = asyncio.create_task(read_acks())
+    sent = 0
+    try:
+        slot = first_at
+        while slot < deadline:
+            await asyncio.sleep(max(0.0, slot - time.perf_counter()))
+            fill_id = f"{tag}-{sent}"
+            due[fill_id] = slot
+            await ws.send(frame(fill_id, side_for(sent)))
+            sent += 1
+            slot += interval_s
+        sending = False
+        if due:
+            await asyncio.wait_for(reader, timeout=300)
+    finally:
+        reader.cancel()
+        await ws.close()
+    return sent
+
+
+async def paced(
+    ws_url: str, groups: list[Group], orders_per_s: float, duration_s: float
+) -> tuple[float, list[float]]:
+    """Open loop: fills at a fixed total rate of ``orders_per_s`` follower orders, spread
+    evenly over the leaders and over time. Returns (orders/s achieved, fill latencies)."""
+    samples: list[float] = []
+    fills_per_s = orders_per_s / sum(len(g.subscriptions) for g in groups) * len(groups)
+    interval = len(groups) / fills_per_s  # per leader
+    started = time.perf_counter() + 0.5
+    deadline = started + duration_s
+    counts = await asyncio.gather(
+        *(
+            _paced_leader(
+                ws_url, g, interval, started + i * interval / len(groups), deadline, samples,
+                f"pace{i}",
+            )
+            for i, g in enumerate(groups)
+        )
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    orders = sum(c * len(g.subscriptions) for c, g in zip(counts, groups, strict=True))
+    return orders / elapsed, samples
+
+
 class FeedWatchers:
     """Websocket subscribers on followers' order feeds, recording delivery latency."""
 
