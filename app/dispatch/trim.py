@@ -45,14 +45,42 @@ async def safe_trim_point(redis: AnyRedis, stream: str) -> tuple[int, int] | Non
 
 async def trim_stream(redis: AnyRedis, stream: str, retention_s: float) -> int:
     """Trim ``stream``; return the number of entries removed."""
-    if not await redis.exists(stream):
+    return await trim_streams(redis, [stream], retention_s)
+
+
+async def trim_streams(redis: AnyRedis, streams: list[str], retention_s: float) -> int:
+    """Trim every stream of ``streams`` as :func:`trim_stream` would, in three pipelined
+    round trips (groups, their pending entries, the trims) rather than three per stream:
+    a round over 100,000 followers is 200,000 streams. Returns the entries removed."""
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    # A stream that does not exist answers an error: nothing to trim there.
+    infos = await pipe.execute(raise_on_error=False)
+    read = [
+        (stream, groups)
+        for stream, groups in zip(streams, infos, strict=True)
+        if isinstance(groups, list) and groups  # no group reads it yet: keep it whole
+    ]
+    if not read:
         return 0
-    safe = await safe_trim_point(redis, stream)
-    if safe is None:
-        return 0
-    cutoff = min(safe, (int((time.time() - retention_s) * 1000), 0))
-    removed: int = await redis.xtrim(stream, minid=f"{cutoff[0]}-{cutoff[1]}", approximate=False)
-    return removed
+    pipe = redis.pipeline(transaction=False)
+    for stream, groups in read:
+        for group in groups:
+            pipe.xpending(stream, _text(group["name"]))
+    pendings = iter(await pipe.execute(raise_on_error=False))
+    oldest_kept = (int((time.time() - retention_s) * 1000), 0)
+    pipe = redis.pipeline(transaction=False)
+    for stream, groups in read:
+        answers = [next(pendings) for _ in groups]
+        if not all(isinstance(answer, dict) for answer in answers):
+            continue  # deleted meanwhile, or not a stream: leave it for the next round
+        points = [stream_id(_text(group["last-delivered-id"])) for group in groups]
+        points += [stream_id(_text(a["min"])) for a in answers if a["pending"]]
+        cutoff = min(*points, oldest_kept)
+        pipe.xtrim(stream, minid=f"{cutoff[0]}-{cutoff[1]}", approximate=False)
+    removed = await pipe.execute()
+    return sum(int(n) for n in removed)
 
 
 class StreamTrimmer:
@@ -85,9 +113,13 @@ class StreamTrimmer:
                     TRIM_BATCH, self._interval_s
                 )
                 await session.commit()
-            for follower_id in batch:
-                for stream in (order_stream(follower_id), report_stream(follower_id)):
-                    removed += await trim_stream(self._redis, stream, self._retention_s)
+            streams = [
+                stream
+                for follower_id in batch
+                for stream in (order_stream(follower_id), report_stream(follower_id))
+            ]
+            if streams:
+                removed += await trim_streams(self._redis, streams, self._retention_s)
             if len(batch) < TRIM_BATCH:
                 return removed
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from app.db.repositories.accounts import FollowerRepository
 from app.db.session import make_engine, make_sessionmaker
-from app.dispatch.trim import safe_trim_point, trim_stream
+from app.dispatch.trim import safe_trim_point, trim_stream, trim_streams
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.integration.desk import xadd, xrange, xread_new
 
@@ -170,6 +170,32 @@ async def test_a_lagging_group_bounds_the_trim_at_its_last_delivered_id(
     assert point == as_tuple(ids[1])
     assert removed == 1
     assert await remaining(raw_redis) == ids[1:]
+
+
+async def test_a_batch_trims_each_stream_by_its_own_groups(raw_redis: Redis) -> None:
+    # Arrange: four streams of old entries in one batch: one without a group, one fully
+    # acknowledged, one with entry 2 pending, and one that does not exist.
+    two_hours_ago = int((time.time() - 7200) * 1000)
+    streams = [f"copytrade:orders:{{batch-{n}}}" for n in range(4)]
+    ids = [f"{two_hours_ago + n}-0" for n in range(4)]
+    for stream in streams[:3]:
+        for entry_id in ids:
+            await xadd(raw_redis, stream, {"order": b"{}"}, entry_id)
+    for stream in streams[1:3]:
+        await raw_redis.xgroup_create(stream, "g", id="0")
+        read_ids = [i for i, _ in await xread_new(raw_redis, "g", "c1", stream, 10)]
+        await raw_redis.xack(
+            stream, "g", *[i for i in read_ids if stream == streams[1] or i != ids[2]]
+        )
+
+    # Act
+    removed = await trim_streams(raw_redis, streams, RETENTION_S)
+
+    # Assert: kept whole; kept from the last delivered entry on (as a single trim does); kept
+    # from the pending entry on; the missing one skipped.
+    left = [[i for i, _ in await xrange(raw_redis, stream)] for stream in streams]
+    assert left == [ids, ids[3:], ids[2:], []]
+    assert removed == 3 + 2
 
 
 async def test_instances_trimming_at_once_each_claim_their_own_followers(
