@@ -11,6 +11,8 @@ import asyncpg
 from app.api.auth import PUSH_TOKEN_PREFIX, hash_secret, new_secret
 
 TABLES = (
+    "subscription_position",
+    "leader_position",
     "order_event",
     "follower_position",
     "follower_order",

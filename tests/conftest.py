@@ -23,7 +23,9 @@ TEST_DATABASE_URL = os.environ.get(
     "postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade_test",
 )
 TEST_REDIS_URL = os.environ.get("COPYTRADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Tables no foreign key reaches (so CASCADE would not) are named as well.
 TABLES = (
+    "subscription_position",
     "follower_order",
     "leader_fill",
     "subscription",

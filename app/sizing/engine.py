@@ -8,8 +8,9 @@ next fill reloads it from the database.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -21,7 +22,7 @@ from app import heap
 from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
 from app.domain.ids import order_id
-from app.domain.model import Fill, Side
+from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import InstrumentRules, PlanContext, SubscriptionStatus
 from app.domain.planner import plan
 from app.domain.positions import signed_qty
@@ -63,8 +64,40 @@ class FillOutcome:
     fill_pks: tuple[int, ...] = ()
 
 
+# Subscriptions planned and written per chunk when a fill fans out wider than this; up to
+# this many, one statement does it all (one round trip: what a small fan-out's latency is).
+CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _FillInputs:
+    """What every subscription's plan for one fill shares."""
+
+    fill: Fill
+    leader_before: Decimal
+    leader_equity: EquityReading | None
+    now: datetime
+    messages: FillMessages
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The planned rows of some subscriptions, and the cache moves they make once committed."""
+
+    rows: hotpath.OrderRows = field(default_factory=hotpath.OrderRows)
+    moves: hotpath.PositionMoves = field(default_factory=hotpath.PositionMoves)
+    changes: hotpath.StatusChanges = field(default_factory=hotpath.StatusChanges)
+    produced: list[PlannedOrder] = field(default_factory=list)
+    applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = field(
+        default_factory=list
+    )
+
+
 class SizingEngine:
-    def __init__(self, pool: asyncpg.Pool, equity: EquityCache, order_ttl_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, equity: EquityCache, order_ttl_s: float, chunk: int = CHUNK
+    ) -> None:
+        self.chunk = chunk
         self._pool = pool
         self._equity = equity
         self._ttl = timedelta(seconds=order_ttl_s)
@@ -203,13 +236,99 @@ class SizingEngine:
         now = datetime.now(UTC)
         valid_until = min(fill.event_at, now) + self._ttl
         leader_equity = self._equity.leader(fill.leader_id)
-        messages = FillMessages(fill, now, valid_until, leader_equity)
-        leader_text = str(fill.leader_id)
-        rows = hotpath.OrderRows()
-        moves = hotpath.PositionMoves()
-        changes = hotpath.StatusChanges()
+        inputs = _FillInputs(
+            fill,
+            leader_before,
+            leader_equity,
+            now,
+            FillMessages(fill, now, valid_until, leader_equity),
+        )
+        if len(subscriptions) <= self.chunk:
+            batch = self._plan(book, inputs, subscriptions)
+            STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
+            async with self._pool.acquire() as conn:
+                fill_pk = await hotpath.record_fill(
+                    conn, fill, kind, now, valid_until, batch.rows, leader_delta, batch.moves,
+                    batch.changes,
+                )  # fmt: skip
+            batches = [batch]
+        else:
+            fill_pk, batches = await self._record_in_chunks(
+                book, inputs, subscriptions, kind, valid_until, leader_delta, started
+            )
+        if fill_pk is None:
+            return FillOutcome(duplicate=True)
+
+        # Committed: move the cache the way the statement moved the database.
+        book.positions[fill.symbol] = book.positions.get(fill.symbol, Decimal(0)) + leader_delta
+        book.last_price[fill.symbol] = fill.price
         produced: list[PlannedOrder] = []
-        applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = []
+        for batch in batches:
+            produced += batch.produced
+            for sub, symbol, delta, new_status in batch.applied:
+                if delta:
+                    sub.positions[symbol] = sub.positions.get(symbol, Decimal(0)) + delta
+                if new_status is not None:
+                    sub.settings = replace(sub.settings, status=new_status)
+        return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
+
+    async def _record_in_chunks(
+        self,
+        book: LeaderBook,
+        inputs: _FillInputs,
+        subscriptions: list[SubscriptionBook],
+        kind: str,
+        valid_until: datetime,
+        leader_delta: Decimal,
+        started: float,
+    ) -> tuple[int | None, list[_Batch]]:
+        """A large fan-out in one transaction: the fill, then each chunk's orders written
+        while the next chunk is planned (the event loop sends a chunk, then plans on while
+        Postgres inserts it). Returns the fill's row id (None: a duplicate) and the batches."""
+        fill = inputs.fill
+        batches: list[_Batch] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            fill_pk = await hotpath.insert_fill(conn, fill, kind, leader_delta)
+            if fill_pk is None:
+                return None, []
+            writing: asyncio.Future[None] | None = None
+            try:
+                for first in range(0, len(subscriptions), self.chunk):
+                    batch = self._plan(book, inputs, subscriptions[first : first + self.chunk])
+                    batches.append(batch)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(
+                        hotpath.record_orders(
+                            conn, fill_pk, fill.leader_id, inputs.now, valid_until, batch.rows,
+                            batch.moves, batch.changes,
+                        )
+                    )  # fmt: skip
+                    await asyncio.sleep(0)  # let it go out before planning the next chunk
+                STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
+                assert writing is not None
+                await writing
+            finally:
+                # One statement at a time on a connection: never leave the transaction (to
+                # commit or roll back) with a chunk still being written.
+                if writing is not None and not writing.done():
+                    writing.cancel()
+                    await asyncio.gather(writing, return_exceptions=True)
+            if not any(o.status == "pending" for b in batches for o in b.produced):
+                await hotpath.mark_nothing_to_send(conn, fill_pk, inputs.now)
+        return fill_pk, batches
+
+    def _plan(
+        self, book: LeaderBook, inputs: _FillInputs, subscriptions: list[SubscriptionBook]
+    ) -> _Batch:
+        """Plan ``subscriptions`` for one fill: their order rows, position moves and status
+        changes, and what the cache applies once they commit."""
+        fill, now, messages = inputs.fill, inputs.now, inputs.messages
+        leader_equity = inputs.leader_equity
+        leader_text = str(fill.leader_id)
+        batch = _Batch()
+        rows, moves, changes = batch.rows, batch.moves, batch.changes
+        produced, applied = batch.produced, batch.applied
 
         for sub in subscriptions:
             symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
@@ -219,7 +338,7 @@ class SizingEngine:
             result = plan(
                 PlanContext(
                     fill=fill,
-                    leader_position_before=leader_before,
+                    leader_position_before=inputs.leader_before,
                     leader_equity=leader_equity,
                     follower_equity=follower_equity,
                     now=now,
@@ -276,20 +395,4 @@ class SizingEngine:
             if delta or result.status_change is not None:
                 applied.append((sub, symbol, delta, result.status_change))
 
-        STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
-        async with self._pool.acquire() as conn:
-            fill_pk = await hotpath.record_fill(
-                conn, fill, kind, now, valid_until, rows, leader_delta, moves, changes
-            )
-        if fill_pk is None:
-            return FillOutcome(duplicate=True)
-
-        # Committed: move the cache the way the statement moved the database.
-        book.positions[fill.symbol] = book.positions.get(fill.symbol, Decimal(0)) + leader_delta
-        book.last_price[fill.symbol] = fill.price
-        for sub, symbol, delta, new_status in applied:
-            if delta:
-                sub.positions[symbol] = sub.positions.get(symbol, Decimal(0)) + delta
-            if new_status is not None:
-                sub.settings = replace(sub.settings, status=new_status)
-        return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
+        return batch

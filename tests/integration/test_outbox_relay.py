@@ -8,18 +8,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import pytest
 from redis.asyncio import Redis
 
-from app.db.repositories.accounts import FollowerRepository, LeaderRepository
-from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
+from app.db.repositories.trading import InstrumentRepository
 from app.dispatch.enqueue import OutboxItem
 from app.domain.lifecycle import shown_status
 from app.domain.model import Fill, Side
 from app.runtime import Runtime
 from tests.conftest import make_settings
+from tests.integration.runtimes import fill, seed
 from tests.support import read_stream, start_live_server
 
 DEAD_REDIS = "redis://127.0.0.1:1/15"  # nothing listens on port 1
@@ -40,25 +39,6 @@ async def cut_off(clean: None) -> AsyncIterator[Runtime]:
     await runtime.open()
     yield runtime
     await runtime.stop()
-
-
-async def seed(runtime: Runtime, followers: int) -> tuple[UUID, list[UUID]]:
-    async with runtime.unit_of_work() as uow:
-        leader = await LeaderRepository(uow.session).add("L", "push", None, None)
-        await runtime.pipeline.record_equity(uow, Decimal(100000), None, leader_id=leader.id)
-        ids = []
-        for n in range(followers):
-            follower = await FollowerRepository(uow.session).add(f"F{n}", f"hash-{n}")
-            await runtime.pipeline.record_equity(uow, Decimal(10000), None, follower_id=follower.id)
-            await SubscriptionRepository(uow.session).add(follower.id, leader.id, Decimal(1))
-            ids.append(follower.id)
-        await uow.commit()
-    return leader.id, ids
-
-
-def fill(leader_id: UUID, fill_id: str) -> Fill:
-    now = datetime.now(UTC)
-    return Fill(leader_id, fill_id, "BTCUSDT", Side.BUY, Decimal(2), Decimal(50000), now, now)
 
 
 async def statuses(db: Any) -> list[str]:

@@ -4,6 +4,10 @@ One statement is one transaction in autocommit: the fill, its orders, the positi
 any subscription status change commit together or not at all, in a single round trip. A fill id
 seen before inserts nothing, and every other part reads from the fill's insert, so a duplicate
 writes nothing anywhere.
+
+A fill fanned out to thousands is written in chunks instead, in one transaction: the fill
+first (``insert_fill``), then each chunk's orders (``record_orders``) while the engine plans
+the next, so planning and Postgres work side by side rather than one after the other.
 """
 
 from __future__ import annotations
@@ -18,45 +22,65 @@ import asyncpg
 
 from app.domain.model import Fill
 
-RECORD_FILL = """
-WITH f AS (
+# The fill ($1-$14) and the leader's position move ($15). Every part that follows reads
+# from f: a duplicate fill id inserts no row there, so nothing else is written either.
+_FILL_CTES = """
+f AS (
     INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at,
                              kind, fee, fee_asset, reduce_only, liquidation, dispatched_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $34, $35, $36, $37, $38, $39)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
     ON CONFLICT (leader_id, fill_id) DO NOTHING
     RETURNING id
-), o AS (
+), lp AS (
+    INSERT INTO leader_position AS p (leader_id, symbol, qty, updated_at)
+    SELECT $1, $3, $15, now() FROM f
+    ON CONFLICT (leader_id, symbol) DO UPDATE SET qty = p.qty + EXCLUDED.qty, updated_at = now()
+)"""
+
+
+def _order_ctes(leader: str, created: str, valid: str, first: int) -> str:
+    """The orders of f (16 column arrays), the subscriptions' position moves (3) and status
+    changes (3), as parameters ``$first`` onwards."""
+    p = [f"${n}" for n in range(first, first + 22)]
+    return f"""
+o AS (
     INSERT INTO follower_order (
         id, fill_pk, leg, follower_id, leader_id, subscription_id,
         leader_equity_snapshot_id, follower_equity_snapshot_id, symbol, side, qty, type,
         reduce_only, limit_price, time_in_force, status, skip_reason, payload,
         created_at, valid_until)
-    SELECT u.id, f.id, u.leg, u.follower_id, $1, u.subscription_id, u.les, u.fes, u.symbol,
-           u.side, u.qty, u.type, u.reduce_only, u.limit_price, u.tif, u.status, u.skip_reason,
-           u.payload, $9, $10
-      FROM f, unnest($11::varchar[], $12::int2[], $13::uuid[], $14::uuid[], $15::int8[],
-                     $16::int8[], $17::varchar[], $18::varchar[], $19::numeric[], $20::varchar[],
-                     $21::bool[], $22::numeric[], $23::varchar[], $24::varchar[], $25::varchar[],
-                     $26::text[])
+    SELECT u.id, f.id, u.leg, u.follower_id, {leader}, u.subscription_id, u.les, u.fes,
+           u.symbol, u.side, u.qty, u.type, u.reduce_only, u.limit_price, u.tif, u.status,
+           u.skip_reason, u.payload, {created}, {valid}
+      FROM f, unnest({p[0]}::varchar[], {p[1]}::int2[], {p[2]}::uuid[], {p[3]}::uuid[],
+                     {p[4]}::int8[], {p[5]}::int8[], {p[6]}::varchar[], {p[7]}::varchar[],
+                     {p[8]}::numeric[], {p[9]}::varchar[], {p[10]}::bool[], {p[11]}::numeric[],
+                     {p[12]}::varchar[], {p[13]}::varchar[], {p[14]}::varchar[], {p[15]}::text[])
            AS u(id, leg, follower_id, subscription_id, les, fes, symbol, side, qty, type,
                 reduce_only, limit_price, tif, status, skip_reason, payload)
-), lp AS (
-    INSERT INTO leader_position AS p (leader_id, symbol, qty, updated_at)
-    SELECT $1, $3, $27, now() FROM f
-    ON CONFLICT (leader_id, symbol) DO UPDATE SET qty = p.qty + EXCLUDED.qty, updated_at = now()
 ), sp AS (
     INSERT INTO subscription_position AS p (subscription_id, symbol, qty, updated_at)
     SELECT u.sid, u.symbol, u.qty, now()
-      FROM f, unnest($28::uuid[], $29::varchar[], $30::numeric[]) AS u(sid, symbol, qty)
+      FROM f, unnest({p[16]}::uuid[], {p[17]}::varchar[], {p[18]}::numeric[])
+           AS u(sid, symbol, qty)
     ON CONFLICT (subscription_id, symbol) DO UPDATE
         SET qty = p.qty + EXCLUDED.qty, updated_at = now()
 ), st AS (
     UPDATE subscription s SET status = u.status, status_reason = u.reason, updated_at = now()
-      FROM f, unnest($31::uuid[], $32::varchar[], $33::varchar[]) AS u(sid, status, reason)
+      FROM f, unnest({p[19]}::uuid[], {p[20]}::varchar[], {p[21]}::varchar[])
+           AS u(sid, status, reason)
      WHERE s.id = u.sid AND s.status IN ('active', 'close_only')
+)"""
+
+
+# The whole fill in one statement: $16 created_at, $17 valid_until, orders from $18.
+RECORD_FILL = f"WITH {_FILL_CTES}, {_order_ctes('$1', '$16', '$17', 18)} SELECT id FROM f"
+# The chunked path: the fill alone, then the orders of each chunk for its row id ($1).
+INSERT_FILL = f"WITH {_FILL_CTES} SELECT id FROM f"
+RECORD_ORDERS = (
+    f"WITH f AS (SELECT $1::int8 AS id), {_order_ctes('$2', '$3', '$4', 5)} SELECT id FROM f"
 )
-SELECT id FROM f
-"""
+MARK_NOTHING_TO_SEND = "UPDATE leader_fill SET dispatched_at = $2 WHERE id = $1"
 
 
 @dataclass
@@ -105,6 +129,22 @@ class StatusChanges:
     reason: list[str | None] = field(default_factory=list)
 
 
+def _fill_args(fill: Fill, kind: str, dispatched_at: datetime | None, delta: Decimal) -> list[Any]:
+    return [
+        fill.leader_id, fill.fill_id, fill.symbol, fill.side.value, fill.qty, fill.price,
+        fill.event_at, fill.received_at, kind, fill.fee, fill.fee_asset, fill.reduce_only,
+        fill.liquidation, dispatched_at, delta,
+    ]  # fmt: skip
+
+
+def _order_args(orders: OrderRows, moves: PositionMoves, changes: StatusChanges) -> list[Any]:
+    return [
+        *orders.columns(),
+        moves.subscription_id, moves.symbol, moves.delta,
+        changes.subscription_id, changes.status, changes.reason,
+    ]  # fmt: skip
+
+
 async def record_fill(
     conn: asyncpg.Connection,
     fill: Fill,
@@ -120,20 +160,53 @@ async def record_fill(
 
     ``kind`` is "trade" for a leader fill, "sync" for copy_open_positions on subscribe.
     """
+    # Nothing to send (every order skipped): dispatched as it commits.
+    dispatched_at = None if "pending" in orders.status else created_at
     fill_pk: int | None = await conn.fetchval(
         RECORD_FILL,
-        fill.leader_id, fill.fill_id, fill.symbol, fill.side.value, fill.qty, fill.price,
-        fill.event_at, fill.received_at, created_at, valid_until,
-        *orders.columns(),
-        leader_delta,
-        moves.subscription_id, moves.symbol, moves.delta,
-        changes.subscription_id, changes.status, changes.reason,
-        kind,
-        fill.fee, fill.fee_asset, fill.reduce_only, fill.liquidation,
-        # Nothing to send (every order skipped): dispatched as it commits.
-        None if "pending" in orders.status else created_at,
-    )  # fmt: skip
+        *_fill_args(fill, kind, dispatched_at, leader_delta),
+        created_at,
+        valid_until,
+        *_order_args(orders, moves, changes),
+    )
     return fill_pk
+
+
+async def insert_fill(
+    conn: asyncpg.Connection, fill: Fill, kind: str, leader_delta: Decimal
+) -> int | None:
+    """The chunked path's first step, in the caller's transaction: the fill and the leader's
+    position; None for a duplicate. ``record_orders`` follows for each chunk."""
+    fill_pk: int | None = await conn.fetchval(
+        INSERT_FILL, *_fill_args(fill, kind, None, leader_delta)
+    )
+    return fill_pk
+
+
+async def record_orders(
+    conn: asyncpg.Connection,
+    fill_pk: int,
+    leader_id: UUID,
+    created_at: datetime,
+    valid_until: datetime,
+    orders: OrderRows,
+    moves: PositionMoves,
+    changes: StatusChanges,
+) -> None:
+    """One chunk of a fill's orders, position moves and status changes."""
+    await conn.fetchval(
+        RECORD_ORDERS,
+        fill_pk,
+        leader_id,
+        created_at,
+        valid_until,
+        *_order_args(orders, moves, changes),
+    )
+
+
+async def mark_nothing_to_send(conn: asyncpg.Connection, fill_pk: int, at: datetime) -> None:
+    """A chunked fill whose every order was skipped is dispatched as it commits."""
+    await conn.execute(MARK_NOTHING_TO_SEND, fill_pk, at)
 
 
 LOAD_SUBSCRIPTIONS = """

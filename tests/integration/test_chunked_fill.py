@@ -1,0 +1,116 @@
+"""A fill wider than the engine's chunk is planned and written in chunks, in one transaction.
+
+The engine's chunk is set to 2 here so that five followers take three chunks: the same
+orders, positions and dispatch as the single statement, and all or nothing on failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.db.repositories import hotpath
+from app.domain.model import Side
+from app.runtime import Runtime
+from tests.conftest import make_settings
+from tests.integration.runtimes import fill, seed
+from tests.support import read_stream
+
+FOLLOWERS = 5
+
+
+@pytest.fixture
+async def live(clean: None) -> AsyncIterator[Runtime]:
+    runtime = Runtime(make_settings())
+    await runtime.open()
+    runtime.sizing.chunk = 2
+    yield runtime
+    await runtime.stop()
+
+
+async def order_rows(db: Any) -> list[tuple[str, str, Decimal, str]]:
+    rows = await db.fetch(
+        "SELECT f.fill_id, o.side, o.qty, o.status FROM follower_order o"
+        "  JOIN leader_fill f ON f.id = o.fill_pk ORDER BY f.id, o.follower_id"
+    )
+    return [(r["fill_id"], r["side"], r["qty"], r["status"]) for r in rows]
+
+
+async def test_chunks_record_every_order_position_and_dispatch(
+    live: Runtime, redis: Any, db: Any
+) -> None:
+    # Arrange
+    leader_id, followers = await seed(live, FOLLOWERS)
+    await live.equity.reload()
+
+    # Act: open 2, then reduce by 1 (each follower holds a tenth).
+    opened = await live.pipeline.handle_fill(fill(leader_id, "f-1", Side.BUY, "2"))
+    reduced = await live.pipeline.handle_fill(fill(leader_id, "f-2", Side.SELL, "1"))
+    await live.marker.flush()
+
+    # Assert
+    assert (opened.status, reduced.status) == ("accepted", "accepted")
+    assert (
+        await order_rows(db)
+        == [("f-1", "buy", Decimal("0.2"), "pending")] * FOLLOWERS
+        + [("f-2", "sell", Decimal("0.1"), "pending")] * FOLLOWERS
+    )
+    positions = await db.fetch("SELECT qty FROM subscription_position")
+    assert sorted(r["qty"] for r in positions) == [Decimal("0.1")] * FOLLOWERS
+    assert await db.fetchval("SELECT qty FROM leader_position") == Decimal(1)
+    assert await db.fetchval("SELECT count(*) FROM leader_fill WHERE dispatched_at IS NULL") == 0
+    for follower_id in followers:
+        stream = await read_stream(redis, str(follower_id))
+        assert [(o["leader_fill_id"], o["qty"]) for o in stream] == [("f-1", "0.2"), ("f-2", "0.1")]
+
+
+async def test_a_duplicate_writes_nothing(live: Runtime, db: Any) -> None:
+    # Arrange
+    leader_id, _ = await seed(live, FOLLOWERS)
+    await live.equity.reload()
+    await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+
+    # Act
+    again = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+
+    # Assert
+    assert again.status == "duplicate"
+    assert len(await order_rows(db)) == FOLLOWERS
+    assert await db.fetchval("SELECT qty FROM leader_position") == Decimal(2)
+
+
+async def test_a_chunk_that_fails_leaves_nothing_of_the_fill(
+    live: Runtime, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the second chunk's write fails after the first one went through.
+    leader_id, _ = await seed(live, FOLLOWERS)
+    await live.equity.reload()
+    real = hotpath.record_orders
+    calls = 0
+
+    async def second_fails(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionResetError("lost mid-fill")
+        await real(*args)
+
+    monkeypatch.setattr(hotpath, "record_orders", second_fails)
+
+    # Act
+    with pytest.raises(ConnectionResetError):
+        await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+
+    # Assert: nothing of it was committed, and the same fill goes through whole afterwards.
+    assert await db.fetchval("SELECT count(*) FROM leader_fill") == 0
+    assert await order_rows(db) == []
+    assert await db.fetchval("SELECT count(*) FROM subscription_position") == 0
+    monkeypatch.setattr(hotpath, "record_orders", real)
+    retried = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    assert retried.status == "accepted"
+    assert len(await order_rows(db)) == FOLLOWERS
+    positions = await db.fetch("SELECT qty FROM subscription_position")
+    assert [r["qty"] for r in positions] == [Decimal("0.2")] * FOLLOWERS
