@@ -65,7 +65,14 @@ class Runtime:
             max_size=settings.db_pool_size,
             reset=_keep_session,
             init=_json_codecs,
-            server_settings={"application_name": "copytrade-hot"},
+            server_settings={
+                "application_name": "copytrade-hot",
+                # The hot statements' best plan never depends on their arguments, but with real
+                # table statistics Postgres estimated the generic plan of the fill statement
+                # dearer than a custom one and re-planned it on every fill: 0.2 ms of a 0.5 ms
+                # commit with 40,000 followers in the database (0.52 -> 0.31 ms p50).
+                "plan_cache_mode": "force_generic_plan",
+            },
         )
         self.sizing = SizingEngine(self.pg, self.equity, settings.order_ttl_s)
         self.equity.on_change(self._on_change)
