@@ -41,8 +41,9 @@ def prepare_database() -> None:
 
 
 async def settle(conn: asyncpg.Connection) -> None:
-    """Let Postgres finish with the set-up before anything is measured: fresh statistics, and
-    the bulk load's dirty pages written out now rather than by a checkpoint mid-run."""
+    """Let Postgres finish with what came before (the set-up, the previous measurement)
+    before the next one: fresh statistics, the dead tuples vacuumed and the dirty pages
+    written out now, rather than by autovacuum or a checkpoint in the middle of a run."""
     await conn.execute("VACUUM ANALYZE")
     # Not a superuser: the checkpoint comes when it comes.
     with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
@@ -89,6 +90,8 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
             results.append(m)
             print(pct("latency", m), flush=True)
         if not only or "fanout" in only:
+            async with pool.acquire() as conn:
+                await settle(conn)
             for label, group, naive_group, naive_fills in (
                 ("fan-out 1,000", fan_1k, naive_1k, 3),
                 ("fan-out 10,000", fan_10k, naive_10k, 1),
@@ -108,6 +111,8 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                 results.append(m)
                 print(pct(label, m), flush=True)
         if not only or "throughput" in only:
+            async with pool.acquire() as conn:
+                await settle(conn)
             ids = [f for g in sustained for f in g.followers[:100]]
             watchers = scenarios.FeedWatchers(
                 service.ws_url, service.env["COPYTRADE_ADMIN_TOKEN"], ids[: args.feed]
@@ -143,6 +148,8 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
             ]
             print(f"throughput: {rate:,.0f} orders/s", flush=True)
         if not only or "paced" in only:
+            async with pool.acquire() as conn:
+                await settle(conn)
             # The same leaders at a fixed offered rate: the latency a follower sees at that
             # load, rather than how far a saturated service queues.
             paced_rate, paced_samples = await scenarios.paced(
