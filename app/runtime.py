@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from app import heap
+from app.db.line import ConnectionLine
 from app.db.repositories.accounts import FollowerRepository
 from app.db.session import UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
@@ -32,6 +33,16 @@ from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 
 log = structlog.get_logger(__name__)
+
+
+_HOT_SESSION = {
+    "application_name": "copytrade-hot",
+    # The hot statements' best plan never depends on their arguments, but with real table
+    # statistics Postgres estimated the generic plan of the fill statement dearer than a
+    # custom one and re-planned it on every fill: 0.2 ms of a 0.5 ms commit with 40,000
+    # followers in the database (0.52 -> 0.31 ms p50).
+    "plan_cache_mode": "force_generic_plan",
+}
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -59,22 +70,20 @@ class Runtime:
         )
         self.enqueuer = Enqueuer(self.redis, settings.dedupe_ttl_s)
         # The hot path talks to Postgres on raw asyncpg: no ORM, no reset round trip on release.
+        dsn = asyncpg_dsn(settings.database_url)
         self.pg = asyncpg.create_pool(
-            asyncpg_dsn(settings.database_url),
+            dsn,
             min_size=2,
             max_size=settings.db_pool_size,
             reset=_keep_session,
             init=_json_codecs,
-            server_settings={
-                "application_name": "copytrade-hot",
-                # The hot statements' best plan never depends on their arguments, but with real
-                # table statistics Postgres estimated the generic plan of the fill statement
-                # dearer than a custom one and re-planned it on every fill: 0.2 ms of a 0.5 ms
-                # commit with 40,000 followers in the database (0.52 -> 0.31 ms p50).
-                "plan_cache_mode": "force_generic_plan",
-            },
+            server_settings=_HOT_SESSION,
         )
-        self.sizing = SizingEngine(self.pg, self.equity, settings.order_ttl_s)
+        # The fill statement itself: one connection per fill sized at once, no pool.
+        self.fill_line = ConnectionLine(
+            lambda: asyncpg.connect(dsn, server_settings=_HOT_SESSION), settings.fill_concurrency
+        )
+        self.sizing = SizingEngine(self.pg, self.fill_line, self.equity, settings.order_ttl_s)
         self.equity.on_change(self._on_change)
         self.marker = DispatchMarker(self.pg)
         self.pipeline = Pipeline(
@@ -184,6 +193,7 @@ class Runtime:
         if self.pubsub_redis is not self.redis:
             await self.pubsub_redis.aclose()
         if self._opened:
+            await self.fill_line.close()
             await self.pg.close()
         await self.engine.dispose()
         log.info("runtime_stopped")

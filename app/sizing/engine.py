@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 
 from app import heap
+from app.db.line import ConnectionLine
 from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
 from app.domain.ids import order_id
@@ -95,10 +96,16 @@ class _Batch:
 
 class SizingEngine:
     def __init__(
-        self, pool: asyncpg.Pool, equity: EquityCache, order_ttl_s: float, chunk: int = CHUNK
+        self,
+        pool: asyncpg.Pool,
+        line: ConnectionLine,
+        equity: EquityCache,
+        order_ttl_s: float,
+        chunk: int = CHUNK,
     ) -> None:
         self.chunk = chunk
-        self._pool = pool
+        self._pool = pool  # loading books
+        self._line = line  # recording fills
         self._equity = equity
         self._ttl = timedelta(seconds=order_ttl_s)
         self._books: dict[UUID, LeaderBook] = {}
@@ -246,7 +253,7 @@ class SizingEngine:
         if len(subscriptions) <= self.chunk:
             batch = self._plan(book, inputs, subscriptions)
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
-            async with self._pool.acquire() as conn:
+            async with self._line.connection() as conn:
                 fill_pk = await hotpath.record_fill(
                     conn, fill, kind, now, valid_until, batch.rows, leader_delta, batch.moves,
                     batch.changes,
@@ -287,7 +294,7 @@ class SizingEngine:
         Postgres inserts it). Returns the fill's row id (None: a duplicate) and the batches."""
         fill = inputs.fill
         batches: list[_Batch] = []
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._line.connection() as conn, conn.transaction():
             fill_pk = await hotpath.insert_fill(conn, fill, kind, leader_delta)
             if fill_pk is None:
                 return None, []

@@ -1,0 +1,92 @@
+"""The fill statement's dedicated connections: reused, and replaced when one is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app.db.line import ConnectionLine
+from tests.conftest import pg_dsn
+
+
+@pytest.fixture
+async def line(clean: None) -> AsyncIterator[ConnectionLine]:
+    connects = 0
+
+    async def connect() -> asyncpg.Connection:
+        nonlocal connects
+        connects += 1
+        return await asyncpg.connect(pg_dsn())
+
+    made = ConnectionLine(connect, size=2)
+    made.connects = lambda: connects  # type: ignore[attr-defined]
+    yield made
+    await made.close()
+
+
+async def backend(line: ConnectionLine) -> int:
+    async with line.connection() as conn:
+        pid: int = await conn.fetchval("SELECT pg_backend_pid()")
+        return pid
+
+
+async def test_a_connection_is_reused(line: Any) -> None:
+    # Act
+    first = await backend(line)
+    second = await backend(line)
+
+    # Assert
+    assert first == second
+    assert line.connects() == 1
+
+
+async def test_a_server_error_keeps_the_connection(line: Any) -> None:
+    # Arrange
+    before = await backend(line)
+
+    # Act
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async with line.connection() as conn:
+            await conn.fetchval("SELECT 1 / 0")
+
+    # Assert
+    assert await backend(line) == before
+
+
+async def test_a_connection_killed_by_the_server_is_replaced(line: Any, db: Any) -> None:
+    # Arrange
+    killed = await backend(line)
+    await db.execute("SELECT pg_terminate_backend($1)", killed)
+
+    # Act: the next use fails on the dead connection (as a fill would), the one after works.
+    with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)):
+        async with line.connection() as conn:
+            await conn.fetchval("SELECT 1")
+    replaced = await backend(line)
+
+    # Assert
+    assert replaced != killed
+
+
+async def test_a_statement_cancelled_midway_does_not_poison_the_line(line: Any) -> None:
+    # Arrange
+    before = await backend(line)
+
+    async def slow() -> None:
+        async with line.connection() as conn:
+            await conn.execute("SELECT pg_sleep(5)")
+
+    # Act
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # Assert: a fresh connection, ready at once.
+    after = await asyncio.wait_for(backend(line), timeout=2)
+    assert after != before
