@@ -2,8 +2,9 @@
 
 Per leader, fills are applied one at a time under the book's lock: plan every subscription
 from the cached book (no query per follower), record the fill and everything it caused in one
-statement, then move the cached positions. Anything that fails leaves the book stale, so the
-next fill reloads it from the database.
+statement (a fan-out wider than ``CHUNK``: in chunks of one transaction, each written while
+the next is planned), then move the cached positions. Anything that fails leaves the book
+stale, so the next fill reloads it from the database.
 """
 
 from __future__ import annotations
