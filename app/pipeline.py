@@ -42,13 +42,13 @@ class Pipeline:
         marker: DispatchMarker,
         sessionmaker: async_sessionmaker[AsyncSession],
         dispatch_timeout_s: float,
-        fill_concurrency: int = 2,
+        fill_concurrency: int = 3,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._dispatch_timeout_s = dispatch_timeout_s
         # Fills sized at once, whichever leaders they come from; the rest wait their turn.
         # Sizing is CPU: ten fills interleaved on one event loop finish together, each about
-        # ten times later than alone, and their orders reach followers that much later. Two
+        # ten times later than alone, and their orders reach followers that much later. A few
         # keep the database and Redis busy while the next fill is planned.
         self._slots = asyncio.Semaphore(fill_concurrency)
         self.engine = engine

@@ -84,10 +84,11 @@ class Settings(BaseSettings):
         "them to the outbox relay.",
     )
     fill_concurrency: int = Field(
-        default=2,
+        default=3,
         ge=1,
         description="Fills sized at once in this process; later ones wait in arrival order. "
-        "Interleaving more only makes each one finish later.",
+        "Interleaving many makes each one finish later; fewer than 3 leaves the database "
+        "and Redis idle while the next fill is planned.",
     )
     dedupe_ttl_s: int = Field(
         default=7 * 24 * 3600,
