@@ -104,6 +104,8 @@ class EquitySnapshot(Base):
         Index(
             "ix_equity_snapshot_follower_newest", "follower_id", text("as_of DESC"), text("id DESC")
         ),
+        # The equity cache's periodic resync reads only recent rows; append-only, so BRIN.
+        Index("ix_equity_snapshot_created", "created_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

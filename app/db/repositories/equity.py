@@ -12,14 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.tables import EquitySnapshot
 from app.domain.model import EquityReading
 
-# Newest per account in one pass over the (account, as_of DESC, id DESC) indexes.
-_NEWEST_SQL = text(
-    """
+_NEWEST = """
     SELECT DISTINCT ON (leader_id, follower_id)
            id, leader_id, follower_id, equity, as_of
       FROM equity_snapshot
+      {where}
   ORDER BY leader_id, follower_id, as_of DESC, id DESC
-    """
+"""
+# Newest per account in one pass over the (account, as_of DESC, id DESC) indexes.
+_NEWEST_SQL = text(_NEWEST.format(where=""))
+# The same among the rows inserted lately (the BRIN index on created_at finds them).
+_NEWEST_RECENT_SQL = text(
+    _NEWEST.format(where="WHERE created_at > now() - make_interval(secs => :within_s)")
 )
 
 
@@ -45,7 +49,14 @@ class EquityRepository:
         stmt = insert(EquitySnapshot).values(**values).returning(EquitySnapshot)
         return (await self.session.execute(stmt)).scalar_one()
 
-    async def newest_all(self) -> list[tuple[UUID | None, UUID | None, EquityReading]]:
-        """Return (leader_id, follower_id, reading) for every account's newest snapshot."""
-        rows = (await self.session.execute(_NEWEST_SQL)).all()
+    async def newest_all(
+        self, within_s: float | None = None
+    ) -> list[tuple[UUID | None, UUID | None, EquityReading]]:
+        """Return (leader_id, follower_id, reading) for every account's newest snapshot, or
+        only among the snapshots inserted in the last ``within_s`` seconds."""
+        if within_s is None:
+            result = await self.session.execute(_NEWEST_SQL)
+        else:
+            result = await self.session.execute(_NEWEST_RECENT_SQL, {"within_s": within_s})
+        rows = result.all()
         return [(r.leader_id, r.follower_id, EquityReading(r.id, r.equity, r.as_of)) for r in rows]
