@@ -48,6 +48,8 @@ GROUP = "copytrade"
 # Printable text only: control characters (NUL above all) have no business in a reason.
 # (Written for pydantic's Rust engine; msgspec uses Python's re, where only \Z is a hard end.)
 REASON_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Streams per XAUTOCLAIM pipeline when reclaiming a dead consumer's reports.
+CLAIM_SLICE = 1000
 # What redis-py returns for XREADGROUP without decode_responses: [(key, [(id, fields)])].
 StreamBatch = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 _encoder = msgspec.json.Encoder()
@@ -254,19 +256,27 @@ class ReportReader:
 
     async def claim_idle(self) -> int:
         """Take over and apply reports left unacknowledged by a consumer that went away."""
-        if not self._streams:
-            return 0
         keys = list(self._streams)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.xautoclaim(key, GROUP, self._consumer, self._claim_idle_ms, "0-0", count=100)
-            claimed = await pipe.execute()
-        batch: StreamBatch = [
-            (key.encode(), [(eid, f) for eid, f in result[1] if f is not None])
-            for key, result in zip(keys, claimed, strict=True)
-            if result[1]
-        ]
-        return await self._apply_batch(batch)
+        applied = 0
+        # A pipeline per CLAIM_SLICE streams: one over 42,000 streams held the event loop for
+        # about half a second (packing the commands, parsing the replies), fills included.
+        for first in range(0, len(keys), CLAIM_SLICE):
+            sliced = keys[first : first + CLAIM_SLICE]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in sliced:
+                    pipe.xautoclaim(
+                        key, GROUP, self._consumer, self._claim_idle_ms, "0-0", count=100
+                    )
+                claimed = await pipe.execute()
+            batch: StreamBatch = [
+                (key.encode(), [(eid, f) for eid, f in result[1] if f is not None])
+                for key, result in zip(sliced, claimed, strict=True)
+                if result[1]
+            ]
+            if batch:
+                applied += await self._apply_batch(batch)
+            await asyncio.sleep(0)
+        return applied
 
     async def read_once(self) -> int:
         """Read and apply one batch of new reports from all streams; return how many."""

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
+from app.dispatch import reports
 from app.dispatch.consumer import ReportWriter
 from app.dispatch.keys import report_dead_letter_stream, report_stream
 from app.dispatch.reports import GROUP
@@ -383,11 +384,14 @@ async def test_a_report_the_database_refuses_does_not_block_other_reports(
         assert await raw_redis.xlen(report_dead_letter_stream(follower.id)) == 1
 
 
+@pytest.mark.parametrize("claim_slice", [1000, 1], ids=["one-pipeline", "a-pipeline-each"])
 async def test_reports_held_by_a_crashed_instance_are_applied_after_a_restart(
-    clean: None, raw_redis: Redis
+    clean: None, raw_redis: Redis, claim_slice: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Arrange: an instance read the report, then died before its commit and XACK.
-    desk = await seeded()
+    # Arrange: an instance read the report, then died before its commit and XACK. With a
+    # slice of 1 the reclaim takes one pipeline per follower's stream (three followers).
+    monkeypatch.setattr(reports, "CLAIM_SLICE", claim_slice)
+    desk = await seeded(followers=3)
     follower = desk.followers[0]
     async with start_live_server(make_settings()) as server:
         order_id = await push_fill(server, desk, "f-1")
