@@ -6,7 +6,6 @@ orders, positions and dispatch as the single statement, and all or nothing on fa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from app.db.repositories import hotpath
 from app.domain.model import Side
 from app.runtime import Runtime
-from tests.conftest import make_settings
 from tests.integration.runtimes import fill, seed
 from tests.support import read_stream
 
@@ -23,12 +21,10 @@ FOLLOWERS = 5
 
 
 @pytest.fixture
-async def live(clean: None) -> AsyncIterator[Runtime]:
-    runtime = Runtime(make_settings())
-    await runtime.open()
-    runtime.sizing.chunk = 2
-    yield runtime
-    await runtime.stop()
+def live(live: Runtime) -> Runtime:
+    """The shared runtime, with a chunk of 2: five followers take three chunks."""
+    live.sizing.chunk = 2
+    return live
 
 
 async def order_rows(db: Any) -> list[tuple[str, str, Decimal, str]]:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from app.runtime import Runtime
-from tests.conftest import make_settings
 from tests.integration.runtimes import seed
-
-
-@pytest.fixture
-async def live(clean: None) -> AsyncIterator[Runtime]:
-    runtime = Runtime(make_settings())
-    await runtime.open()  # the cache is not listening: only reloads fill it
-    yield runtime
-    await runtime.stop()
 
 
 async def insert_equity(db: Any, follower_id: Any, equity: str, age_s: float) -> None:

@@ -25,14 +25,6 @@ DEAD_REDIS = "redis://127.0.0.1:1/15"  # nothing listens on port 1
 
 
 @pytest.fixture
-async def live(clean: None) -> AsyncIterator[Runtime]:
-    runtime = Runtime(make_settings())
-    await runtime.open()
-    yield runtime
-    await runtime.stop()
-
-
-@pytest.fixture
 async def cut_off(clean: None) -> AsyncIterator[Runtime]:
     """A runtime whose Redis is unreachable: every enqueue fails."""
     runtime = Runtime(make_settings(redis_url=DEAD_REDIS))

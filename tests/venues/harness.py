@@ -21,6 +21,9 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.security.crypto import generate_key
+from app.settings import Settings
+from tests.conftest import make_settings
 from tests.support import serve_asgi
 
 
@@ -198,3 +201,17 @@ async def run_venue(venue: FakeVenue) -> AsyncIterator[Running]:
             await proxy.close()
             # Close the venue's sockets first: the server waits for open connections.
             await venue.drop()
+
+
+def venue_settings(**overrides: Any) -> Settings:
+    """The service's settings for a fake venue: a credentials key, and timings short enough
+    that reconnects, lease hand-overs and equity polls happen within a test."""
+    values: dict[str, Any] = {
+        "credentials_key": generate_key(),
+        "feed_ping_interval_s": 0.3,
+        "venue_idle_timeout_s": 1.5,
+        "lease_heartbeat_s": 0.3,
+        "lease_ttl_s": 1.0,
+        "venue_equity_interval_s": 0.5,
+    }
+    return make_settings(**{**values, **overrides})

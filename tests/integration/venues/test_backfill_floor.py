@@ -9,21 +9,14 @@ from decimal import Decimal
 import asyncpg
 from redis.asyncio import Redis
 
-from app.security.crypto import generate_key
-from tests.conftest import make_settings
 from tests.integration.venues.test_hyperliquid import until
 from tests.support import Api, read_stream, start_live_server
 from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid, now_ms
-from tests.venues.harness import run_venue
+from tests.venues.harness import run_venue, venue_settings
 
 
 def settings() -> object:
-    return make_settings(
-        credentials_key=generate_key(),
-        feed_ping_interval_s=0.3,
-        venue_idle_timeout_s=1.5,
-        lease_heartbeat_s=0.3,
-        lease_ttl_s=1.0,
+    return venue_settings(
         venue_backfill_overlap_s=30.0,  # wider than the gap below: only the floor protects
     )
 

@@ -20,20 +20,11 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from app.security.crypto import generate_key
-from tests.conftest import make_settings
 from tests.support import Api, LiveServer, read_stream, start_live_server
 from tests.venues.fake_binance_usdm import FakeBinanceUsdm
-from tests.venues.harness import Running, run_venue
+from tests.venues.harness import Running, run_venue, venue_settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "venues" / "fixtures" / "binance_usdm"
-SETTINGS = {
-    "feed_ping_interval_s": 0.3,
-    "venue_idle_timeout_s": 1.5,
-    "lease_heartbeat_s": 0.3,
-    "lease_ttl_s": 1.0,
-    "venue_equity_interval_s": 0.5,
-}
 
 
 @dataclass
@@ -80,7 +71,7 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, within_s: float
 @pytest.fixture
 async def desk(redis: Redis, db: asyncpg.Connection) -> AsyncIterator[Desk]:
     venue = FakeBinanceUsdm()
-    settings = make_settings(credentials_key=generate_key(), **SETTINGS)
+    settings = venue_settings()
     async with run_venue(venue) as running, start_live_server(settings) as server:
         api = Api(server.http)
         follower = await api.follower()

@@ -16,11 +16,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from app.security.crypto import generate_key
-from tests.conftest import make_settings
 from tests.support import Api, LiveServer, read_stream, start_live_server
 from tests.venues.fake_bybit import FakeBybit, execution
-from tests.venues.harness import Running, run_venue
+from tests.venues.harness import Running, run_venue, venue_settings
 
 WAIT_S = 30.0
 
@@ -55,14 +53,7 @@ def ms_now() -> int:
 @pytest.fixture
 async def desk(redis: Redis, db: asyncpg.Connection) -> AsyncIterator[Desk]:
     venue = FakeBybit()
-    settings = make_settings(
-        credentials_key=generate_key(),
-        feed_ping_interval_s=0.3,
-        venue_idle_timeout_s=1.5,
-        lease_heartbeat_s=0.3,
-        lease_ttl_s=1.0,
-        venue_equity_interval_s=0.5,
-    )
+    settings = venue_settings()
     async with run_venue(venue) as running, start_live_server(settings) as server:
         api = Api(server.http)
         followers = []

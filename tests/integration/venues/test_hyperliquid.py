@@ -14,11 +14,9 @@ from typing import Any, TypeVar
 import asyncpg
 from redis.asyncio import Redis
 
-from app.security.crypto import generate_key
-from tests.conftest import make_settings
 from tests.support import Api, LiveServer, read_stream, start_live_server
 from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid
-from tests.venues.harness import Running, run_venue
+from tests.venues.harness import Running, run_venue, venue_settings
 
 T = TypeVar("T")
 WAIT_S = 30.0
@@ -68,14 +66,7 @@ class Scene:
 
 @asynccontextmanager
 async def scene(redis: Redis, db: asyncpg.Connection) -> AsyncIterator[Scene]:
-    settings = make_settings(
-        credentials_key=generate_key(),
-        feed_ping_interval_s=0.3,
-        venue_idle_timeout_s=1.5,
-        lease_heartbeat_s=0.3,
-        lease_ttl_s=1.0,
-        venue_equity_interval_s=0.5,
-    )
+    settings = venue_settings()
     venue = FakeHyperliquid()
     # The leader already holds a short when it is added: its positions are the start.
     venue.positions["SOL"] = Decimal("-10")

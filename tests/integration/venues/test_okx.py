@@ -15,11 +15,10 @@ from uuid import UUID
 import asyncpg
 from prometheus_client import REGISTRY
 
-from app.security.crypto import generate_key
-from tests.conftest import make_settings, pg_dsn
+from tests.conftest import pg_dsn
 from tests.support import Api, LiveServer, read_stream, start_live_server
 from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, FakeOkx, Trade, now_ms
-from tests.venues.harness import Running, run_venue
+from tests.venues.harness import Running, run_venue, venue_settings
 
 WAIT_S = 30.0
 
@@ -70,14 +69,7 @@ class Desk:
 
 @asynccontextmanager
 async def okx_desk(redis: Any) -> AsyncIterator[Desk]:
-    settings = make_settings(
-        credentials_key=generate_key(),
-        feed_ping_interval_s=0.3,
-        venue_idle_timeout_s=1.5,
-        lease_heartbeat_s=0.3,
-        lease_ttl_s=1.0,
-        venue_equity_interval_s=0.5,
-    )
+    settings = venue_settings()
     async with run_venue(FakeOkx()) as running, start_live_server(settings) as server:
         okx = running.venue
         assert isinstance(okx, FakeOkx)
