@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     dedupe_ttl_s: int = Field(
         default=7 * 24 * 3600,
         ge=60,
-        description="How long Redis remembers an enqueued order id to refuse a second XADD.",
+        description="How long Redis at least remembers an enqueued order id, to refuse a "
+        "second XADD (ids are kept in sets per period of this length, each kept two periods).",
     )
     order_ttl_s: float = Field(
         default=30.0,

@@ -34,7 +34,8 @@ class Service:
             "COPYTRADE_ADMIN_TOKEN": "bench-admin-token-0123456789",
             "COPYTRADE_DEMO": "false",
             "COPYTRADE_PORT": str(self.port),
-            "COPYTRADE_LOG_LEVEL": "warning",
+            # info shows each fill's sizing and enqueue times in the service log
+            "COPYTRADE_LOG_LEVEL": os.environ.get("COPYTRADE_BENCH_LOG_LEVEL", "warning"),
             "COPYTRADE_DB_POOL_SIZE": "10",
         }
         self.process: asyncio.subprocess.Process | None = None

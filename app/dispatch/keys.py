@@ -9,8 +9,9 @@ def order_stream(follower_id: UUID | str) -> str:
     return f"copytrade:orders:{{{follower_id}}}"
 
 
-def dedupe_key(follower_id: UUID | str, order_id: str) -> str:
-    return f"copytrade:dedupe:{{{follower_id}}}:{order_id}"
+def dedupe_set(follower_id: UUID | str, period: int) -> str:
+    """The order ids enqueued for a follower during one dedupe period."""
+    return f"copytrade:dedupe:{{{follower_id}}}:{period}"
 
 
 def feed_channel(follower_id: UUID | str) -> str:

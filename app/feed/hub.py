@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from app.dispatch.keys import feed_channel
+from app.dispatch.messages import feed_message
 from app.loops import Backoff, SupervisedTask
 from app.metrics import FEED_SOCKETS
 
@@ -28,6 +29,9 @@ QUEUE_LIMIT = 10_000
 _IDLE_CHANNEL = "copytrade:feed:_idle"
 # Every follower's channel (braces are literal in Redis globs), and not the idle one.
 FEED_PATTERN = feed_channel("*")
+# How every feed message proper begins (messages.feed_message, reports.status_message); any
+# other message on a follower's channel is the bare payload of a dispatched order.
+FEED_MESSAGE = '{"type":'
 
 
 class Subscriber:
@@ -129,5 +133,9 @@ class FeedHub:
                 continue
             data = message["data"]
             text = data.decode() if isinstance(data, bytes) else str(data)
+            if not text.startswith(FEED_MESSAGE):
+                # The enqueue script publishes a dispatched order's bare payload: wrapped here,
+                # once per message, for the channels someone listens to, not in Redis for all.
+                text = feed_message(text, "dispatched", None)
             for sub in targets:
                 sub.offer(text)

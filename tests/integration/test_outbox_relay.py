@@ -8,16 +8,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from redis.asyncio import Redis
 
 from app.db.repositories.trading import InstrumentRepository
-from app.dispatch.enqueue import OutboxItem
+from app.dispatch.enqueue import Enqueuer, OutboxItem
+from app.dispatch.keys import dedupe_set
 from app.domain.lifecycle import shown_status
 from app.domain.model import Fill, Side
 from app.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import TEST_REDIS_URL, make_settings
 from tests.integration.runtimes import fill, seed
 from tests.support import read_stream, start_live_server
 
@@ -87,6 +89,31 @@ async def test_enqueue_retry_of_the_same_order_adds_no_second_entry(
     # Assert: every retry is confirmed (so it can be marked dispatched), none adds an entry.
     assert confirmed == [[order.order_id]] * 3
     assert [o["order_id"] for o in await read_stream(redis, str(follower_id))] == [order.order_id]
+
+
+async def test_a_resend_is_refused_for_a_whole_dedupe_period_after_the_first_send(
+    redis: Any,
+) -> None:
+    # Arrange: an enqueuer whose clock the test moves, periods of one hour.
+    now = [3600.0 * 1000 + 3599]  # the last second of period 1000
+    client = Redis.from_url(TEST_REDIS_URL)
+    enqueuer = Enqueuer(client, dedupe_ttl_s=3600, clock=lambda: now[0])
+    follower_id = uuid4()
+    item = OutboxItem("o-1", follower_id, json.dumps({"order_id": "o-1"}))
+
+    # Act: sent; resent 1 s later (the next period: found in the previous period's set) and
+    # 3,599 s later; then 3,601 s later, more than a period on: no longer remembered.
+    entries = []
+    for step in (0, 1, 3598, 2):
+        now[0] += step
+        await enqueuer.enqueue([item])
+        entries.append(len(await read_stream(redis, str(follower_id))))
+    ttl = await redis.ttl(dedupe_set(follower_id, 1000))
+
+    # Assert
+    assert entries == [1, 1, 1, 2]
+    assert 3600 < ttl <= 7200  # a set outlives its period by one more
+    await client.aclose()
 
 
 async def test_relay_after_crash_sends_the_unsent_and_does_not_double_the_sent(

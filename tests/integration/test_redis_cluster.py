@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from app.dispatch.enqueue import CHUNK, Enqueuer, OutboxItem, slot_batches
-from app.dispatch.keys import dedupe_key, feed_channel, order_stream, report_stream
+from app.dispatch.keys import dedupe_set, feed_channel, order_stream, report_stream
 from app.dispatch.trim import trim_stream
 from app.redisconn import by_slot
 from tests.cluster import needs_redis_binaries, redis_cluster
@@ -70,7 +70,8 @@ def test_every_batch_lives_in_one_slot_and_every_order_in_one_batch() -> None:
             for item in batch
             for key in (
                 order_stream(item.follower_id),
-                dedupe_key(item.follower_id, item.order_id),
+                dedupe_set(item.follower_id, 1),
+                dedupe_set(item.follower_id, 0),
                 feed_channel(item.follower_id),
             )
         }

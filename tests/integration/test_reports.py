@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -229,12 +230,18 @@ async def pending_reports(redis: Redis, follower: Follower) -> int:
     return await pending_count(redis, report_stream(follower.id), GROUP)
 
 
+def reader_errors() -> float:
+    return REGISTRY.get_sample_value("copytrade_loop_errors_total", {"loop": "report_reader"}) or 0
+
+
 async def test_stream_reports_fill_the_order(clean: None, raw_redis: Redis) -> None:
     # Arrange
     desk = await seeded()
     follower = desk.followers[0]
     writer = ReportWriter(raw_redis)
-    async with start_live_server(make_settings()) as server:
+    errors = reader_errors()
+    # Claims only after a minute: the reports must come through the reader's own reads.
+    async with start_live_server(make_settings(report_claim_idle_ms=60_000)) as server:
         api = Api(server.http)
         order_id = await push_fill(server, desk, "f-1")
 
@@ -249,6 +256,7 @@ async def test_stream_reports_fill_the_order(clean: None, raw_redis: Redis) -> N
         assert (order["filled_qty"], order["avg_price"]) == ("0.2", "50001")
         assert statuses(order) == ["accepted", "filled"]
         await wait_until(lambda: _drained(raw_redis, follower), what="reports acknowledged")
+        assert reader_errors() == errors
 
 
 async def _drained(redis: Redis, follower: Follower) -> bool:
