@@ -171,6 +171,8 @@ class LeaderPosition(Base):
     """The leader's position per symbol (signed), from its fills."""
 
     __tablename__ = "leader_position"
+    # Room for the update every fill makes, on the row's own page (migration 0014).
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
 
     leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
@@ -183,6 +185,7 @@ class SubscriptionPosition(Base):
     orders it sends, corrected by executor reports of what did not fill."""
 
     __tablename__ = "subscription_position"
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
 
     # No foreign key (see follower_order): subscriptions are never deleted (append-only).
     subscription_id: Mapped[UUID] = mapped_column(primary_key=True)

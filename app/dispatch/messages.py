@@ -10,7 +10,7 @@ import msgspec
 
 from app.domain.decimals import fmt
 from app.domain.model import EquityReading, Fill
-from app.domain.plan_model import Plan, PlannedLeg, SizingSettings
+from app.domain.plan_model import OrderType, Plan, PlannedLeg, SizingSettings
 
 SCHEMA_VERSION = 1
 _encoder = msgspec.json.Encoder()
@@ -51,6 +51,8 @@ class FillMessages:
             text = self._texts[value] = fmt(value)
         return text
 
+    # Enum members are encoded as they are (msgspec writes a StrEnum as its value): .value is
+    # a Python-level property, and there are several per order.
     def explanation(
         self,
         plan: Plan,
@@ -60,7 +62,7 @@ class FillMessages:
     ) -> dict[str, Any]:
         """Every input that produced the order, amounts as decimal strings."""
         return {
-            "mode": settings.mode.value,
+            "mode": settings.mode,
             **self._leader,
             "follower_equity": _d(follower_equity.equity) if follower_equity else None,
             "follower_equity_snapshot_id": (
@@ -68,7 +70,7 @@ class FillMessages:
             ),
             "ratio": _d(plan.ratio),
             "multiplier": self._text(settings.multiplier),
-            "effect": plan.effect.value,
+            "effect": plan.effect,
             "leader_position_before": self._text(plan.leader_position_before),
             "leader_position_after": self._text(plan.leader_position_after),
             "follower_position_before": fmt(plan.follower_position_before),
@@ -78,7 +80,7 @@ class FillMessages:
             "residue": fmt(plan.residue),
             "clamps": list(plan.clamps),
             "qty_step": self._text(qty_step),
-            "skip_reason": plan.skip_reason.value if plan.skip_reason else None,
+            "skip_reason": plan.skip_reason,
         }
 
     def encode(
@@ -103,9 +105,9 @@ class FillMessages:
             "subscription_id": subscription_id,
             "leader_fill_id": self._fill.fill_id,
             "symbol": symbol,
-            "side": (leg.side if leg else self._fill.side).value,
+            "side": leg.side if leg else self._fill.side,
             "qty": fmt(leg.qty) if leg else "0",
-            "type": leg.order_type.value if leg else "market",
+            "type": leg.order_type if leg else OrderType.MARKET,
             "reduce_only": leg.reduce_only if leg else False,
             "limit_price": _d(leg.limit_price) if leg else None,
             "time_in_force": leg.time_in_force if leg else None,

