@@ -1,6 +1,6 @@
 """Run every benchmark against the real service and print/write the figures.
 
-    python -m bench [--quick] [--duration 60] [--only latency,fanout,throughput]
+    python -m bench [--quick] [--duration 60] [--only latency,fanout,throughput,paced,instances]
 
 Uses its own database (copytrade_bench) and Redis db (12): never the service's or the tests'.
 """
@@ -167,6 +167,35 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                 )
             )
             print(pct("paced", results[-1]), flush=True)
+        if not only or "instances" in only:
+            # The documented way onto a second core: a second instance of the service on
+            # the same database and Redis, each leader's socket on one of them.
+            async with pool.acquire() as conn:
+                await settle(conn)
+            second = Service(DATABASE_URL, REDIS_URL, RESULTS / "service-2.log")
+            await second.start()
+            try:
+                two_rate, two_samples, _ = await scenarios.throughput(
+                    [service.ws_url, second.ws_url], sustained, args.duration, tag="tq"
+                )
+            finally:
+                await second.stop()
+            results += [
+                Measurement(
+                    "sustained, 2 instances",
+                    "orders/s",
+                    {"rate": two_rate},
+                    lower_is_better=False,
+                    notes="the sustained run with a second service process; leaders alternate",
+                ),
+                Measurement(
+                    "2 instances fill latency",
+                    "ms",
+                    latency_summary(two_samples),
+                    notes="frame sent -> ack, 10 leaders at once, 5 on each instance",
+                ),
+            ]
+            print(f"throughput, 2 instances: {two_rate:,.0f} orders/s", flush=True)
     finally:
         await service.stop()
         await naive.stop()
@@ -184,7 +213,9 @@ def cli() -> None:
     parser.add_argument(
         "--paced-rate", type=float, default=20_000.0, help="offered orders/s of the paced run"
     )
-    parser.add_argument("--only", default="", help="comma list: latency,fanout,throughput,paced")
+    parser.add_argument(
+        "--only", default="", help="comma list: latency,fanout,throughput,paced,instances"
+    )
     parser.add_argument("--quick", action="store_true", help="short run for a smoke check")
     args = parser.parse_args()
     if args.quick:

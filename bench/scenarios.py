@@ -109,16 +109,19 @@ async def _leader_loop(
 
 
 async def throughput(
-    ws_url: str, groups: list[Group], duration_s: float
+    ws_url: str | list[str], groups: list[Group], duration_s: float, tag: str = "tp"
 ) -> tuple[float, list[float], float]:
     """All leaders fill as fast as they are acknowledged. Returns (orders/s, latencies, secs).
 
-    Each leader's first fill (its book loaded, its statements prepared) is sent and
+    With several service instances (``ws_url`` a list), leader i goes to instance i mod n, as
+    a load balancer would spread them. ``tag`` keeps fill ids apart between runs on the same
+    leaders. Each leader's first fill (its book loaded, its statements prepared) is sent and
     acknowledged before the clock starts, as the other measurements warm up too."""
+    urls = [ws_url] if isinstance(ws_url, str) else ws_url
     for i, group in enumerate(groups):
-        ws = await push(ws_url, group)
+        ws = await push(urls[i % len(urls)], group)
         try:
-            await ws.send(frame(f"tp{i}-warm", "buy"))
+            await ws.send(frame(f"{tag}{i}-warm", "buy"))
             ack = json.loads(await ws.recv())
             assert ack.get("status") == "accepted", ack
         finally:
@@ -127,7 +130,10 @@ async def throughput(
     started = time.perf_counter()
     deadline = started + duration_s
     counts = await asyncio.gather(
-        *(_leader_loop(ws_url, g, deadline, samples, f"tp{i}") for i, g in enumerate(groups))
+        *(
+            _leader_loop(urls[i % len(urls)], g, deadline, samples, f"{tag}{i}")
+            for i, g in enumerate(groups)
+        )
     )
     elapsed = time.perf_counter() - started
     orders = sum(c * len(g.subscriptions) for c, g in zip(counts, groups, strict=True))
