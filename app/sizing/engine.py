@@ -382,8 +382,8 @@ class SizingEngine:
                     status = "skipped" if leg is None else "pending"
                     rows.id.append(oid)
                     rows.leg.append(index)
-                    rows.follower_id.append(sub.follower_id)
-                    rows.subscription_id.append(sub.id)
+                    rows.follower_id.append(sub.follower_text)
+                    rows.subscription_id.append(sub.id_text)
                     rows.leader_equity_snapshot_id.append(
                         leader_equity.snapshot_id if leader_equity else None
                     )
@@ -407,11 +407,11 @@ class SizingEngine:
                     result.follower_position_after - follower_before if result.legs else Decimal(0)
                 )
                 if delta:
-                    moves.subscription_id.append(sub.id)
+                    moves.subscription_id.append(sub.id_text)
                     moves.symbol.append(symbol)
                     moves.delta.append(delta)
                 if result.status_change is not None:
-                    changes.subscription_id.append(sub.id)
+                    changes.subscription_id.append(sub.id_text)
                     changes.status.append(result.status_change)
                     changes.reason.append(result.status_reason)
                 if delta or result.status_change is not None:
