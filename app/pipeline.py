@@ -42,7 +42,7 @@ class Pipeline:
         marker: DispatchMarker,
         sessionmaker: async_sessionmaker[AsyncSession],
         dispatch_timeout_s: float,
-        fill_concurrency: int = 3,
+        fill_concurrency: int = 2,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._dispatch_timeout_s = dispatch_timeout_s

@@ -84,11 +84,11 @@ class Settings(BaseSettings):
         "them to the outbox relay.",
     )
     fill_concurrency: int = Field(
-        default=3,
+        default=2,
         ge=1,
         description="Fills sized at once in this process; later ones wait in arrival order. "
-        "Interleaving many makes each one finish later; fewer than 3 leaves the database "
-        "and Redis idle while the next fill is planned.",
+        "Interleaving many makes each one (and its orders on the feed) finish later; with 1 "
+        "the database and Redis wait while the next fill is planned.",
     )
     dedupe_ttl_s: int = Field(
         default=7 * 24 * 3600,
