@@ -73,7 +73,7 @@ def main() -> None:
 
     orders = plan_all()
     enqueuer = Enqueuer(cast(Any, NONE), dedupe_ttl_s=604_800)
-    enqueuer._start()
+    enqueuer._enter_period()
     n = len(orders)
     planned = best_of(args.repeat, plan_all)
     encoded = best_of(args.repeat, lambda: enqueuer._encode(orders))

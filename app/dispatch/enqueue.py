@@ -147,7 +147,7 @@ class Enqueuer:
             )
         return keys
 
-    def _start(self) -> None:
+    def _enter_period(self) -> None:
         """Take the dedupe period of now; the cached key names hold for one period."""
         period = int(self._clock() // self._period_s)
         if period != self._period:
@@ -163,7 +163,7 @@ class Enqueuer:
         """
         if not items:
             return []
-        self._start()
+        self._enter_period()
         if isinstance(self.redis, RedisCluster):
             return await self._enqueue_cluster(self.redis, items)
         try:
