@@ -24,23 +24,23 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def safe_trim_point(redis: AnyRedis, stream: str) -> tuple[int, int] | None:
-    """The oldest entry id some group still needs, or None when no group reads the stream.
+def _safe_point(groups: list[Any], pendings: list[Any]) -> tuple[int, int]:
+    """The oldest entry id some group still needs, from each group's XINFO GROUPS entry and
+    its XPENDING summary: its oldest pending (delivered, unacknowledged) entry and everything
+    after its last-delivered id."""
+    points = [stream_id(_text(group["last-delivered-id"])) for group in groups]
+    points += [stream_id(_text(p["min"])) for p in pendings if p["pending"]]
+    return min(points)
 
-    A group still needs its oldest pending (delivered, unacknowledged) entry and everything
-    after its last-delivered id. A stream nobody consumes yet is kept whole.
-    """
+
+async def safe_trim_point(redis: AnyRedis, stream: str) -> tuple[int, int] | None:
+    """The oldest entry id some group still needs, or None when no group reads the stream
+    (a stream nobody consumes yet is kept whole)."""
     groups = await redis.xinfo_groups(stream)
     if not groups:
         return None
-    points = []
-    for group in groups:
-        name = _text(group["name"])
-        points.append(stream_id(_text(group["last-delivered-id"])))
-        pending = await redis.xpending(stream, name)
-        if pending["pending"]:
-            points.append(stream_id(_text(pending["min"])))
-    return min(points)
+    pendings = [await redis.xpending(stream, _text(group["name"])) for group in groups]
+    return _safe_point(groups, pendings)
 
 
 async def trim_stream(redis: AnyRedis, stream: str, retention_s: float) -> int:
@@ -75,9 +75,7 @@ async def trim_streams(redis: AnyRedis, streams: list[str], retention_s: float) 
         answers = [next(pendings) for _ in groups]
         if not all(isinstance(answer, dict) for answer in answers):
             continue  # deleted meanwhile, or not a stream: leave it for the next round
-        points = [stream_id(_text(group["last-delivered-id"])) for group in groups]
-        points += [stream_id(_text(a["min"])) for a in answers if a["pending"]]
-        cutoff = min(*points, oldest_kept)
+        cutoff = min(_safe_point(groups, answers), oldest_kept)
         pipe.xtrim(stream, minid=f"{cutoff[0]}-{cutoff[1]}", approximate=False)
     removed = await pipe.execute()
     return sum(int(n) for n in removed)
