@@ -18,7 +18,6 @@ from uuid import UUID
 import msgspec
 import structlog
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,6 +49,20 @@ GROUP = "copytrade"
 REASON_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # Streams per call when reclaiming a dead consumer's reports.
 CLAIM_SLICE = 1000
+# Consumer groups created per round trip when streams are first tracked.
+TRACK_SLICE = 1000
+# KEYS: report streams; ARGV[1]: the group. Creates each stream's group unless it exists.
+# Existing groups are the usual case after a restart: answered here, not as an error reply
+# per stream that the client turns into an exception each (twice the time of the script).
+_TRACK_LUA = """
+for _, key in ipairs(KEYS) do
+  local reply = redis.pcall('XGROUP', 'CREATE', key, ARGV[1], '0', 'MKSTREAM')
+  if type(reply) == 'table' and reply.err and not string.find(reply.err, 'BUSYGROUP', 1, true) then
+    return redis.error_reply(key .. ': ' .. reply.err)
+  end
+end
+return #KEYS
+"""
 # KEYS: report streams; ARGV: group, consumer, min idle ms, count. Returns [stream, entries,
 # ...] for the streams where entries were taken over: XPENDING first, as nearly all have none.
 _CLAIM_LUA = """
@@ -231,6 +244,7 @@ class ReportReader:
         # The XREADGROUP naming every stream, encoded once per change of the streams.
         self._read_command: bytes | None = None
         self._claim_script = redis.register_script(_CLAIM_LUA)
+        self._track_script = redis.register_script(_TRACK_LUA)
         self._loop = SupervisedTask("report_reader", self._run, Backoff(0.2, 10.0))
 
     async def start(self) -> None:
@@ -241,22 +255,41 @@ class ReportReader:
 
     async def track(self, follower_id: UUID) -> None:
         """Start reading a follower's report stream now (other instances find it on refresh)."""
-        key = report_stream(follower_id)
-        if key in self._streams:
-            return
-        try:
-            await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._streams[key] = follower_id
-        self._read_command = None
+        await self.track_many([follower_id])
+
+    async def track_many(self, follower_ids: list[UUID]) -> None:
+        """Start reading the report streams of ``follower_ids`` not read yet: their consumer
+        groups created TRACK_SLICE to a round trip (one round trip per follower held a start
+        with 42,000 followers busy for seconds, while the first fills were being sized)."""
+        new = {
+            key: follower_id
+            for follower_id in follower_ids
+            if (key := report_stream(follower_id)) not in self._streams
+        }
+        keys = list(new)
+        for first in range(0, len(keys), TRACK_SLICE):
+            sliced = keys[first : first + TRACK_SLICE]
+            if isinstance(self._redis, RedisCluster):
+                await self._track_cluster(self._redis, sliced)
+            else:
+                await self._track_script(keys=sliced, args=[GROUP])
+            self._streams.update((key, new[key]) for key in sliced)
+            self._read_command = None
+
+    async def _track_cluster(self, cluster: RedisCluster, keys: list[str]) -> None:
+        async with cluster.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xgroup_create(key, GROUP, id="0", mkstream=True)
+            results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            # BUSYGROUP: the group exists already (created before, or by another instance).
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
 
     async def _refresh_streams(self) -> None:
         async with self._sessionmaker() as session:
             followers = await FollowerRepository(session).all_ids()
-        for follower_id in followers:
-            await self.track(follower_id)
+        await self.track_many(followers)
 
     async def _run(self, backoff: Backoff) -> None:
         self._streams.clear()

@@ -10,6 +10,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
@@ -17,11 +18,17 @@ from redis.crc import key_slot
 
 from app.dispatch.enqueue import CHUNK, Enqueuer, OutboxItem, slot_batches
 from app.dispatch.keys import dedupe_set, feed_channel, order_stream, report_stream
+from app.dispatch.reports import GROUP, ReportReader
 from app.dispatch.trim import trim_stream
 from app.redisconn import by_slot
 from tests.cluster import needs_redis_binaries, redis_cluster
 
 pytestmark = needs_redis_binaries
+
+
+# The report reader's database and report service, which tracking streams never touches.
+NO_SESSIONS: Any = None
+NO_SERVICE: Any = None
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +139,20 @@ async def test_trimming_and_report_reads_work_on_a_cluster(cluster: RedisCluster
     assert removed == 2
     assert len(groups) == 2
     assert all(len({key_slot(k.encode()) for k in group}) == 1 for group in groups)
+
+
+async def test_report_groups_are_created_on_every_node_once(cluster: RedisCluster) -> None:
+    # Arrange: followers whose report streams hash to different slots, one group made before.
+    followers = [uuid.uuid4() for _ in range(8)]
+    assert len(by_slot([report_stream(f) for f in followers])) > 1
+    await cluster.xgroup_create(report_stream(followers[0]), GROUP, id="0", mkstream=True)
+    reader = ReportReader(NO_SESSIONS, cluster, NO_SERVICE, 100, 60_000, 5.0)
+
+    # Act
+    await reader.track_many(followers)
+    await reader.track_many(followers)
+
+    # Assert
+    for follower_id in followers:
+        groups = await cluster.xinfo_groups(report_stream(follower_id))
+        assert [g["name"] for g in groups] == [GROUP.encode()]

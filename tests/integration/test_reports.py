@@ -7,10 +7,12 @@ import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.dispatch import reports
@@ -40,6 +42,11 @@ async def raw_redis(clean: None) -> AsyncIterator[Redis]:
     client = Redis.from_url(TEST_REDIS_URL)
     yield client
     await client.aclose()
+
+
+# The reader's database and report service, which tracking streams never touches.
+NO_SESSIONS: Any = None
+NO_SERVICE: Any = None
 
 
 def reports_path(follower: Follower, order_id: str) -> str:
@@ -415,3 +422,32 @@ async def test_reports_held_by_a_crashed_instance_are_applied_after_a_restart(
         await wait_for_order(
             api, follower, order_id, lambda o: o["status"] == "accepted", within=2.0
         )
+
+
+async def test_tracking_many_followers_creates_each_group_once(raw_redis: Redis) -> None:
+    # Arrange: one follower's group exists already (made by another instance), the rest not;
+    # more followers than one round trip takes.
+    followers = [uuid4() for _ in range(reports.TRACK_SLICE + 5)]
+    await raw_redis.xgroup_create(report_stream(followers[0]), GROUP, id="0", mkstream=True)
+    reader = reports.ReportReader(NO_SESSIONS, raw_redis, NO_SERVICE, 100, 60_000, 5.0)
+
+    # Act
+    await reader.track_many(followers)
+    await reader.track_many(followers[:3])  # tracked already: nothing is sent again
+
+    # Assert
+    for follower_id in (followers[0], followers[1], followers[-1]):
+        groups = await raw_redis.xinfo_groups(report_stream(follower_id))
+        assert [g["name"] for g in groups] == [GROUP.encode()]
+    assert await raw_redis.exists(*(report_stream(f) for f in followers)) == len(followers)
+
+
+async def test_tracking_a_key_that_is_not_a_stream_fails_loudly(raw_redis: Redis) -> None:
+    # Arrange: something else holds a follower's report key.
+    follower_id = uuid4()
+    await raw_redis.set(report_stream(follower_id), b"not a stream")
+    reader = reports.ReportReader(NO_SESSIONS, raw_redis, NO_SERVICE, 100, 60_000, 5.0)
+
+    # Act / Assert: not mistaken for "the group exists already".
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await reader.track_many([uuid4(), follower_id])
