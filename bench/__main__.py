@@ -21,6 +21,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from bench import scenarios
+from bench.cpu import CpuMeter, wait_until_idle
 from bench.seed import reset, seed_group
 from bench.service import ROOT, NaiveService, Service
 from bench.stats import Measurement, latency_summary, render, write_json
@@ -50,6 +51,15 @@ async def settle(conn: asyncpg.Connection) -> None:
         await conn.execute("CHECKPOINT")
 
 
+def cpu_measurement(name: str, meter: CpuMeter, orders: int) -> Measurement:
+    return Measurement(
+        name,
+        "us",
+        meter.per_order_us(orders),
+        notes=f"CPU time per order of each process, from /proc, over {orders:,} orders",
+    )
+
+
 def pct(label: str, m: Measurement) -> str:
     return f"{label}: p50 {m.ours.get('p50', 0):.2f} ms, p99 {m.ours.get('p99', 0):.2f} ms"
 
@@ -72,6 +82,10 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
         await settle(conn)
     service = Service(DATABASE_URL, REDIS_URL, RESULTS / "service.log")
     await service.start()
+    assert service.process is not None
+    waited = await wait_until_idle(service.process.pid)
+    print(f"service settled {waited:.1f} s after ready", flush=True)
+    meter = CpuMeter([service.process.pid])
     naive = NaiveService(dsn, REDIS_URL, RESULTS / "naive.log")
     await naive.start()
     results: list[Measurement] = []
@@ -96,7 +110,11 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                 ("fan-out 1,000", fan_1k, naive_1k, 3),
                 ("fan-out 10,000", fan_10k, naive_10k, 1),
             ):
+                meter.start()
                 ours = await scenarios.fanout(service.ws_url, redis, group, args.fan_fills)
+                meter.stop()
+                # The two warm-up fills are sized and counted too.
+                fanned = (args.fan_fills + 2) * len(group.subscriptions)
                 base = await scenarios.fanout(
                     naive.ws_url, redis, naive_group, naive_fills, warmup=0
                 )
@@ -108,7 +126,7 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                     "frame sent -> ack (all orders committed and in their streams);"
                     f" baseline over {naive_fills} fill(s)",
                 )
-                results.append(m)
+                results += [m, cpu_measurement(f"CPU/order, {label}", meter, fanned)]
                 print(pct(label, m), flush=True)
         if not only or "throughput" in only:
             async with pool.acquire() as conn:
@@ -118,7 +136,13 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                 service.ws_url, service.env["COPYTRADE_ADMIN_TOKEN"], ids[: args.feed]
             )
             await watchers.start()
-            rate, samples, _ = await scenarios.throughput(service.ws_url, sustained, args.duration)
+            meter.start()
+            rate, samples, elapsed = await scenarios.throughput(
+                service.ws_url, sustained, args.duration
+            )
+            meter.stop()
+            # The clocked orders and each leader's acknowledged warm-up fill.
+            sustained_orders = round(rate * elapsed) + sum(len(g.subscriptions) for g in sustained)
             await asyncio.sleep(1.0)
             await watchers.stop()
             base_rate, base_samples, _ = await scenarios.throughput(
@@ -145,6 +169,7 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
                     latency_summary(watchers.samples),
                     notes="order created -> received on the websocket, during the sustained run",
                 ),
+                cpu_measurement("CPU/order, sustained", meter, sustained_orders),
             ]
             print(f"throughput: {rate:,.0f} orders/s", flush=True)
         if not only or "paced" in only:
