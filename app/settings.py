@@ -112,9 +112,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often order streams are trimmed."
     )
     report_block_ms: int = Field(
-        default=1000,
+        default=5000,
         ge=10,
-        description="XREADGROUP block time of the executor-report reader (below socket timeout).",
+        le=9000,
+        description="XREADGROUP block time of the executor-report reader (below the 10 s "
+        "socket timeout); a follower tracked meanwhile ends the read at once.",
     )
     report_claim_idle_ms: int = Field(
         default=30_000,

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from prometheus_client import REGISTRY
@@ -19,6 +19,7 @@ from app.dispatch import reports
 from app.dispatch.consumer import ReportWriter
 from app.dispatch.keys import report_dead_letter_stream, report_stream
 from app.dispatch.reports import GROUP
+from app.runtime import Runtime
 from tests.conftest import TEST_REDIS_URL, make_settings
 from tests.integration.desk import (
     Desk,
@@ -266,6 +267,28 @@ async def test_stream_reports_fill_the_order(clean: None, raw_redis: Redis) -> N
         assert reader_errors() == errors
 
 
+async def test_a_follower_made_while_the_reader_blocks_is_read_at_once(raw_redis: Redis) -> None:
+    # Arrange: the reader blocks for a minute at a time, and claims nothing for a minute:
+    # the report can only come through a read that names the new follower's stream.
+    writer = ReportWriter(raw_redis)
+    settings = make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
+    async with start_live_server(settings) as server:
+        api = Api(server.http)
+        await asyncio.sleep(0.5)  # the reader's first read (no followers yet) is under way
+        desk = await seed_desk(api, 1)  # the follower is made, and tracked, on this instance
+        follower = desk.followers[0]
+        order_id = await push_fill(server, desk, "f-1")
+
+        # Act
+        await writer.report(follower.id, order_id, "accepted")
+
+        # Assert: well within one block time.
+        order = await wait_for_order(
+            api, follower, order_id, lambda o: o["status"] == "accepted", within=4.0
+        )
+        assert statuses(order) == ["accepted"]
+
+
 async def _drained(redis: Redis, follower: Follower) -> bool:
     return await pending_reports(redis, follower) == 0
 
@@ -451,3 +474,73 @@ async def test_tracking_a_key_that_is_not_a_stream_fails_loudly(raw_redis: Redis
     # Act / Assert: not mistaken for "the group exists already".
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await reader.track_many([uuid4(), follower_id])
+
+
+async def _add_follower(db: Any) -> UUID:
+    """A follower made elsewhere (another instance, plain SQL)."""
+    follower_id = uuid4()
+    await db.execute(
+        "INSERT INTO follower (id, name, api_key_hash) VALUES ($1, $2, $3)",
+        follower_id,
+        f"elsewhere-{follower_id}",
+        uuid4().hex * 2,
+    )
+    return follower_id
+
+
+async def _has_group(redis: Redis, follower_id: UUID) -> bool:
+    if not await redis.exists(report_stream(follower_id)):
+        return False
+    return [g["name"] for g in await redis.xinfo_groups(report_stream(follower_id))] == [
+        GROUP.encode()
+    ]
+
+
+async def test_a_refresh_finds_followers_made_elsewhere(
+    live: Runtime, db: Any, raw_redis: Redis
+) -> None:
+    # Arrange: every follower there is now, tracked; then one more made elsewhere.
+    reader = live.report_reader
+    first = await _add_follower(db)
+    await reader.refresh(full=True)
+    made = await _add_follower(db)
+
+    # Act
+    await reader.refresh()
+
+    # Assert
+    assert [await _has_group(raw_redis, f) for f in (first, made)] == [True, True]
+
+
+async def test_a_sweep_finds_a_follower_that_left_the_count_unchanged(
+    live: Runtime, db: Any, raw_redis: Redis
+) -> None:
+    # Arrange: one follower deleted by hand and another made: as many as when last read.
+    reader = live.report_reader
+    gone = await _add_follower(db)
+    await reader.refresh(full=True)
+    await db.execute("DELETE FROM follower WHERE id = $1", gone)
+    made = await _add_follower(db)
+
+    # Act
+    await reader.refresh()
+    after_refresh = await _has_group(raw_redis, made)
+    await reader.refresh(full=True)
+
+    # Assert: a plain refresh trusts the count; the periodic sweep reads every id.
+    assert not after_refresh
+    assert await _has_group(raw_redis, made)
+
+
+async def test_a_full_refresh_reads_every_page(
+    live: Runtime, db: Any, raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: more followers than one page holds.
+    monkeypatch.setattr(reports, "REFRESH_PAGE", 2)
+    followers = [await _add_follower(db) for _ in range(5)]
+
+    # Act
+    await live.report_reader.refresh(full=True)
+
+    # Assert
+    assert [await _has_group(raw_redis, f) for f in followers] == [True] * 5

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -131,6 +131,18 @@ class FollowerRepository:
 
     async def all_ids(self) -> list[UUID]:
         return list((await self.session.execute(select(Follower.id))).scalars())
+
+    async def count(self) -> int:
+        return int(
+            (await self.session.execute(select(func.count()).select_from(Follower))).scalar_one()
+        )
+
+    async def id_page(self, after: UUID | None, limit: int) -> list[UUID]:
+        """Up to ``limit`` follower ids in order, from just after ``after``."""
+        stmt = select(Follower.id).order_by(Follower.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(Follower.id > after)
+        return list((await self.session.execute(stmt)).scalars())
 
     async def id_by_api_key_hash(self, key_hash: str) -> UUID | None:
         stmt = select(Follower.id).where(Follower.api_key_hash == key_hash)
