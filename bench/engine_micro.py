@@ -19,6 +19,7 @@ from uuid import uuid4
 
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.messages import FillMessages
+from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import SizingSettings
 from app.sizing.books import LeaderBook, SubscriptionBook
@@ -43,7 +44,8 @@ def setup(followers: int) -> tuple[SizingEngine, LeaderBook, _FillInputs]:
     engine._rules = {}  # every symbol on the default rules
     fill = Fill(leader_id, "f-1", "BTCUSDT", Side.BUY, Decimal("1.5"), Decimal("50000"), NOW, NOW)
     messages = FillMessages(fill, NOW, NOW + timedelta(seconds=30), equity.leader(leader_id))
-    inputs = _FillInputs(fill, Decimal(0), equity.leader(leader_id), NOW, messages)
+    ids = FillOrderIds(leader_id, fill.fill_id)
+    inputs = _FillInputs(fill, Decimal(0), equity.leader(leader_id), NOW, messages, ids)
     return engine, LeaderBook(leader_id, subs, {}), inputs
 
 

@@ -17,6 +17,21 @@ def order_id(leader_id: UUID | str, fill_id: str, subscription_id: UUID | str, l
     id, so any retry of the same work is recognisable downstream. A UUID and its canonical
     text give the same id.
     """
-    material = f"{leader_id}\x1f{fill_id}\x1f{subscription_id}\x1f{leg}".encode()
-    digest = hashlib.blake2b(material, digest_size=16, person=b"copytrade-order").digest()
-    return ORDER_ID_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")[:22]
+    return FillOrderIds(leader_id, fill_id)(subscription_id, leg)
+
+
+class FillOrderIds:
+    """``order_id`` for the orders of one fill: the fill's part of the input is hashed once
+    and copied per order (a fill fans out to thousands: 1.5 -> 1.0 us an id)."""
+
+    __slots__ = ("_fill",)
+
+    def __init__(self, leader_id: UUID | str, fill_id: str) -> None:
+        self._fill = hashlib.blake2b(digest_size=16, person=b"copytrade-order")
+        self._fill.update(f"{leader_id}\x1f{fill_id}\x1f".encode())
+
+    def __call__(self, subscription_id: UUID | str, leg: int = 0) -> str:
+        digest = self._fill.copy()
+        digest.update(f"{subscription_id}\x1f{leg}".encode())
+        # 16 bytes are 22 base64 characters and two of padding.
+        return ORDER_ID_PREFIX + base64.urlsafe_b64encode(digest.digest()).decode()[:22]

@@ -24,7 +24,7 @@ from app import heap
 from app.db.line import ConnectionLine
 from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
-from app.domain.ids import order_id
+from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import InstrumentRules, OrderType, PlanContext, SubscriptionStatus
 from app.domain.planner import plan_within, planning
@@ -85,6 +85,7 @@ class _FillInputs:
     leader_equity: EquityReading | None
     now: datetime
     messages: FillMessages
+    order_ids: FillOrderIds
 
 
 @dataclass(slots=True)
@@ -255,6 +256,7 @@ class SizingEngine:
             leader_equity,
             now,
             FillMessages(fill, now, valid_until, leader_equity),
+            FillOrderIds(fill.leader_id, fill.fill_id),
         )
         if len(subscriptions) <= self.chunk:
             batch = self._plan(book, inputs, subscriptions)
@@ -338,7 +340,7 @@ class SizingEngine:
         changes, and what the cache applies once they commit."""
         fill, now, messages = inputs.fill, inputs.now, inputs.messages
         leader_equity = inputs.leader_equity
-        leader_text = str(fill.leader_id)
+        order_ids = inputs.order_ids
         batch = _Batch()
         rows, moves, changes = batch.rows, batch.moves, batch.changes
         produced, applied = batch.produced, batch.applied
@@ -369,7 +371,7 @@ class SizingEngine:
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
                 legs = result.legs or (None,)
                 for index, leg in enumerate(legs):
-                    oid = order_id(leader_text, fill.fill_id, sub.id_text, index)
+                    oid = order_ids(sub.id_text, index)
                     payload = messages.encode(
                         order_id=oid,
                         follower_id=sub.follower_text,

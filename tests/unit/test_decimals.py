@@ -189,6 +189,19 @@ def test_fmt_ignores_a_narrow_ambient_context() -> None:
     assert text == "9.87654321"
 
 
+def test_fmt_is_plain_in_a_lower_case_exponent_context() -> None:
+    # Arrange: str() of a Decimal writes its exponent with the context's capitals setting.
+    values = [Decimal("1E+2"), Decimal("1E-10"), Decimal("-2.5E+3")]
+
+    # Act
+    with localcontext() as ctx:
+        ctx.capitals = 0
+        texts = [fmt(v) for v in values]
+
+    # Assert
+    assert texts == ["100", "0.0000000001", "-2500"]
+
+
 # --- fmt: properties ---
 
 _TRAILING_FRACTION_ZERO = re.compile(r"\.\d*0$|\.$")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.ids import order_id
+from app.domain.ids import FillOrderIds, order_id
 
 LEADER = UUID("00000000-0000-4000-8000-000000000001")
 SUBSCRIPTION = UUID("00000000-0000-4000-8000-000000000002")
@@ -153,3 +153,21 @@ def test_legs_of_one_fill_get_distinct_ids(
 
     # Assert
     assert len(ids) == len(legs_sample)
+
+
+@given(
+    leader=st.uuids(),
+    fill_id=fill_ids,
+    orders=st.lists(st.tuples(st.uuids(), legs), min_size=1, max_size=20),
+)
+def test_one_fills_id_maker_gives_each_order_its_own_id(
+    leader: UUID, fill_id: str, orders: list[tuple[UUID, int]]
+) -> None:
+    # Arrange: one maker for the whole fill, as the sizing engine holds it.
+    ids = FillOrderIds(leader, fill_id)
+
+    # Act
+    made = [ids(subscription, leg) for subscription, leg in orders]
+
+    # Assert: each as if made alone, whatever came before it.
+    assert made == [order_id(leader, fill_id, str(s), leg) for s, leg in orders]
