@@ -449,7 +449,8 @@ class ReportReader:
 
     async def _read_cluster(self, cluster: RedisCluster, block_ms: int) -> int:
         """On a cluster one XREADGROUP may only name streams of one slot: a non-blocking read
-        per slot group, pipelined per node, and a pause of the block time when all are empty."""
+        per slot group, pipelined per node, and a pause of the block time (at most
+        CLUSTER_POLL_MAX_S) when all are empty."""
         async with cluster.pipeline(transaction=False) as pipe:
             for group in by_slot(list(self._streams)):
                 pipe.xreadgroup(GROUP, self._consumer, dict.fromkeys(group, ">"), count=100)
