@@ -9,7 +9,7 @@ a socket is open, so producers publish nothing extra for it.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from uuid import UUID
 
 import structlog
@@ -35,15 +35,49 @@ FEED_MESSAGE = '{"type":'
 
 
 class Subscriber:
+    """One socket's feed messages, in order, until its stream ends.
+
+    The socket's task waits for the next message on one future (``next``), which ``end``
+    also wakes: a queue get wrapped in a task and raced with ``asyncio.wait`` against the
+    socket's other events cost a task and three callbacks per message, and a follower's socket
+    gets a message or two per fill.
+    """
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        self._messages: deque[str] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        # A subscriber that cannot keep up: what did not fit was dropped.
         self.overflowed = False
+        self.ended = False
 
     def offer(self, message: str) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        if len(self._messages) >= QUEUE_LIMIT:
             self.overflowed = True
+        else:
+            self._messages.append(message)
+        self._wake()
+
+    def end(self) -> None:
+        """Deliver nothing more: ``next`` answers None from now on."""
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self) -> str | None:
+        """The next message, waiting for one; None once ended."""
+        while not self.ended:
+            if self._messages:
+                return self._messages.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return None
 
 
 class FeedHub:

@@ -140,28 +140,22 @@ async def _stream(
 ) -> None:
     """Send the feed's messages (those ``admit`` passes) until the client leaves, lags or its
     key is revoked."""
-    # Reading in the background notices a client that went away while no orders flow.
+    # Reading in the background notices a client that went away while no orders flow. Either
+    # task ending ends the subscriber's stream, which wakes the loop below.
     reader = asyncio.create_task(_drain_client(websocket))
     revocation = asyncio.create_task(revoked.wait())
+    for task in (reader, revocation):
+        task.add_done_callback(lambda _: sub.end())
     try:
-        while not reader.done():
-            getter = asyncio.ensure_future(sub.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, reader, revocation}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter not in done:
-                getter.cancel()
-                if revocation in done:
-                    await websocket.close(
-                        code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked"
-                    )
-                break
-            text = getter.result()
+        while (text := await sub.next()) is not None:
             if admit is None or await admit(text):
                 await websocket.send_text(text)
             if sub.overflowed:
                 await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
-                break
+                return
+        # Ended: the client left (nothing to close), or the key was revoked.
+        if revocation.done() and not reader.done():
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked")
     except WebSocketDisconnect:
         pass
     finally:
