@@ -1,0 +1,119 @@
+"""The order message (schema version 1): its keys, in order, and its values as decimal text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from app.dispatch.messages import FillMessages
+from app.domain.model import EquityReading, Fill, Side, SkipReason
+from app.domain.plan_model import OrderType, Plan, PlannedLeg, SizingMode, SizingSettings
+from app.domain.positions import FillEffect
+
+NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+LEADER = UUID("00000000-0000-4000-8000-000000000001")
+FILL = Fill(LEADER, "f-1", "BTCUSDT", Side.BUY, Decimal("1.50"), Decimal("50000.0"), NOW, NOW)
+DOCUMENT_KEYS = [
+    "v", "order_id", "follower_id", "leader_id", "subscription_id", "leader_fill_id", "symbol",
+    "side", "qty", "type", "reduce_only", "limit_price", "time_in_force", "created_at",
+    "valid_until", "sizing",
+]  # fmt: skip
+SIZING_KEYS = [
+    "mode", "leader_price", "leader_equity", "leader_equity_snapshot_id", "follower_equity",
+    "follower_equity_snapshot_id", "ratio", "multiplier", "effect", "leader_position_before",
+    "leader_position_after", "follower_position_before", "follower_position_after", "target",
+    "raw_qty", "residue", "clamps", "qty_step", "skip_reason",
+]  # fmt: skip
+
+
+def messages(leader_equity: EquityReading | None) -> FillMessages:
+    return FillMessages(FILL, NOW, NOW + timedelta(seconds=30), leader_equity)
+
+
+def test_a_sent_order_carries_every_field_in_schema_order() -> None:
+    # Arrange
+    fill_messages = messages(EquityReading(7, Decimal("100000.00"), NOW))
+    plan = Plan(
+        symbol="BTCUSDT",
+        legs=(
+            PlannedLeg(
+                Side.BUY, Decimal("0.0150"), False, OrderType.LIMIT, Decimal("50050.5"), "IOC"
+            ),
+        ),
+        skip_reason=None,
+        effect=FillEffect.OPEN,
+        leader_position_before=Decimal(0),
+        leader_position_after=Decimal("1.5"),
+        follower_position_before=Decimal(0),
+        follower_position_after=Decimal("0.015"),
+        ratio=Decimal("0.01"),
+        target=Decimal("0.01500"),
+        raw_qty=Decimal("0.0153"),
+        residue=Decimal("0.0003"),
+        clamps=("max_order_notional",),
+    )
+    sizing = fill_messages.explanation(
+        plan, SizingSettings(multiplier=Decimal("1.0")), EquityReading(9, Decimal("1000"), NOW),
+        Decimal("0.001"),
+    )  # fmt: skip
+
+    # Act
+    payload = fill_messages.encode(
+        order_id="ct-1", follower_id="F", subscription_id="S", symbol="BTCUSDT",
+        leg=plan.legs[0], sizing=sizing,
+    )  # fmt: skip
+
+    # Assert
+    document = json.loads(payload)
+    assert list(document) == DOCUMENT_KEYS
+    assert list(document["sizing"]) == SIZING_KEYS
+    assert {k: document[k] for k in DOCUMENT_KEYS[:-1]} == {
+        "v": 1, "order_id": "ct-1", "follower_id": "F", "leader_id": str(LEADER),
+        "subscription_id": "S", "leader_fill_id": "f-1", "symbol": "BTCUSDT", "side": "buy",
+        "qty": "0.015", "type": "limit", "reduce_only": False, "limit_price": "50050.5",
+        "time_in_force": "IOC", "created_at": "2026-12-05T10:00:00+00:00",
+        "valid_until": "2026-12-05T10:00:30+00:00",
+    }  # fmt: skip
+    assert document["sizing"] == {
+        "mode": SizingMode.TARGET.value, "leader_price": "50000", "leader_equity": "100000",
+        "leader_equity_snapshot_id": 7, "follower_equity": "1000",
+        "follower_equity_snapshot_id": 9, "ratio": "0.01", "multiplier": "1",
+        "effect": "open", "leader_position_before": "0", "leader_position_after": "1.5",
+        "follower_position_before": "0", "follower_position_after": "0.015",
+        "target": "0.015", "raw_qty": "0.0153", "residue": "0.0003",
+        "clamps": ["max_order_notional"], "qty_step": "0.001", "skip_reason": None,
+    }  # fmt: skip
+
+
+def test_a_skipped_order_is_quantity_zero_on_the_leaders_side_with_its_reason() -> None:
+    # Arrange: no equity on either side.
+    fill_messages = messages(None)
+    plan = Plan(
+        symbol="BTCUSDT",
+        legs=(),
+        skip_reason=SkipReason.NO_EQUITY,
+        effect=FillEffect.OPEN,
+        leader_position_before=Decimal(0),
+        leader_position_after=Decimal("1.5"),
+        follower_position_before=Decimal(0),
+        follower_position_after=Decimal(0),
+    )
+    sizing = fill_messages.explanation(plan, SizingSettings(), None, Decimal("0.001"))
+
+    # Act
+    payload = fill_messages.encode(
+        order_id="ct-2", follower_id="F", subscription_id="S", symbol="BTCUSDT", leg=None,
+        sizing=sizing,
+    )  # fmt: skip
+
+    # Assert
+    document = json.loads(payload)
+    assert (document["side"], document["qty"], document["type"]) == ("buy", "0", "market")
+    assert (document["reduce_only"], document["limit_price"]) == (False, None)
+    assert {k: document["sizing"][k] for k in ("leader_equity", "follower_equity", "ratio")} == {
+        "leader_equity": None, "follower_equity": None, "ratio": None,
+    }  # fmt: skip
+    assert document["sizing"]["skip_reason"] == "no_equity"
+    assert document["sizing"]["clamps"] == []
