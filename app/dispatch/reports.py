@@ -337,9 +337,10 @@ class ReportReader:
                 found += page
                 after = page[-1]
                 await asyncio.sleep(0)
-        # Counted before the pages were read: one made meanwhile only brings one more look.
-        self._counted = count
         await self.track_many(found)
+        # Counted before the pages were read: one made meanwhile only brings one more look.
+        # Set once they are tracked: a failure leaves the next refresh to read them again.
+        self._counted = count
 
     async def _run(self, backoff: Backoff) -> None:
         self._streams.clear()
