@@ -256,7 +256,8 @@ class ReportReader:
         self._refresh_s = refresh_s
         self._consumer = f"{socket.gethostname()}-{id(self):x}"
         self._streams: dict[str, UUID] = {}
-        # The XREADGROUP naming every stream, encoded once per change of the streams.
+        # The STREAMS part of the XREADGROUP naming every stream (its argument count and its
+        # encoding), made once per change of the streams; the block time varies per read.
         self._streams_argument: tuple[int, bytes] | None = None
         # The CLIENT ID of the connection blocked in the read, while it is: a stream tracked
         # meanwhile ends the read at once (CLIENT UNBLOCK) rather than after ``block_ms``.
