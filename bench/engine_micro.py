@@ -23,7 +23,14 @@ from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import SizingSettings
 from app.sizing.books import LeaderBook, SubscriptionBook
-from app.sizing.engine import CHUNK, PlannedOrder, SizingEngine, _FillInputs
+from app.sizing.engine import (
+    CHUNK,
+    FIRST_CHUNK,
+    PlannedOrder,
+    SizingEngine,
+    _FillInputs,
+    chunk_bounds,
+)
 from app.sizing.equity_cache import EquityCache
 
 NOW = datetime.now(UTC)
@@ -65,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     engine, book, inputs = setup(args.followers)
     subs = book.subscriptions
-    chunks = [subs[i : i + CHUNK] for i in range(0, len(subs), CHUNK)]
+    chunks = [subs[start:end] for start, end in chunk_bounds(len(subs), FIRST_CHUNK, CHUNK)]
 
     def plan_all() -> list[PlannedOrder]:
         orders: list[PlannedOrder] = []

@@ -2,8 +2,8 @@
 
 Per leader, fills are applied one at a time under the book's lock: plan every subscription
 from the cached book (no query per follower), record the fill and everything it caused in one
-statement (a fan-out wider than ``CHUNK``: in chunks of one transaction, each written while
-the next is planned), then move the cached positions. Anything that fails leaves the book
+statement (a fan-out wider than ``FIRST_CHUNK``: in chunks of one transaction, each written
+while the next is planned), then move the cached positions. Anything that fails leaves the book
 stale, so the next fill reloads it from the database.
 """
 
@@ -71,9 +71,27 @@ class FillOutcome:
 
 _MARKET = OrderType.MARKET
 
-# Subscriptions planned and written per chunk when a fill fans out wider than this; up to
-# this many, one statement does it all (one round trip: what a small fan-out's latency is).
+# A fill fans out to up to FIRST_CHUNK subscriptions in one statement (one round trip: what a
+# small fan-out's latency is). Wider, it is planned and written in chunks, in one transaction,
+# each written while the next is planned: the first FIRST_CHUNK long, so that Postgres starts
+# early, then each twice the last, up to CHUNK; the last is what is left, so Postgres finishes
+# soon after planning does. A fill to 1,000 followers planned whole, then written whole, left
+# each side idle while the other worked. Past 1,000 a chunk saves nothing and more statements
+# cost more (chunks of 250 or 500 throughout were no faster for 10,000).
+FIRST_CHUNK = 250
 CHUNK = 1000
+
+
+def chunk_bounds(total: int, first: int, largest: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each chunk of ``total`` subscriptions: ``first`` long, then each
+    twice the one before up to ``largest``, the last whatever remains."""
+    bounds: list[tuple[int, int]] = []
+    start, size = 0, max(1, min(first, largest))
+    while start < total:
+        end = min(total, start + size)
+        bounds.append((start, end))
+        start, size = end, min(largest, size * 2)
+    return bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +127,10 @@ class SizingEngine:
         equity: EquityCache,
         order_ttl_s: float,
         chunk: int = CHUNK,
+        first_chunk: int = FIRST_CHUNK,
     ) -> None:
         self.chunk = chunk
+        self.first_chunk = first_chunk
         self._pool = pool  # loading books
         self._line = line  # recording fills
         self._equity = equity
@@ -258,7 +278,7 @@ class SizingEngine:
             FillMessages(fill, now, valid_until, leader_equity),
             FillOrderIds(fill.leader_id, fill.fill_id),
         )
-        if len(subscriptions) <= self.chunk:
+        if len(subscriptions) <= min(self.first_chunk, self.chunk):
             batch = self._plan(book, inputs, subscriptions)
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             async with self._line.connection() as conn:
@@ -308,8 +328,8 @@ class SizingEngine:
                 return None, []
             writing: asyncio.Future[None] | None = None
             try:
-                for first in range(0, len(subscriptions), self.chunk):
-                    batch = self._plan(book, inputs, subscriptions[first : first + self.chunk])
+                for start, end in chunk_bounds(len(subscriptions), self.first_chunk, self.chunk):
+                    batch = self._plan(book, inputs, subscriptions[start:end])
                     batches.append(batch)
                     if writing is not None:
                         await writing
