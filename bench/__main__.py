@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import time
+from uuid import UUID
 
 import asyncpg
 import uvloop
@@ -22,7 +23,7 @@ from redis.asyncio import Redis
 
 from bench import scenarios
 from bench.cpu import CpuMeter, wait_until_idle
-from bench.seed import reset, seed_group
+from bench.seed import Group, reset, seed_group
 from bench.service import ROOT, NaiveService, Service
 from bench.stats import Measurement, latency_summary, render, write_json
 
@@ -62,6 +63,52 @@ def cpu_measurement(name: str, meter: CpuMeter, orders: int) -> Measurement:
 
 def pct(label: str, m: Measurement) -> str:
     return f"{label}: p50 {m.ours.get('p50', 0):.2f} ms, p99 {m.ours.get('p99', 0):.2f} ms"
+
+
+def feed_ids(groups: list[Group], args: argparse.Namespace) -> list[UUID]:
+    """The followers watched on the feed: the first 100 of each sustained leader."""
+    return [f for g in groups for f in g.followers[:100]][: args.feed]
+
+
+async def paced_run(
+    args: argparse.Namespace,
+    pool: asyncpg.Pool,
+    service: Service,
+    naive: NaiveService,
+    groups: list[Group],
+    naive_groups: list[Group],
+    watchers: scenarios.FeedWatchers,
+    offered: float,
+) -> list[Measurement]:
+    """One open-loop run at ``offered`` orders/s, ours then the baseline's."""
+    async with pool.acquire() as conn:
+        await settle(conn)
+    tag = f"pace{offered:.0f}-"
+    watchers.samples.clear()
+    rate, samples = await scenarios.paced(
+        service.ws_url, groups, offered, min(args.duration, 30.0), tag=tag
+    )
+    await asyncio.sleep(1.0)  # the last orders' feed messages
+    feed = list(watchers.samples)
+    _, base = await scenarios.paced(naive.ws_url, naive_groups, offered, 3.0, tag=tag)
+    m = Measurement(
+        f"paced {offered:,.0f} orders/s",
+        "ms",
+        {**latency_summary(samples), "orders/s": rate},
+        latency_summary(base),
+        "open loop, 10 leaders x 1,000: fill due -> ack (committed and enqueued);"
+        " baseline over 3 s at the same offered rate",
+    )
+    print(pct(f"paced {offered:,.0f}", m), flush=True)
+    return [
+        m,
+        Measurement(
+            f"feed during paced {offered:,.0f}",
+            "ms",
+            latency_summary(feed),
+            notes="order created -> received on the websocket",
+        ),
+    ]
 
 
 async def main(args: argparse.Namespace) -> list[Measurement]:
@@ -131,9 +178,8 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
         if not only or "throughput" in only:
             async with pool.acquire() as conn:
                 await settle(conn)
-            ids = [f for g in sustained for f in g.followers[:100]]
             watchers = scenarios.FeedWatchers(
-                service.ws_url, service.env["COPYTRADE_ADMIN_TOKEN"], ids[: args.feed]
+                service.ws_url, service.env["COPYTRADE_ADMIN_TOKEN"], feed_ids(sustained, args)
             )
             await watchers.start()
             meter.start()
@@ -173,25 +219,19 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
             ]
             print(f"throughput: {rate:,.0f} orders/s", flush=True)
         if not only or "paced" in only:
-            async with pool.acquire() as conn:
-                await settle(conn)
-            # The same leaders at a fixed offered rate: the latency a follower sees at that
-            # load, rather than how far a saturated service queues.
-            paced_rate, paced_samples = await scenarios.paced(
-                service.ws_url, sustained, args.paced_rate, min(args.duration, 30.0)
+            # The same leaders at fixed offered rates: the latency a follower sees at that
+            # load, rather than how far a saturated service queues. Rates the machine carries,
+            # then the target, beyond it. The feed sockets watch as in the sustained run.
+            watchers = scenarios.FeedWatchers(
+                service.ws_url, service.env["COPYTRADE_ADMIN_TOKEN"], feed_ids(sustained, args)
             )
-            _, base_paced = await scenarios.paced(naive.ws_url, naive_tp, args.paced_rate, 3.0)
-            results.append(
-                Measurement(
-                    f"paced {args.paced_rate:,.0f} orders/s",
-                    "ms",
-                    {**latency_summary(paced_samples), "orders/s": paced_rate},
-                    latency_summary(base_paced),
-                    "open loop, 10 leaders x 1,000: fill due -> ack (committed and enqueued);"
-                    " baseline over 3 s at the same offered rate",
-                )
-            )
-            print(pct("paced", results[-1]), flush=True)
+            await watchers.start()
+            try:
+                for offered in args.paced_rates:
+                    results += await paced_run(args, pool, service, naive, sustained, naive_tp,
+                                               watchers, offered)  # fmt: skip
+            finally:
+                await watchers.stop()
         if not only or "instances" in only:
             # The documented way onto a second core: a second instance of the service on
             # the same database and Redis, each leader's socket on one of them.
@@ -229,6 +269,17 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
     return results
 
 
+def rates(text: str) -> list[float]:
+    """``--paced-rates``: positive numbers, comma separated."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of numbers: {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"rates must be positive: {text!r}")
+    return values
+
+
 def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--fills", type=int, default=2000, help="latency fills")
@@ -236,7 +287,10 @@ def cli() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="throughput seconds")
     parser.add_argument("--feed", type=int, default=1000, help="feed websocket subscribers")
     parser.add_argument(
-        "--paced-rate", type=float, default=20_000.0, help="offered orders/s of the paced run"
+        "--paced-rates",
+        type=rates,
+        default=rates("5000,10000,20000"),
+        help="offered orders/s of the paced runs, a comma list",
     )
     parser.add_argument(
         "--only", default="", help="comma list: latency,fanout,throughput,paced,instances"

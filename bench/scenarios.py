@@ -185,10 +185,11 @@ async def _paced_leader(
 
 
 async def paced(
-    ws_url: str, groups: list[Group], orders_per_s: float, duration_s: float
+    ws_url: str, groups: list[Group], orders_per_s: float, duration_s: float, tag: str = "pace"
 ) -> tuple[float, list[float]]:
     """Open loop: fills at a fixed total rate of ``orders_per_s`` follower orders, spread
-    evenly over the leaders and over time. Returns (orders/s achieved, fill latencies)."""
+    evenly over the leaders and over time. Returns (orders/s achieved, fill latencies).
+    ``tag`` keeps fill ids apart between runs on the same leaders."""
     samples: list[float] = []
     fills_per_s = orders_per_s / sum(len(g.subscriptions) for g in groups) * len(groups)
     interval = len(groups) / fills_per_s  # per leader
@@ -198,7 +199,7 @@ async def paced(
         *(
             _paced_leader(
                 ws_url, g, interval, started + i * interval / len(groups), deadline, samples,
-                f"pace{i}",
+                f"{tag}{i}",
             )
             for i, g in enumerate(groups)
         )
