@@ -289,6 +289,68 @@ async def test_a_follower_made_while_the_reader_blocks_is_read_at_once(raw_redis
         assert statuses(order) == ["accepted"]
 
 
+async def _order_of(api: Api, follower: Follower, fill_id: str) -> str:
+    orders = await api.settled_orders(follower.id, token=follower.api_key)
+    (order_id,) = [o["order_id"] for o in orders if o["leader_fill_id"] == fill_id]
+    assert isinstance(order_id, str)
+    return order_id
+
+
+async def test_reports_come_through_every_shard_of_streams(
+    clean: None, raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: two streams per blocking read, so five followers take three reads (the last
+    # naming one stream), each blocking long and claiming nothing for a minute: the reports
+    # can only come through those reads.
+    monkeypatch.setattr(reports, "READ_SHARD", 2)
+    desk = await seeded(followers=5)
+    writer = ReportWriter(raw_redis)
+    settings = make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
+    async with start_live_server(settings) as server:
+        api = Api(server.http)
+        await push_fill(server, desk, "f-1")
+        orders = [(f, await _order_of(api, f, "f-1")) for f in desk.followers]
+
+        # Act
+        for follower, order_id in orders:
+            await writer.report(follower.id, order_id, "accepted")
+
+        # Assert: every follower's report applied, well within one block time.
+        for follower, order_id in orders:
+            await wait_for_order(
+                api, follower, order_id, lambda o: o["status"] == "accepted", within=4.0
+            )
+        shards = server.runtime.report_reader._shards
+        assert [len(shard.keys) for shard in shards] == [2, 2, 1]
+
+
+async def test_a_follower_added_to_a_shard_under_read_is_read_at_once(
+    clean: None, raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: one follower, in a shard with room for two, its read blocking for 9 s.
+    monkeypatch.setattr(reports, "READ_SHARD", 2)
+    desk = await seeded(followers=1)
+    writer = ReportWriter(raw_redis)
+    settings = make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
+    async with start_live_server(settings) as server:
+        api = Api(server.http)
+        await asyncio.sleep(0.5)  # the shard's read is under way
+        made = await api.follower("follower-late")
+        await api.follower_equity(made["id"], "10000")
+        await api.subscribe(made["id"], desk.leader_id)
+        late = Follower(made["id"], made["api_key"])
+        await push_fill(server, desk, "f-1")
+        order_id = await _order_of(api, late, "f-1")
+
+        # Act
+        await writer.report(late.id, order_id, "accepted")
+
+        # Assert: the read was ended and made again naming the new stream, not left to time out.
+        await wait_for_order(api, late, order_id, lambda o: o["status"] == "accepted", within=4.0)
+        shards = server.runtime.report_reader._shards
+        assert [len(shard.keys) for shard in shards] == [2]
+
+
 async def _drained(redis: Redis, follower: Follower) -> bool:
     return await pending_reports(redis, follower) == 0
 
