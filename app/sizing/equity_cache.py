@@ -31,8 +31,8 @@ AccountKey = tuple[str, UUID]  # ("L" | "F", id)
 # A periodic resync also reads snapshots inserted this long before the previous one: a
 # transaction's rows carry its start time but become visible when it commits.
 RESYNC_MARGIN_S = 60.0
-# Readings applied between two yields to the event loop during a full reload.
-RELOAD_SLICE = 5000
+# Snapshots read per round trip of a reload: the event loop is free between two.
+RELOAD_PAGE = 2000
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -94,11 +94,10 @@ class EquityCache:
         in the last ``within_s`` seconds (enough for the periodic resync: a snapshot is never
         changed once written, so an older one cannot have become the newest)."""
         async with self._sessionmaker() as session:
-            rows = await EquityRepository(session).newest_all(within_s)
-        for n, (leader_id, follower_id, reading) in enumerate(rows, 1):
-            self.observe(leader_id, follower_id, reading)
-            if n % RELOAD_SLICE == 0:
-                await asyncio.sleep(0)  # fills go on between slices of a full reload
+            async for page in EquityRepository(session).newest_pages(RELOAD_PAGE, within_s):
+                # Fills go on between the pages.
+                for leader_id, follower_id, reading in page:
+                    self.observe(leader_id, follower_id, reading)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:

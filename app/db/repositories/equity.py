@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -49,14 +50,21 @@ class EquityRepository:
         stmt = insert(EquitySnapshot).values(**values).returning(EquitySnapshot)
         return (await self.session.execute(stmt)).scalar_one()
 
-    async def newest_all(
-        self, within_s: float | None = None
-    ) -> list[tuple[UUID | None, UUID | None, EquityReading]]:
-        """Return (leader_id, follower_id, reading) for every account's newest snapshot, or
-        only among the snapshots inserted in the last ``within_s`` seconds."""
+    async def newest_pages(
+        self, page: int, within_s: float | None = None
+    ) -> AsyncIterator[list[tuple[UUID | None, UUID | None, EquityReading]]]:
+        """(leader_id, follower_id, reading) for every account's newest snapshot, or only
+        among the snapshots inserted in the last ``within_s`` seconds, ``page`` at a time.
+
+        Read through a server-side cursor: the rows of 42,000 accounts fetched and turned into
+        readings at once held the event loop for about 200 ms; a page at a time, it is free
+        between pages (the caller's session holds the cursor's transaction)."""
         if within_s is None:
-            result = await self.session.execute(_NEWEST_SQL)
+            statement, params = _NEWEST_SQL, {}
         else:
-            result = await self.session.execute(_NEWEST_RECENT_SQL, {"within_s": within_s})
-        rows = result.all()
-        return [(r.leader_id, r.follower_id, EquityReading(r.id, r.equity, r.as_of)) for r in rows]
+            statement, params = _NEWEST_RECENT_SQL, {"within_s": within_s}
+        result = await self.session.stream(statement.execution_options(yield_per=page), params)
+        async for rows in result.partitions(page):
+            yield [
+                (r.leader_id, r.follower_id, EquityReading(r.id, r.equity, r.as_of)) for r in rows
+            ]
