@@ -67,6 +67,35 @@ async def latency(ws_url: str, redis: Redis, group: Group, fills: int) -> list[f
     return samples
 
 
+async def latency_paced(
+    ws_url: str, redis: Redis, group: Group, duration_s: float, interval_s: float = 0.02
+) -> list[float]:
+    """Frame sent -> order readable in the stream, one fill every ``interval_s`` for
+    ``duration_s``: long enough to meet the service's periodic work (report reads and
+    reclaims, equity resyncs, refreshes), which a burst of back-to-back fills may miss."""
+    stream = order_stream(group.followers[0])
+    last_id = "$"
+    samples = []
+    ws = await push(ws_url, group)
+    try:
+        deadline = time.perf_counter() + duration_s
+        n = 0
+        while time.perf_counter() < deadline:
+            waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
+            await asyncio.sleep(0)
+            started = time.perf_counter()
+            await ws.send(frame(f"latp-{n}", side_for(n)))
+            last_id = await waiter
+            samples.append(time.perf_counter() - started)
+            ack = json.loads(await ws.recv())
+            assert ack.get("status") == "accepted", ack
+            n += 1
+            await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - started)))
+    finally:
+        await ws.close()
+    return samples
+
+
 async def fanout(
     ws_url: str, redis: Redis, group: Group, fills: int, warmup: int = 2
 ) -> list[float]:
