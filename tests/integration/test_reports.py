@@ -20,6 +20,7 @@ from app.dispatch.consumer import ReportWriter
 from app.dispatch.keys import report_dead_letter_stream, report_stream
 from app.dispatch.reports import GROUP
 from app.runtime import Runtime
+from app.settings import Settings
 from tests.conftest import TEST_REDIS_URL, make_settings
 from tests.integration.desk import (
     Desk,
@@ -267,12 +268,23 @@ async def test_stream_reports_fill_the_order(clean: None, raw_redis: Redis) -> N
         assert reader_errors() == errors
 
 
+def blocking_reads_only() -> Settings:
+    """Reads that block for 9 s and no reclaim for a minute: a report can only come through
+    a read naming its stream, and quickly only if that read was made again for it."""
+    return make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
+
+
+@pytest.fixture
+def two_per_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two streams per blocking read of the report reader."""
+    monkeypatch.setattr(reports, "READ_SHARD", 2)
+
+
 async def test_a_follower_made_while_the_reader_blocks_is_read_at_once(raw_redis: Redis) -> None:
     # Arrange: the reader blocks for a minute at a time, and claims nothing for a minute:
     # the report can only come through a read that names the new follower's stream.
     writer = ReportWriter(raw_redis)
-    settings = make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
-    async with start_live_server(settings) as server:
+    async with start_live_server(blocking_reads_only()) as server:
         api = Api(server.http)
         await asyncio.sleep(0.5)  # the reader's first read (no followers yet) is under way
         desk = await seed_desk(api, 1)  # the follower is made, and tracked, on this instance
@@ -297,16 +309,12 @@ async def _order_of(api: Api, follower: Follower, fill_id: str) -> str:
 
 
 async def test_reports_come_through_every_shard_of_streams(
-    clean: None, raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
+    clean: None, two_per_shard: None, raw_redis: Redis
 ) -> None:
-    # Arrange: two streams per blocking read, so five followers take three reads (the last
-    # naming one stream), each blocking long and claiming nothing for a minute: the reports
-    # can only come through those reads.
-    monkeypatch.setattr(reports, "READ_SHARD", 2)
+    # Arrange: five followers take three reads, the last naming one stream.
     desk = await seeded(followers=5)
     writer = ReportWriter(raw_redis)
-    settings = make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
-    async with start_live_server(settings) as server:
+    async with start_live_server(blocking_reads_only()) as server:
         api = Api(server.http)
         await push_fill(server, desk, "f-1")
         orders = [(f, await _order_of(api, f, "f-1")) for f in desk.followers]
@@ -325,14 +333,12 @@ async def test_reports_come_through_every_shard_of_streams(
 
 
 async def test_a_follower_added_to_a_shard_under_read_is_read_at_once(
-    clean: None, raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
+    clean: None, two_per_shard: None, raw_redis: Redis
 ) -> None:
-    # Arrange: one follower, in a shard with room for two, its read blocking for 9 s.
-    monkeypatch.setattr(reports, "READ_SHARD", 2)
+    # Arrange: one follower, in a shard with room for two, its read under way.
     desk = await seeded(followers=1)
     writer = ReportWriter(raw_redis)
-    settings = make_settings(report_block_ms=9000, report_claim_idle_ms=60_000)
-    async with start_live_server(settings) as server:
+    async with start_live_server(blocking_reads_only()) as server:
         api = Api(server.http)
         await asyncio.sleep(0.5)  # the shard's read is under way
         made = await api.follower("follower-late")
