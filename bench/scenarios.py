@@ -44,6 +44,22 @@ def side_for(n: int) -> str:
     return "buy" if n % 2 == 0 else "sell"
 
 
+async def _timed_fill(
+    ws: ClientConnection, redis: Redis, stream: str, last_id: str, fill_id: str, side: str
+) -> tuple[float, str]:
+    """Send one fill; return the time from the frame sent to its order readable in
+    ``stream`` (after ``last_id``), and that entry's id. The ack is read after the clock."""
+    waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    await ws.send(frame(fill_id, side))
+    entry_id = await waiter
+    elapsed = time.perf_counter() - started
+    ack = json.loads(await ws.recv())
+    assert ack.get("status") == "accepted", ack
+    return elapsed, entry_id
+
+
 async def latency(ws_url: str, redis: Redis, group: Group, fills: int) -> list[float]:
     """Frame sent -> order readable in the follower's stream, one fill at a time."""
     stream = order_stream(group.followers[0])
@@ -52,14 +68,9 @@ async def latency(ws_url: str, redis: Redis, group: Group, fills: int) -> list[f
     ws = await push(ws_url, group)
     try:
         for n in range(50 + fills):  # the first 50 warm up caches and connections
-            waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
-            await asyncio.sleep(0)
-            started = time.perf_counter()
-            await ws.send(frame(f"lat-{n}", side_for(n)))
-            last_id = await waiter
-            elapsed = time.perf_counter() - started
-            ack = json.loads(await ws.recv())
-            assert ack.get("status") == "accepted", ack
+            elapsed, last_id = await _timed_fill(
+                ws, redis, stream, last_id, f"lat-{n}", side_for(n)
+            )
             if n >= 50:
                 samples.append(elapsed)
     finally:
@@ -80,17 +91,13 @@ async def latency_paced(
     try:
         deadline = time.perf_counter() + duration_s
         n = 0
-        while time.perf_counter() < deadline:
-            waiter = asyncio.create_task(wait_entry(redis, stream, last_id))
-            await asyncio.sleep(0)
-            started = time.perf_counter()
-            await ws.send(frame(f"latp-{n}", side_for(n)))
-            last_id = await waiter
-            samples.append(time.perf_counter() - started)
-            ack = json.loads(await ws.recv())
-            assert ack.get("status") == "accepted", ack
+        while (slot := time.perf_counter()) < deadline:
+            elapsed, last_id = await _timed_fill(
+                ws, redis, stream, last_id, f"latp-{n}", side_for(n)
+            )
+            samples.append(elapsed)
             n += 1
-            await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - started)))
+            await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - slot)))
     finally:
         await ws.close()
     return samples
