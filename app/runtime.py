@@ -31,6 +31,8 @@ from app.settings import Settings
 from app.shutdown import Drain
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
+from app.venues.accounts import AccountManager, AccountsParams
+from app.venues.executor import ExecutorParams
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +137,25 @@ class Runtime:
             ),
             self.cipher,
         )
+        # The execute role: an executor per follower account this instance leases.
+        self.accounts = AccountManager(
+            self.redis,
+            self.sessionmaker,
+            self.pipeline,
+            AccountsParams(
+                lease_ttl_s=settings.lease_ttl_s,
+                lease_heartbeat_s=settings.lease_heartbeat_s,
+                rest_timeout_s=settings.venue_rest_timeout_s,
+                executor=ExecutorParams(
+                    equity_interval_s=settings.account_equity_interval_s,
+                    claim_idle_ms=settings.exec_claim_idle_ms,
+                    retry_initial_s=settings.reconnect_initial_s,
+                    retry_max_s=settings.reconnect_max_s,
+                ),
+            ),
+            self.cipher,
+            self.listeners.me,
+        )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False
 
@@ -168,6 +189,8 @@ class Runtime:
             await self.trimmer.start()
         if self.settings.has_role("ingest"):
             self.listeners.start()
+        if self.settings.has_role("execute"):
+            self.accounts.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
         if self.settings.demo:
             from app.demo.run import start_demo
@@ -182,6 +205,7 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         # Stop taking fills first, then let the relay and the feed go, then the connections.
         await self.listeners.stop_all()
+        await self.accounts.stop_all()
         await self.relay.stop()
         await self.report_reader.stop()
         await self.trimmer.stop()

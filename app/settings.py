@@ -13,8 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 INSECURE_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret", "token"})
 MIN_ADMIN_TOKEN_LENGTH = 16
 
-Role = Literal["api", "ingest", "dispatch"]
-ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch")
+Role = Literal["api", "ingest", "dispatch", "execute"]
+ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch", "execute")
 
 
 class Settings(BaseSettings):
@@ -182,6 +182,25 @@ class Settings(BaseSettings):
         gt=0,
         description="How often an instance renews its leases and looks for leaders to run.",
     )
+    account_equity_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a follower account's equity (margin balance) and positions are "
+        "read from its venue and stored.",
+    )
+    venue_url_allowlist: list[str] = Field(
+        default=[],
+        description="Base URLs a follower may give its own account as rest_url or ws_url, as a "
+        'JSON list (["https://testnet.binancefuture.com"]); only the admin may set any other. '
+        "A URL is allowed when it starts with an entry (scheme, host and port compared "
+        "exactly). Empty: followers use the venues' default URLs.",
+    )
+    exec_claim_idle_ms: int = Field(
+        default=10_000,
+        ge=10,
+        description="Orders an executor read but did not finish for this long (it died) are "
+        "taken over by the account's next executor, which asks the venue before resending.",
+    )
     max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
     )
@@ -228,7 +247,8 @@ class Settings(BaseSettings):
         min_length=1,
         description="What this process runs, comma-separated: api (the /v1 REST API and the "
         "follower order feed), ingest (the leader push websocket and client-mode feed "
-        "listeners), dispatch (outbox relay, executor-report reader, stream trimmer). Every role "
+        "listeners), dispatch (outbox relay, executor-report reader, stream trimmer), execute "
+        "(places the orders of followers with an exchange account on their venue). Every role "
         "serves /healthz, /readyz and /metrics.",
     )
 

@@ -347,3 +347,17 @@ class HistogramOut(BaseModel):
     count: int
     sum_seconds: float
     buckets: list[HistogramBucketOut]
+
+
+class AccountOut(BaseModel):
+    """A follower's exchange account as the service sees it. Credentials are never returned."""
+
+    kind: str
+    status: Literal["connecting", "ready", "error"]
+    last_error: str | None = Field(description="Why the account is in error, when it is.")
+    equity: DecimalStr | None = Field(
+        description="The margin balance last read from the venue (wallet balance plus "
+        "unrealized PnL, in the settlement currency)."
+    )
+    equity_at: datetime | None
+    positions_at: datetime | None = Field(description="When the venue's positions were read.")

@@ -1,0 +1,1 @@
+"""Binance USD-M Futures: the follower side (orders, account, user data stream)."""
