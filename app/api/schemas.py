@@ -235,7 +235,19 @@ class SubscriptionPositionOut(BaseModel):
     position: DecimalStr = Field(description="What sizing assumes the follower holds.")
     target: DecimalStr | None = Field(description="Leader position x equity ratio x multiplier.")
     leader_position: DecimalStr
-    actual: DecimalStr | None = Field(description="From executor fill reports, when any.")
+    actual: DecimalStr | None = Field(
+        description="The follower's actual position in this symbol: its venue's (the same on "
+        "every subscription trading the symbol) when an account is connected, else the sum of "
+        "executor fill reports, when any."
+    )
+    actual_source: Literal["venue", "reports"] | None = Field(
+        default=None, description="Where ``actual`` comes from."
+    )
+    symbol_target: DecimalStr | None = Field(
+        default=None,
+        description="The sum of the targets of the follower's subscriptions in this symbol: "
+        "what ``actual`` should be.",
+    )
 
 
 class LeaderPositionOut(BaseModel):

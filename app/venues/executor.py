@@ -152,8 +152,10 @@ class AccountExecutor:
     # -- orders -----------------------------------------------------------------------------
 
     async def _consume(self, backoff: Backoff) -> None:
-        await self._ready.wait()  # the account is read and in one-way mode
+        # The group first: orders queue in it from now on, even while the account is not
+        # ready yet (a DELETE then reports them expired).
         await self.consumer.ensure_group()
+        await self._ready.wait()  # the account is read and in one-way mode
         while True:
             await self.consumer.poll_once()
             backoff.reset()
