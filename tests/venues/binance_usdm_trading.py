@@ -7,7 +7,7 @@ only; margin; a duplicate ``newClientOrderId`` refused only while that order is 
 one's id is accepted again, which is why the executor must query before resending).
 
 Orders fill at ``prices[symbol]`` (a limit IOC only when it crosses), at once or in
-``fill_parts`` parts pushed on the user stream after the answer. Every fill moves the position
+``fill_parts`` parts pushed on the user stream after the answer, or rest open (``hold_open``). Every fill moves the position
 and is pushed as ORDER_TRADE_UPDATE, then ACCOUNT_UPDATE. ``throttle`` answers the next
 requests 429 with Retry-After; ``lose_answers`` places orders but answers 503 (execution
 status unknown). ``placements`` counts the orders made per client id.
@@ -71,7 +71,15 @@ class FakeBinanceTrading(FakeVenue):
     equity: Decimal = Decimal("10000")
     dual_side: bool = False
     rules: dict[str, Rules] = field(
-        default_factory=lambda: {"BTCUSDT": Rules(), "ETHUSDT": Rules(step=Decimal("0.01"))}
+        default_factory=lambda: {
+            "BTCUSDT": Rules(),
+            "ETHUSDT": Rules(
+                step=Decimal("0.01"),
+                min_qty=Decimal("0.01"),
+                market_step=Decimal("0.01"),
+                market_min_qty=Decimal("0.01"),
+            ),
+        }
     )
     prices: dict[str, Decimal] = field(
         default_factory=lambda: {"BTCUSDT": Decimal("50000"), "ETHUSDT": Decimal("3000")}
@@ -80,6 +88,8 @@ class FakeBinanceTrading(FakeVenue):
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     placements: Counter[str] = field(default_factory=Counter)
     fill_parts: int = 1
+    # True: orders rest open (NEW) without filling, as a limit order away from the market.
+    hold_open: bool = False
     throttle: int = 0
     retry_after_s: int = 1
     lose_answers: int = 0
@@ -273,7 +283,9 @@ class FakeBinanceTrading(FakeVenue):
         crosses = market or (
             Decimal(q["price"]) >= price if q["side"] == "BUY" else Decimal(q["price"]) <= price
         )
-        if not crosses:
+        if self.hold_open:
+            pass
+        elif not crosses:
             order["status"] = "EXPIRED"  # IOC: nothing at that price
         elif self.fill_parts <= 1:
             self._fill(order, qty, price)

@@ -268,3 +268,31 @@ async def test_a_hedge_mode_account_is_refused(desk: Desk) -> None:
 
     await until(refused, "the account in error")
     assert "hedge mode" in (await desk.account())["last_error"]
+
+
+@pytest.mark.venue(dual_side=True)
+async def test_disconnecting_expires_the_queued_orders_and_removes_the_group(desk: Desk) -> None:
+    # Arrange: an account in hedge mode trades nothing, so its orders wait in the stream
+    async def refused() -> bool:
+        return bool((await desk.account())["status"] == "error")
+
+    await until(refused, "the account in error")
+    await desk.api.follower_equity(desk.follower_id, "10000")
+    oid = await desk.fill("buy", "1")
+    stream = f"copytrade:orders:{{{desk.follower_id}}}"
+
+    async def queued() -> bool:
+        return bool(await desk.redis.xlen(stream) == 1)
+
+    await until(queued, "the order in the stream")
+
+    # Act
+    await desk.api.call("DELETE", f"/v1/followers/{desk.follower_id}/account", 204)
+
+    # Assert
+    order = await desk.order_in(oid, "expired")
+    assert order["events"][-1]["reason"] == "account_disconnected"
+    groups = await desk.redis.xinfo_groups(stream)
+    assert "copytrade-exec" not in [g["name"] for g in groups]
+    await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/account", 404)
+    assert desk.venue.placements == {}
