@@ -120,7 +120,16 @@ class AccountExecutor:
         self.consumer = GroupConsumer(
             redis,
             follower_id,
-            ConsumerConfig(group=GROUP, consumer=me, claim_idle_ms=params.claim_idle_ms, batch=20),
+            # One entry at a time: a crash leaves only the order in hand unacknowledged, so
+            # the delivery count of the others does not climb towards the dead-letter stream
+            # with every restart. Deliveries are generous: each is a crash or a venue outage.
+            ConsumerConfig(
+                group=GROUP,
+                consumer=me,
+                claim_idle_ms=params.claim_idle_ms,
+                batch=1,
+                max_deliveries=50,
+            ),
             self.handle,
             self.reports,
         )

@@ -49,8 +49,10 @@ async def test_a_follower_connects_its_own_account_and_never_sees_the_keys(
         assert SECRET not in json.dumps(shown)
     stored = await db.fetchrow("SELECT secret, config FROM follower_account")
     assert stored is not None
-    assert KEY not in stored["secret"] and SECRET not in stored["secret"]
-    assert KEY not in stored["config"] and SECRET not in stored["config"]
+    assert KEY not in stored["secret"]
+    assert SECRET not in stored["secret"]
+    assert KEY not in stored["config"]
+    assert SECRET not in stored["config"]
 
 
 @pytest.mark.parametrize(
