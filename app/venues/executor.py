@@ -290,7 +290,9 @@ class AccountExecutor:
         for client_id, placed in list(self._placed.items()):
             if placed.open:
                 found = await self.client.query(placed.symbol, client_id)
-                if found is not None and found.state not in (OrderState.ACCEPTED,):
+                if found is None:
+                    placed.open = False  # never reached the venue: its entry is sent again
+                elif found.state is not OrderState.ACCEPTED:
                     await self._report(placed.order_id, placed.qty, found)
 
     async def _stream(self, backoff: Backoff) -> None:

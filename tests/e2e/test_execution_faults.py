@@ -96,7 +96,7 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
                 for _ in range(KILLS):
                     # Kill only once the executor has placed something since its start.
                     placed = sum(venue.placements.values())
-                    await until(lambda p=placed: sum(venue.placements.values()) > p)  # type: ignore[misc]
+                    await until(lambda p=placed: sum(venue.placements.values()) > p)
                     await asyncio.sleep(rng.uniform(0.0, 0.15))
                     await executor.kill()
                     await executor.start()

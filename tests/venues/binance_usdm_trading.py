@@ -7,10 +7,11 @@ only; margin; a duplicate ``newClientOrderId`` refused only while that order is 
 one's id is accepted again, which is why the executor must query before resending).
 
 Orders fill at ``prices[symbol]`` (a limit IOC only when it crosses), at once or in
-``fill_parts`` parts pushed on the user stream after the answer, or rest open (``hold_open``). Every fill moves the position
-and is pushed as ORDER_TRADE_UPDATE, then ACCOUNT_UPDATE. ``throttle`` answers the next
-requests 429 with Retry-After; ``lose_answers`` places orders but answers 503 (execution
-status unknown). ``placements`` counts the orders made per client id.
+``fill_parts`` parts pushed on the user stream after the answer, or rest open
+(``hold_open``). Every fill moves the position and is pushed as ORDER_TRADE_UPDATE, then
+ACCOUNT_UPDATE. ``throttle`` answers the next requests 429 with Retry-After; ``lose_answers``
+places orders but answers 503 (execution status unknown). ``placements`` counts the orders
+made per client id.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ async def test_a_duplicate_open_client_id_counts_as_placed(
 async def test_query_finds_a_filled_order_and_not_an_unknown_one(
     venue: tuple[FakeBinanceTrading, BinanceUsdmClient],
 ) -> None:
-    fake, client = venue
+    _fake, client = venue
     await client.place(request("0.1"))
 
     found = await client.query("BTCUSDT", "ct-test-0001")
