@@ -142,7 +142,8 @@ class AccountManager:
             repo = FollowerAccountRepository(uow.session)
             live = await repo.heartbeat(self.me, ttl)
             total = await repo.count()
-            keep = await repo.renew(self.me, ttl)
+            renewed = await repo.renew(self.me, ttl)
+            keep = set(renewed)
             share = math.ceil(total / live)
             surplus = len(keep) - share
             if surplus > 0:
@@ -150,11 +151,14 @@ class AccountManager:
                 keep -= set(extra)
                 await repo.release(self.me, extra)
             keep |= await repo.claim(self.me, ttl, share - len(keep))
-            specs = await repo.specs(keep - self.executors.keys())
+            # Running on and renewed: kept as is. Any other executor stops, even when its
+            # account was claimed again: it was reconnected (PUT frees the lease) with new keys.
+            running = keep & renewed & self.executors.keys()
+            specs = await repo.specs(keep - running)
             await uow.commit()
         self._valid_until = started + ttl * 0.8
         for follower_id in list(self.executors):
-            if follower_id not in keep:
+            if follower_id not in running:
                 await self._stop(follower_id)
         for spec in specs.values():
             await self._start(spec)

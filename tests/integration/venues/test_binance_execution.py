@@ -296,3 +296,25 @@ async def test_disconnecting_expires_the_queued_orders_and_removes_the_group(des
     assert "copytrade-exec" not in [g["name"] for g in groups]
     await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/account", 404)
     assert desk.venue.placements == {}
+
+
+async def test_reconnecting_with_new_keys_rebuilds_the_executor(desk: Desk) -> None:
+    # Arrange: keys the venue refuses
+    path = f"/v1/followers/{desk.follower_id}/account"
+    wrong = {**account_body(desk.venue, desk.running), "api_key": "not-the-key"}
+    await desk.api.call("PUT", path, 200, json=wrong)
+
+    async def refused() -> bool:
+        return bool((await desk.account())["status"] == "error")
+
+    await until(refused, "the account in error")
+    assert "refused the API key" in (await desk.account())["last_error"]
+
+    # Act: the right keys again
+    await desk.api.call("PUT", path, 200, json=account_body(desk.venue, desk.running))
+    await until(lambda: _ready(desk), "the account ready again")
+    oid = await desk.fill("buy", "1")
+
+    # Assert
+    await desk.order_in(oid, "filled")
+    assert desk.venue.placements[oid] == 1
