@@ -186,7 +186,7 @@ class BinanceUsdmClient:
                         continue  # another event type's shape: not ours to read
                     if event.e == "listenKeyExpired":
                         return
-                    parsed = _account_event(event)
+                    parsed = parse_event(event)
                     if parsed is not None:
                         yield parsed
         finally:
@@ -289,7 +289,7 @@ def _venue_order(order: schemas.Order) -> VenueOrder:
     )
 
 
-def _account_event(event: schemas.StreamEvent) -> AccountEvent | None:
+def parse_event(event: schemas.StreamEvent) -> AccountEvent | None:
     at = datetime.now(UTC)
     if event.e == "ORDER_TRADE_UPDATE" and event.o is not None:
         o = event.o
