@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     )
     demo: bool = Field(
         default=False,
-        description="Run the built-in demo: a simulated leader and three followers.",
+        description="Run the built-in demo: a simulated leader, three paper-traded followers and "
+        "one with an account on a loopback venue.",
     )
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP server.")
@@ -270,6 +271,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _admin_token_is_safe(self) -> Settings:
         token = self.admin_token.get_secret_value()
+        if self.demo and self.credentials_key is None:
+            # The demo's venue follower has exchange keys to store: a key for this run.
+            from cryptography.fernet import Fernet
+
+            self.credentials_key = SecretStr(Fernet.generate_key().decode())
         if self.demo and not token:
             # Demo mode with no token: make one for this run and let the banner print it.
             self.admin_token = SecretStr(secrets.token_urlsafe(24))
