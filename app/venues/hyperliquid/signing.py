@@ -135,6 +135,10 @@ class NonceClock:
     def __init__(self) -> None:
         self._last = 0
 
+    def skip_to(self, nonce: int) -> None:
+        """Never issue ``nonce`` or anything below it (the venue has seen it)."""
+        self._last = max(self._last, nonce)
+
     def next(self) -> int:
         self._last = max(self._last + 1, time.time_ns() // 1_000_000)
         return self._last
