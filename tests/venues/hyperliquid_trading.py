@@ -45,6 +45,7 @@ from tests.venues.harness import FakeVenue
 
 UNIVERSE = (("BTC", 5, False), ("ETH", 4, False), ("SOL", 2, False), ("OLD", 1, True))
 DUPLICATE_CLOID = "Duplicate cloid."
+BAD_BODY = "Failed to deserialize the JSON body into the target type"
 KEPT_NONCES = 100
 DAY_MS = 86_400_000
 
@@ -75,6 +76,8 @@ class FakeHyperliquidTrading(FakeVenue):
     throttled: int = 0  # answer the next N requests 429
     # Apply the next N orders but answer 503 (the client cannot know it was applied).
     lose_answers: int = 0
+    posts: int = 0  # requests that came as websocket posts
+    actions: list[dict[str, Any]] = field(default_factory=list)  # /exchange bodies, any path
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # oid -> WsOrder
     by_cloid: dict[tuple[str, str], int] = field(default_factory=dict)
     placements: Counter[str] = field(default_factory=Counter)  # cloid -> orders taken
@@ -120,9 +123,14 @@ class FakeHyperliquidTrading(FakeVenue):
         return body if isinstance(body, dict) else None
 
     async def _exchange(self, request: Request) -> Response:
-        body = await self._body(request)
+        return _http(*await self.exchange(await self._body(request)))
+
+    async def exchange(self, body: dict[str, Any] | None) -> tuple[int, Any]:
+        """(HTTP status, answer) of an /exchange request, over REST or a websocket post."""
         if self._limited(1):
-            return Response("Too Many Requests", status_code=429)
+            return 429, "Too Many Requests"
+        if body is not None:
+            self.actions.append(body)
         try:
             assert body is not None
             action, nonce = body["action"], body["nonce"]
@@ -132,22 +140,20 @@ class FakeHyperliquidTrading(FakeVenue):
                 body.get("expiresAfter"),
             )  # fmt: skip
         except (AssertionError, KeyError, TypeError, ValueError):
-            return _bad_body()
+            return 422, BAD_BODY
         user = self.agents.get(signer)
         if user is None:
-            return _err(f"User or API Wallet {signer} does not exist.")
+            return 200, _err(f"User or API Wallet {signer} does not exist.")
         refusal = self._use_nonce(signer, nonce)
         if refusal:
-            return _err(refusal)
+            return 200, _err(refusal)
         if action.get("type") != "order" or not isinstance(action.get("orders"), list):
-            return _bad_body()
+            return 422, BAD_BODY
         statuses = [await self._order(user, order) for order in action["orders"]]
         if self.lose_answers > 0:
             self.lose_answers -= 1
-            return Response("upstream gone", status_code=503)
-        return JSONResponse(
-            {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
-        )
+            return 503, "upstream gone"
+        return 200, {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 
     def _use_nonce(self, signer: str, nonce: int) -> str | None:
         kept = self.nonces.setdefault(signer, [])
@@ -226,32 +232,35 @@ class FakeHyperliquidTrading(FakeVenue):
         await self._push(user, "userFills", {"user": user, "fills": [fill]})
 
     async def _info(self, request: Request) -> Response:
-        body = await self._body(request)
+        return _http(*self.info(await self._body(request)))
+
+    def info(self, body: dict[str, Any] | None) -> tuple[int, Any]:
+        """(HTTP status, answer) of an /info request, over REST or a websocket post."""
         if body is None:
-            return _bad_body()
+            return 422, BAD_BODY
         kind = body.get("type")
         if self._limited(2 if kind in ("orderStatus", "clearinghouseState") else 20):
-            return Response("Too Many Requests", status_code=429)
+            return 429, "Too Many Requests"
         if kind == "meta":
             universe = [
                 {"name": n, "szDecimals": d, "maxLeverage": 50}
                 | ({"isDelisted": True} if x else {})
                 for n, d, x in UNIVERSE
             ]
-            return JSONResponse({"universe": universe})
+            return 200, {"universe": universe}
         user = str(body.get("user", "")).lower()
         if kind == "orderStatus":
             ref = body.get("oid")
             oid = self.by_cloid.get((user, ref)) if isinstance(ref, str) else ref
             if oid not in self.orders:
-                return JSONResponse({"status": "unknownOid"})
-            return JSONResponse({"status": "order", "order": self.orders[oid]})
+                return 200, {"status": "unknownOid"}
+            return 200, {"status": "order", "order": self.orders[oid]}
         if kind == "clearinghouseState":
-            return JSONResponse(self.state(user))
+            return 200, self.state(user)
         if kind == "userFillsByTime":
             start = body.get("startTime", 0)
-            return JSONResponse([f for f in self.fills.get(user, []) if f["time"] >= start])
-        return _bad_body()
+            return 200, [f for f in self.fills.get(user, []) if f["time"] >= start]
+        return 422, BAD_BODY
 
     def state(self, user: str) -> dict[str, Any]:
         account = self.accounts.get(user, Account(equity=Decimal(0)))
@@ -280,6 +289,9 @@ class FakeHyperliquidTrading(FakeVenue):
         if isinstance(message, dict) and message.get("method") == "ping":
             await self.send(ws, {"channel": "pong"})
             return
+        if isinstance(message, dict) and message.get("method") == "post":
+            await self._post(ws, message)
+            return
         sub = message.get("subscription") if isinstance(message, dict) else None
         kind = sub.get("type") if isinstance(sub, dict) else None
         user = sub.get("user") if isinstance(sub, dict) else None
@@ -295,15 +307,41 @@ class FakeHyperliquidTrading(FakeVenue):
         if {("orderUpdates", user.lower()), ("userFills", user.lower())} <= self._subs[ws]:
             self.mark_subscribed()
 
+    async def _post(self, ws: WebSocket, message: dict[str, Any]) -> None:
+        """A websocket post: the /exchange or /info answer on the ``post`` channel; an answer
+        lost (``lose_answers``) is a connection dropped after the order was applied."""
+        request = message.get("request")
+        kind = request.get("type") if isinstance(request, dict) else None
+        payload = request.get("payload") if isinstance(request, dict) else None
+        self.posts += 1
+        if kind == "action":
+            status, answer = await self.exchange(payload)
+        elif kind == "info":
+            status, answer = self.info(payload)
+        else:
+            status, answer = 422, BAD_BODY
+        if status == 503:
+            await ws.close(code=1011)
+            return
+        if status == 200:
+            response = {"type": kind, "payload": answer}
+        else:
+            response = {"type": "error", "payload": f"{status} {answer}"}
+        await self.send(
+            ws, {"channel": "post", "data": {"id": message.get("id"), "response": response}}
+        )
+
     async def _push(self, user: str, kind: str, data: Any) -> None:
         for ws, subs in list(self._subs.items()):
             if ws in self.sockets and (kind, user) in subs:
                 await self.send(ws, {"channel": kind, "data": data})
 
 
-def _err(message: str) -> Response:
-    return JSONResponse({"status": "err", "response": message})
+def _err(message: str) -> dict[str, Any]:
+    return {"status": "err", "response": message}
 
 
-def _bad_body() -> Response:
-    return Response("Failed to deserialize the JSON body into the target type", status_code=422)
+def _http(status: int, answer: Any) -> Response:
+    if isinstance(answer, str):
+        return Response(answer, status_code=status)
+    return JSONResponse(answer, status_code=status)

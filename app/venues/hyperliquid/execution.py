@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import msgspec
+import structlog
 from aiolimiter import AsyncLimiter
 
 from app.domain.decimals import fmt
@@ -37,6 +38,7 @@ from app.venues.execution import (
     RejectReason,
     VenueOrder,
 )
+from app.venues.hyperliquid.post import PostError, WsPoster
 from app.venues.hyperliquid.rules import (
     CLOID,
     cloid_for,
@@ -60,6 +62,8 @@ from app.venues.hyperliquid.schemas import (
 from app.venues.hyperliquid.signing import L1Signer, NonceClock
 from app.venues.hyperliquid.stream import OrderBook
 from app.venues.hyperliquid.ws import private_stream
+
+log = structlog.get_logger(__name__)
 
 MAINNET_API_URL = "https://api.hyperliquid.xyz"
 TESTNET_API_URL = "https://api.hyperliquid-testnet.xyz"
@@ -99,6 +103,7 @@ class HyperliquidExecution:
         session: aiohttp.ClientSession | None = None,
         limiter: AsyncLimiter | None = None,
         timeout_s: float = 10.0,
+        ws_post: bool = True,
     ) -> None:
         self.address = address.lower()
         self.rest_url = rest_url.rstrip("/")
@@ -110,6 +115,9 @@ class HyperliquidExecution:
         self._owns_session = session is None
         self._limiter = limiter or AsyncLimiter(WEIGHT_PER_MINUTE, 60)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
+        self.ws_post = ws_post
+        self._poster: WsPoster | None = None
         self._assets: dict[str, tuple[int, AssetMeta]] = {}
         self._book = OrderBook()
 
@@ -128,9 +136,23 @@ class HyperliquidExecution:
         return self._session
 
     async def _post(self, path: str, body: dict[str, Any], weight: int) -> bytes:
-        """POST JSON; the answer's body. RateLimited on 429, OutcomeUnknown when the request
-        may have been applied but we cannot know (timeout, dropped connection, 5xx)."""
+        """Send a request; the answer's body. RateLimited on 429, OutcomeUnknown when the
+        request may have been applied but we cannot know (timeout, dropped connection, 5xx).
+
+        A websocket post first (one pipelined connection, no HTTP round trip); REST when that
+        connection cannot be opened, which happens before anything is sent.
+        """
         await self._limiter.acquire(weight)
+        if self.ws_post:
+            if self._poster is None:
+                self._poster = WsPoster(self._http(), self.ws_url, self._timeout_s)
+            kind: Literal["action", "info"] = "action" if path == "/exchange" else "info"
+            try:
+                return await self._poster.request(kind, body)
+            except PostError as exc:
+                raise _Refused(str(exc)) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                log.info("hyperliquid_ws_post_unavailable", error=f"{type(exc).__name__}: {exc}")
         try:
             async with self._http().post(
                 self.rest_url + path, json=body, timeout=self._timeout
@@ -332,6 +354,9 @@ class HyperliquidExecution:
         return private_stream(self._http(), self.ws_url, self.address, self._book)
 
     async def close(self) -> None:
+        if self._poster is not None:
+            await self._poster.close()
+            self._poster = None
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None

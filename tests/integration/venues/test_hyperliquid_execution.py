@@ -4,7 +4,6 @@ each answer means, exactly once across lost answers, rate limits, the account an
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,8 +41,7 @@ class Scene:
     account: Account
 
     def orders_sent(self) -> list[dict[str, Any]]:
-        bodies = [json.loads(c.body) for c in self.venue.rest_calls if c.path == "/exchange"]
-        return [order for body in bodies for order in body["action"]["orders"]]
+        return [order for body in self.venue.actions for order in body["action"]["orders"]]
 
     def client_for(self, key: str = AGENT_KEY, **options: Any) -> HyperliquidExecution:
         return HyperliquidExecution(
@@ -55,8 +53,9 @@ class Scene:
         )
 
 
-@pytest.fixture
-async def scene() -> AsyncIterator[Scene]:
+@pytest.fixture(params=["ws post", "rest"])
+async def scene(request: pytest.FixtureRequest) -> AsyncIterator[Scene]:
+    """The venue and a client of its account; every test runs over both request paths."""
     venue = FakeHyperliquidTrading(prices={"BTC": Decimal("60000"), "ETH": Decimal("3000")})
     account = venue.register(ADDRESS, Wallet.from_key(AGENT_KEY).address)
     async with run_venue(venue) as running:
@@ -65,6 +64,7 @@ async def scene() -> AsyncIterator[Scene]:
             Credential(AGENT_KEY),
             rest_url=running.rest_url,
             ws_url=running.ws_base + "/ws",
+            ws_post=request.param == "ws post",
         )
         try:
             yield Scene(venue, running, client, account)
@@ -300,17 +300,46 @@ async def test_signing_for_the_other_network_is_refused(scene: Scene) -> None:
 
 async def test_the_venue_refuses_a_replayed_nonce(scene: Scene) -> None:
     await scene.client.place(request(scene.client, "f1"))
-    first = next(c for c in scene.venue.rest_calls if c.path == "/exchange")
+    first = scene.venue.actions[0]
 
     async with (
         aiohttp.ClientSession() as http,
-        http.post(scene.running.rest_url + "/exchange", data=first.body) as replay,
+        http.post(scene.running.rest_url + "/exchange", json=first) as replay,
     ):
         answer = await replay.json()
 
-    nonce = json.loads(first.body)["nonce"]
+    nonce = first["nonce"]
     assert answer == {"status": "err", "response": f"Invalid nonce: duplicate nonce {nonce}"}
     assert len(scene.venue.orders) == 1
+
+
+async def test_orders_go_as_websocket_posts_when_enabled(scene: Scene) -> None:
+    await scene.client.place(request(scene.client, "f1"))
+    await scene.client.query("BTC", request(scene.client, "f1").client_id)
+
+    rest = [call.path for call in scene.venue.rest_calls]
+    if scene.client.ws_post:
+        # meta, the order, orderStatus, userFillsByTime (its average price)
+        assert (scene.venue.posts, rest) == (4, [])
+    else:
+        assert (scene.venue.posts, rest) == (0, ["/info", "/exchange", "/info", "/info"])
+
+
+async def test_without_a_websocket_orders_go_over_rest(scene: Scene) -> None:
+    # A websocket URL nothing listens on: the post connection cannot even be opened.
+    async with aiohttp.ClientSession() as http:
+        closed = HyperliquidExecution(
+            ADDRESS,
+            Credential(AGENT_KEY),
+            rest_url=scene.running.rest_url,
+            ws_url=scene.running.ws_base.rsplit(":", 1)[0] + ":9/ws",
+            session=http,
+        )
+        placed = await closed.place(request(closed, "f1"))
+        await closed.close()
+
+    assert placed.state is OrderState.FILLED
+    assert [c.path for c in scene.venue.rest_calls] == ["/info", "/exchange"]
 
 
 async def test_the_private_stream_reports_fills_with_their_price(scene: Scene) -> None:
