@@ -15,10 +15,10 @@ pass one limiter to every client of a process so that they share the IP's budget
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -74,6 +74,32 @@ _HEAVY = 20  # every other info request (meta, userFillsByTime)
 DEFAULT_RETRY_AFTER_S = 1.0
 _IOC = {"limit": {"tif": "Ioc"}}
 T = TypeVar("T")
+
+
+class AccountSource(Protocol):
+    """What a client is built from: an account's stored config and decrypted credentials."""
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def credentials(self) -> Mapping[str, Credential]: ...
+
+    @property
+    def timeout_s(self) -> float: ...
+
+
+def build(account: AccountSource) -> HyperliquidExecution:
+    """The client of a stored ``{"kind": "hyperliquid", "address", "agent_key"}`` account."""
+    rest_url = str(account.config.get("rest_url") or MAINNET_API_URL)
+    ws_url = account.config.get("ws_url")
+    return HyperliquidExecution(
+        str(account.config["address"]),
+        account.credentials["agent_key"],
+        rest_url=rest_url,
+        ws_url=str(ws_url) if ws_url else None,
+        timeout_s=account.timeout_s,
+    )
 
 
 def ws_url_for(rest_url: str) -> str:

@@ -24,7 +24,7 @@ from app.venues.execution import (
     RateLimited,
     RejectReason,
 )
-from app.venues.hyperliquid.execution import HyperliquidExecution
+from app.venues.hyperliquid.execution import HyperliquidExecution, build
 from tests.venues.harness import Running, run_venue
 from tests.venues.hyperliquid_trading import Account, FakeHyperliquidTrading
 
@@ -371,3 +371,30 @@ async def test_the_private_stream_reports_fills_with_their_price(scene: Scene) -
         (full.client_id, OrderState.FILLED, Decimal("0.01"), Decimal("60000")),
         (part.client_id, OrderState.EXPIRED, Decimal("0.005"), Decimal("60000")),
     ]
+
+
+@dataclass(frozen=True)
+class StoredAccount:
+    config: dict[str, Any]
+    credentials: dict[str, Credential]
+    timeout_s: float = 5.0
+
+
+async def test_a_client_built_from_a_stored_account_trades_it(scene: Scene) -> None:
+    stored = StoredAccount(
+        {
+            "address": ADDRESS,
+            "rest_url": scene.running.rest_url,
+            "ws_url": scene.running.ws_base + "/ws",
+        },
+        {"agent_key": Credential(AGENT_KEY)},
+    )
+    client = build(stored)
+    try:
+        placed = await client.place(request(client, "f1"))
+    finally:
+        await client.close()
+
+    assert placed.state is OrderState.FILLED
+    assert client.mainnet is False  # a URL other than the mainnet one signs as testnet
+    assert scene.venue.placements[request(client, "f1").client_id] == 1
