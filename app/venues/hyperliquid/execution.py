@@ -15,6 +15,7 @@ pass one limiter to every client of a process so that they share the IP's budget
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -70,6 +71,7 @@ TESTNET_API_URL = "https://api.hyperliquid-testnet.xyz"
 WEIGHT_PER_MINUTE = 1200
 _WEIGHTS = {"exchange": 1, "orderStatus": 2, "clearinghouseState": 2}
 _HEAVY = 20  # every other info request (meta, userFillsByTime)
+META_REFRESH_S = 60.0
 # Without a Retry-After header, wait this long after a 429.
 DEFAULT_RETRY_AFTER_S = 1.0
 _IOC = {"limit": {"tif": "Ioc"}}
@@ -145,6 +147,7 @@ class HyperliquidExecution:
         self.ws_post = ws_post
         self._poster: WsPoster | None = None
         self._assets: dict[str, tuple[int, AssetMeta]] = {}
+        self._meta_read_at = -META_REFRESH_S
         self._book = OrderBook()
 
     @property
@@ -206,10 +209,13 @@ class HyperliquidExecution:
             raise OutcomeUnknown(f"{body['type']}: unreadable answer: {exc}") from exc
 
     async def _asset(self, coin: str) -> tuple[int, AssetMeta] | None:
-        """The coin's asset index and rules; meta is read again once for a coin not seen."""
-        if coin not in self._assets:
+        """The coin's asset index and rules. A coin not seen makes meta be read again (a new
+        listing), at most once a minute so that orders in unknown coins cost no weight."""
+        now = time.monotonic()
+        if coin not in self._assets and now - self._meta_read_at >= META_REFRESH_S:
             meta = await self._info({"type": "meta"}, Meta)
             self._assets = {asset.name: (i, asset) for i, asset in enumerate(meta.universe)}
+            self._meta_read_at = now
         found = self._assets.get(coin)
         return None if found is None or found[1].is_delisted else found
 

@@ -64,10 +64,12 @@ class WsPoster:
     async def _connection(self) -> aiohttp.ClientWebSocketResponse:
         async with self._opening:
             if self._ws is None or self._ws.closed:
-                # Raises aiohttp.ClientError before anything was sent: the caller may use REST.
-                ws = await self._session.ws_connect(
-                    self._url, timeout=aiohttp.ClientWSTimeout(ws_close=self._timeout_s)
-                )
+                # Raises aiohttp.ClientError or TimeoutError before anything was sent: the
+                # caller may use REST.
+                async with asyncio.timeout(self._timeout_s):
+                    ws = await self._session.ws_connect(
+                        self._url, timeout=aiohttp.ClientWSTimeout(ws_close=self._timeout_s)
+                    )
                 self._ws = ws
                 self._reader = asyncio.create_task(self._read(ws))
                 self._pinger = asyncio.create_task(self._ping(ws))
