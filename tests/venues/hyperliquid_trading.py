@@ -16,7 +16,9 @@ As the venue does (hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api):
 - an IOC fills at once at the coin's set price when its limit crosses it (optionally only a
   fraction); the unfilled rest is canceled; no match at all is the IocCancel error;
 - each placed order can be queried by oid or cloid; its updates and fills are pushed;
-- REST weight is limited per minute (1200 by default) and answered 429 beyond.
+- REST weight is limited per minute (1200 by default) and answered 429 beyond;
+- websocket ``post`` requests (websocket/post-requests) get the /exchange or /info answer on
+  the ``post`` channel, or ``{"type": "error", "payload": "<status> <text>"}``.
 
 Not documented by the venue, chosen here: the text of a duplicate-cloid refusal and of an
 unknown asset index.
