@@ -182,6 +182,11 @@ class HyperliquidExecution:
                 raise _Refused(str(exc)) from exc
             except (aiohttp.ClientError, OSError) as exc:
                 log.info("hyperliquid_ws_post_unavailable", error=f"{type(exc).__name__}: {exc}")
+            except OutcomeUnknown as exc:
+                if kind == "action":
+                    raise
+                # A read changes nothing at the venue: ask again over REST.
+                log.info("hyperliquid_ws_post_lost", error=str(exc))
         try:
             async with self._http().post(
                 self.rest_url + path, json=body, timeout=self._timeout

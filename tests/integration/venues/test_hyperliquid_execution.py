@@ -398,3 +398,40 @@ async def test_a_client_built_from_a_stored_account_trades_it(scene: Scene) -> N
     assert placed.state is OrderState.FILLED
     assert client.mainnet is False  # a URL other than the mainnet one signs as testnet
     assert scene.venue.placements[request(client, "f1").client_id] == 1
+
+
+async def test_the_private_stream_ends_when_the_connection_drops(scene: Scene) -> None:
+    async def drain() -> int:
+        return len([event async for event in scene.client.events()])
+
+    listener = asyncio.create_task(drain())
+    await scene.venue.wait_subscribed()
+
+    await scene.running.proxy.cut()
+
+    assert await asyncio.wait_for(listener, WAIT_S) == 0
+
+
+async def test_a_stalled_post_is_an_unknown_outcome_that_the_query_resolves(
+    scene: Scene,
+) -> None:
+    # Arrange: a client whose answers stall (the websocket passes through the freezing proxy).
+    client = scene.client_for(timeout_s=0.5, ws_post=True)
+    buy = request(client, "f1")
+    await client.query("BTC", buy.client_id)  # the post connection is open
+    scene.running.proxy.freeze()
+
+    # Act
+    try:
+        with pytest.raises(OutcomeUnknown):
+            await client.place(buy)
+        scene.running.proxy.thaw()
+        found = await client.query("BTC", buy.client_id)
+        placed = await client.place(buy)
+    finally:
+        await client.close()
+
+    # Assert: the stalled order never reached the venue, so the resend is the one placement.
+    assert found is None
+    assert placed.state is OrderState.FILLED
+    assert scene.venue.placements[buy.client_id] == 1
