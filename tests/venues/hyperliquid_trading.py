@@ -224,9 +224,10 @@ class FakeHyperliquidTrading(FakeVenue):
     async def _fill(
         self, user: str, order: dict[str, Any], size: Decimal, price: Decimal, start: Decimal
     ) -> None:
+        buy = order["side"] == "B"
         fill = {
             "coin": order["coin"], "px": fmt(price), "sz": fmt(size), "side": order["side"],
-            "time": now_ms(), "startPosition": fmt(start), "dir": "Open Long",
+            "time": now_ms(), "startPosition": fmt(start), "dir": _dir(start, buy, size),
             "closedPnl": "0.0", "hash": "0x" + "00" * 32, "oid": order["oid"], "crossed": True,
             "fee": "0.0", "tid": next(self._tids), "feeToken": "USDC",
         }  # fmt: skip
@@ -337,6 +338,15 @@ class FakeHyperliquidTrading(FakeVenue):
         for ws, subs in list(self._subs.items()):
             if ws in self.sockets and (kind, user) in subs:
                 await self.send(ws, {"channel": kind, "data": data})
+
+
+def _dir(start: Decimal, buy: bool, size: Decimal) -> str:
+    """The fill's ``dir`` display string, as the venue derives it from the position."""
+    if start == 0 or (start > 0) == buy:
+        return "Open Long" if buy else "Open Short"
+    if size <= abs(start):
+        return "Close Short" if buy else "Close Long"
+    return "Short > Long" if buy else "Long > Short"
 
 
 def _err(message: str) -> dict[str, Any]:

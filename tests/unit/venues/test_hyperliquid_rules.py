@@ -3,6 +3,7 @@ slippage bound, sizes on szDecimals, and what the venue's statuses and errors me
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain.ids import order_id
-from app.venues.execution import OrderState, RejectReason, VenueOrder
+from app.venues.execution import ExecutionError, OrderState, RejectReason, VenueOrder
 from app.venues.hyperliquid.rules import (
     CLOID,
     MARKET_SLIPPAGE,
@@ -26,6 +27,7 @@ from app.venues.hyperliquid.rules import (
 )
 from app.venues.hyperliquid.schemas import BasicOrder, OrderWithStatus, UserFill
 from app.venues.hyperliquid.stream import OrderBook
+from app.venues.hyperliquid.ws import parse
 
 order_ids = st.builds(
     order_id, st.uuids(), st.text(min_size=1, max_size=40), st.uuids(), st.integers(0, 5)
@@ -248,3 +250,40 @@ def test_a_rejection_is_reported_with_its_reason() -> None:
     assert (refused.state, refused.reason, refused.filled_qty, refused.avg_price) == (
         OrderState.REJECTED, RejectReason.REDUCE_ONLY_REJECTED, Decimal(0), None,
     )  # fmt: skip
+
+
+# -- stream messages --------------------------------------------------------------------------
+
+USER = "0x" + "ee" * 20
+
+
+def test_a_refused_subscription_ends_the_stream() -> None:
+    with pytest.raises(ExecutionError, match="refused"):
+        parse('{"channel": "error", "data": "Invalid subscription"}', USER, OrderBook())
+
+
+FILL = {"coin": "BTC", "px": "100", "sz": "2", "side": "B", "time": 1, "oid": 7, "tid": 1}
+
+
+def fills_message(user: str) -> str:
+    return json.dumps({"channel": "userFills", "data": {"user": user, "fills": [FILL]}})
+
+
+def test_acks_pongs_and_other_users_fills_are_not_events() -> None:
+    book = OrderBook()
+    book.remember(7, CLOID_A, Decimal(2))
+
+    assert parse('{"channel": "pong"}', USER, book) == []
+    assert parse('{"channel": "subscriptionResponse", "data": {}}', USER, book) == []
+    assert parse(fills_message("0x" + "11" * 20), USER, book) == []
+
+
+def test_a_fills_message_of_the_account_is_an_order_event() -> None:
+    book = OrderBook()
+    book.remember(7, CLOID_A, Decimal(2))
+
+    events = parse(fills_message(USER), USER, book)
+
+    assert [event.order for event in events] == [
+        VenueOrder(CLOID_A, OrderState.FILLED, Decimal(2), Decimal(100), "7")
+    ]
