@@ -32,6 +32,7 @@ ClientFactory = Callable[[AccountContext], ExecutionClient]
 
 _CLIENTS: dict[str, str] = {
     "binance-usdm": "app.venues.binance_usdm.client:build",
+    "hyperliquid": "app.venues.hyperliquid.execution:build",
 }
 # Built in tests and by operators' plug-ins, beside the ones above.
 _REGISTERED: dict[str, ClientFactory] = {}
