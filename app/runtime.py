@@ -35,6 +35,8 @@ from app.venues.accounts import AccountManager, AccountsParams
 from app.venues.executor import ExecutorParams
 
 log = structlog.get_logger(__name__)
+# Connections of the executors' Redis client: about one per account this instance trades.
+EXEC_REDIS_CONNECTIONS = 20_000
 
 
 _HOT_SESSION = {
@@ -138,8 +140,13 @@ class Runtime:
             self.cipher,
         )
         # The execute role: an executor per follower account this instance leases.
+        # Each executor blocks in its own read of its follower's stream, holding a connection:
+        # a client of their own, so that they never starve the rest of the service's pool.
+        self.exec_redis: AnyRedis = connect_redis(
+            settings.redis_url, settings.redis_cluster, max_connections=EXEC_REDIS_CONNECTIONS
+        )
         self.accounts = AccountManager(
-            self.redis,
+            self.exec_redis,
             self.sessionmaker,
             self.pipeline,
             AccountsParams(
@@ -214,6 +221,7 @@ class Runtime:
         await self.sockets.stop()
         await self.equity.stop()
         await self.redis.aclose()
+        await self.exec_redis.aclose()
         if self.pubsub_redis is not self.redis:
             await self.pubsub_redis.aclose()
         if self._opened:

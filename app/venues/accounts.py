@@ -41,6 +41,7 @@ from app.venues.registry import AccountContext, factory
 log = structlog.get_logger(__name__)
 # Stream entries read per call while expiring a disconnected account's queue.
 EXPIRE_PAGE = 500
+DB_SLOTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,9 @@ class AccountManager:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._valid_until = 0.0
+        # Executors' account writes at once: a few, so that a thousand accounts read at the
+        # same moment leave the pool to the fills and the lease rounds.
+        self._db_slots = asyncio.Semaphore(DB_SLOTS)
         self._loop = SupervisedTask(
             "account_leases",
             self._run,
@@ -189,6 +193,7 @@ class AccountManager:
             self._pipeline,
             self._params.executor,
             self.me,
+            self._db_slots,
         )
         self.executors[spec.follower_id] = executor
         executor.start()

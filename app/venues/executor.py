@@ -108,8 +108,11 @@ class AccountExecutor:
         pipeline: Pipeline,
         params: ExecutorParams,
         me: str,
+        db_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.follower_id = follower_id
+        # Shared by an instance's executors: their account writes never take the whole pool.
+        self._db_slots = db_slots or asyncio.Semaphore(1)
         self.client = client
         self._redis = redis
         self._sessionmaker = sessionmaker
@@ -319,7 +322,7 @@ class AccountExecutor:
         *,
         full: bool,
     ) -> None:
-        async with UnitOfWork(self._sessionmaker) as uow:
+        async with self._db_slots, UnitOfWork(self._sessionmaker) as uow:
             repo = FollowerAccountRepository(uow.session)
             if equity is not None and equity > 0:
                 await self._pipeline.record_equity(uow, equity, at, follower_id=self.follower_id)
@@ -335,7 +338,7 @@ class AccountExecutor:
             return
         self.status, self.last_error = status, error
         log.warning("account_status", follower_id=str(self.follower_id), status=status, error=error)
-        async with UnitOfWork(self._sessionmaker) as uow:
+        async with self._db_slots, UnitOfWork(self._sessionmaker) as uow:
             await FollowerAccountRepository(uow.session).set_status(
                 self.follower_id, self._me, status, error[:300] if error else None
             )
