@@ -55,6 +55,8 @@ class ConsumerConfig:
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
     batch: int = 100
+    # Where a new group starts: "0" the whole stream, "$" only what is added from now on.
+    start_id: str = "0"
 
 
 def valid_until(order: Order) -> datetime:
@@ -110,7 +112,9 @@ class GroupConsumer:
 
     async def ensure_group(self) -> None:
         try:
-            await self.redis.xgroup_create(self.stream, self.config.group, id="0", mkstream=True)
+            await self.redis.xgroup_create(
+                self.stream, self.config.group, id=self.config.start_id, mkstream=True
+            )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -218,7 +218,13 @@ async def fence(redis: AnyRedis, follower_id: UUID) -> None:
 
 
 async def open_fence(redis: AnyRedis, follower_id: UUID) -> None:
-    """An account (re)connected: its executor may place orders."""
+    """An account (re)connected: its executor may place orders, every order enqueued from
+    now on (the group starts here; a reconnection keeps its group and what is pending)."""
+    try:
+        await redis.xgroup_create(order_stream(follower_id), GROUP, id="$", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
     await redis.delete(exec_fence(follower_id))
 
 

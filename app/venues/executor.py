@@ -132,6 +132,7 @@ class AccountExecutor:
                 claim_idle_ms=params.claim_idle_ms,
                 batch=1,
                 max_deliveries=50,
+                start_id="$",
             ),
             self.handle,
             self.reports,
@@ -164,8 +165,9 @@ class AccountExecutor:
     # -- orders -----------------------------------------------------------------------------
 
     async def _consume(self, backoff: Backoff) -> None:
-        # The group first: orders queue in it from now on, even while the account is not
-        # ready yet (a DELETE then reports them expired).
+        # Made by PUT .../account already; again here only if Redis lost it. Never once the
+        # account is disconnected: DELETE removed the group and it must stay removed.
+        await self._check_fence()
         await self.consumer.ensure_group()
         await self._ready.wait()  # the account is read and in one-way mode
         while True:
