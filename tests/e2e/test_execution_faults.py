@@ -110,6 +110,10 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
             assert venue.placements.keys() == expected
             assert executor.starts == KILLS + 1
             assert venue.positions.get("BTCUSDT", 0) == 0
+            for log in (main.log_path, executor_log):
+                text = log.read_text()
+                assert venue.api_secret not in text
+                assert venue.api_key not in text
         finally:
             await executor.close()
             await main.close()
