@@ -18,6 +18,7 @@ from uuid import UUID
 from app.domain.model import DEFAULT_QTY_STEP
 from app.domain.plan_model import (
     InstrumentRules,
+    Rounding,
     SizingMode,
     SizingSettings,
     SubscriptionStatus,
@@ -48,6 +49,7 @@ def settings_from_row(multiplier: Decimal, status: str, sizing: dict[str, Any]) 
         max_equity_age_s=float(age) if age is not None else None,
         equity_floor=dec("equity_floor"),
         status=SubscriptionStatus(status),
+        rounding=Rounding(sizing.get("rounding", Rounding.CONSERVATIVE.value)),
     )
 
 

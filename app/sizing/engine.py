@@ -31,7 +31,13 @@ from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
-from app.domain.plan_model import InstrumentRules, OrderType, PlanContext, SubscriptionStatus
+from app.domain.plan_model import (
+    InstrumentRules,
+    OrderType,
+    PlanContext,
+    PlannedLeg,
+    SubscriptionStatus,
+)
 from app.domain.planner import plan_within, planning
 from app.domain.positions import signed_qty
 from app.metrics import STAGE_LATENCY
@@ -432,7 +438,11 @@ class SizingEngine:
                     )
                 )
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
-                legs = result.legs or (None,)
+                legs: tuple[PlannedLeg | None, ...] = result.legs
+                if not legs:
+                    legs = (None,)
+                elif result.skip_reason is not None:
+                    legs = (*legs, None)  # the leg held back: a skipped order of its own
                 for index, leg in enumerate(legs):
                     oid = order_ids(sub.id_text, index)
                     payload = messages.encode(
