@@ -23,8 +23,10 @@ import structlog
 from app import heap
 from app.db.line import ConnectionLine
 from app.db.repositories import hotpath
+from app.db.repositories.instruments import load_listings
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
+from app.domain.instruments import not_listed_plan
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import InstrumentRules, OrderType, PlanContext, SubscriptionStatus
 from app.domain.planner import plan_within, planning
@@ -38,6 +40,7 @@ from app.sizing.books import (
     settings_from_row,
 )
 from app.sizing.equity_cache import EquityCache
+from app.sizing.venue_rules import VenueRules, follower_venue, leader_venue
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +140,7 @@ class SizingEngine:
         self._ttl = timedelta(seconds=order_ttl_s)
         self._books: dict[UUID, LeaderBook] = {}
         self._rules: dict[str, InstrumentRules] | None = None
+        self._venue_rules = VenueRules(())
 
     # -- cache control -------------------------------------------------------------------
 
@@ -146,7 +150,8 @@ class SizingEngine:
             book.stale = True
 
     def invalidate_instruments(self) -> None:
-        self._rules = None
+        # Books remember each subscription's placements on its venue: rebuild them too.
+        self.invalidate_all()
 
     def invalidate_all(self) -> None:
         for book in self._books.values():
@@ -156,11 +161,13 @@ class SizingEngine:
     async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
         async with self._pool.acquire() as conn:
             rows = await hotpath.load_book(conn, leader_id)
+            venue = await leader_venue(conn, leader_id)
             if self._rules is None:
                 self._rules = {
                     row["symbol"]: rules_from_row(row)
                     for row in await hotpath.load_instruments(conn)
                 }
+                self._venue_rules = VenueRules(await load_listings(conn))
         books = {
             row["id"]: SubscriptionBook(
                 row["id"],
@@ -169,6 +176,8 @@ class SizingEngine:
             )
             for row in rows.subscriptions
         }
+        for row in rows.subscriptions:
+            books[row["id"]].venue, books[row["id"]].quote = follower_venue(row["sizing"])
         for row in rows.subscription_positions:
             if row["subscription_id"] in books:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
@@ -176,10 +185,11 @@ class SizingEngine:
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
         heap.settle()  # a book lives until the next change to its subscriptions
         if into is None:
-            return LeaderBook(leader_id, list(books.values()), positions, prices)
+            return LeaderBook(leader_id, list(books.values()), positions, prices, venue)
         into.subscriptions = list(books.values())
         into.positions = positions
         into.last_price = prices
+        into.venue = venue
         into.stale = False
         return into
 
@@ -190,6 +200,11 @@ class SizingEngine:
             # Two first fills may load at once: both must end up with the same book (and lock).
             book = self._books.setdefault(leader_id, loaded)
         return book
+
+    def _operator(self, sub: SubscriptionBook, leader_symbol: str) -> InstrumentRules | None:
+        """PUT /v1/instruments rules of the symbol ``symbols.map`` names, if any."""
+        assert self._rules is not None
+        return self._rules.get(sub.settings.symbol_map.get(leader_symbol, leader_symbol))
 
     def _instrument(self, symbol: str) -> InstrumentRules:
         assert self._rules is not None
@@ -371,23 +386,33 @@ class SizingEngine:
         # asyncpg, msgspec and the metrics take it as that str.
         with planning():
             for sub in subscriptions:
-                symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
-                rules = self._instrument(symbol)
+                placed = None
+                if sub.venue is None:
+                    symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
+                    rules = self._instrument(symbol)
+                else:
+                    placed = self._venue_rules.place(
+                        sub, fill.symbol, book.venue, self._operator(sub, fill.symbol)
+                    )
+                    symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
                 follower_equity = self._equity.follower(sub.follower_id)
                 follower_before = sub.positions.get(symbol, Decimal(0))
-                result = plan_within(
-                    PlanContext(
-                        fill=fill,
-                        leader_position_before=inputs.leader_before,
-                        leader_equity=leader_equity,
-                        follower_equity=follower_equity,
-                        now=now,
-                        follower_position_before=follower_before,
-                        follower_gross_exposure=book.gross_exposure(sub, symbol),
-                        instrument=rules,
-                        settings=sub.settings,
+                if sub.venue is not None and placed is None:
+                    result = not_listed_plan(fill, inputs.leader_before, follower_before)
+                else:
+                    result = plan_within(
+                        PlanContext(
+                            fill=fill,
+                            leader_position_before=inputs.leader_before,
+                            leader_equity=leader_equity,
+                            follower_equity=follower_equity,
+                            now=now,
+                            follower_position_before=follower_before,
+                            follower_gross_exposure=book.gross_exposure(sub, symbol),
+                            instrument=rules,
+                            settings=sub.settings,
+                        )
                     )
-                )
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
                 legs = result.legs or (None,)
                 for index, leg in enumerate(legs):
