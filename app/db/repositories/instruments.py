@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from sqlalchemy import and_, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import VenueInstrument
+from app.db.tables import Leader, LeaderPosition, VenueInstrument
 from app.domain.instruments import Listing
 
 RULE_COLUMNS = (
@@ -129,6 +130,28 @@ class VenueInstrumentRepository:
     async def listed(self, venues: Sequence[str]) -> list[Listing]:
         stmt = select(VenueInstrument).where(VenueInstrument.venue.in_(venues))
         return [listing_of(row) for row in (await self.session.execute(stmt)).scalars()]
+
+
+class SymbolsSeenRepository:
+    """What the subscription view maps: each leader's venue and the symbols it has traded."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_leaders(self, leader_ids: Sequence[UUID]) -> dict[UUID, tuple[str, list[str]]]:
+        """leader id -> (its feed kind, the symbols of its positions, flat ones included)."""
+        kinds = await self.session.execute(
+            select(Leader.id, Leader.feed_kind).where(Leader.id.in_(leader_ids))
+        )
+        seen: dict[UUID, tuple[str, list[str]]] = {lid: (kind, []) for lid, kind in kinds.all()}
+        rows = await self.session.execute(
+            select(LeaderPosition.leader_id, LeaderPosition.symbol)
+            .where(LeaderPosition.leader_id.in_(leader_ids))
+            .order_by(LeaderPosition.symbol)
+        )
+        for leader_id, symbol in rows.all():
+            seen[leader_id][1].append(symbol)
+        return seen
 
 
 LOAD_VENUE_INSTRUMENTS = "SELECT * FROM venue_instrument"
