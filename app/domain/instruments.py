@@ -21,9 +21,9 @@ from app.domain.plan_model import InstrumentRules, Plan
 from app.domain.positions import effect_of, signed_qty
 
 VENUES = ("binance-usdm", "bybit", "okx", "hyperliquid")
-# Where a venue lists several USD quotes for one base and nothing else decides: the quote of
-# the most liquid perpetuals first.
-QUOTE_ORDER = ("USDT", "USDC", "USD")
+# The stablecoins USD-margined perpetuals settle in, the venues' usual one first: where a venue
+# lists both for one base and nothing else decides, USDT.
+QUOTE_ORDER = ("USDT", "USDC")
 SOURCES = ("venue", "operator")
 _ZERO = Decimal(0)
 
@@ -153,8 +153,9 @@ def map_symbol(
 
     ``overrides`` (a subscription's ``symbols.map``) win. Otherwise the leader's listing
     gives the base asset, and the follower's venue's listings of that base are ranked: the
-    subscription's preferred quote, then the leader's own quote, then ``QUOTE_ORDER``. A
-    listing quoted in anything else is not a USD-margined perpetual and is never chosen.
+    subscription's preferred quote; on the leader's own venue, the leader's symbol; then the
+    venue's convention (``QUOTE_ORDER``). A listing quoted in anything else is not a
+    USD-margined perpetual and is never chosen.
     """
     if overrides and leader_symbol in overrides:
         return overrides[leader_symbol]
@@ -162,8 +163,9 @@ def map_symbol(
     if source is None:
         return None
     candidates = {c.quote: c.symbol for c in catalogue.with_base(follower_venue, source.base)}
-    for quote in (prefer_quote, source.quote, *QUOTE_ORDER):
-        if quote is not None and quote in QUOTE_ORDER and quote in candidates:
+    own = source.quote if source.venue == follower_venue else None
+    for quote in (prefer_quote, own, *QUOTE_ORDER):
+        if quote is not None and quote in candidates and (quote in QUOTE_ORDER or quote == own):
             return candidates[quote]
     return None
 

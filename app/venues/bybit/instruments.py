@@ -46,7 +46,7 @@ class Instrument(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class Page(msgspec.Struct, frozen=True, rename="camel"):
-    list: list[msgspec.Raw] = []
+    rows: list[msgspec.Raw] = msgspec.field(name="list", default_factory=list)
     next_page_cursor: str = ""
 
 
@@ -85,7 +85,7 @@ def parse_page(body: bytes, into: Loaded) -> str:
         raise InstrumentsUnavailable(
             f"{VENUE} instruments-info: retCode {response.ret_code} {response.ret_msg[:200]}"
         )
-    parse_rows(VENUE, response.result.list, Instrument, listing, into)
+    parse_rows(VENUE, response.result.rows, Instrument, listing, into)
     return response.result.next_page_cursor
 
 
