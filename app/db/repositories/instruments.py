@@ -103,6 +103,8 @@ class VenueInstrumentRepository:
                 set_={**values, "source": "operator", "updated_at": func.now()},
             )
             .returning(VenueInstrument)
+            # The row may be in the session already (read before): take the new values.
+            .execution_options(populate_existing=True)
         )
         return (await self.session.execute(stmt)).scalar_one()
 
