@@ -201,11 +201,6 @@ class SizingEngine:
             book = self._books.setdefault(leader_id, loaded)
         return book
 
-    def _operator(self, sub: SubscriptionBook, leader_symbol: str) -> InstrumentRules | None:
-        """PUT /v1/instruments rules of the symbol ``symbols.map`` names, if any."""
-        assert self._rules is not None
-        return self._rules.get(sub.settings.symbol_map.get(leader_symbol, leader_symbol))
-
     def _instrument(self, symbol: str) -> InstrumentRules:
         assert self._rules is not None
         rules = self._rules.get(symbol)
@@ -386,14 +381,14 @@ class SizingEngine:
         # asyncpg, msgspec and the metrics take it as that str.
         with planning():
             for sub in subscriptions:
+                # A follower on a known venue: its symbol and rules there (app.sizing.venue_rules).
                 placed = None
                 if sub.venue is None:
                     symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
                     rules = self._instrument(symbol)
                 else:
-                    placed = self._venue_rules.place(
-                        sub, fill.symbol, book.venue, self._operator(sub, fill.symbol)
-                    )
+                    assert self._rules is not None
+                    placed = self._venue_rules.place(sub, fill.symbol, book.venue, self._rules)
                     symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
                 follower_equity = self._equity.follower(sub.follower_id)
                 follower_before = sub.positions.get(symbol, Decimal(0))

@@ -7,7 +7,7 @@ as before: the leader's symbol (or ``symbols.map``) with the rules of ``PUT /v1/
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -47,14 +47,15 @@ class VenueRules:
         sub: SubscriptionBook,
         leader_symbol: str,
         leader_venue: str | None,
-        fallback: InstrumentRules | None,
+        operator_rules: Mapping[str, InstrumentRules],
     ) -> tuple[str, InstrumentRules] | None:
         """The follower's symbol and rules for ``leader_symbol``, or None when the follower's
         venue does not list it. Remembered on the subscription's book (dropped with it when
         instruments or subscriptions change). A mapped symbol joins the subscription's
         ``symbol_map`` in memory, so the planner and the exposure marks see it as a rename.
 
-        ``fallback`` serves a symbol that ``symbols.map`` names but the venue's list lacks.
+        ``operator_rules`` (PUT /v1/instruments without a venue) serve a symbol that
+        ``symbols.map`` names but the venue's list lacks.
         """
         if leader_symbol in sub.venue_placements:
             return sub.venue_placements[leader_symbol]
@@ -73,8 +74,8 @@ class VenueRules:
             listing = self.catalogue.listing(sub.venue, symbol)
             if listing is not None:
                 placed = symbol, order_rules(listing, settings.max_slippage is not None)
-            elif fallback is not None:
-                placed = symbol, replace(fallback, symbol=symbol)
+            elif symbol in operator_rules:
+                placed = symbol, operator_rules[symbol]
         if (
             placed is not None
             and settings.symbol_map.get(leader_symbol, leader_symbol) != placed[0]
