@@ -4,7 +4,7 @@ Sizing caches instrument rules in memory: the change trigger of revision 0003 te
 instance when a row changes (a reload writes only the rows whose rules changed).
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-07 17:30:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
