@@ -30,7 +30,9 @@ async def leader_venue(conn: asyncpg.Connection, leader_id: UUID) -> str | None:
 def follower_venue(sizing: dict[str, Any]) -> tuple[str | None, str | None]:
     """(venue, preferred quote) of a subscription's stored sizing document.
 
-    When follower venue accounts exist, a follower's account venue is the default here.
+    The venue is the subscription's ``symbols.venue``. A follower trading through a venue
+    account of its own (follower_account.kind) is to default to that venue when this is unset:
+    LOAD_SUBSCRIPTIONS joins the account and the default is applied here.
     """
     symbols = sizing.get("symbols") or {}
     return symbols.get("venue"), symbols.get("quote")
@@ -41,6 +43,11 @@ class VenueRules:
 
     def __init__(self, listings: Iterable[Listing]) -> None:
         self.catalogue = Catalogue(listings)
+
+    def rules(self, venue: str, symbol: str, limit_orders: bool = False) -> InstrumentRules | None:
+        """The rules an order in ``symbol`` on ``venue`` is sized by (None: not listed)."""
+        listing = self.catalogue.listing(venue, symbol)
+        return None if listing is None else order_rules(listing, limit_orders)
 
     def place(
         self,

@@ -68,30 +68,52 @@ class InstrumentRefresher:
         self._timeout_s = timeout_s
         self._wake = {venue: asyncio.Event() for venue in self._venues}
         self._loaded_at: dict[str, float] = {}
-        self._tasks = [
-            SupervisedTask(f"instruments:{venue}", self._loop(venue), Backoff(1.0, 300.0))
+        self._tasks = {
+            venue: SupervisedTask(f"instruments:{venue}", self._loop(venue), Backoff(1.0, 300.0))
             for venue in self._venues
-        ]
+        }
+        # Reloads asked for in a process that does not run the venue's loop (an executor's).
+        self._once: dict[str, asyncio.Task[None]] = {}
 
     @property
     def venues(self) -> tuple[str, ...]:
         return self._venues
 
     def start(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks.values():
             task.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks.values():
             await task.stop()
+        for once in self._once.values():
+            once.cancel()
+        await asyncio.gather(*self._once.values(), return_exceptions=True)
 
     def request_refresh(self, venue: str) -> None:
         """Reload ``venue``'s rules soon: the hook for an order refused for its precision or
         minimums. Loads come at most once per ``instrument_min_refresh_s`` per venue, so a
-        burst of refusals costs one load."""
-        wake = self._wake.get(venue)
-        if wake is not None:
-            wake.set()
+        burst of refusals costs one load. Works in any process: where the venue's loop does
+        not run, one load is made in the background."""
+        loop_task = self._tasks.get(venue)
+        if loop_task is not None and loop_task.alive:
+            self._wake[venue].set()
+            return
+        once = self._once.get(venue)
+        if venue not in DEFAULT_URLS or (once is not None and not once.done()):
+            return
+        since = time.monotonic() - self._loaded_at.get(venue, -self._min_interval_s)
+        self._once[venue] = asyncio.create_task(
+            self._refresh_once(venue, max(0.0, self._min_interval_s - since)),
+            name=f"instruments-once:{venue}",
+        )
+
+    async def _refresh_once(self, venue: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        try:
+            await self.refresh(venue)
+        except Exception as exc:
+            log.warning("instruments_load_failed", venue=venue, error=repr(exc))
 
     async def refresh(self, venue: str) -> Loaded:
         """Load ``venue``'s rules now and store them (one commit); returns what was loaded."""

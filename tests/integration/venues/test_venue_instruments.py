@@ -155,3 +155,17 @@ async def _rows_count(db: asyncpg.Connection, venue: str, count: int) -> bool:
 
 async def _btc_step_is(db: asyncpg.Connection, step: Decimal) -> bool:
     return bool(await db.fetchval(BTC_STEP) == step)
+
+
+async def test_a_reload_asked_for_where_no_loop_runs_loads_once(db: asyncpg.Connection) -> None:
+    async with running_venues() as venues:
+        loader = refresher(venues)  # not started: an executor's process
+
+        try:
+            loader.request_refresh("okx")
+            loader.request_refresh("okx")
+            await wait_until(lambda: _rows_count(db, "okx", 2), what="the one-off load")
+        finally:
+            await loader.stop()
+
+        assert len(venues.okx.rest_calls) == 1
