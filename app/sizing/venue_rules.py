@@ -30,9 +30,9 @@ async def leader_venue(conn: asyncpg.Connection, leader_id: UUID) -> str | None:
 def follower_venue(sizing: dict[str, Any]) -> tuple[str | None, str | None]:
     """(venue, preferred quote) of a subscription's stored sizing document.
 
-    The venue is the subscription's ``symbols.venue``. A follower trading through a venue
-    account of its own (follower_account.kind) is to default to that venue when this is unset:
-    LOAD_SUBSCRIPTIONS joins the account and the default is applied here.
+    The venue is the subscription's ``symbols.venue``. Not wired yet: a follower's own venue
+    account (follower_account.kind) should be the default when it is unset, joined into
+    LOAD_SUBSCRIPTIONS and applied here.
     """
     symbols = sizing.get("symbols") or {}
     return symbols.get("venue"), symbols.get("quote")
