@@ -5,12 +5,15 @@ with its own venue's step and minimums."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from app.domain.instruments import Listing, to_venue_units
+from app.sizing.replay import load_inputs, replay
 from tests.conftest import make_settings
 from tests.integration.desk import wait_until
 from tests.integration.venues.instrument_fakes import Venues, running_venues
@@ -123,6 +126,18 @@ async def test_a_leader_is_sized_on_each_followers_venue(served: LiveServer) -> 
         ),
     )
     assert contracts == D("5.6")
+    # The dry run (copytrade replay) places and sizes them the same way.
+    async with served.runtime.sessionmaker() as session:
+        inputs = await load_inputs(
+            session, UUID(leader["id"]), datetime(2000, 1, 1, tzinfo=UTC),
+            follower_id=UUID(binance["id"]),
+        )  # fmt: skip
+    replayed = replay(inputs)
+    assert [(f.plan.symbol, [leg.qty for leg in f.plan.legs], f.plan.skip_reason)
+            for f in replayed.fills] == [
+        ("BTCUSDT", [D("0.05")], None),
+        ("HYPE", [], "symbol_not_listed"),
+    ]  # fmt: skip
 
 
 async def test_subscriptions_show_each_leader_symbol_on_the_followers_venue(
