@@ -60,7 +60,8 @@ def sent(orders: list[dict[str, Any]]) -> list[tuple[str, str, str, str | None]]
 
 async def test_a_leader_is_sized_on_each_followers_venue(served: LiveServer) -> None:
     # Arrange: the leader (equity 100,000) trades Hyperliquid's names; each follower holds
-    # 5,000 (a twentieth) on its own venue, one 10 on Hyperliquid, one with no venue.
+    # 5,000 (a twentieth) on its own venue, small ones on Hyperliquid and OKX, one with no
+    # venue.
     api = Api(served.http)
     leader = await api.leader()
     await api.leader_equity(leader["id"], "100000")
@@ -69,6 +70,7 @@ async def test_a_leader_is_sized_on_each_followers_venue(served: LiveServer) -> 
     bybit = await follower_on(api, leader, "bybit", "5000")
     hyperliquid = await follower_on(api, leader, "hyperliquid", "5000")
     small = await follower_on(api, leader, "hyperliquid", "10")
+    okx_small = await follower_on(api, leader, "okx", "100")
     legacy = await follower_on(api, leader, None, "5000")
 
     # Act: BTC 1.134 (a target of 0.0567 BTC each), then HYPE, listed on Hyperliquid only.
@@ -89,6 +91,11 @@ async def test_a_leader_is_sized_on_each_followers_venue(served: LiveServer) -> 
     # OKX: 0.1-contract lots of 0.01 BTC are 0.001 BTC; the order carries base units.
     assert sent(await api.settled_orders(okx["id"])) == [
         ("BTC-USDT-SWAP", "dispatched", "0.056", None),
+        ("HYPE", "skipped", "0", not_listed),
+    ]
+    # 0.001 BTC is a lot, but under OKX's minSz of 1 contract (0.01 BTC).
+    assert sent(await api.settled_orders(okx_small["id"])) == [
+        ("BTC-USDT-SWAP", "skipped", "0", "below_min_qty"),
         ("HYPE", "skipped", "0", not_listed),
     ]
     assert sent(await api.settled_orders(bybit["id"])) == [
