@@ -33,6 +33,7 @@ from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 from app.venues.accounts import AccountManager, AccountsParams
 from app.venues.executor import ExecutorParams
+from app.venues.instruments import InstrumentRefresher
 
 log = structlog.get_logger(__name__)
 # Connections of the executors' Redis client: about one per account this instance trades.
@@ -139,6 +140,16 @@ class Runtime:
             ),
             self.cipher,
         )
+        # Each venue's instrument rules; run by ingest processes (sizing's), and the hook an
+        # executor calls when a venue refuses an order for precision or minimums.
+        self.instruments = InstrumentRefresher(
+            self.sessionmaker,
+            settings.instrument_venues,
+            {str(venue): url for venue, url in settings.instrument_urls.items()},
+            settings.instrument_refresh_s,
+            settings.instrument_min_refresh_s,
+            settings.venue_rest_timeout_s,
+        )
         # The execute role: an executor per follower account this instance leases.
         # Each executor blocks in its own read of its follower's stream, holding a connection:
         # a client of their own, so that they never starve the rest of the service's pool.
@@ -162,9 +173,16 @@ class Runtime:
             ),
             self.cipher,
             self.listeners.me,
+            self._rules_refused,
         )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False
+
+    def _rules_refused(self, venue: str) -> None:
+        """A venue refused an order for its precision or minimums: reload its rules (only a
+        venue whose rules this service loads at all)."""
+        if venue in self.instruments.venues:
+            self.instruments.request_refresh(venue)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessionmaker)
@@ -196,6 +214,7 @@ class Runtime:
             await self.trimmer.start()
         if self.settings.has_role("ingest"):
             self.listeners.start()
+            self.instruments.start()
         if self.settings.has_role("execute"):
             self.accounts.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
@@ -213,6 +232,7 @@ class Runtime:
         # Stop taking fills first, then let the relay and the feed go, then the connections.
         await self.listeners.stop_all()
         await self.accounts.stop_all()
+        await self.instruments.stop()
         await self.relay.stop()
         await self.report_reader.stop()
         await self.trimmer.stop()

@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -61,12 +62,14 @@ class AccountManager:
         params: AccountsParams,
         cipher: CredentialCipher | None,
         instance: str,
+        on_rules_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._redis = redis
         self._sessionmaker = sessionmaker
         self._pipeline = pipeline
         self._params = params
         self._cipher = cipher
+        self._on_rules_refused = on_rules_refused
         self.me = EXEC_PREFIX + instance
         self.executors: dict[UUID, AccountExecutor] = {}
         self._started = False
@@ -194,6 +197,7 @@ class AccountManager:
             self._params.executor,
             self.me,
             self._db_slots,
+            self._on_rules_refused,
         )
         self.executors[spec.follower_id] = executor
         executor.start()

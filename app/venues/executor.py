@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -55,6 +56,7 @@ from app.venues.execution import (
     OrderState,
     OutcomeUnknown,
     RateLimited,
+    RejectReason,
     VenueOrder,
 )
 
@@ -72,6 +74,8 @@ _REPORTED = {
     OrderState.EXPIRED: "expired",
     OrderState.REJECTED: "rejected",
 }
+# Refusals that say the venue's instrument rules differ from the ones sizing used.
+_RULES = frozenset({RejectReason.BAD_PRECISION, RejectReason.BELOW_MIN_NOTIONAL})
 HEDGE_MODE = (
     "the account is in hedge mode (dual side positions): Copytrade places orders in one-way "
     "mode only; switch the account to one-way mode"
@@ -109,10 +113,14 @@ class AccountExecutor:
         params: ExecutorParams,
         me: str,
         db_slots: asyncio.Semaphore | None = None,
+        on_rules_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.follower_id = follower_id
         # Shared by an instance's executors: their account writes never take the whole pool.
         self._db_slots = db_slots or asyncio.Semaphore(1)
+        # Told the venue when it refused an order for its precision or minimums: the
+        # instrument rules sizing used may be out of date.
+        self._on_rules_refused = on_rules_refused
         self.client = client
         self._redis = redis
         self._sessionmaker = sessionmaker
@@ -246,6 +254,8 @@ class AccountExecutor:
             status = "partially_filled"
         reason: str | None = None
         if result.state is OrderState.REJECTED:
+            if result.reason in _RULES and self._on_rules_refused is not None:
+                self._on_rules_refused(self.client.venue)
             reason = (result.reason.value if result.reason else "venue_error") + (
                 f": {result.raw_code} {result.raw_message or ''}".rstrip()
                 if result.raw_code

@@ -1,1 +1,2 @@
-"""Binance USD-M Futures: the follower side (orders, account, user data stream)."""
+"""Binance USD-M Futures: the venue's public instrument rules, and the follower side (orders,
+account, user data stream)."""
