@@ -7,6 +7,14 @@ backfill and the stream deliver is dropped by its id (in memory for the recent o
 database's (leader_id, fill_id) key for the rest). The session ends, and is restarted with
 jittered backoff, on any error, on a stream the venue declares expired, and on silence:
 nothing received, not even a pong, for ``idle_timeout_s``.
+
+A row that cannot be read (live or in a backfill page) is quarantined with its reason and
+the rows around it are applied. The venue's positions are the truth: where a fill says what
+the position was before it (Hyperliquid's startPosition), a tracked position that disagrees is
+corrected before the fill is applied; for every venue, the positions read over REST every
+``resync_interval_s`` correct a difference seen twice in a row with nothing applied between
+(once could be a fill still on its way). A correction is a leader resync: a ``sync`` event
+that moves the leader's position and brings every follower to its target.
 """
 
 from __future__ import annotations
@@ -29,9 +37,16 @@ from app.domain.model import Fill
 from app.ingest.client import ListenerState, until_recorded
 from app.ingest.frames import FrameError
 from app.ingest.handler import process_fill, quarantine_frame
-from app.ingest.venues.base import VenueAdapter
+from app.ingest.venues.base import BadRow, Item, VenueAdapter, VenuePosition
+from app.ingest.venues.parsing import to_epoch_ms
 from app.loops import Backoff, SupervisedTask
-from app.metrics import FILLS_BACKFILLED, FRAMES_REJECTED, LISTENERS_CONNECTED, RECONNECTS
+from app.metrics import (
+    FILLS_BACKFILLED,
+    FRAMES_REJECTED,
+    LISTENERS_CONNECTED,
+    RECONNECTS,
+    VENUE_ROWS_QUARANTINED,
+)
 from app.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
@@ -52,12 +67,13 @@ class ListenerParams:
     equity_interval_s: float
     retry_initial_s: float
     retry_max_s: float
+    resync_interval_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
 class _Message:
     raw: str | bytes
-    fills: list[Fill]
+    items: list[Item]
     error: FrameError | None = None
 
 
@@ -79,6 +95,11 @@ class VenueListener:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._last_traffic = time.monotonic()
         self._seeded = False
+        # symbol -> (venue qty, tracked qty) of a difference seen once, not yet corrected.
+        self._suspects: dict[str, tuple[Decimal, Decimal]] = {}
+        self._applied_since_check = False
+        # The venue's last mark per symbol: the price of a resync to flat.
+        self._marks: dict[str, Decimal] = {}
         self.status = ListenerState(kind=adapter.kind)
         backoff = Backoff(params.retry_initial_s, params.retry_max_s)
         self._stream = SupervisedTask(f"venue:{self.leader_id}", self._session, backoff)
@@ -216,30 +237,65 @@ class VenueListener:
             await self.adapter.keepalive()
 
     async def _apply(self, queue: asyncio.Queue[_Message], backoff: Backoff) -> None:
-        """Backfill first, then the live messages queued meanwhile, in order."""
+        """Backfill first, page by page, then the live messages queued meanwhile, in order;
+        between messages, the venue's positions on schedule."""
         since = await self._resume_from()
-        fills = await self.adapter.backfill(since, datetime.now(UTC))
-        fresh = [fill for fill in fills if fill.fill_id not in self._recent]
-        self.status.backfilled += len(fresh)
-        FILLS_BACKFILLED.labels(venue=self.adapter.kind).inc(len(fresh))
+        total = fresh = 0
+        async for page in self.adapter.backfill(since, datetime.now(UTC)):
+            for item in page:
+                total += 1
+                if isinstance(item, Fill) and item.fill_id not in self._recent:
+                    fresh += 1
+                await self._item(item, None)
+        self.status.backfilled += fresh
+        FILLS_BACKFILLED.labels(venue=self.adapter.kind).inc(fresh)
         log.info(
             "venue_backfilled",
             leader_id=str(self.leader_id),
             venue=self.adapter.kind,
             since=since.isoformat(),
-            fills=len(fills),
-            new=len(fresh),
+            fills=total,
+            new=fresh,
         )
-        for fill in fresh:
-            await self._process(fill, msgspec.json.encode(fill))
         backoff.reset()
+        interval = self._params.resync_interval_s
+        next_check = time.monotonic() + interval
         while True:
-            message = await queue.get()
+            try:
+                async with asyncio.timeout(max(0.0, next_check - time.monotonic())):
+                    message = await queue.get()
+            except TimeoutError:
+                await self._check_positions()
+                next_check = time.monotonic() + interval
+                continue
             if message.error is not None:
                 await self._until_done(lambda m=message: self._quarantine(m))  # type: ignore[misc]
                 continue
-            for fill in message.fills:
-                await self._process(fill, message.raw)
+            for item in message.items:
+                await self._item(item, message.raw)
+
+    async def _item(self, item: Item, raw: str | bytes | None) -> None:
+        if isinstance(item, BadRow):
+            await self._until_done(lambda: self._quarantine_row(item))
+            return
+        await self._process(item, raw if raw is not None else msgspec.json.encode(item))
+
+    async def _quarantine_row(self, row: BadRow) -> None:
+        VENUE_ROWS_QUARANTINED.labels(venue=self.adapter.kind, reason=row.reason.value).inc()
+        log.warning(
+            "venue_row_quarantined",
+            leader_id=str(self.leader_id),
+            venue=self.adapter.kind,
+            error=row.error[:300],
+        )
+        await quarantine_frame(
+            self._pipeline,
+            self.leader_id,
+            row.raw,
+            row.reason,
+            datetime.now(UTC),
+            self.adapter.kind,
+        )
 
     async def _quarantine(self, message: _Message) -> None:
         assert message.error is not None
@@ -268,9 +324,13 @@ class VenueListener:
         return max(self._floor, self._last_event_at - overlap)
 
     async def _process(self, fill: Fill, raw: str | bytes) -> None:
+        start = self.adapter.position_before(fill)
         if fill.fill_id in self._recent:
             return
+        if start is not None:
+            await self._until_done(lambda: self._check_start(fill, start))
         await self._until_done(lambda: process_fill(self._pipeline, fill, raw, self.adapter.kind))
+        self._applied_since_check = True
         self._recent[fill.fill_id] = None
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
@@ -284,6 +344,83 @@ class VenueListener:
         retry = Backoff(self._params.retry_initial_s, self._params.retry_max_s)
         await until_recorded(call, self.status, self.leader_id, retry)
 
+    # -- the venue's positions are the truth ------------------------------------------------
+
+    async def _check_start(self, fill: Fill, start: Decimal) -> None:
+        """Before ``fill``: the venue says the position was ``start``; resync if we disagree."""
+        tracked = await self._pipeline.engine.leader_positions(self.leader_id)
+        if tracked.get(fill.symbol, Decimal(0)) == start:
+            return
+        async with self._pipeline.unit_of_work() as uow:
+            # Recorded before (a replay after a restart): the tracked position has moved past
+            # this fill's start, and is not wrong for it.
+            if await FeedRepository(uow.session).has_fill(self.leader_id, fill.fill_id):
+                return
+        await self._pipeline.resync_leader(
+            self.leader_id,
+            fill.symbol,
+            start,
+            fill.price,
+            f"resync:{fill.fill_id}",
+            self.adapter.kind,
+        )
+        self._suspects.pop(fill.symbol, None)
+
+    async def _check_positions(self) -> None:
+        """Compare the venue's positions with the tracked ones; correct a difference seen on
+        two checks in a row with no fill applied between."""
+        try:
+            venue = await self.adapter.positions()
+        except Exception as exc:
+            log.warning(
+                "venue_positions_unread",
+                leader_id=str(self.leader_id),
+                venue=self.adapter.kind,
+                error=repr(exc)[:300],
+            )
+            return
+        await self._save_marks(venue)
+        quiet = not self._applied_since_check
+        self._applied_since_check = False
+        tracked = await self._pipeline.engine.leader_positions(self.leader_id)
+        by_symbol = {p.symbol: p for p in venue}
+        suspects: dict[str, tuple[Decimal, Decimal]] = {}
+        for name in sorted(by_symbol.keys() | tracked.keys()):
+            position = by_symbol.get(name, VenuePosition(name, Decimal(0), None))
+            mine = tracked.get(name, Decimal(0))
+            if not position.exact or position.qty == mine:
+                continue
+            seen = (position.qty, mine)
+            if not quiet or self._suspects.get(name) != seen:
+                suspects[name] = seen
+                continue
+            price = (
+                position.price
+                or self._marks.get(name)
+                or self._pipeline.engine.last_price(self.leader_id, name)
+            )
+            if price is None:
+                log.warning(
+                    "leader_resync_without_price", leader_id=str(self.leader_id), symbol=name
+                )
+                continue
+            event_id = f"resync:{name}:{to_epoch_ms(datetime.now(UTC))}"
+            await self._until_done(
+                lambda n=name, q=position.qty, p=price, e=event_id: self._pipeline.resync_leader(  # type: ignore[misc]
+                    self.leader_id, n, q, p, e, self.adapter.kind
+                )
+            )
+        self._suspects = suspects
+
+    async def _save_marks(self, positions: list[VenuePosition]) -> None:
+        marks = {p.symbol: p.price for p in positions if p.price is not None and p.price > 0}
+        self._marks.update(marks)
+        if not marks:
+            return
+        async with self._pipeline.unit_of_work() as uow:
+            await FeedRepository(uow.session).save_marks(self.leader_id, marks, datetime.now(UTC))
+            await uow.commit()
+
     # -- REST state: positions once, equity on a schedule ------------------------------------
 
     async def _seed_positions(self) -> None:
@@ -291,13 +428,16 @@ class VenueListener:
         closing trade would look like a new position in the other direction."""
         if self._seeded:
             return
-        positions = await self.adapter.fetch_positions()
+        venue = await self.adapter.positions()
+        positions = {p.symbol: p.qty for p in venue if p.qty != 0}
         # Taken when the answer is in: a trade the venue already counted in it must not be
         # backfilled on top (a trade racing the request is the one ambiguity left).
         as_of = datetime.now(UTC)
+        marks = {p.symbol: p.price for p in venue if p.price is not None and p.price > 0}
         async with self._pipeline.unit_of_work() as uow:
             repo = FeedRepository(uow.session)
             seeded = await repo.seed_positions(self.leader_id, positions, as_of)
+            await repo.save_marks(self.leader_id, marks, as_of)
             await uow.commit()
         if seeded:
             self._floor = max(self._floor, as_of)
