@@ -14,17 +14,20 @@ from app.api.followers import get_follower_or_404
 from app.api.responses import errors
 from app.api.schemas import (
     LeaderPositionOut,
+    OpenPositionsCopy,
     SizingIn,
+    SkippedSymbol,
     SubscriptionCreate,
     SubscriptionOut,
     SubscriptionPatch,
     SubscriptionPositionOut,
 )
 from app.db.repositories.accounts import LeaderRepository
+from app.db.repositories.copies import PositionCopyRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.session import UnitOfWork
-from app.db.tables import Subscription
+from app.db.tables import PositionCopy, Subscription
 from app.domain.planner import target_position
 from app.runtime import Runtime
 from app.sizing.books import settings_from_row
@@ -40,7 +43,7 @@ def sizing_document(sizing: SizingIn) -> dict[str, object]:
     return document
 
 
-def subscription_out(sub: Subscription) -> SubscriptionOut:
+def subscription_out(sub: Subscription, copy: PositionCopy | None = None) -> SubscriptionOut:
     return SubscriptionOut(
         id=sub.id,
         leader_id=sub.leader_id,
@@ -50,6 +53,18 @@ def subscription_out(sub: Subscription) -> SubscriptionOut:
         status_reason=sub.status_reason,
         sizing=sub.sizing,
         created_at=sub.created_at,
+        open_positions=None if copy is None else copy_out(copy),
+    )
+
+
+def copy_out(copy: PositionCopy) -> OpenPositionsCopy:
+    report = copy.report or {}
+    return OpenPositionsCopy(
+        status="pending" if copy.done_at is None else "done",
+        synced=report.get("synced", []),
+        skipped=[SkippedSymbol(**item) for item in report.get("skipped", [])],
+        attempts=copy.attempts,
+        last_error=copy.last_error,
     )
 
 
@@ -91,14 +106,17 @@ async def subscribe(
     except IntegrityError as exc:  # a concurrent request won the unique index
         raise conflict from exc
     _refresh_sizing(uow, runtime, body.leader_id)
-    if body.copy_open_positions:
-        leader_id, subscription_id = body.leader_id, sub.id
+    if not body.copy_open_positions:
+        return subscription_out(sub)
+    # The job commits with the subscription: if running it now fails, the relay runs it.
+    await PositionCopyRepository(uow.session).add(sub.id, body.leader_id)
+    subscription_id = sub.id
 
-        async def _copy() -> None:
-            await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
+    async def _copy() -> None:
+        await runtime.copier.run_one(subscription_id)
 
-        uow.after_commit(_copy)
-    return subscription_out(sub)
+    uow.after_commit(_copy)
+    return subscription_out(sub, PositionCopy(subscription_id=sub.id, attempts=0))
 
 
 @router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
@@ -107,7 +125,8 @@ async def list_subscriptions(
 ) -> list[SubscriptionOut]:
     await get_follower_or_404(uow, principal, follower_id)
     subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
-    return [subscription_out(sub) for sub in subs]
+    copies = await PositionCopyRepository(uow.session).for_subscriptions([s.id for s in subs])
+    return [subscription_out(sub, copies.get(sub.id)) for sub in subs]
 
 
 async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscription:
