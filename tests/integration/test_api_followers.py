@@ -47,6 +47,7 @@ ORDER_KEYS = {
     "dispatched_at",
     "valid_until",
     "sizing",
+    "leader_fill",
 }
 
 
@@ -241,6 +242,7 @@ async def test_subscribe_returns_the_active_subscription(server: LiveServer) -> 
         "status_reason": None,
         "sizing": {},
         "created_at": created["created_at"],
+        "open_positions": None,
     }
     assert str(UUID(created["id"])) == created["id"]
     assert listed == [created]

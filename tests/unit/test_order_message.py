@@ -18,7 +18,7 @@ FILL = Fill(LEADER, "f-1", "BTCUSDT", Side.BUY, Decimal("1.50"), Decimal("50000.
 DOCUMENT_KEYS = [
     "v", "order_id", "follower_id", "leader_id", "subscription_id", "leader_fill_id", "symbol",
     "side", "qty", "type", "reduce_only", "limit_price", "time_in_force", "created_at",
-    "valid_until", "sizing",
+    "valid_until", "sizing", "leader_fill",
 ]  # fmt: skip
 SIZING_KEYS = [
     "mode", "leader_price", "leader_equity", "leader_equity_snapshot_id", "follower_equity",
