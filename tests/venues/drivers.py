@@ -15,6 +15,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
@@ -32,8 +33,11 @@ SNAPSHOT_FILLS = 8000
 
 
 class Driver(Protocol):
-    kind: str
-    venue: FakeVenue
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def venue(self) -> FakeVenue: ...
 
     def symbol(self, coin: str) -> str: ...
 
@@ -369,7 +373,7 @@ class OkxDriver:
         return [f"{trade.inst_id}:{trade.trade_id}"]
 
 
-DRIVERS: dict[str, type[Driver]] = {
+DRIVERS: dict[str, Callable[[], Driver]] = {
     "hyperliquid": HyperliquidDriver,
     "binance-usdm": BinanceDriver,
     "bybit": BybitDriver,
@@ -378,9 +382,4 @@ DRIVERS: dict[str, type[Driver]] = {
 
 
 def new_driver(kind: str) -> Driver:
-    driver: Driver = DRIVERS[kind]()  # type: ignore[call-arg]
-    return driver
-
-
-def unique() -> str:
-    return uuid.uuid4().hex[:8]
+    return DRIVERS[kind]()
