@@ -122,7 +122,7 @@ class FakeHyperliquid(FakeVenue):
     def add(self, *fills: dict[str, Any]) -> None:
         """Fills made while nobody listens: in the history only (the backfill finds them)."""
         self.history.extend(fills)
-        self.history.sort(key=lambda f: (f["time"], f["tid"]))
+        self.history.sort(key=lambda f: (f["time"], f.get("tid", 0)))
 
     async def emit(self, *fills: dict[str, Any]) -> None:
         """Fills made now: in the history and pushed as one userFills message."""

@@ -326,7 +326,9 @@ class HyperliquidAdapter(VenueAdapter):
                 raise VenueError("userFillsByTime: expected a list")
             fresh = 0
             last = start
-            rows: list[tuple[int, str, Item]] = []
+            # (time, tid, index in the page): fills of one millisecond in trade id order;
+            # fills without a tid keep the venue's order.
+            rows: list[tuple[int, int, int, Item]] = []
             for index, item in enumerate(page):
                 try:
                     time_ms, key, fill = self._row(item, f"userFillsByTime[{index}]", received_at)
@@ -334,7 +336,7 @@ class HyperliquidAdapter(VenueAdapter):
                     key = _row_key(item)
                     if key not in seen:
                         seen.add(key)
-                        rows.append((_row_time(item, last), key, BadRow.of(item, exc)))
+                        rows.append((_row_time(item, last), 0, index, BadRow.of(item, exc)))
                     continue
                 last = max(last, time_ms)
                 if key in seen:
@@ -342,9 +344,9 @@ class HyperliquidAdapter(VenueAdapter):
                 seen.add(key)
                 fresh += 1
                 if fill is not None and fill.event_at >= since:
-                    rows.append((time_ms, key, fill))
-            rows.sort(key=lambda row: (row[0], row[1].zfill(41)))
-            yield [row for _, _, row in rows]
+                    rows.append((time_ms, int(key) if key.isdigit() else 0, index, fill))
+            rows.sort(key=lambda row: row[:3])
+            yield [row[3] for row in rows]
             if len(page) < PAGE_LIMIT:
                 return
             # A full page: go on from its last millisecond; if that brought nothing new, the
