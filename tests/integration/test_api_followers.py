@@ -422,6 +422,15 @@ async def test_orders_list_one_order_with_its_sizing_inputs(
             "leader_price": "50000",
             "skip_reason": None,
         },
+        # A push fill says nothing of fees or flags: only what it was.
+        "leader_fill": {
+            "liquidation": False,
+            "reduce_only": None,
+            "fee": None,
+            "fee_asset": None,
+            "kind": "trade",
+            "reason": None,
+        },
     }
     created = datetime.fromisoformat(order["created_at"])
     assert created <= datetime.fromisoformat(order["dispatched_at"])

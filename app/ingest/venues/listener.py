@@ -9,12 +9,9 @@ jittered backoff, on any error, on a stream the venue declares expired, and on s
 nothing received, not even a pong, for ``idle_timeout_s``.
 
 A row that cannot be read (live or in a backfill page) is quarantined with its reason and
-the rows around it are applied. The venue's positions are the truth: where a fill says what
-the position was before it (Hyperliquid's startPosition), a tracked position that disagrees is
-corrected before the fill is applied; for every venue, the positions read over REST every
-``resync_interval_s`` correct a difference seen twice in a row with nothing applied between
-(once could be a fill still on its way). A correction is a leader resync: a ``sync`` event
-that moves the leader's position and brings every follower to its target.
+the rows around it are applied. The venue's positions are the truth: before each fill where the
+venue gives the position before it, and between messages every ``resync_interval_s``, the
+tracked positions are checked against the venue's (app.ingest.venues.resync).
 """
 
 from __future__ import annotations
@@ -37,8 +34,8 @@ from app.domain.model import Fill
 from app.ingest.client import ListenerState, until_recorded
 from app.ingest.frames import FrameError
 from app.ingest.handler import process_fill, quarantine_frame
-from app.ingest.venues.base import BadRow, Item, VenueAdapter, VenuePosition
-from app.ingest.venues.parsing import to_epoch_ms
+from app.ingest.venues.base import BadRow, Item, VenueAdapter
+from app.ingest.venues.resync import PositionCheck
 from app.loops import Backoff, SupervisedTask
 from app.metrics import (
     FILLS_BACKFILLED,
@@ -95,11 +92,7 @@ class VenueListener:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._last_traffic = time.monotonic()
         self._seeded = False
-        # symbol -> (venue qty, tracked qty) of a difference seen once, not yet corrected.
-        self._suspects: dict[str, tuple[Decimal, Decimal]] = {}
-        self._applied_since_check = False
-        # The venue's last mark per symbol: the price of a resync to flat.
-        self._marks: dict[str, Decimal] = {}
+        self._check = PositionCheck(adapter, pipeline, self._until_done)
         self.status = ListenerState(kind=adapter.kind)
         backoff = Backoff(params.retry_initial_s, params.retry_max_s)
         self._stream = SupervisedTask(f"venue:{self.leader_id}", self._session, backoff)
@@ -261,12 +254,14 @@ class VenueListener:
         interval = self._params.resync_interval_s
         next_check = time.monotonic() + interval
         while True:
+            if time.monotonic() >= next_check:
+                # Between messages, even on a busy stream: this task applies them in order.
+                await self._check.compare()
+                next_check = time.monotonic() + interval
             try:
-                async with asyncio.timeout(max(0.0, next_check - time.monotonic())):
+                async with asyncio.timeout(next_check - time.monotonic()):
                     message = await queue.get()
             except TimeoutError:
-                await self._check_positions()
-                next_check = time.monotonic() + interval
                 continue
             if message.error is not None:
                 await self._until_done(lambda m=message: self._quarantine(m))  # type: ignore[misc]
@@ -328,9 +323,9 @@ class VenueListener:
         if fill.fill_id in self._recent:
             return
         if start is not None:
-            await self._until_done(lambda: self._check_start(fill, start))
+            await self._until_done(lambda: self._check.before_fill(fill, start))
         await self._until_done(lambda: process_fill(self._pipeline, fill, raw, self.adapter.kind))
-        self._applied_since_check = True
+        self._check.applied(fill)
         self._recent[fill.fill_id] = None
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
@@ -344,83 +339,6 @@ class VenueListener:
         retry = Backoff(self._params.retry_initial_s, self._params.retry_max_s)
         await until_recorded(call, self.status, self.leader_id, retry)
 
-    # -- the venue's positions are the truth ------------------------------------------------
-
-    async def _check_start(self, fill: Fill, start: Decimal) -> None:
-        """Before ``fill``: the venue says the position was ``start``; resync if we disagree."""
-        tracked = await self._pipeline.engine.leader_positions(self.leader_id)
-        if tracked.get(fill.symbol, Decimal(0)) == start:
-            return
-        async with self._pipeline.unit_of_work() as uow:
-            # Recorded before (a replay after a restart): the tracked position has moved past
-            # this fill's start, and is not wrong for it.
-            if await FeedRepository(uow.session).has_fill(self.leader_id, fill.fill_id):
-                return
-        await self._pipeline.resync_leader(
-            self.leader_id,
-            fill.symbol,
-            start,
-            fill.price,
-            f"resync:{fill.fill_id}",
-            self.adapter.kind,
-        )
-        self._suspects.pop(fill.symbol, None)
-
-    async def _check_positions(self) -> None:
-        """Compare the venue's positions with the tracked ones; correct a difference seen on
-        two checks in a row with no fill applied between."""
-        try:
-            venue = await self.adapter.positions()
-        except Exception as exc:
-            log.warning(
-                "venue_positions_unread",
-                leader_id=str(self.leader_id),
-                venue=self.adapter.kind,
-                error=repr(exc)[:300],
-            )
-            return
-        await self._save_marks(venue)
-        quiet = not self._applied_since_check
-        self._applied_since_check = False
-        tracked = await self._pipeline.engine.leader_positions(self.leader_id)
-        by_symbol = {p.symbol: p for p in venue}
-        suspects: dict[str, tuple[Decimal, Decimal]] = {}
-        for name in sorted(by_symbol.keys() | tracked.keys()):
-            position = by_symbol.get(name, VenuePosition(name, Decimal(0), None))
-            mine = tracked.get(name, Decimal(0))
-            if not position.exact or position.qty == mine:
-                continue
-            seen = (position.qty, mine)
-            if not quiet or self._suspects.get(name) != seen:
-                suspects[name] = seen
-                continue
-            price = (
-                position.price
-                or self._marks.get(name)
-                or self._pipeline.engine.last_price(self.leader_id, name)
-            )
-            if price is None:
-                log.warning(
-                    "leader_resync_without_price", leader_id=str(self.leader_id), symbol=name
-                )
-                continue
-            event_id = f"resync:{name}:{to_epoch_ms(datetime.now(UTC))}"
-            await self._until_done(
-                lambda n=name, q=position.qty, p=price, e=event_id: self._pipeline.resync_leader(  # type: ignore[misc]
-                    self.leader_id, n, q, p, e, self.adapter.kind
-                )
-            )
-        self._suspects = suspects
-
-    async def _save_marks(self, positions: list[VenuePosition]) -> None:
-        marks = {p.symbol: p.price for p in positions if p.price is not None and p.price > 0}
-        self._marks.update(marks)
-        if not marks:
-            return
-        async with self._pipeline.unit_of_work() as uow:
-            await FeedRepository(uow.session).save_marks(self.leader_id, marks, datetime.now(UTC))
-            await uow.commit()
-
     # -- REST state: positions once, equity on a schedule ------------------------------------
 
     async def _seed_positions(self) -> None:
@@ -433,12 +351,11 @@ class VenueListener:
         # Taken when the answer is in: a trade the venue already counted in it must not be
         # backfilled on top (a trade racing the request is the one ambiguity left).
         as_of = datetime.now(UTC)
-        marks = {p.symbol: p.price for p in venue if p.price is not None and p.price > 0}
         async with self._pipeline.unit_of_work() as uow:
             repo = FeedRepository(uow.session)
             seeded = await repo.seed_positions(self.leader_id, positions, as_of)
-            await repo.save_marks(self.leader_id, marks, as_of)
             await uow.commit()
+        await self._check.save_marks(venue, as_of)
         if seeded:
             self._floor = max(self._floor, as_of)
             self._pipeline.engine.invalidate(self.leader_id)
