@@ -47,7 +47,8 @@ class RejectReason(StrEnum):
 class OrderRequest:
     """One order as the venue must receive it.
 
-    ``qty`` is in the venue's own units (contracts on OKX) and already on the venue's step.
+    ``qty`` is in base units (what the order message carries); a client whose venue counts in
+    contracts (OKX: ``qty / ctVal`` on ``lotSz``) converts it itself, from its instrument rules.
     ``limit_price`` set means an IOC limit at that price (on the venue's tick); ``None`` means a
     market order, which venues without true market orders (Hyperliquid) send as an IOC limit
     bounded around ``reference_price``.
@@ -64,7 +65,7 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class VenueOrder:
-    """What the venue knows of one order. ``filled_qty`` is cumulative, in the venue's units."""
+    """What the venue knows of one order. ``filled_qty`` is cumulative, in base units."""
 
     client_id: str
     state: OrderState

@@ -123,7 +123,10 @@ _MARKS = text("SELECT symbol, price FROM leader_mark WHERE leader_id = :leader")
 _HAS_FILL = text(
     "SELECT EXISTS (SELECT 1 FROM leader_fill WHERE leader_id = :leader AND fill_id = :fill)"
 )
-_SET_FLOOR = text("UPDATE leader SET backfill_floor_at = :at WHERE id = :leader")
+# A new sequence too: a book cached before the seed must not size the next fill.
+_SET_FLOOR = text(
+    "UPDATE leader SET backfill_floor_at = :at, book_seq = book_seq + 1 WHERE id = :leader"
+)
 
 
 class FeedRepository:
@@ -201,12 +204,13 @@ class FeedRepository:
         tracked = (await self.session.execute(_HAS_POSITIONS, {"leader": leader_id})).scalar_one()
         if tracked:
             return False
+        # The leader's row before its positions: the fill statement's lock order.
+        await self.session.execute(_SET_FLOOR, {"leader": leader_id, "at": as_of})
         for symbol, qty in positions.items():
             if qty != 0:
                 await self.session.execute(
                     _SEED_POSITION, {"leader": leader_id, "symbol": symbol, "qty": qty}
                 )
-        await self.session.execute(_SET_FLOOR, {"leader": leader_id, "at": as_of})
         return True
 
     async def save_marks(self, leader_id: UUID, marks: dict[str, Decimal], as_of: datetime) -> None:
