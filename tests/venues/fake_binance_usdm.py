@@ -359,18 +359,11 @@ class FakeBinanceUsdm(FakeVenue):
     # -- the stream -------------------------------------------------------------------------
 
     def retired_routes(self) -> list[BaseRoute]:
-        return [
-            WebSocketRoute("/ws/{listen_key}", self._retired_ws),
-            Route("/fapi/v2/positionRisk", self._retired_rest),
-        ]
+        return [WebSocketRoute("/ws/{listen_key}", self._retired_ws)]
 
     async def _retired_ws(self, ws: WebSocket) -> None:
         self.retired_calls.append(ws.url.path)
         await ws.close(code=1008)
-
-    async def _retired_rest(self, request: Request) -> JSONResponse:
-        self.retired_calls.append(request.url.path)
-        return _error(404, -5000, "Path not found")
 
     async def _ws(self, ws: WebSocket) -> None:
         # The listenKey in the query is the stream's only credential.
