@@ -263,6 +263,8 @@ class FakeBybit(FakeVenue):
                 return self._error(10001, "symbol or settleCoin is required", request.url.path)
             coin = query.get("settleCoin")
             rows = [r for r in rows if coin is None or r["symbol"].endswith(coin)]
+        if "symbol" in query:
+            rows = [r for r in rows if r["symbol"] == query["symbol"]]
         return self._page(rows, query, 200, {"category": category})
 
     async def _execution_list(self, request: Request) -> JSONResponse:

@@ -165,6 +165,12 @@ class VenueAdapter(ABC):
     async def positions(self) -> list[VenuePosition]:
         """The leader's open positions now, with the venue's mark or entry price."""
 
+    async def positions_of(self, symbols: list[str]) -> list[VenuePosition]:
+        """The positions in ``symbols``, which ``positions()`` did not list. By default its
+        list is complete: they are flat. An adapter whose list may leave symbols out (Bybit
+        lists by settle coin) asks for each."""
+        return []
+
     async def fetch_positions(self) -> dict[str, Decimal]:
         """The leader's open positions now: signed base quantity per symbol (short < 0)."""
         return {p.symbol: p.qty for p in await self.positions() if p.qty != 0}

@@ -274,6 +274,21 @@ class BybitAdapter(VenueAdapter):
                         self._add_position(positions, category, row)
         return [p for p in positions.values() if p.qty != 0]
 
+    async def positions_of(self, symbols: list[str]) -> list[VenuePosition]:
+        """Each symbol asked for by name: the settle coins listed may not include its coin."""
+        positions: dict[str, VenuePosition] = {}
+        for name in symbols:
+            for category in self.categories:
+                params = {"category": category, "symbol": name}
+                try:
+                    rows = await self._pages("/v5/position/list", params)
+                except VenueError:
+                    continue  # not an instrument of this category
+                for row in rows:
+                    if isinstance(row, dict) and row.get("symbol") == name:
+                        self._add_position(positions, category, row)
+        return list(positions.values())
+
     def _settle_coins(self) -> list[str]:
         return list(self.config.get("settle_coins") or ("USDT", "USDC"))
 

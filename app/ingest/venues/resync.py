@@ -91,6 +91,15 @@ class PositionCheck:
         touched, self._touched = self._touched, set()
         tracked = await self._pipeline.engine.leader_positions(self.leader_id)
         by_symbol = {p.symbol: p for p in venue}
+        missing = sorted(tracked.keys() - by_symbol.keys())
+        if missing:
+            try:
+                by_symbol |= {p.symbol: p for p in await self._adapter.positions_of(missing)}
+            except Exception as exc:
+                log.warning(
+                    "venue_positions_unread", leader_id=str(self.leader_id), error=repr(exc)[:300]
+                )
+                return
         suspects: dict[str, tuple[Decimal, Decimal]] = {}
         for name in sorted(by_symbol.keys() | tracked.keys()):
             position = by_symbol.get(name, VenuePosition(name, Decimal(0), None))

@@ -23,7 +23,7 @@ from app.sizing.copies import copy_report
 from tests.conftest import make_settings
 from tests.unit.venues import test_bybit, test_hyperliquid, test_okx
 from tests.venues.fake_binance_usdm import FakeBinanceUsdm, order_trade_update
-from tests.venues.fake_bybit import execution
+from tests.venues.fake_bybit import FakeBybit, execution
 from tests.venues.fake_okx import Trade
 from tests.venues.harness import run_venue
 
@@ -202,3 +202,26 @@ def test_the_copy_report_lists_every_symbol_synced_or_why_not() -> None:
             {"symbol": "XRP", "reason": "min_notional"},
         ],
     }
+
+
+async def test_bybit_reads_a_position_its_settle_coin_list_leaves_out() -> None:
+    # Arrange: USDT settled only, the leader also holds a USDC-settled perpetual.
+    venue = FakeBybit()
+    venue.positions = {
+        "linear": [
+            {"symbol": "BTCUSDT", "side": "Buy", "size": "1", "markPrice": "60000"},
+            {"symbol": "ETHPERP", "side": "Sell", "size": "2", "markPrice": "3000"},
+        ]
+    }
+    async with run_venue(venue) as running:
+        bybit = test_bybit.adapter(rest_url=running.rest_url)
+        bybit.config = {**bybit.config, "settle_coins": ["USDT"]}
+
+        # Act
+        listed = await bybit.positions()
+        asked = await bybit.positions_of(["ETHPERP", "SOLUSDT"])
+        await bybit.http.aclose()
+
+    # Assert: the list misses it, asking by name finds it (and SOLUSDT flat).
+    assert [(p.symbol, p.qty) for p in listed] == [("BTCUSDT", Decimal(1))]
+    assert [(p.symbol, p.qty, p.price) for p in asked] == [("ETHPERP", Decimal(-2), Decimal(3000))]
