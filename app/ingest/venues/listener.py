@@ -17,6 +17,7 @@ tracked positions are checked against the venue's (app.ingest.venues.resync).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -271,7 +272,11 @@ class VenueListener:
 
     async def _item(self, item: Item, raw: str | bytes | None) -> None:
         if isinstance(item, BadRow):
-            await self._until_done(lambda: self._quarantine_row(item))
+            # Kept once, though every backfill that reaches it reads it again.
+            key = "bad:" + hashlib.sha256(item.raw.encode()).hexdigest()
+            if key not in self._recent:
+                await self._until_done(lambda: self._quarantine_row(item))
+                self._remember(key)
             return
         await self._process(item, raw if raw is not None else msgspec.json.encode(item))
 
@@ -326,12 +331,15 @@ class VenueListener:
             await self._until_done(lambda: self._check.before_fill(fill, start))
         await self._until_done(lambda: process_fill(self._pipeline, fill, raw, self.adapter.kind))
         self._check.applied(fill)
-        self._recent[fill.fill_id] = None
-        if len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
+        self._remember(fill.fill_id)
         if self._last_event_at is None or fill.event_at > self._last_event_at:
             self._last_event_at = fill.event_at
         self.status.last_fill_at = fill.event_at
+
+    def _remember(self, key: str) -> None:
+        self._recent[key] = None
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
 
     async def _until_done(self, call: Callable[[], Awaitable[object]]) -> None:
         """While Postgres is away the listener pauses on this fill instead of dropping it
