@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.venues.harness import FakeVenue
@@ -359,11 +359,8 @@ class FakeBinanceUsdm(FakeVenue):
     # -- the stream -------------------------------------------------------------------------
 
     def retired_routes(self) -> list[BaseRoute]:
-        return [WebSocketRoute("/ws/{listen_key}", self._retired_ws)]
-
-    async def _retired_ws(self, ws: WebSocket) -> None:
-        self.retired_calls.append(ws.url.path)
-        await ws.close(code=1008)
+        # The legacy user data stream URL, retired on 2026-04-23.
+        return [self.retired_websocket("/ws/{listen_key}")]
 
     async def _ws(self, ws: WebSocket) -> None:
         # The listenKey in the query is the stream's only credential.

@@ -5,7 +5,8 @@ Every signature the client sends is checked the way Bybit documents it: the webs
 over ``"GET/realtime" + expires``, REST over ``timestamp + key + recv_window + queryString``
 (the raw query string as received). The execution list enforces Bybit's limits: at most 7
 days between startTime and endTime, at most 100 rows a page, newest first, an opaque
-percent-encoded ``nextPageCursor``.
+percent-encoded ``nextPageCursor``. The private streams of the APIs v5 replaced
+(``/realtime_private``, ``/contract/private/v3``, ``/unified/private/v3``) are refused.
 """
 
 from __future__ import annotations
@@ -181,6 +182,11 @@ class FakeBybit(FakeVenue):
         """Executions that happen now: recorded in history and pushed live, in one message."""
         self.history.extend(rows)
         await self.push_executions(*rows)
+
+    def retired_routes(self) -> list[BaseRoute]:
+        # Private streams of the APIs v5 replaced (v2 USDT perpetual, contract and unified v3).
+        paths = ("/realtime_private", "/contract/private/v3", "/unified/private/v3")
+        return [self.retired_websocket(path) for path in paths]
 
     # -- REST -----------------------------------------------------------------------------
 

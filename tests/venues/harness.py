@@ -71,6 +71,15 @@ class FakeVenue:
         """Routes of URL forms the venue retired: each refuses and records the call."""
         return []
 
+    def retired_websocket(self, path: str) -> WebSocketRoute:
+        """A stream URL the venue retired: the handshake is refused, and recorded."""
+
+        async def refuse(ws: WebSocket) -> None:
+            self.retired_calls.append(ws.url.path)
+            await ws.close(code=1008)
+
+        return WebSocketRoute(path, refuse)
+
     def add_routes(self, *routes: BaseRoute) -> None:
         """Mount more routes on this fake (call before it is served)."""
         self.extra_routes.extend(routes)

@@ -4,6 +4,7 @@ fills that still apply. Hyperliquid's fills without a tid get a stable, distinct
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,12 +20,13 @@ from websockets.exceptions import InvalidStatus
 from app.domain.model import Fill
 from app.domain.quarantine import QuarantineReason
 from app.ingest.venues.base import BadRow, Item
+from app.ingest.venues.okx import sign
 from app.sizing.copies import copy_report
 from tests.conftest import make_settings
 from tests.unit.venues import test_bybit, test_hyperliquid, test_okx
 from tests.venues.fake_binance_usdm import FakeBinanceUsdm, order_trade_update
 from tests.venues.fake_bybit import FakeBybit, execution
-from tests.venues.fake_okx import Trade
+from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, FakeOkx, Trade
 from tests.venues.harness import run_venue
 
 FIXTURES = Path(__file__).resolve().parents[2] / "venues" / "fixtures"
@@ -180,6 +182,34 @@ async def test_the_binance_fake_refuses_the_retired_stream_url() -> None:
         async with connect(f"{running.ws_base}/private/ws?listenKey={'k' * 64}"):
             pass
         assert running.venue.retired_calls == [f"/ws/{'k' * 64}"]
+
+
+@pytest.mark.parametrize("path", ["/realtime_private", "/contract/private/v3"])
+async def test_the_bybit_fake_refuses_the_private_streams_v5_replaced(path: str) -> None:
+    async with run_venue(FakeBybit()) as running:
+        with pytest.raises(InvalidStatus):
+            async with connect(f"{running.ws_base}{path}", open_timeout=5):
+                pass
+        assert running.venue.retired_calls == [path]
+
+
+async def test_the_okx_fake_refuses_a_subscription_by_uly() -> None:
+    okx = FakeOkx()
+    ts = str(int(time.time()))
+    login = {
+        "apiKey": API_KEY,
+        "passphrase": PASSPHRASE,
+        "timestamp": ts,
+        "sign": sign(API_SECRET, f"{ts}GET/users/self/verify"),
+    }
+    arg = {"channel": "orders", "instType": "SWAP", "uly": "BTC-USDT"}
+    async with run_venue(okx) as running, connect(running.ws_base + okx.ws_path) as ws:
+        await ws.send(json.dumps({"op": "login", "args": [login]}))
+        assert json.loads(await ws.recv())["event"] == "login"
+        await ws.send(json.dumps({"op": "subscribe", "args": [arg]}))
+        reply = json.loads(await ws.recv())
+    assert (reply["event"], reply["code"]) == ("error", "60018")
+    assert okx.retired_calls == ["subscribe uly"]
 
 
 def test_an_idle_timeout_shorter_than_two_pings_is_refused_naming_both() -> None:
