@@ -6,7 +6,7 @@ position_copy: one copy_open_positions job per subscription, written with the su
 and run by the outbox relay until done; its report says which symbols were synced or why not.
 
 Revision ID: 0016
-Revises: 0015
+Revises: 0020
 Create Date: 2026-12-07 17:30:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0016"
-down_revision: str | None = "0015"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

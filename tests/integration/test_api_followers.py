@@ -243,6 +243,7 @@ async def test_subscribe_returns_the_active_subscription(server: LiveServer) -> 
         "sizing": {},
         "created_at": created["created_at"],
         "open_positions": None,
+        "symbols": [],
     }
     assert str(UUID(created["id"])) == created["id"]
     assert listed == [created]
