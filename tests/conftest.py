@@ -45,6 +45,8 @@ TEST_REDIS_URL = os.environ.get("COPYTRADE_TEST_REDIS_URL", "redis://127.0.0.1:6
 TABLES = (
     "venue_position",
     "follower_account",
+    "position_copy",
+    "leader_mark",
     "subscription_position",
     "follower_order",
     "leader_fill",
