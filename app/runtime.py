@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
+from functools import partial
 from uuid import UUID
 
 import asyncpg
@@ -23,6 +25,7 @@ from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
 from app.ingest.manager import ListenerManager, ManagerParams
+from app.metrics import AUTH_LOOKUPS
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis, connect_pubsub
 from app.redisconn import connect as connect_redis
@@ -49,9 +52,15 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """Pool reset hook: our connections keep no session state worth a RESET round trip."""
 
 
+_json_decode = partial(json.loads, parse_float=Decimal)
+
+
 async def _json_codecs(conn: asyncpg.Connection) -> None:
-    """Read jsonb columns as Python values (asyncpg's default is the JSON text)."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    """Read jsonb columns as Python values (asyncpg's default is the JSON text); numbers with
+    a fraction or an exponent as Decimal, never float: they are amounts and limits."""
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=_json_decode, schema="pg_catalog"
+    )
 
 
 class Runtime:
@@ -199,6 +208,7 @@ class Runtime:
         log.info("runtime_stopped")
 
     async def follower_for_key_hash(self, key_hash: str) -> UUID | None:
+        AUTH_LOOKUPS.inc()
         async with self.sessionmaker() as session:
             return await FollowerRepository(session).id_by_api_key_hash(key_hash)
 

@@ -20,7 +20,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import Admin, FollowerPrincipal, Principal, hash_secret, resolve, ws_token
+from app.api.auth import (
+    Admin,
+    FollowerPrincipal,
+    Principal,
+    hash_secret,
+    note_auth,
+    resolve,
+    ws_token,
+)
 from app.db.repositories.accounts import FollowerRepository
 from app.feed.admission import DeploymentFilter
 from app.feed.hub import Subscriber
@@ -67,6 +75,7 @@ async def follower_orders_ws(websocket: WebSocket, follower_id: UUID) -> None:
         if isinstance(principal, FollowerPrincipal)
         else principal is not None and await runtime.follower_exists(follower_id)
     )
+    note_auth(websocket.scope, principal is not None)
     if not allowed or token is None or principal is None:
         await _refuse(websocket)
         return
@@ -86,6 +95,7 @@ async def all_orders_ws(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     token = await _accept(websocket)
     principal = await resolve(runtime, token)
+    note_auth(websocket.scope, principal is not None)
     if token is None or not isinstance(principal, Admin):
         await _refuse(websocket)
         return

@@ -11,9 +11,10 @@ import msgspec
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import hash_secret, ws_token
+from app.api.auth import hash_secret, note_auth, ws_token
 from app.db.repositories.accounts import LeaderRepository
 from app.ingest.handler import handle_frame
+from app.metrics import AUTH_LOOKUPS
 from app.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,7 @@ async def _check(runtime: Runtime, leader_id: UUID, token: str | None) -> str | 
     """None when ``token`` may push for the leader now, else the close reason."""
     if not token:
         return "unauthorized"
+    AUTH_LOOKUPS.inc()
     async with runtime.sessionmaker() as session:
         leader = await LeaderRepository(session).get(leader_id)
     if leader is None or leader.feed_kind != "push" or leader.push_token_hash is None:
@@ -49,6 +51,7 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
         log.warning("push_auth_unavailable", leader_id=str(leader_id), error=repr(exc))
         await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason="try again later")
         return
+    note_auth(websocket.scope, refused is None)
     if refused is not None or token is None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=refused or "")
         return
