@@ -16,7 +16,7 @@ from sqlalchemy import text
 from app import heap
 from app.db.line import ConnectionLine
 from app.db.repositories.accounts import FollowerRepository
-from app.db.session import UnitOfWork, make_engine, make_sessionmaker
+from app.db.session import PgTimeouts, UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.marker import DispatchMarker
 from app.dispatch.relay import OutboxRelay
@@ -67,7 +67,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.drain = Drain(settings.shutdown_grace_s)
-        self.engine = make_engine(settings.database_url, settings.db_pool_size)
+        timeouts = PgTimeouts(
+            statement_ms=settings.db_statement_timeout_ms,
+            lock_ms=settings.db_lock_timeout_ms,
+            idle_in_transaction_ms=settings.db_idle_in_transaction_timeout_ms,
+            command_s=settings.db_command_timeout_s,
+        )
+        self.engine = make_engine(settings.database_url, settings.db_pool_size, timeouts)
         self.sessionmaker = make_sessionmaker(self.engine)
         self.redis: AnyRedis = connect_redis(settings.redis_url, settings.redis_cluster)
         # Pub/sub (the order feed, revocations) on one plain connection, cluster or not.
@@ -75,22 +81,26 @@ class Runtime:
             self.redis if isinstance(self.redis, Redis) else connect_pubsub(settings.redis_url)
         )
         self.equity = EquityCache(
-            self.sessionmaker, asyncpg_dsn(settings.database_url), settings.equity_resync_s
+            self.sessionmaker,
+            asyncpg_dsn(settings.database_url),
+            settings.equity_resync_s,
+            timeouts.connect_args(application_name="copytrade-listen"),
         )
         self.enqueuer = Enqueuer(self.redis, settings.dedupe_ttl_s)
         # The hot path talks to Postgres on raw asyncpg: no ORM, no reset round trip on release.
         dsn = asyncpg_dsn(settings.database_url)
+        hot = timeouts.connect_args(**_HOT_SESSION)
         self.pg = asyncpg.create_pool(
             dsn,
             min_size=2,
             max_size=settings.db_pool_size,
             reset=_keep_session,
             init=_json_codecs,
-            server_settings=_HOT_SESSION,
+            **hot,
         )
         # The fill statement itself: one connection per fill sized at once, no pool.
         self.fill_line = ConnectionLine(
-            lambda: asyncpg.connect(dsn, server_settings=_HOT_SESSION), settings.fill_concurrency
+            lambda: asyncpg.connect(dsn, **hot), settings.fill_concurrency
         )
         self.sizing = SizingEngine(self.pg, self.fill_line, self.equity, settings.order_ttl_s)
         self.equity.on_change(self._on_change)
@@ -105,7 +115,11 @@ class Runtime:
             settings.fill_concurrency,
         )
         self.relay = OutboxRelay(
-            self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
+            self.sessionmaker,
+            self.enqueuer,
+            settings.relay_interval_s,
+            settings.relay_min_age_s,
+            settings.relay_timeout_s,
         )
         self.feed = FeedHub(self.pubsub_redis)
         self.sockets = SocketRegistry(self.pubsub_redis)

@@ -15,6 +15,7 @@ from app.api.auth import hash_secret, note_auth, ws_token
 from app.db.repositories.accounts import LeaderRepository
 from app.ingest.handler import handle_frame
 from app.metrics import AUTH_LOOKUPS
+from app.pipeline import FillNotRecorded
 from app.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -107,6 +108,24 @@ async def _receive_fills(
                 try:
                     # One frame at a time, in order: the ack is sent only after the commit.
                     reply = await handle_frame(runtime.pipeline, leader_id, raw, "push")
+                except FillNotRecorded as exc:
+                    # Nothing recorded (the database timed out or is away): say which fill and
+                    # why, then close like below, so the leader resends it first.
+                    await websocket.send_text(
+                        _encoder.encode(
+                            {
+                                "type": "error",
+                                "fill_id": exc.fill_id,
+                                "error": f"not recorded: {exc.reason}; resend",
+                                "retry": True,
+                            }
+                        ).decode()
+                    )
+                    await websocket.close(
+                        code=status.WS_1011_INTERNAL_ERROR,
+                        reason="not recorded; resend unacked fills",
+                    )
+                    return
                 except Exception as exc:
                     # Postgres unreachable or similar: nothing was acknowledged. Closing (rather
                     # than answering and reading on) keeps the leader's fills in order: it
