@@ -38,6 +38,13 @@ async def waiting_on_locks(db: Any) -> int:
     return count
 
 
+async def until_waiting_on_a_lock(db: Any) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await waiting_on_locks(db):
+        assert asyncio.get_running_loop().time() < deadline, "no fill ever waited on the lock"
+        await asyncio.sleep(0.02)
+
+
 async def error_then_close(ws: ClientConnection) -> tuple[dict[str, Any], int | None]:
     frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
     with pytest.raises(ConnectionClosed) as closed:
@@ -71,8 +78,7 @@ async def test_a_locked_leader_fails_cleanly_while_others_are_acknowledged(
             # Two fills of the stuck leader in flight: one waits on the lock, one behind it.
             await one.send(fill_frame("s-1", "BTCUSDT", "buy", "1", "50000"))
             await two.send(fill_frame("s-2", "BTCUSDT", "buy", "1", "50000"))
-            while await waiting_on_locks(db) == 0:
-                await asyncio.sleep(0.02)
+            await until_waiting_on_a_lock(db)
 
             # Act: the other leader's fills, while the lock is still held.
             async with push_socket(server.ws_url, other["id"], other["push_token"]) as ws:
