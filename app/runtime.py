@@ -134,6 +134,7 @@ class Runtime:
             settings.report_block_ms,
             settings.report_claim_idle_ms,
             settings.report_refresh_s,
+            settings.report_attempts,
         )
         self.cipher = (
             CredentialCipher.from_setting(settings.credentials_key.get_secret_value())
