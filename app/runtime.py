@@ -121,7 +121,7 @@ class Runtime:
             settings.relay_min_age_s,
             settings.relay_timeout_s,
         )
-        self.feed = FeedHub(self.pubsub_redis)
+        self.feed = FeedHub(self.pubsub_redis, settings.feed_queue_bytes)
         self.sockets = SocketRegistry(self.pubsub_redis)
         self.trimmer = StreamTrimmer(
             self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
