@@ -102,7 +102,13 @@ class Runtime:
         self.fill_line = ConnectionLine(
             lambda: asyncpg.connect(dsn, **hot), settings.fill_concurrency
         )
-        self.sizing = SizingEngine(self.pg, self.fill_line, self.equity, settings.order_ttl_s)
+        self.sizing = SizingEngine(
+            self.pg,
+            self.fill_line,
+            self.equity,
+            settings.order_ttl_s,
+            book_idle_s=settings.book_idle_s,
+        )
         self.equity.on_change(self._on_change)
         self.marker = DispatchMarker(self.pg)
         self.pipeline = Pipeline(
