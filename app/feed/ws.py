@@ -174,7 +174,7 @@ async def _stream(
                 except TimeoutError:
                     await _close_slow(websocket, "send_timeout", send_timeout_s)
                     return
-        if sub.overflowed:
+        if sub.overflowed and not reader.done():
             await _close_slow(websocket, "queue_full", send_timeout_s)
             return
         # Ended: the client left (nothing to close), or the key was revoked.
