@@ -20,7 +20,7 @@ FLOOD = 5000
 
 @pytest.fixture
 async def two_instances(clean: None) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    settings = make_settings(unauth_rate_limit=f"{BURST}/minute")
+    settings = make_settings(unauth_rate_limit=f"{BURST}/hour")
     async with start_live_server(settings) as one, start_live_server(settings) as two:
         yield one, two
 

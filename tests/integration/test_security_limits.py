@@ -38,7 +38,7 @@ async def strict_server(clean: None) -> AsyncIterator[LiveServer]:
         max_body_bytes=2048,
         rate_limit_per_s=1.0,
         rate_limit_burst=3,
-        unauth_rate_limit="3/minute",
+        unauth_rate_limit="3/hour",
         ws_max_connections_per_key=2,
         ws_allowed_origins=["https://app.example"],
     )
