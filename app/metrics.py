@@ -10,6 +10,16 @@ FRAMES_REJECTED = Counter(
     "copytrade_frames_rejected_total", "Feed frames dropped as malformed or unknown", ["source"]
 )
 RECONNECTS = Counter("copytrade_feed_reconnects_total", "Client-mode feed reconnects")
+LEADER_RESYNCS = Counter(
+    "copytrade_leader_resyncs_total",
+    "Leader positions corrected to the venue's, and their followers brought to target",
+    ["venue"],
+)
+VENUE_ROWS_QUARANTINED = Counter(
+    "copytrade_venue_rows_quarantined_total",
+    "Venue rows (live or backfill) that could not be read, kept aside while the rest applied",
+    ["venue", "reason"],
+)
 FILLS_BACKFILLED = Counter(
     "copytrade_fills_backfilled_total",
     "Venue fills recovered over REST after a (re)connect",
@@ -65,3 +75,13 @@ REPORT_RETRIES = Counter(
     "copytrade_report_retries_total", "Batches of executor reports retried after a transient error"
 )
 BOOKS_EVICTED = Counter("copytrade_books_evicted_total", "Idle leaders' books dropped from memory")
+INSTRUMENT_ROWS_SKIPPED = Counter(
+    "copytrade_instrument_rows_skipped_total",
+    "Instrument rows from a venue's public list refused as malformed (their neighbours kept)",
+    ["venue"],
+)
+INSTRUMENT_LOADS = Counter(
+    "copytrade_instrument_loads_total",
+    "Loads of a venue's instrument rules, by outcome (ok, error)",
+    ["venue", "outcome"],
+)

@@ -32,8 +32,10 @@ from app.redisconn import connect as connect_redis
 from app.security.crypto import CredentialCipher
 from app.settings import Settings
 from app.shutdown import Drain
+from app.sizing.copies import PositionCopier
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
+from app.venues.instruments import InstrumentRefresher
 
 log = structlog.get_logger(__name__)
 
@@ -120,12 +122,14 @@ class Runtime:
             settings.dispatch_timeout_s,
             settings.fill_concurrency,
         )
+        self.copier = PositionCopier(self.sessionmaker, self.pipeline)
         self.relay = OutboxRelay(
             self.sessionmaker,
             self.enqueuer,
             settings.relay_interval_s,
             settings.relay_min_age_s,
-            settings.relay_timeout_s,
+            timeout_s=settings.relay_timeout_s,
+            jobs=self.copier,
         )
         self.feed = FeedHub(self.pubsub_redis, settings.feed_queue_bytes)
         self.sockets = SocketRegistry(self.pubsub_redis)
@@ -157,6 +161,8 @@ class Runtime:
                 idle_timeout_s=settings.feed_idle_timeout_s,
                 venue_idle_timeout_s=settings.venue_idle_timeout_s,
                 max_frame_bytes=settings.max_frame_bytes,
+                venue_max_frame_bytes=settings.venue_max_frame_bytes,
+                venue_resync_interval_s=settings.venue_resync_interval_s,
                 backfill_overlap_s=settings.venue_backfill_overlap_s,
                 equity_interval_s=settings.venue_equity_interval_s,
                 rest_timeout_s=settings.venue_rest_timeout_s,
@@ -164,6 +170,16 @@ class Runtime:
                 lease_heartbeat_s=settings.lease_heartbeat_s,
             ),
             self.cipher,
+        )
+        # Each venue's instrument rules; run by ingest processes (sizing's), and the hook an
+        # executor calls when a venue refuses an order for precision or minimums.
+        self.instruments = InstrumentRefresher(
+            self.sessionmaker,
+            settings.instrument_venues,
+            {str(venue): url for venue, url in settings.instrument_urls.items()},
+            settings.instrument_refresh_s,
+            settings.instrument_min_refresh_s,
+            settings.venue_rest_timeout_s,
         )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False
@@ -198,6 +214,7 @@ class Runtime:
             await self.trimmer.start()
         if self.settings.has_role("ingest"):
             self.listeners.start()
+            self.instruments.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
         if self.settings.demo:
             from app.demo.run import start_demo
@@ -212,6 +229,7 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         # Stop taking fills first, then let the relay and the feed go, then the connections.
         await self.listeners.stop_all()
+        await self.instruments.stop()
         await self.relay.stop()
         await self.report_reader.stop()
         await self.trimmer.stop()

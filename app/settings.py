@@ -15,6 +15,8 @@ MIN_ADMIN_TOKEN_LENGTH = 16
 
 Role = Literal["api", "ingest", "dispatch"]
 ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch")
+Venue = Literal["binance-usdm", "bybit", "okx", "hyperliquid"]
+INSTRUMENT_VENUES: tuple[Venue, ...] = ("binance-usdm", "bybit", "okx", "hyperliquid")
 
 
 class Settings(BaseSettings):
@@ -189,6 +191,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Reconnect a venue stream that sends nothing, not even a pong, for this long.",
     )
+    venue_max_frame_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest message accepted from a venue stream. Venues send far larger "
+        "messages than push leaders may (Hyperliquid's first userFills message is a snapshot "
+        "of up to 2,000 fills, about 1 MB): COPYTRADE_MAX_FRAME_BYTES is for push frames.",
+    )
+    venue_resync_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a venue leader's positions are read over REST and compared "
+        "with the tracked ones; a difference seen twice in a row is corrected (a leader "
+        "resync) and the followers brought to target.",
+    )
     venue_backfill_overlap_s: float = Field(
         default=5.0,
         ge=0,
@@ -287,6 +303,27 @@ class Settings(BaseSettings):
         "(clients outside browsers send no Origin).",
     )
 
+    instrument_venues: Annotated[list[Venue], NoDecode] = Field(
+        default=list(INSTRUMENT_VENUES),
+        description="Venues whose instrument rules (lot step, minimums, tick) are loaded from "
+        "their public endpoints by processes with the ingest role, comma-separated (empty: "
+        "none; rules then come only from PUT /v1/instruments).",
+    )
+    instrument_urls: dict[Venue, str] = Field(
+        default={},
+        description='Base URL per venue for its public instrument list, as JSON ({"okx": '
+        '"https://www.okx.com"}); a venue not named uses its public API host.',
+    )
+    instrument_refresh_s: float = Field(
+        default=24 * 3600.0, gt=0, description="How often each venue's instrument rules reload."
+    )
+    instrument_min_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A reload asked for after a venue refused an order for its precision or "
+        "minimums waits at least this long after the previous load of that venue.",
+    )
+
     roles: Annotated[list[Role], NoDecode] = Field(
         default=list(ROLES),
         min_length=1,
@@ -296,7 +333,7 @@ class Settings(BaseSettings):
         "serves /healthz, /readyz and /metrics.",
     )
 
-    @field_validator("roles", mode="before")
+    @field_validator("roles", "instrument_venues", mode="before")
     @classmethod
     def _split_roles(cls, value: Any) -> Any:
         # "api,ingest" from the environment; a JSON list or a Python list works too.
@@ -355,6 +392,26 @@ class Settings(BaseSettings):
                 "COPYTRADE_LEASE_HEARTBEAT_S must be at most half COPYTRADE_LEASE_TTL_S"
             )
         return self
+
+    @model_validator(mode="after")
+    def _venue_pings_within_idle_timeout(self) -> Settings:
+        # A venue stream pings every COPYTRADE_FEED_PING_INTERVAL_S (or sooner): a quiet
+        # account's only traffic is the pong, so the idle timeout must cover two pings.
+        if self.venue_idle_timeout_s < 2 * self.feed_ping_interval_s:
+            raise ValueError(
+                f"COPYTRADE_VENUE_IDLE_TIMEOUT_S ({self.venue_idle_timeout_s:g}) must be at "
+                f"least twice COPYTRADE_FEED_PING_INTERVAL_S ({self.feed_ping_interval_s:g}): "
+                "a quiet venue account would reconnect between pings"
+            )
+        return self
+
+    @field_validator("instrument_urls", mode="after")
+    @classmethod
+    def _urls_are_http(cls, value: dict[str, str]) -> dict[str, str]:
+        for venue, url in value.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"instrument_urls.{venue}: must be an http(s) URL")
+        return value
 
     @property
     def base_url(self) -> str:

@@ -43,12 +43,15 @@ TEST_DATABASE_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("COPYTRADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Tables no foreign key reaches (so CASCADE would not) are named as well.
 TABLES = (
+    "position_copy",
+    "leader_mark",
     "subscription_position",
     "follower_order",
     "leader_fill",
     "subscription",
     "equity_snapshot",
     "instrument",
+    "venue_instrument",
     "follower",
     "feed_lease",
     "service_instance",
@@ -83,6 +86,8 @@ def make_settings(**overrides: Any) -> Settings:
         # Tests make many requests without a credential from one address; the tests of the
         # abuse limits lower this again.
         "unauth_rate_limit": "100000/second",
+        # No test reaches a venue's public host: instrument tests point at loopback fakes.
+        "instrument_venues": [],
     }
     values.update(overrides)
     return Settings(**values)

@@ -114,6 +114,10 @@ class EquityOut(BaseModel):
     as_of: datetime
 
 
+VenueName = Literal["binance-usdm", "bybit", "okx", "hyperliquid"]
+Asset = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
+
+
 class InstrumentIn(Request):
     qty_step: Positive
     min_qty: NonNegative = Decimal(0)
@@ -121,6 +125,12 @@ class InstrumentIn(Request):
     price_step: Positive | None = Field(
         default=None, description="Tick size: limit prices (max_slippage) round to it."
     )
+    base: Asset | None = Field(
+        default=None,
+        description="With ?venue=: the base asset, for a symbol the venue's list lacks "
+        "(otherwise the venue's is kept).",
+    )
+    quote: Asset | None = Field(default=None, description="With ?venue=: like base.")
 
 
 class InstrumentOut(BaseModel):
@@ -129,6 +139,25 @@ class InstrumentOut(BaseModel):
     min_qty: DecimalStr
     min_notional: DecimalStr
     price_step: DecimalStr | None
+    venue: str | None = Field(default=None, description="None: rules for every follower "
+                              "whose venue is not known.")  # fmt: skip
+    source: Literal["operator", "venue"] = Field(
+        default="operator", description="Who set these rules: an operator (PUT) or the venue."
+    )
+
+
+class VenueInstrumentOut(InstrumentOut):
+    """A venue's rules for one perpetual, all sizes in base units."""
+
+    base: str
+    quote: str
+    max_qty: DecimalStr | None
+    market_qty_step: DecimalStr | None = Field(description="A market order's own step.")
+    market_min_qty: DecimalStr | None
+    market_max_qty: DecimalStr | None
+    price_sig_figs: int | None
+    price_max_decimals: int | None
+    contract_size: DecimalStr = Field(description="Base units per venue unit (OKX: ctVal).")
 
 
 class FollowerCreate(Request):
@@ -162,6 +191,15 @@ class SymbolsIn(Request):
     deny: list[Symbol] = Field(default_factory=list, max_length=500)
     map: dict[Symbol, Symbol] = Field(
         default_factory=dict, max_length=500, description="Leader symbol -> follower symbol."
+    )
+    venue: VenueName | None = Field(
+        default=None,
+        description="The venue the follower trades on: leader symbols are mapped to its "
+        "listings by base asset and sized with its rules (map still wins); a symbol it does "
+        "not list is skipped as symbol_not_listed.",
+    )
+    quote: Literal["USDT", "USDC"] | None = Field(
+        default=None, description="The quote preferred where the venue lists both."
     )
 
 
@@ -221,6 +259,27 @@ class SubscriptionPatch(Request):
     sizing: SizingIn | None = Field(default=None, description="Replaces the whole object.")
 
 
+class SkippedSymbol(BaseModel):
+    symbol: str
+    reason: str = Field(description="e.g. no_price, min_notional, symbol_denied.")
+
+
+class OpenPositionsCopy(BaseModel):
+    """The copy_open_positions job of a subscription: pending until it has run once."""
+
+    status: Literal["pending", "done"]
+    synced: list[str] = Field(default_factory=list, description="Leader symbols brought to target.")
+    skipped: list[SkippedSymbol] = Field(default_factory=list)
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class SymbolMappingOut(BaseModel):
+    leader_symbol: str
+    symbol: str | None = Field(description="On the follower's venue; None: not listed there.")
+    skip_reason: Literal["symbol_not_listed"] | None
+
+
 class SubscriptionOut(BaseModel):
     id: UUID
     leader_id: UUID
@@ -230,6 +289,14 @@ class SubscriptionOut(BaseModel):
     status_reason: str | None
     sizing: dict[str, Any]
     created_at: datetime
+    open_positions: OpenPositionsCopy | None = Field(
+        default=None, description="Set when subscribed with copy_open_positions."
+    )
+    symbols: list[SymbolMappingOut] = Field(
+        default_factory=list,
+        description="Per leader symbol seen, the follower's symbol on its venue (sizing."
+        "symbols.venue); empty when the follower's venue is not known.",
+    )
 
 
 class SubscriptionPositionOut(BaseModel):
@@ -246,6 +313,21 @@ class SubscriptionPositionOut(BaseModel):
 class LeaderPositionOut(BaseModel):
     symbol: str
     qty: DecimalStr
+
+
+class FillFacts(BaseModel):
+    """What the venue said about the leader's fill besides the trade."""
+
+    liquidation: bool = Field(description="The leader's position was liquidated or ADL'd.")
+    reduce_only: bool | None = Field(description="None: the venue does not say.")
+    fee: DecimalStr | None = Field(description="The leader's fee; negative is a rebate.")
+    fee_asset: str | None
+    kind: Literal["trade", "sync"] = Field(
+        description="trade: the leader's execution; sync: followers brought to target."
+    )
+    reason: str | None = Field(
+        description="Why a sync: copy_open_positions or leader_resync (None for a trade)."
+    )
 
 
 class OrderOut(BaseModel):
@@ -269,6 +351,7 @@ class OrderOut(BaseModel):
     dispatched_at: datetime | None
     valid_until: datetime
     sizing: dict[str, Any]
+    leader_fill: FillFacts
 
 
 class OrderEventOut(BaseModel):
@@ -279,8 +362,8 @@ class OrderEventOut(BaseModel):
     at: datetime
 
 
-class FillOut(BaseModel):
-    fill_id: str
+class FillOut(FillFacts):
+    fill_id: str = Field(description="The venue's trade id (as the adapter spells it).")
     symbol: str
     side: str
     qty: DecimalStr

@@ -14,20 +14,27 @@ from app.api.followers import get_follower_or_404
 from app.api.responses import errors
 from app.api.schemas import (
     LeaderPositionOut,
+    OpenPositionsCopy,
     SizingIn,
+    SkippedSymbol,
     SubscriptionCreate,
     SubscriptionOut,
     SubscriptionPatch,
     SubscriptionPositionOut,
+    SymbolMappingOut,
 )
 from app.db.repositories.accounts import LeaderRepository
+from app.db.repositories.copies import PositionCopyRepository
+from app.db.repositories.instruments import SymbolsSeenRepository, VenueInstrumentRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.session import UnitOfWork
-from app.db.tables import Subscription
+from app.db.tables import PositionCopy, Subscription
+from app.domain.instruments import VENUES, Catalogue, map_symbol
 from app.domain.planner import target_position
 from app.runtime import Runtime
 from app.sizing.books import settings_from_row
+from app.sizing.venue_rules import follower_venue
 
 router = APIRouter(tags=["subscriptions"], route_class=DecimalRoute)
 
@@ -40,7 +47,11 @@ def sizing_document(sizing: SizingIn) -> dict[str, object]:
     return document
 
 
-def subscription_out(sub: Subscription) -> SubscriptionOut:
+def subscription_out(
+    sub: Subscription,
+    symbols: list[SymbolMappingOut] | None = None,
+    copy: PositionCopy | None = None,
+) -> SubscriptionOut:
     return SubscriptionOut(
         id=sub.id,
         leader_id=sub.leader_id,
@@ -50,7 +61,54 @@ def subscription_out(sub: Subscription) -> SubscriptionOut:
         status_reason=sub.status_reason,
         sizing=sub.sizing,
         created_at=sub.created_at,
+        symbols=symbols or [],
+        open_positions=None if copy is None else copy_out(copy),
     )
+
+
+def copy_out(copy: PositionCopy) -> OpenPositionsCopy:
+    report = copy.report or {}
+    return OpenPositionsCopy(
+        status="pending" if copy.done_at is None else "done",
+        synced=report.get("synced", []),
+        skipped=[SkippedSymbol(**item) for item in report.get("skipped", [])],
+        attempts=copy.attempts,
+        last_error=copy.last_error,
+    )
+
+
+async def symbol_mappings(
+    uow: UnitOfWork, subs: list[Subscription]
+) -> dict[UUID, list[SymbolMappingOut]]:
+    """Per subscription whose follower's venue is known: each leader symbol seen, mapped."""
+    placed: list[tuple[Subscription, str, str | None]] = []
+    for sub in subs:
+        venue, quote = follower_venue(sub.sizing)
+        if venue is not None:
+            placed.append((sub, venue, quote))
+    if not placed:
+        return {}
+    seen = await SymbolsSeenRepository(uow.session).for_leaders(
+        list({sub.leader_id for sub, _, _ in placed})
+    )
+    catalogue = Catalogue(await VenueInstrumentRepository(uow.session).listed(VENUES))
+    out: dict[UUID, list[SymbolMappingOut]] = {}
+    for sub, venue, quote in placed:
+        kind, symbols = seen.get(sub.leader_id, ("", []))
+        overrides = (sub.sizing.get("symbols") or {}).get("map") or {}
+        out[sub.id] = []
+        for leader_symbol in symbols:
+            mapped = map_symbol(
+                leader_symbol, kind if kind in VENUES else None, venue, catalogue, overrides, quote
+            )
+            out[sub.id].append(
+                SymbolMappingOut(
+                    leader_symbol=leader_symbol,
+                    symbol=mapped,
+                    skip_reason=None if mapped else "symbol_not_listed",
+                )
+            )
+    return out
 
 
 def _refresh_sizing(uow: UnitOfWork, runtime: Runtime, leader_id: UUID) -> None:
@@ -91,14 +149,18 @@ async def subscribe(
     except IntegrityError as exc:  # a concurrent request won the unique index
         raise conflict from exc
     _refresh_sizing(uow, runtime, body.leader_id)
+    copy = None
     if body.copy_open_positions:
-        leader_id, subscription_id = body.leader_id, sub.id
+        # The job commits with the subscription: if running it now fails, the relay runs it.
+        await PositionCopyRepository(uow.session).add(sub.id, body.leader_id)
+        copy = PositionCopy(subscription_id=sub.id, attempts=0)
+        subscription_id = sub.id
 
         async def _copy() -> None:
-            await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
+            await runtime.copier.run_one(subscription_id)
 
         uow.after_commit(_copy)
-    return subscription_out(sub)
+    return subscription_out(sub, (await symbol_mappings(uow, [sub])).get(sub.id), copy)
 
 
 @router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
@@ -107,7 +169,9 @@ async def list_subscriptions(
 ) -> list[SubscriptionOut]:
     await get_follower_or_404(uow, principal, follower_id)
     subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
-    return [subscription_out(sub) for sub in subs]
+    mappings = await symbol_mappings(uow, subs)
+    copies = await PositionCopyRepository(uow.session).for_subscriptions([s.id for s in subs])
+    return [subscription_out(sub, mappings.get(sub.id), copies.get(sub.id)) for sub in subs]
 
 
 async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscription:
@@ -146,7 +210,7 @@ async def update_subscription(
     await uow.session.flush()
     await uow.session.refresh(sub)
     _refresh_sizing(uow, runtime, sub.leader_id)
-    return subscription_out(sub)
+    return subscription_out(sub, (await symbol_mappings(uow, [sub])).get(sub.id))
 
 
 @router.delete(

@@ -136,6 +136,42 @@ class Instrument(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
+class VenueInstrument(Base):
+    """A venue's rules for one of its perpetuals, in base units (app.domain.instruments).
+
+    Loaded from the venue's public list (``source`` 'venue'), or set by an operator
+    (``source`` 'operator'), which the next load leaves alone.
+    """
+
+    __tablename__ = "venue_instrument"
+    __table_args__ = (
+        CheckConstraint("qty_step > 0", name="qty_step_positive"),
+        CheckConstraint("contract_size > 0", name="contract_size_positive"),
+        CheckConstraint("min_qty >= 0", name="min_qty_nonnegative"),
+        CheckConstraint("min_notional >= 0", name="min_notional_nonnegative"),
+        CheckConstraint("source IN ('venue', 'operator')", name="source_known"),
+        Index("ix_venue_instrument_venue_base", "venue", "base"),
+    )
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    base: Mapped[str] = mapped_column(String(32))
+    quote: Mapped[str] = mapped_column(String(16))
+    qty_step: Mapped[Decimal]
+    min_qty: Mapped[Decimal]
+    max_qty: Mapped[Decimal | None]
+    market_qty_step: Mapped[Decimal | None]
+    market_min_qty: Mapped[Decimal | None]
+    market_max_qty: Mapped[Decimal | None]
+    min_notional: Mapped[Decimal]
+    price_step: Mapped[Decimal | None]
+    price_sig_figs: Mapped[int | None] = mapped_column(SmallInteger)
+    price_max_decimals: Mapped[int | None] = mapped_column(SmallInteger)
+    contract_size: Mapped[Decimal] = mapped_column(server_default=text("1"))
+    source: Mapped[str] = mapped_column(String(8), server_default=text("'venue'"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
 class Subscription(Base):
     __tablename__ = "subscription"
     __table_args__ = (
@@ -329,6 +365,37 @@ class QuarantinedFill(Base):
     raw: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime]
+
+
+class LeaderMark(Base):
+    """The venue's mark (or entry) price of a leader position, read with its positions: what
+    copy_open_positions sizes at before the leader's first fill gives a price."""
+
+    __tablename__ = "leader_mark"
+    __table_args__ = (CheckConstraint("price > 0", name="price_positive"),)
+
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    price: Mapped[Decimal]
+    as_of: Mapped[datetime]
+
+
+class PositionCopy(Base):
+    """A copy_open_positions job: written with its subscription, run by the outbox relay until
+    done. ``report`` lists the symbols synced and, for the others, why not."""
+
+    __tablename__ = "position_copy"
+    __table_args__ = (
+        Index("ix_position_copy_pending", "created_at", postgresql_where=text("done_at IS NULL")),
+    )
+
+    subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
+    leader_id: Mapped[UUID]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    done_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    report: Mapped[dict[str, Any] | None]
 
 
 class ServiceInstance(Base):

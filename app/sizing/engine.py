@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,8 +28,10 @@ import structlog
 
 from app.db.line import ConnectionLine
 from app.db.repositories import hotpath
+from app.db.repositories.instruments import load_listings
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
+from app.domain.instruments import not_listed_plan
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import (
     InstrumentRules,
@@ -48,6 +51,7 @@ from app.sizing.books import (
     settings_from_row,
 )
 from app.sizing.equity_cache import EquityCache
+from app.sizing.venue_rules import VenueRules, follower_venue, leader_venue
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +81,35 @@ class FillOutcome:
     # The leader_fill rows recorded (one per fill; one per symbol for copy_open_positions):
     # marked dispatched once their orders are in Redis.
     fill_pks: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    """copy_open_positions' orders, and per leader symbol "synced" or why it was not."""
+
+    outcome: FillOutcome
+    symbols: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Copy:
+    """One copy_open_positions run: what it was asked, and what it did so far."""
+
+    subscription_id: UUID
+    now: datetime
+    marks: Mapping[str, Decimal]
+    symbols: dict[str, str] = field(default_factory=dict)
+    orders: list[PlannedOrder] = field(default_factory=list)
+    fill_pks: list[int] = field(default_factory=list)
+
+
+def _copy_status(outcome: FillOutcome) -> str:
+    if outcome.duplicate:
+        return "already_synced"
+    if any(not order.skipped for order in outcome.orders):
+        return "synced"
+    reasons = {order.skip_reason for order in outcome.orders if order.skip_reason}
+    return next(iter(sorted(reasons)), "nothing_to_send")
 
 
 _MARKET = OrderType.MARKET
@@ -153,6 +186,7 @@ class SizingEngine:
         self._ttl = timedelta(seconds=order_ttl_s)
         self._books: dict[UUID, LeaderBook] = {}
         self._rules: dict[str, InstrumentRules] | None = None
+        self._venue_rules = VenueRules(())
 
     # -- cache control -------------------------------------------------------------------
 
@@ -162,7 +196,8 @@ class SizingEngine:
             book.stale = True
 
     def invalidate_instruments(self) -> None:
-        self._rules = None
+        # Books remember each subscription's placements on its venue: rebuild them too.
+        self.invalidate_all()
 
     def invalidate_all(self) -> None:
         for book in self._books.values():
@@ -172,11 +207,13 @@ class SizingEngine:
     async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
         async with self._pool.acquire() as conn:
             rows = await hotpath.load_book(conn, leader_id)
+            venue = await leader_venue(conn, leader_id)
             if self._rules is None:
                 self._rules = {
                     row["symbol"]: rules_from_row(row)
                     for row in await hotpath.load_instruments(conn)
                 }
+                self._venue_rules = VenueRules(await load_listings(conn))
         books = {
             row["id"]: SubscriptionBook(
                 row["id"],
@@ -185,17 +222,22 @@ class SizingEngine:
             )
             for row in rows.subscriptions
         }
+        for row in rows.subscriptions:
+            books[row["id"]].venue, books[row["id"]].quote = follower_venue(row["sizing"])
         for row in rows.subscription_positions:
             if row["subscription_id"] in books:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
         positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
         if into is None:
-            return LeaderBook(leader_id, list(books.values()), positions, prices, rows.seq)
+            return LeaderBook(
+                leader_id, list(books.values()), positions, prices, rows.seq, venue=venue
+            )
         into.subscriptions = list(books.values())
         into.positions = positions
         into.last_price = prices
         into.seq = rows.seq
+        into.venue = venue
         into.stale = False
         return into
 
@@ -268,51 +310,53 @@ class SizingEngine:
                     return outcome
                 self._moved(book, fill)
 
-    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> FillOutcome:
+    async def copy_open_positions(
+        self,
+        leader_id: UUID,
+        subscription_id: UUID,
+        marks: Mapping[str, Decimal] | None = None,
+    ) -> CopyOutcome:
         """Bring one subscription to its target in every symbol the leader holds now.
 
         Each open leader position is planned as if the leader had just opened it from flat,
         for this subscription only, and recorded as a ``sync`` event (not a leader trade: the
-        leader's own positions do not move). Done once, right after subscribing.
+        leader's own positions do not move). Its price is the leader's last fill's, else the
+        venue's mark (``marks``); without either the symbol is skipped as ``no_price``. The
+        outcome says, per symbol, ``synced`` or why not.
         """
         book = await self._book(leader_id)
         async with book.lock:
-            orders: list[PlannedOrder] = []
-            fill_pks: list[int] = []
-            now = datetime.now(UTC)
-            done: set[str] = set()
-            while await self._copy_symbols(book, subscription_id, now, done, orders, fill_pks):
+            copy = _Copy(subscription_id, datetime.now(UTC), marks or {})
+            while await self._copy_symbols(book, copy):
                 pass
-            return FillOutcome(duplicate=False, orders=tuple(orders), fill_pks=tuple(fill_pks))
+            outcome = FillOutcome(
+                duplicate=False, orders=tuple(copy.orders), fill_pks=tuple(copy.fill_pks)
+            )
+            return CopyOutcome(outcome, copy.symbols)
 
-    async def _copy_symbols(
-        self,
-        book: LeaderBook,
-        subscription_id: UUID,
-        now: datetime,
-        done: set[str],
-        orders: list[PlannedOrder],
-        fill_pks: list[int],
-    ) -> bool:
-        """copy_open_positions over the symbols not ``done`` yet, from the book as it is now.
+    async def _copy_symbols(self, book: LeaderBook, copy: _Copy) -> bool:
+        """copy_open_positions over the symbols not done yet, from the book as it is now.
         Return True when the book moved elsewhere first: reload it and go on."""
         leader_id = book.leader_id
         if book.stale or self._rules is None:
             await self._load(leader_id, book)
-        subs = [s for s in book.subscriptions if s.id == subscription_id]
+        subs = [s for s in book.subscriptions if s.id == copy.subscription_id]
         for symbol, position in sorted(book.positions.items()):
-            price = book.last_price.get(symbol)
-            if not subs or not position or price is None or symbol in done:
+            if not position or symbol in copy.symbols:
+                continue
+            price = book.last_price.get(symbol) or copy.marks.get(symbol)
+            if not subs or price is None:
+                copy.symbols[symbol] = "subscription_not_live" if not subs else "no_price"
                 continue
             event = Fill(
                 leader_id=leader_id,
-                fill_id=f"sync:{subscription_id}:{symbol}",
+                fill_id=f"sync:{copy.subscription_id}:{symbol}",
                 symbol=symbol,
                 side=Side.BUY if position > 0 else Side.SELL,
                 qty=abs(position),
                 price=price,
-                event_at=now,
-                received_at=now,
+                event_at=copy.now,
+                received_at=copy.now,
             )
             try:
                 outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
@@ -322,10 +366,63 @@ class SizingEngine:
             if outcome is None:
                 self._moved(book, event)
                 return True
-            done.add(symbol)
-            orders += outcome.orders
-            fill_pks += outcome.fill_pks
+            copy.symbols[symbol] = _copy_status(outcome)
+            copy.orders += outcome.orders
+            copy.fill_pks += outcome.fill_pks
         return False
+
+    def last_price(self, leader_id: UUID, symbol: str) -> Decimal | None:
+        """The leader's last fill price in ``symbol``, if its book is loaded."""
+        book = self._books.get(leader_id)
+        return book.last_price.get(symbol) if book is not None else None
+
+    async def leader_positions(self, leader_id: UUID) -> dict[str, Decimal]:
+        """The leader's tracked positions (the cached book, loaded if need be)."""
+        book = await self._book(leader_id)
+        async with book.lock:
+            if book.stale or self._rules is None:
+                await self._load(leader_id, book)
+            return {symbol: qty for symbol, qty in book.positions.items() if qty}
+
+    async def resync(
+        self, leader_id: UUID, symbol: str, venue_qty: Decimal, price: Decimal, event_id: str
+    ) -> FillOutcome | None:
+        """Set the leader's tracked position in ``symbol`` to the venue's, if they differ.
+
+        The difference is recorded as a ``sync`` event that moves the leader's position and
+        plans every subscription as a trade of that size would (so each follower is brought to
+        its target); ``event_id`` makes it happen once. None when they already agree.
+        """
+        book = await self._book(leader_id)
+        async with book.lock:
+            while True:
+                if book.stale or self._rules is None:
+                    await self._load(leader_id, book)
+                before = book.positions.get(symbol, Decimal(0))
+                delta = venue_qty - before
+                if not delta:
+                    return None
+                now = datetime.now(UTC)
+                event = Fill(
+                    leader_id=leader_id,
+                    fill_id=event_id,
+                    symbol=symbol,
+                    side=Side.BUY if delta > 0 else Side.SELL,
+                    qty=abs(delta),
+                    price=price,
+                    event_at=now,
+                    received_at=now,
+                )
+                try:
+                    outcome = await self._process(
+                        book, event, book.subscriptions, before, delta, "sync"
+                    )
+                except BaseException:
+                    book.stale = True
+                    raise
+                if outcome is not None:
+                    return outcome
+                self._moved(book, event)
 
     async def _process(
         self,
@@ -448,23 +545,33 @@ class SizingEngine:
         # asyncpg, msgspec and the metrics take it as that str.
         with planning():
             for sub in subscriptions:
-                symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
-                rules = self._instrument(symbol)
+                # A follower on a known venue: its symbol and rules there (app.sizing.venue_rules).
+                placed = None
+                if sub.venue is None:
+                    symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
+                    rules = self._instrument(symbol)
+                else:
+                    assert self._rules is not None
+                    placed = self._venue_rules.place(sub, fill.symbol, book.venue, self._rules)
+                    symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
                 follower_equity = self._equity.follower(sub.follower_id)
                 follower_before = sub.positions.get(symbol, Decimal(0))
-                result = plan_within(
-                    PlanContext(
-                        fill=fill,
-                        leader_position_before=inputs.leader_before,
-                        leader_equity=leader_equity,
-                        follower_equity=follower_equity,
-                        now=now,
-                        follower_position_before=follower_before,
-                        follower_gross_exposure=book.gross_exposure(sub, symbol),
-                        instrument=rules,
-                        settings=sub.settings,
+                if sub.venue is not None and placed is None:
+                    result = not_listed_plan(fill, inputs.leader_before, follower_before)
+                else:
+                    result = plan_within(
+                        PlanContext(
+                            fill=fill,
+                            leader_position_before=inputs.leader_before,
+                            leader_equity=leader_equity,
+                            follower_equity=follower_equity,
+                            now=now,
+                            follower_position_before=follower_before,
+                            follower_gross_exposure=book.gross_exposure(sub, symbol),
+                            instrument=rules,
+                            settings=sub.settings,
+                        )
                     )
-                )
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
                 legs: tuple[PlannedLeg | None, ...] = result.legs
                 if not legs:
