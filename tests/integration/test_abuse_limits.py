@@ -63,3 +63,21 @@ async def test_random_tokens_are_limited_per_address_before_any_lookup(
     flood_lookups = AUTH_LOOKUPS._value.get() - lookups_before - len(honest_statuses)
     assert flood_lookups == BURST - 1
     assert honest_statuses == [200] * 50
+
+
+async def test_a_credential_has_one_budget_across_instances(clean: None) -> None:
+    # Arrange: two instances on one Redis; a key may make 3 requests per 3,000 s.
+    settings = make_settings(rate_limit_per_s=0.001, rate_limit_burst=3)
+    async with start_live_server(settings) as one, start_live_server(settings) as two:
+        follower = await Api(one.http).follower()
+        path = f"/v1/followers/{follower['id']}"
+        key = bearer(follower["api_key"])
+
+        # Act: the key's requests alternate between the instances.
+        statuses = [
+            (await server.http.get(path, headers=key)).status_code
+            for server in (one, two, one, two)
+        ]
+
+    # Assert: the fourth is over the budget both instances share.
+    assert statuses == [200, 200, 200, 429]
