@@ -48,6 +48,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 pytest: venv
 	@scripts/ensure-services.sh "$(COPYTRADE_TEST_DATABASE_URL)" "$(COPYTRADE_TEST_REDIS_URL)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Coroutine
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -169,11 +171,11 @@ class Runtime:
         if self.settings.has_role("ingest"):
             self.listeners.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
-        if self.settings.demo:
-            from app.demo.run import start_demo
-
-            self._background.append(asyncio.create_task(start_demo(self), name="demo"))
         log.info("runtime_started", roles=self.settings.roles, instance=self.listeners.me)
+
+    def run_beside(self, name: str, work: Callable[[Runtime], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work(self)`` in the background until the runtime stops (the demo does)."""
+        self._background.append(asyncio.create_task(work(self), name=name))
 
     async def stop(self) -> None:
         self.drain.begin()  # /readyz says so, and no push socket takes another fill

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -13,9 +11,10 @@ from fastapi import Depends, HTTPException, Request, WebSocket, status
 
 from app.db.session import UnitOfWork
 from app.runtime import Runtime
-
-FOLLOWER_KEY_PREFIX = "ctf_"
-PUSH_TOKEN_PREFIX = "ctp_"
+from app.security.tokens import FOLLOWER_KEY_PREFIX as FOLLOWER_KEY_PREFIX
+from app.security.tokens import PUSH_TOKEN_PREFIX as PUSH_TOKEN_PREFIX
+from app.security.tokens import hash_secret as hash_secret
+from app.security.tokens import new_secret as new_secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +28,6 @@ class FollowerPrincipal:
 
 
 Principal = Admin | FollowerPrincipal
-
-
-def new_secret(prefix: str) -> str:
-    """A random credential: 32 bytes of entropy, with a prefix that secret scanners can match."""
-    return prefix + secrets.token_urlsafe(32)
-
-
-def hash_secret(token: str) -> str:
-    """SHA-256 is enough for 256-bit random keys: there is nothing to brute-force."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def revoke_after_commit(uow: UnitOfWork, runtime: Runtime, key_hash: str | None) -> None:

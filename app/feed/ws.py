@@ -20,11 +20,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import Admin, FollowerPrincipal, Principal, hash_secret, resolve, ws_token
+from app.api.auth import Admin, FollowerPrincipal, Principal, resolve, ws_token
 from app.db.repositories.accounts import FollowerRepository
 from app.feed.admission import DeploymentFilter
 from app.feed.hub import Subscriber
 from app.runtime import Runtime
+from app.security.tokens import hash_secret
 
 router = APIRouter()
 Admit = Callable[[str], Awaitable[bool]]

@@ -11,10 +11,11 @@ import msgspec
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import hash_secret, ws_token
+from app.api.auth import ws_token
 from app.db.repositories.accounts import LeaderRepository
 from app.ingest.handler import handle_frame
 from app.runtime import Runtime
+from app.security.tokens import hash_secret
 
 log = structlog.get_logger(__name__)
 router = APIRouter()

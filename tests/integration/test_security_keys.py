@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.api.auth import hash_secret
+from app.security.tokens import hash_secret
 from tests.conftest import make_settings
 from tests.support import Api, LiveServer, bearer, eventually, push_socket, start_live_server
 

@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
-from app.api.auth import hash_secret
+from app.security.tokens import hash_secret
 from tests.conftest import make_settings
 from tests.support import ADMIN, ADMIN_TOKEN, Api, LiveServer, bearer, eventually, start_live_server
 
