@@ -1,11 +1,11 @@
 """The garbage collector and the long-lived caches.
 
 A full collection walks every tracked object. An instance's books and equity readings are
-hundreds of thousands of objects that live for hours, and under load they were walked about
-once a second: in a 45 s benchmark run, 29 full collections took 5.6 s of the event loop, up
-to 0.3 s at a time. What a cache has just loaded is moved out of the collector's sight
-instead (``gc.freeze``), and the youngest generation is let grow larger, so that the orders
-of a fill in flight die young rather than being promoted and walked again.
+hundreds of thousands of objects that live for hours: under load, walking them again and
+again holds the event loop for long pauses (docs/measurements.md). What a cache has just
+loaded is moved out of the collector's sight instead (``gc.freeze``), and the youngest
+generation is let grow larger, so that the orders of a fill in flight die young rather than
+being promoted and walked again.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def configure() -> None:
 def settle() -> None:
     """Call once a long-lived cache is loaded: collect the young garbage, freeze the rest.
 
-    Frozen objects are still freed when their last reference goes; only cycles among them
-    wait for ``gc.unfreeze``. A reload replaces a cache wholesale, so little is held twice.
+    Frozen objects are still freed when their last reference goes. Cycles among them are
+    never collected (nothing unfreezes), so what is frozen must not hold cycles: a reload
+    replaces a cache wholesale, and the caches hold plain values.
     """
     gc.collect(1)
     gc.freeze()

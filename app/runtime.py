@@ -40,9 +40,9 @@ log = structlog.get_logger(__name__)
 _HOT_SESSION = {
     "application_name": "copytrade-hot",
     # The hot statements' best plan never depends on their arguments, but with real table
-    # statistics Postgres estimated the generic plan of the fill statement dearer than a
-    # custom one and re-planned it on every fill: 0.2 ms of a 0.5 ms commit with 40,000
-    # followers in the database (0.52 -> 0.31 ms p50).
+    # statistics Postgres can estimate the generic plan of the fill statement dearer than a
+    # custom one and re-plan it on every fill, a large part of a fill's commit (figures and
+    # how to measure them: docs/measurements.md).
     "plan_cache_mode": "force_generic_plan",
 }
 
