@@ -44,9 +44,8 @@ from app.domain.controls import (
     is_fresh,
     limit_price,
     minimum_reason,
-    round_to_step,
 )
-from app.domain.decimals import SIZING_PRECISION, sizing_context
+from app.domain.decimals import SIZING_PRECISION, round_to_step, sizing_context
 from app.domain.model import SkipReason
 from app.domain.plan_model import (
     IOC,
