@@ -31,8 +31,14 @@ from app.db.repositories.trading import SubscriptionRepository
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import InstrumentRules, Plan, PlanContext, SizingSettings
 from app.domain.planner import plan
-from app.domain.positions import apply_fill
-from app.sizing.books import LeaderBook, SubscriptionBook, default_rules, settings_from_row
+from app.domain.positions import signed_qty
+from app.sizing.books import (
+    LeaderBook,
+    SubscriptionBook,
+    default_rules,
+    move_book,
+    settings_from_row,
+)
 
 ZERO = Decimal(0)
 # Stands in for the subscription (and follower) of a hypothetical replay.
@@ -117,6 +123,7 @@ def replay(inputs: ReplayInputs, on_fill: Callable[[], None] | None = None) -> R
     done: list[ReplayedFill] = []
     for fill in inputs.fills:
         symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
+        before = sub.positions.get(symbol, ZERO)
         result = plan(
             PlanContext(
                 fill=fill,
@@ -124,21 +131,20 @@ def replay(inputs: ReplayInputs, on_fill: Callable[[], None] | None = None) -> R
                 leader_equity=inputs.leader_equity.at(fill.event_at),
                 follower_equity=inputs.follower_equity.at(fill.event_at),
                 now=fill.event_at,
-                follower_position_before=sub.positions.get(symbol, ZERO),
+                follower_position_before=before,
                 follower_gross_exposure=book.gross_exposure(sub, symbol),
                 instrument=inputs.instruments.get(symbol) or default_rules(symbol),
                 settings=sub.settings,
             )
         )
         # Move the simulation as the engine moves its book once a fill commits.
-        book.positions[fill.symbol] = apply_fill(
-            book.positions.get(fill.symbol, ZERO), fill.side, fill.qty
+        delta = result.follower_position_after - before if result.legs else ZERO
+        move_book(
+            book,
+            fill,
+            signed_qty(fill.side, fill.qty),
+            [(sub, symbol, delta, result.status_change)],
         )
-        book.last_price[fill.symbol] = fill.price
-        if result.legs:
-            sub.positions[symbol] = result.follower_position_after
-        if result.status_change is not None:
-            sub.settings = replace(sub.settings, status=result.status_change)
         done.append(ReplayedFill(fill, result))
         if on_fill is not None:
             on_fill()
