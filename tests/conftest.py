@@ -162,10 +162,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         if CLUSTER_SKIP_REASON in str(report.longrepr)
     ]
     if skipped:
-        terminalreporter.write_sep(
-            "!",
-            f"{len(skipped)} Redis Cluster tests SKIPPED: {CLUSTER_SKIP_REASON} "
-            "(apt-get install redis-server)",
+        terminalreporter.write_line(
+            f"!!! {len(skipped)} Redis Cluster tests SKIPPED: {CLUSTER_SKIP_REASON} "
+            "(apt-get install redis-server) !!!",
             red=True,
             bold=True,
         )
