@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,11 +21,49 @@ from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, Sendable
 from app.dispatch.marker import DispatchMarker
 from app.domain.model import EquityReading, Fill
-from app.metrics import DISPATCH_ERRORS, FILL_LATENCY, FILLS, ORDERS, STAGE_LATENCY
-from app.sizing.engine import PlannedOrder, SizingEngine
+from app.metrics import (
+    DB_TIMEOUTS,
+    DISPATCH_ERRORS,
+    FILL_LATENCY,
+    FILLS,
+    LEADER_RESYNCS,
+    ORDERS,
+    STAGE_LATENCY,
+)
+from app.sizing.engine import FillOutcome, PlannedOrder, SizingEngine
 from app.sizing.equity_cache import EquityCache
 
 log = structlog.get_logger(__name__)
+
+
+class FillNotRecorded(Exception):
+    """A fill that failed before its commit (Postgres unreachable, a timeout, a lock held too
+    long): nothing of it is recorded, and it can be sent again."""
+
+    def __init__(self, fill_id: str, reason: str) -> None:
+        super().__init__(f"fill {fill_id} not recorded: {reason}")
+        self.fill_id = fill_id
+        self.reason = reason
+
+
+# Errors that mean "the database was too slow or is away", not "this fill is wrong".
+_TIMEOUTS = (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError, TimeoutError)
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,  # the connection is gone
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shut down, terminated
+)
+
+
+class _LeaderGate:
+    """One leader's turn: its fills take a slot one at a time, in arrival order."""
+
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +90,10 @@ class Pipeline:
         # ten times later than alone, and their orders reach followers that much later. A few
         # keep the database and Redis busy while the next fill is planned.
         self._slots = asyncio.Semaphore(fill_concurrency)
+        # A leader's fills queue behind each other before they ask for a slot, so one leader
+        # holds at most one slot: its backlog, its wide fan-out or its fill stuck on a lock
+        # leaves the other slots to other leaders' fills (which queue in arrival order).
+        self._gates: dict[UUID, _LeaderGate] = {}
         self.engine = engine
         self.equity = equity
         self._enqueuer = enqueuer
@@ -75,12 +118,33 @@ class Pipeline:
             return await self._handle_fill(fill)
 
     async def _handle_fill(self, fill: Fill) -> FillResult:
-        async with self._slots:
-            return await self._handle_admitted(fill)
+        gate = self._gates.get(fill.leader_id)
+        if gate is None:
+            gate = self._gates[fill.leader_id] = _LeaderGate()
+        gate.waiting += 1
+        try:
+            async with gate.lock, self._slots:
+                return await self._handle_admitted(fill)
+        finally:
+            gate.waiting -= 1
+            if not gate.waiting:
+                del self._gates[fill.leader_id]
+
+    async def _process(self, fill: Fill) -> FillOutcome:
+        """Size and record ``fill``; whatever stops it before the commit is FillNotRecorded."""
+        try:
+            return await self.engine.process(fill)
+        except _TIMEOUTS as exc:
+            DB_TIMEOUTS.labels(where="fill").inc()
+            log.warning("fill_not_recorded", error=repr(exc))
+            raise FillNotRecorded(fill.fill_id, "database timeout") from exc
+        except _UNAVAILABLE as exc:
+            log.warning("fill_not_recorded", error=repr(exc))
+            raise FillNotRecorded(fill.fill_id, "database unavailable") from exc
 
     async def _handle_admitted(self, fill: Fill) -> FillResult:
         started = time.perf_counter()
-        outcome = await self.engine.process(fill)
+        outcome = await self._process(fill)
         committed = time.perf_counter()
         STAGE_LATENCY.labels(stage="committed").observe(committed - started)
         if outcome.duplicate:
@@ -115,14 +179,51 @@ class Pipeline:
         FILL_LATENCY.observe(done - started)
         return FillResult("accepted", outcome.orders)
 
-    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> None:
-        """Bring a new subscription to the leader's open positions now, then dispatch."""
+    async def copy_open_positions(
+        self,
+        leader_id: UUID,
+        subscription_id: UUID,
+        marks: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, str]:
+        """Bring a subscription to the leader's open positions now, then dispatch; return per
+        leader symbol "synced" or why not."""
         with structlog.contextvars.bound_contextvars(
             leader_id=str(leader_id), subscription_id=str(subscription_id)
         ):
-            outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
-            log.info("open_positions_copied", orders=len(outcome.orders))
+            copied = await self.engine.copy_open_positions(leader_id, subscription_id, marks)
+            outcome = copied.outcome
+            log.info("open_positions_copied", orders=len(outcome.orders), symbols=copied.symbols)
             await self.dispatch(outcome.orders, outcome.fill_pks)
+            return copied.symbols
+
+    async def resync_leader(
+        self,
+        leader_id: UUID,
+        symbol: str,
+        venue_qty: Decimal,
+        price: Decimal,
+        event_id: str,
+        venue: str,
+    ) -> bool:
+        """Correct the leader's tracked position to the venue's and bring every follower to
+        its target with ``sync`` orders; False when they already agreed."""
+        with structlog.contextvars.bound_contextvars(leader_id=str(leader_id), fill_id=event_id):
+            async with self._slots:
+                outcome = await self.engine.resync(leader_id, symbol, venue_qty, price, event_id)
+            if outcome is None or outcome.duplicate:
+                return False
+            LEADER_RESYNCS.labels(venue=venue).inc()
+            log.warning(
+                "leader_resync",
+                venue=venue,
+                symbol=symbol,
+                venue_qty=str(venue_qty),
+                price=str(price),
+                orders=len(outcome.orders),
+                reason="leader_resync",
+            )
+            await self.dispatch(outcome.orders, outcome.fill_pks)
+            return True
 
     async def dispatch(self, items: Sequence[Sendable], fill_pks: tuple[int, ...]) -> None:
         """Enqueue the committed orders of ``fill_pks``; the fills' "dispatched" mark is
