@@ -19,7 +19,6 @@ import structlog
 from sqlalchemy import select, update
 from websockets.asyncio.client import connect
 
-from app.api.auth import FOLLOWER_KEY_PREFIX, PUSH_TOKEN_PREFIX, hash_secret, new_secret
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
@@ -28,6 +27,7 @@ from app.demo.venue import DemoVenue, serve
 from app.dispatch.keys import order_stream
 from app.executors.paper import PaperExecutor
 from app.loops import Backoff, supervise
+from app.security.tokens import FOLLOWER_KEY_PREFIX, PUSH_TOKEN_PREFIX, hash_secret, new_secret
 from app.venues.accounts import open_fence
 
 if TYPE_CHECKING:
