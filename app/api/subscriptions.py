@@ -26,6 +26,7 @@ from app.api.schemas import (
 )
 from app.db.repositories.accounts import LeaderRepository
 from app.db.repositories.copies import PositionCopyRepository
+from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.repositories.instruments import SymbolsSeenRepository, VenueInstrumentRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.repositories.trading import SubscriptionRepository
@@ -83,8 +84,11 @@ async def symbol_mappings(
 ) -> dict[UUID, list[SymbolMappingOut]]:
     """Per subscription whose follower's venue is known: each leader symbol seen, mapped."""
     placed: list[tuple[Subscription, str, str | None]] = []
+    accounts = await FollowerAccountRepository(uow.session).venues(
+        {sub.follower_id for sub in subs}
+    )
     for sub in subs:
-        venue, quote = follower_venue(sub.sizing)
+        venue, quote = follower_venue(sub.sizing, accounts.get(sub.follower_id))
         if venue is not None:
             placed.append((sub, venue, quote))
     if not placed:

@@ -224,7 +224,9 @@ class SizingEngine:
             for row in rows.subscriptions
         }
         for row in rows.subscriptions:
-            books[row["id"]].venue, books[row["id"]].quote = follower_venue(row["sizing"])
+            books[row["id"]].venue, books[row["id"]].quote = follower_venue(
+                row["sizing"], row["account_venue"]
+            )
         for row in rows.subscription_positions:
             if row["subscription_id"] in books:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]

@@ -26,6 +26,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.repositories.history import HistoryRepository
 from app.db.repositories.instruments import VenueInstrumentRepository
 from app.db.repositories.trading import SubscriptionRepository
@@ -209,7 +210,8 @@ async def load_inputs(
         sub = await SubscriptionRepository(session).live_for_pair(follower_id, leader_id)
         if sub is not None:
             settings = settings_from_row(sub.multiplier, sub.status, sub.sizing)
-            venue, quote = follower_venue(sub.sizing)
+            account = await FollowerAccountRepository(session).venues({follower_id})
+            venue, quote = follower_venue(sub.sizing, account.get(follower_id))
             source = f"subscription {sub.id} ({sub.status})"
     elif equity is None:
         raise ReplayError("equity: required for a hypothetical follower (no follower given)")

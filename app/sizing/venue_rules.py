@@ -1,8 +1,9 @@
 """Sizing a follower on its own venue: the leader's symbol mapped onto the follower's venue,
 and that venue's rules for it (app.domain.instruments).
 
-A follower's venue is its subscription's ``symbols.venue``. Without one, a follower is sized
-as before: the leader's symbol (or ``symbols.map``) with the rules of ``PUT /v1/instruments``.
+A follower's venue is its subscription's ``symbols.venue``, else the venue of the exchange
+account it connected (follower_account.kind). Without either, a follower is sized as before:
+the leader's symbol (or ``symbols.map``) with the rules of ``PUT /v1/instruments``.
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ async def leader_venue(conn: asyncpg.Connection, leader_id: UUID) -> str | None:
     return kind if kind in VENUES else None
 
 
-def follower_venue(sizing: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(venue, preferred quote) of a subscription's stored sizing document.
+def follower_venue(
+    sizing: dict[str, Any], account_venue: str | None = None
+) -> tuple[str | None, str | None]:
+    """(venue, preferred quote) of a subscription's stored sizing document and the kind of
+    its follower's exchange account, if any.
 
-    The venue is the subscription's ``symbols.venue``. Not wired yet: a follower's own venue
-    account (follower_account.kind) should be the default when it is unset, joined into
-    LOAD_SUBSCRIPTIONS and applied here.
+    The venue is the subscription's ``symbols.venue`` when set, else the account's venue.
     """
     symbols = sizing.get("symbols") or {}
-    return symbols.get("venue"), symbols.get("quote")
+    venue = symbols.get("venue")
+    if venue is None and account_venue in VENUES:
+        venue = account_venue
+    return venue, symbols.get("quote")
 
 
 class VenueRules:

@@ -8,7 +8,7 @@ from uuid import uuid4
 from app.domain.instruments import Listing
 from app.domain.plan_model import InstrumentRules, SizingSettings
 from app.sizing.books import SubscriptionBook
-from app.sizing.venue_rules import VenueRules
+from app.sizing.venue_rules import VenueRules, follower_venue
 
 D = Decimal
 LISTINGS = [
@@ -47,3 +47,12 @@ def test_an_unlisted_symbol_is_none_and_a_mapped_one_falls_back_to_operator_rule
         "1000PEPEUSDT", operator["1000PEPEUSDT"]
     )  # fmt: skip
     assert venues.rules("binance-usdm", "ETHUSDT") is None
+
+
+def test_the_accounts_venue_is_the_default_and_symbols_venue_overrides_it() -> None:
+    assert follower_venue({}, "binance-usdm") == ("binance-usdm", None)
+    assert follower_venue({"symbols": {"quote": "USDC"}}, "okx") == ("okx", "USDC")
+    assert follower_venue({"symbols": {"venue": "bybit"}}, "binance-usdm") == ("bybit", None)
+    assert follower_venue({}, None) == (None, None)
+    # A kind sizing knows no venue for keeps the follower unplaced, as without an account.
+    assert follower_venue({}, "paper") == (None, None)

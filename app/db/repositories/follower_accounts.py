@@ -73,6 +73,16 @@ _RELEASE_ALL = text(
     "UPDATE follower_account SET owner = NULL, lease_expires_at = NULL WHERE owner = :me"
 )
 _LEAVE = text("DELETE FROM service_instance WHERE id = :me")
+# An account's venue is its follower's default sizing venue (app.sizing.venue_rules): the books
+# of the leaders it follows, cached on every instance, are reloaded at the commit. Not a
+# trigger: lease renewals and equity updates touch the row far more often than its kind.
+_BOOKS_CHANGED = text(
+    """
+    SELECT pg_notify('copytrade_changes',
+                     json_build_object('kind', 'leader', 'id', leader_id)::text)
+      FROM (SELECT DISTINCT leader_id FROM subscription WHERE follower_id = :f) s
+    """
+)
 
 
 class FollowerAccountRepository:
@@ -112,6 +122,7 @@ class FollowerAccountRepository:
         await self.session.execute(
             delete(VenuePosition).where(VenuePosition.follower_id == follower_id)
         )
+        await self.session.execute(_BOOKS_CHANGED, {"f": follower_id})
         account = await self.session.get(FollowerAccount, follower_id, populate_existing=True)
         assert account is not None
         return account
@@ -125,7 +136,21 @@ class FollowerAccountRepository:
             .where(FollowerAccount.follower_id == follower_id)
             .returning(FollowerAccount.follower_id)
         )
-        return result.first() is not None
+        removed = result.first() is not None
+        if removed:
+            await self.session.execute(_BOOKS_CHANGED, {"f": follower_id})
+        return removed
+
+    async def venues(self, follower_ids: set[UUID]) -> dict[UUID, str]:
+        """Each follower's account venue (follower_account.kind), for those with an account."""
+        if not follower_ids:
+            return {}
+        rows = await self.session.execute(
+            select(FollowerAccount.follower_id, FollowerAccount.kind).where(
+                FollowerAccount.follower_id.in_(follower_ids)
+            )
+        )
+        return {follower_id: kind for follower_id, kind in rows.all()}
 
     async def specs(self, follower_ids: set[UUID]) -> dict[UUID, AccountSpec]:
         if not follower_ids:

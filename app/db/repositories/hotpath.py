@@ -285,9 +285,11 @@ async def mark_nothing_to_send(conn: asyncpg.Connection, fill_pk: int, at: datet
 # Read first: a write that lands while the rest of the book is read moves the sequence past
 # this one, so the first fill planned from the book records nothing and reloads it.
 LOAD_BOOK_SEQ = "SELECT book_seq FROM leader WHERE id = $1"
+# account_venue: the follower's connected exchange account, its venue by default.
 LOAD_SUBSCRIPTIONS = """
-SELECT s.id, s.follower_id, s.multiplier, s.status, s.sizing
+SELECT s.id, s.follower_id, s.multiplier, s.status, s.sizing, fa.kind AS account_venue
   FROM subscription s
+  LEFT JOIN follower_account fa ON fa.follower_id = s.follower_id
  WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
 """
 LOAD_LEADER_POSITIONS = "SELECT symbol, qty FROM leader_position WHERE leader_id = $1"
