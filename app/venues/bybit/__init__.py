@@ -1,0 +1,1 @@
+"""Bybit v5 (unified account, linear contracts): the follower's execution client."""

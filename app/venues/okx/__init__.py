@@ -1,0 +1,1 @@
+"""OKX v5 (perpetual swaps, net mode): the follower's execution client."""
