@@ -164,6 +164,7 @@ async def test_partial_fills_reach_the_stream_cumulatively(
         await fake.wait_subscribed()
         order = request("0.03")
         await client.place(order)
+        await fake.settled()  # the order's "new" push is out before its fills
         await fake.fill(order.client_id, Decimal("0.01"), Decimal(50000))
         await fake.fill(order.client_id, Decimal("0.02"), Decimal(50300))
 
