@@ -7,14 +7,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
 
+from app.security.crypto import Credential
 from app.venues.execution import OutcomeUnknown
 
 # A venue that has not answered within this many seconds may still apply the order later.
 DEFAULT_TIMEOUT_S = 10.0
+
+
+class ClientContext(Protocol):
+    """What a venue's ``build`` reads to make its client (the account registry's context):
+    the stored config (base URLs, options), the decrypted credentials, the REST timeout."""
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def credentials(self) -> Mapping[str, Credential]: ...
+
+    @property
+    def timeout_s(self) -> float: ...
 
 
 def new_session(timeout_s: float = DEFAULT_TIMEOUT_S) -> aiohttp.ClientSession:
@@ -58,7 +74,9 @@ async def send(
 
 def plain(value: Decimal) -> str:
     """``value`` as plain decimal text, no exponent and no trailing zeros ("0.001", "50")."""
-    text = format(value.normalize(), "f")
+    text = format(value, "f")  # exact: normalize() would round to the context's 28 digits
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 

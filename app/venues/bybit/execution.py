@@ -63,7 +63,15 @@ from app.venues.execution import (
     RejectReason,
     VenueOrder,
 )
-from app.venues.transport import DEFAULT_TIMEOUT_S, Reply, new_session, plain, send, to_step
+from app.venues.transport import (
+    DEFAULT_TIMEOUT_S,
+    ClientContext,
+    Reply,
+    new_session,
+    plain,
+    send,
+    to_step,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +85,22 @@ ACK_TIMEOUT_S: Final = 10.0
 # A 403 is Bybit's IP ban for exceeding 600 requests in 5 s: "wait for at least 10 minutes".
 IP_BAN_S: Final = 600.0
 POSITIONS_PAGE: Final = 200
+# Linear contracts settle in USDT or USDC; positions are listed per settle coin.
+SETTLE_COINS: Final = ("USDT", "USDC")
 MAX_PAGES: Final = 50
+
+
+def build(context: ClientContext) -> BybitExecution:
+    """The client of a stored ``bybit`` account (kind -> factory registry)."""
+    config = context.config
+    return BybitExecution(
+        api_key=context.credentials["api_key"],
+        api_secret=context.credentials["api_secret"],
+        rest_url=str(config["rest_url"]),
+        ws_url=str(config["ws_url"]),
+        settle_coins=config.get("settle_coins") or SETTLE_COINS,
+        timeout_s=context.timeout_s,
+    )
 
 
 class BybitExecution:
@@ -90,7 +113,7 @@ class BybitExecution:
         api_secret: Credential,
         rest_url: str = "https://api.bybit.com",
         ws_url: str = "wss://stream.bybit.com/v5/private",
-        settle_coins: Iterable[str] = ("USDT",),
+        settle_coins: Iterable[str] = SETTLE_COINS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: aiohttp.ClientSession | None = None,
     ) -> None:

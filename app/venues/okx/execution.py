@@ -69,7 +69,15 @@ from app.venues.okx.errors import (
 from app.venues.okx.ids import cl_ord_id
 from app.venues.okx.signing import OkxSigner
 from app.venues.okx.stream import decimal, parse_stream, signed_position, venue_order
-from app.venues.transport import DEFAULT_TIMEOUT_S, Reply, new_session, plain, send, to_step
+from app.venues.transport import (
+    DEFAULT_TIMEOUT_S,
+    ClientContext,
+    Reply,
+    new_session,
+    plain,
+    send,
+    to_step,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +97,24 @@ CHANNELS: Final = (
 
 def _window(count: int) -> AsyncLimiter:
     return AsyncLimiter(count, RATE_WINDOW_S)
+
+
+def build(context: ClientContext) -> OkxExecution:
+    """The client of a stored ``okx`` account (kind -> factory registry)."""
+    config = context.config
+    td_mode = config.get("td_mode", "cross")
+    if td_mode not in ("cross", "isolated"):
+        raise ValueError(f"td_mode: {td_mode!r} is neither cross nor isolated")
+    return OkxExecution(
+        api_key=context.credentials["api_key"],
+        api_secret=context.credentials["api_secret"],
+        passphrase=context.credentials["passphrase"],
+        td_mode="isolated" if td_mode == "isolated" else "cross",
+        rest_url=str(config["rest_url"]),
+        ws_url=str(config["ws_url"]),
+        simulated=bool(config.get("simulated", False)),
+        timeout_s=context.timeout_s,
+    )
 
 
 class OkxExecution:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -16,15 +17,35 @@ from hypothesis import strategies as st
 from app.domain.ids import order_id
 from app.security.crypto import Credential
 from app.venues.bybit.errors import is_hedge_mode_refusal, order_state, reject_reason
-from app.venues.bybit.execution import BybitExecution
+from app.venues.bybit.execution import BybitExecution, build
 from app.venues.bybit.signing import BybitSigner
 from app.venues.bybit.stream import parse_stream
-from app.venues.execution import OrderState, RejectReason, VenueOrder
+from app.venues.execution import ExecutionClient, OrderState, RejectReason, VenueOrder
 from app.venues.transport import plain, to_step
 
 
 def client() -> BybitExecution:
     return BybitExecution(api_key=Credential("k"), api_secret=Credential("s"))
+
+
+@dataclass(frozen=True)
+class Context:
+    config: dict[str, Any]
+    credentials: dict[str, Credential]
+    timeout_s: float = 5.0
+
+
+async def test_a_stored_account_builds_an_execution_client() -> None:
+    context = Context(
+        {"rest_url": "https://api.bybit.com", "ws_url": "wss://stream.bybit.com/v5/private"},
+        {"api_key": Credential("k"), "api_secret": Credential("s")},
+    )
+
+    built: ExecutionClient = build(context)
+
+    assert built.venue == "bybit"
+    assert built.client_order_id("ctABC_-1") == "ctABC_-1"
+    await built.close()
 
 
 # -- orderLinkId -----------------------------------------------------------------------------

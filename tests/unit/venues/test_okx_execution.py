@@ -8,8 +8,10 @@ import hashlib
 import hmac
 import json
 import string
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,9 +19,16 @@ from hypothesis import strategies as st
 
 from app.domain.ids import order_id
 from app.security.crypto import Credential
-from app.venues.execution import ExecutionError, OrderState, RejectReason, VenueOrder
+from app.venues.execution import (
+    ExecutionClient,
+    ExecutionError,
+    OrderState,
+    RejectReason,
+    VenueOrder,
+)
 from app.venues.okx.contracts import Contract
 from app.venues.okx.errors import is_long_short_refusal, order_state, reject_reason
+from app.venues.okx.execution import build
 from app.venues.okx.ids import cl_ord_id, order_id_of
 from app.venues.okx.schemas import Instrument
 from app.venues.okx.signing import OkxSigner
@@ -31,6 +40,30 @@ AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 BTC = Contract(
     "BTC-USDT-SWAP", Decimal("0.01"), Decimal("0.01"), Decimal("0.01"), Decimal("0.1"), False
 )
+
+
+@dataclass(frozen=True)
+class Context:
+    config: dict[str, Any]
+    credentials: dict[str, Credential]
+    timeout_s: float = 5.0
+
+
+KEYS = {"api_key": Credential("k"), "api_secret": Credential("s"), "passphrase": Credential("p")}
+URLS = {"rest_url": "https://www.okx.com", "ws_url": "wss://ws.okx.com:8443/ws/v5/private"}
+
+
+async def test_a_stored_account_builds_an_execution_client() -> None:
+    built: ExecutionClient = build(Context({**URLS, "td_mode": "isolated"}, KEYS))
+
+    assert built.venue == "okx"
+    assert built.client_order_id("ctAB") == cl_ord_id("ctAB")
+    await built.close()
+
+
+def test_a_stored_account_with_an_unknown_td_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="td_mode"):
+        build(Context({**URLS, "td_mode": "cash"}, KEYS))
 
 
 # -- clOrdId ---------------------------------------------------------------------------------
