@@ -75,6 +75,8 @@ class BybitTrading(FakeVenue):
     unrealised: Decimal = Decimal(0)
     # Orders per second before 10006 (Bybit's linear order/create limit is 10/s).
     order_limit: int = 10
+    # Accept orders but lose the answer (a gateway's 502): the client cannot know.
+    lose_answers: bool = False
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by orderLinkId
     placements: Counter[str] = field(default_factory=Counter)  # accepted, per orderLinkId
     refused: list[str] = field(default_factory=list)
@@ -138,6 +140,8 @@ class BybitTrading(FakeVenue):
             return self._refuse(*refusal)
         order = self._accept(body, link_id)
         self._later(self._execute(order))
+        if self.lose_answers:
+            return JSONResponse({"error": "bad gateway"}, 502)
         return _answer(0, "OK", {"orderId": order["orderId"], "orderLinkId": link_id})
 
     def _check(self, body: dict[str, Any], rules: Rules) -> tuple[int, str] | None:

@@ -70,6 +70,8 @@ class OkxTrading(FakeVenue):
     available: Decimal = Decimal(10000)  # USDT
     total_eq: Decimal = Decimal(10000)
     order_limit: int = 60  # per instrument per 2 s, as OKX's place-order limit
+    # Accept orders but lose the answer (a gateway's 502): the client cannot know.
+    lose_answers: bool = False
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by clOrdId
     placements: Counter[str] = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)
@@ -159,6 +161,8 @@ class OkxTrading(FakeVenue):
             return self._order_refused(body, *refusal)
         order = self._accept(body)
         self._later(self._execute(order))
+        if self.lose_answers:
+            return JSONResponse({"error": "bad gateway"}, 502)
         return _ok(
             [
                 {

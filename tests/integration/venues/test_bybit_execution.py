@@ -20,6 +20,7 @@ from app.venues.execution import (
     AccountEvent,
     OrderRequest,
     OrderState,
+    OutcomeUnknown,
     RateLimited,
     RejectReason,
 )
@@ -320,3 +321,22 @@ async def test_a_wrong_secret_is_an_account_error(running: Running) -> None:
     finally:
         await client.close()
     assert not venue(running).placements
+
+
+async def test_a_lost_answer_is_an_unknown_outcome_that_the_query_resolves(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    fake.lose_answers = True
+    order = request("0.01")
+
+    with pytest.raises(OutcomeUnknown):
+        await client.place(order)
+    await fake.settled()
+    found = await client.query("BTCUSDT", order.client_id)
+    again = await client.place(order)  # a resend anyway is recognised as the same order
+
+    assert found is not None
+    assert (found.state, found.filled_qty) == (OrderState.FILLED, Decimal("0.01"))
+    assert again == found
+    assert fake.placements[order.client_id] == 1
