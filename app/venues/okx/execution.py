@@ -168,6 +168,11 @@ class OkxExecution:
                 client_id, RejectReason.UNKNOWN_SYMBOL, None, f"{request.symbol}: {what}"
             )
         size = contract.contracts(request.qty)
+        if contract.base(size) != request.qty:
+            # Sizing rounds to whole lots of the follower's symbol: a remainder is a bug there.
+            log.warning(
+                "okx_qty_not_whole_lots", inst_id=request.symbol, qty=str(request.qty), sz=str(size)
+            )
         if size <= 0:
             message = f"qty {request.qty} is less than one lot ({contract.lot * contract.ct_val})"
             return _rejected(client_id, RejectReason.BAD_PRECISION, None, message)

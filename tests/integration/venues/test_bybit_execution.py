@@ -340,3 +340,21 @@ async def test_a_lost_answer_is_an_unknown_outcome_that_the_query_resolves(
     assert (found.state, found.filled_qty) == (OrderState.FILLED, Decimal("0.01"))
     assert again == found
     assert fake.placements[order.client_id] == 1
+
+
+async def test_the_stream_ends_when_the_venue_drops_the_connection(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+
+    async def listen() -> None:
+        async for _event in client.events():
+            pass
+
+    listener = asyncio.create_task(listen())
+    await fake.wait_subscribed()
+    await fake.drop()
+
+    await asyncio.wait_for(listener, WAIT_S)  # ended, not hanging: the loop reconnects
+    assert listener.exception() is None
+    assert fake.connections == 1
