@@ -4,8 +4,9 @@
   setting), ``clOrdId`` derived from the order id (app.venues.okx.ids: a bijection, so no two
   orders share one), ``sz`` in contracts (``qty / ctVal`` on ``lotSz``, from the public
   instruments list), ``reduceOnly`` as asked; an ``ioc`` order at ``px`` on the tick (a buy
-  rounds down, a sell up) for a limit order, else ``market``. A refused duplicate clOrdId
-  (51016) is the order already placed: it is looked up and returned.
+  rounds down, a sell up) for a limit order, else ``market``. The instruments list is read
+  once per REST host and shared by every account's client (app.venues.okx.instruments). A
+  refused duplicate clOrdId (51016) is the order already placed: it is looked up and returned.
 - Finding an order: GET /api/v5/trade/order by ``instId`` and ``clOrdId``; 51603 means OKX
   has never seen it. OKX keeps a cancelled order with no fill for 2 hours only.
 - Account: GET /api/v5/account/balance ``totalEq``: the account's equity in USD, each
@@ -67,6 +68,7 @@ from app.venues.okx.errors import (
     reject_reason,
 )
 from app.venues.okx.ids import cl_ord_id
+from app.venues.okx.instruments import shared
 from app.venues.okx.signing import OkxSigner
 from app.venues.okx.stream import decimal, parse_stream, signed_position, venue_order
 from app.venues.transport import (
@@ -88,6 +90,9 @@ CL_ORD_ID: Final = re.compile(r"[A-Za-z0-9]{1,32}\Z")
 LONG_SHORT: Final = "long_short_mode"
 PING_INTERVAL_S: Final = 20.0
 ACK_TIMEOUT_S: Final = 10.0
+# An instrument not in the list is looked up again at most this often (a new listing).
+RELOAD_MIN_AGE_S: Final = 10.0
+INSTRUMENTS_TTL_S: Final = 300.0
 CHANNELS: Final = (
     {"channel": "orders", "instType": INST_TYPE},
     {"channel": "positions", "instType": INST_TYPE},
@@ -148,7 +153,6 @@ class OkxExecution:
             "/api/v5/account/config": _window(5),
             "/api/v5/public/instruments": _window(20),
         }
-        self._contracts: dict[str, Contract] = {}
         self._pos_mode: str | None = None
 
     def client_order_id(self, order_id: str) -> str:
@@ -270,22 +274,21 @@ class OkxExecution:
             )
 
     async def _contract(self, inst_id: str) -> Contract | None:
-        if inst_id not in self._contracts:
-            await self._load_instruments()
-        return self._contracts.get(inst_id)
+        instruments = shared(self._rest)
+        if inst_id not in instruments.contracts:
+            await instruments.refresh(self._fetch_instruments, RELOAD_MIN_AGE_S)
+        return instruments.contracts.get(inst_id)
 
-    async def _load_instruments(self) -> None:
+    async def _fetch_instruments(self) -> list[schemas.Instrument]:
         path = "/api/v5/public/instruments"
-        for row in await self._read(schemas.INSTRUMENTS, path, {"instType": INST_TYPE}, False):
-            try:
-                self._contracts[row.instId] = Contract.of(row)
-            except ValueError as exc:  # listed without values yet: not tradable
-                log.warning("okx_instrument_skipped", inst_id=row.instId, error=str(exc))
+        return await self._read(schemas.INSTRUMENTS, path, {"instType": INST_TYPE}, False)
 
     # -- the private stream ---------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[AccountEvent]:
-        await self._load_instruments()
+        instruments = shared(self._rest)
+        # Fresh contract values on a connect: a listing since the last load becomes known.
+        await instruments.refresh(self._fetch_instruments, INSTRUMENTS_TTL_S)
         async with self._http().ws_connect(self._ws_url, autoping=True) as ws:
             await ws.send_str(json.dumps(self._signer.ws_login(int(time.time()))))
             await _expect_login(ws)
@@ -302,7 +305,7 @@ class OkxExecution:
                     if message.type in _CLOSED:
                         return
                     continue
-                for event in parse_stream(message.data, self._contracts, datetime.now(UTC)):
+                for event in parse_stream(message.data, instruments.contracts, datetime.now(UTC)):
                     yield event
 
     async def close(self) -> None:

@@ -377,3 +377,18 @@ async def test_the_stream_ends_when_the_venue_drops_the_connection(
     await asyncio.wait_for(listener, WAIT_S)  # ended, not hanging: the loop reconnects
     assert listener.exception() is None
     assert fake.connections == 1
+
+
+async def test_accounts_on_one_host_share_one_instruments_list(running: Running) -> None:
+    fake = venue(running)
+    clients = [_client(running, PASSPHRASE) for _ in range(5)]
+    try:
+        placed = await asyncio.gather(
+            *(c.place(request("0.01", leg=n)) for n, c in enumerate(clients))
+        )
+    finally:
+        for c in clients:
+            await c.close()
+
+    assert {p.state for p in placed} == {OrderState.ACCEPTED}
+    assert sum(c.path == "/api/v5/public/instruments" for c in fake.rest_calls) == 1
