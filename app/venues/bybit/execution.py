@@ -19,8 +19,9 @@
   has ``positionIdx`` 1 or 2 (an empty hedge-mode account looks one-way until an order).
 - Stream: /v5/private, ``auth`` then topics ``order.linear``, ``execution.linear``,
   ``position.linear`` and ``wallet``, an ``{"op":"ping"}`` every 20 s as Bybit recommends.
-- Rate limits (per UID, docs v5/rate-limit): order create 10/s for linear, order and account
-  reads 50/s, kept client-side by aiolimiter. 10006 raises RateLimited until
+- Rate limits (docs v5/rate-limit): per UID, order create 10/s for linear, order and account
+  reads 50/s; per IP, 600 requests per 5 s shared by every account on the host. All kept
+  client-side by aiolimiter. 10006 raises RateLimited until
   ``X-Bapi-Limit-Reset-Timestamp``.
 """
 
@@ -63,6 +64,7 @@ from app.venues.execution import (
     RejectReason,
     VenueOrder,
 )
+from app.venues.limits import shared_limiter
 from app.venues.transport import (
     DEFAULT_TIMEOUT_S,
     ClientContext,
@@ -82,6 +84,8 @@ ORDER_LINK_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,36}\Z")
 TOPICS: Final = ("order.linear", "execution.linear", "position.linear", "wallet")
 PING_INTERVAL_S: Final = 20.0
 ACK_TIMEOUT_S: Final = 10.0
+# Every account's requests to one host count against the IP's 600 per 5 s.
+IP_LIMIT: Final = (600, 5.0)
 # A 403 is Bybit's IP ban for exceeding 600 requests in 5 s: "wait for at least 10 minutes".
 IP_BAN_S: Final = 600.0
 POSITIONS_PAGE: Final = 200
@@ -307,9 +311,10 @@ class BybitExecution:
             payload = json.dumps(body, separators=(",", ":"))
             url, data = f"{self._rest}{path}", payload
         headers = {"Content-Type": "application/json"}
-        if signed:
-            headers |= self._signer.headers(payload, int(time.time() * 1000))
-        reply = await send(self._http(), method, url, headers, data)
+        async with shared_limiter(f"bybit:{self._rest}:ip", *IP_LIMIT):
+            if signed:  # signed after the wait: the timestamp must be within recv_window
+                headers |= self._signer.headers(payload, int(time.time() * 1000))
+            reply = await send(self._http(), method, url, headers, data)
         if reply.status == 429:
             raise RateLimited(_retry_after(reply.headers), f"bybit {path}: HTTP 429")
         if reply.status == 403:
