@@ -15,8 +15,10 @@ from app.venues.execution import OrderState, RejectReason
 
 RATE_LIMITED = frozenset({10006, 10018})  # per UID, per IP
 DUPLICATE_LINK_ID = 110072
-# Server timeout, server error / restarting: the order may or may not exist.
-OUTCOME_UNKNOWN = frozenset({10000, 10016})
+# Server timeout, server error / restarting: the order may or may not exist. A timestamp
+# outside recv_window (10002) was surely refused, but for a passing reason: the same path
+# (query, then send again) is right for it.
+OUTCOME_UNKNOWN = frozenset({10000, 10002, 10016})
 # The key cannot trade: invalid, bad signature, no permission, IP not bound, expired.
 KEY_REFUSED = frozenset({10003, 10004, 10005, 10007, 10010, 33004})
 HEDGE_MODE_MESSAGE = "position idx not match position mode"

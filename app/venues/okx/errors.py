@@ -21,7 +21,9 @@ DUPLICATE_CL_ORD_ID = "51016"
 ORDER_NOT_FOUND = "51603"
 # Service unavailable, endpoint timeout ("does not mean that the request was successful or
 # failed"), system busy, system error: the order may or may not exist.
-OUTCOME_UNKNOWN = frozenset({"50001", "50004", "50013", "50026"})
+# "Timestamp request expired" (50102) was surely refused, but for a passing reason: the same
+# path (query, then send again) is right for it.
+OUTCOME_UNKNOWN = frozenset({"50001", "50004", "50013", "50026", "50102"})
 # The key cannot trade: passphrase, key, timestamp, signature, authorization, IP, permission,
 # blocked accounts.
 KEY_REFUSED = frozenset(

@@ -215,6 +215,7 @@ async def test_partial_fills_reach_the_stream_cumulatively_in_base_units(
         ),
         ("whole lots", request("0.055"), "51121", RejectReason.BAD_PRECISION),
         ("min size", request("0.05"), "51020", RejectReason.BELOW_MIN_NOTIONAL),
+        ("delisted", request("0.01"), "51001", RejectReason.UNKNOWN_SYMBOL),
     ],
 )
 async def test_each_refusal_maps_to_its_reason(
@@ -236,6 +237,8 @@ async def test_each_refusal_maps_to_its_reason(
         fake.instruments[BTC] = {**fake.instruments[BTC], "lotSz": "1"}
     elif setup == "min size":
         fake.instruments[BTC] = {**fake.instruments[BTC], "minSz": "10"}
+    elif setup == "delisted":
+        del fake.instruments[BTC]
 
     result = await client.place(order)
 
