@@ -254,7 +254,11 @@ class BybitExecution:
                 reply = await self._call(
                     "GET", path, {"category": CATEGORY, "symbol": symbol}, signed=False
                 )
-            for row in self._result(schemas.INSTRUMENTS, reply, path).rows:
+            envelope = self._decode(schemas.INSTRUMENTS, reply, path)
+            if envelope.retCode == 10001:
+                return None  # "params error: symbol invalid": not a linear symbol
+            listed = self._result(schemas.INSTRUMENTS, reply, path)
+            for row in listed.rows:
                 self._instruments[row.symbol] = row
         return self._instruments.get(symbol)
 

@@ -358,3 +358,12 @@ async def test_the_stream_ends_when_the_venue_drops_the_connection(
     await asyncio.wait_for(listener, WAIT_S)  # ended, not hanging: the loop reconnects
     assert listener.exception() is None
     assert fake.connections == 1
+
+
+async def test_a_limit_order_on_a_symbol_bybit_does_not_list_is_rejected_unsent(
+    running: Running, client: BybitExecution
+) -> None:
+    result = await client.place(request("1", symbol="DOGEUSDT", limit="0.1"))
+
+    assert (result.state, result.reason) == (OrderState.REJECTED, RejectReason.UNKNOWN_SYMBOL)
+    assert not sent_orders(venue(running))
