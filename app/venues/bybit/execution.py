@@ -51,7 +51,7 @@ from app.venues.bybit.errors import (
     reject_reason,
 )
 from app.venues.bybit.signing import BybitSigner
-from app.venues.bybit.stream import add_position, decimal, parse_stream, venue_order
+from app.venues.bybit.stream import Fills, add_position, decimal, parse_stream, venue_order
 from app.venues.execution import (
     AccountError,
     AccountEvent,
@@ -271,6 +271,7 @@ class BybitExecution:
             await _expect(ws, "auth")
             await ws.send_str(json.dumps({"op": "subscribe", "args": list(TOPICS)}))
             await _expect(ws, "subscribe")
+            fills = Fills()
             next_ping = time.monotonic() + PING_INTERVAL_S
             while True:
                 try:
@@ -280,7 +281,7 @@ class BybitExecution:
                     next_ping = time.monotonic() + PING_INTERVAL_S
                     continue
                 if message.type is aiohttp.WSMsgType.TEXT:
-                    for event in parse_stream(message.data):
+                    for event in parse_stream(message.data, fills):
                         yield event
                 elif message.type in _CLOSED:
                     return

@@ -88,6 +88,8 @@ class Execution(msgspec.Struct):
     orderQty: str = "0"
     leavesQty: str = "0"
     execQty: str = "0"
+    execPrice: str = "0"
+    execType: str = ""
     category: str = "linear"
 
 

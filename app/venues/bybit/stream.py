@@ -3,6 +3,11 @@
 Topics: ``order`` (an order's cumulative state and average price), ``execution`` (each fill:
 the order's filled quantity is ``orderQty - leavesQty``), ``position`` (a symbol's size and
 side) and ``wallet`` (the margin balance, ``totalMarginBalance``).
+
+Every order update carries its average price. An execution row has only its own price, so the
+fills of each order are added up per connection (``Fills``): an execution becomes an update
+only when the fills seen add up to the order's filled quantity (the stream opened after an
+earlier fill: the ``order`` topic's update of the same fill covers it).
 """
 
 from __future__ import annotations
@@ -60,8 +65,29 @@ def add_position(positions: dict[str, Decimal], row: schemas.Position) -> None:
     positions[row.symbol] = positions.get(row.symbol, Decimal(0)) + signed
 
 
-def parse_stream(raw: str | bytes) -> list[AccountEvent]:
-    """The account events in one private-stream message (replies and pongs: none).
+class Fills:
+    """The executions seen per order on one connection: (quantity, value) by orderLinkId."""
+
+    MAX_ORDERS: Final = 10_000  # orders in flight at once are far fewer; oldest go first
+
+    def __init__(self) -> None:
+        self._totals: dict[str, tuple[Decimal, Decimal]] = {}
+
+    def add(
+        self, link_id: str, qty: Decimal, price: Decimal, done: bool
+    ) -> tuple[Decimal, Decimal]:
+        seen_qty, value = self._totals.pop(link_id, (Decimal(0), Decimal(0)))
+        total = (seen_qty + qty, value + qty * price)
+        if not done:
+            self._totals[link_id] = total
+            while len(self._totals) > self.MAX_ORDERS:
+                del self._totals[next(iter(self._totals))]
+        return total
+
+
+def parse_stream(raw: str | bytes, fills: Fills | None = None) -> list[AccountEvent]:
+    """The account events in one private-stream message (replies and pongs: none); ``fills``
+    is the connection's execution memory (a fresh one when not given).
 
     A row that cannot be read is logged and skipped; the message's other rows still apply.
     """
@@ -76,7 +102,10 @@ def parse_stream(raw: str | bytes) -> list[AccountEvent]:
         if topic == "order":
             return _rows(schemas.ORDER_ROWS, message.data, _order_event, at)
         if topic == "execution":
-            return _rows(schemas.EXECUTION_ROWS, message.data, _execution_event, at)
+            memory = fills if fills is not None else Fills()
+            return _rows(
+                schemas.EXECUTION_ROWS, message.data, lambda row: _execution(row, memory), at
+            )
         if topic == "position":
             positions: dict[str, Decimal] = {}
             for row in schemas.POSITION_ROWS.decode(message.data):
@@ -118,15 +147,25 @@ def _order_event(row: schemas.Order) -> VenueOrder | None:
     return venue_order(row)
 
 
-def _execution_event(row: schemas.Execution) -> VenueOrder | None:
-    """An execution as the order's cumulative state: filled = orderQty - leavesQty. It has no
-    average price (the ``order`` topic's update of the same fill has)."""
-    if row.category != CATEGORY or not row.orderLinkId:
-        return None
+def _execution(row: schemas.Execution, fills: Fills) -> VenueOrder | None:
+    """A trade execution as the order's cumulative state and average price, when the fills
+    seen on this connection account for all of the order's filled quantity."""
+    if row.category != CATEGORY or not row.orderLinkId or row.execType != "Trade":
+        return None  # another category, an order without link id, funding or a liquidation
     leaves = decimal(row.leavesQty, "leavesQty")
+    filled = decimal(row.orderQty, "orderQty") - leaves
+    seen, value = fills.add(
+        row.orderLinkId,
+        decimal(row.execQty, "execQty"),
+        decimal(row.execPrice, "execPrice"),
+        done=leaves == 0,
+    )
+    if seen != filled or seen <= 0:
+        return None
     return VenueOrder(
         client_id=row.orderLinkId,
         state=OrderState.PARTIALLY_FILLED if leaves > 0 else OrderState.FILLED,
-        filled_qty=decimal(row.orderQty, "orderQty") - leaves,
+        filled_qty=filled,
+        avg_price=value / seen,
         venue_order_id=row.orderId or None,
     )

@@ -19,7 +19,7 @@ from app.security.crypto import Credential
 from app.venues.bybit.errors import is_hedge_mode_refusal, order_state, reject_reason
 from app.venues.bybit.execution import BybitExecution, build
 from app.venues.bybit.signing import BybitSigner
-from app.venues.bybit.stream import parse_stream
+from app.venues.bybit.stream import Fills, parse_stream
 from app.venues.execution import ExecutionClient, OrderState, RejectReason, VenueOrder
 from app.venues.transport import plain, to_step
 
@@ -180,26 +180,36 @@ def test_order_rows_become_updates_and_a_bad_row_is_skipped_alone() -> None:
     assert events[0].at is not None
 
 
-def test_an_execution_is_the_orders_cumulative_quantity() -> None:
-    raw = _push(
-        "execution.linear",
-        [
-            {
-                "category": "linear",
-                "orderLinkId": "ct1",
-                "orderId": "o1",
-                "orderQty": "0.03",
-                "leavesQty": "0.02",
-                "execQty": "0.01",
-            }
-        ],
+def _execution(link: str, qty: str, leaves: str, price: str, kind: str = "Trade") -> str:
+    row = {
+        "category": "linear",
+        "orderLinkId": link,
+        "orderId": "o1",
+        "orderQty": "0.03",
+        "leavesQty": leaves,
+        "execQty": qty,
+        "execPrice": price,
+        "execType": kind,
+    }
+    return _push("execution.linear", [row])
+
+
+def test_executions_become_cumulative_updates_with_their_average_price() -> None:
+    fills = Fills()
+
+    [first] = parse_stream(_execution("ct1", "0.01", "0.02", "50000"), fills)
+    [second] = parse_stream(_execution("ct1", "0.02", "0", "50300"), fills)
+
+    assert (first.order, second.order) == (
+        VenueOrder("ct1", OrderState.PARTIALLY_FILLED, Decimal("0.01"), Decimal(50000), "o1"),
+        VenueOrder("ct1", OrderState.FILLED, Decimal("0.03"), Decimal(50200), "o1"),
     )
 
-    [event] = parse_stream(raw)
 
-    assert event.order == VenueOrder(
-        "ct1", OrderState.PARTIALLY_FILLED, Decimal("0.01"), None, "o1"
-    )
+def test_an_execution_whose_earlier_fills_were_not_seen_is_left_to_the_order_topic() -> None:
+    # The stream opened after the first 0.01: an average over 0.02 would be wrong.
+    assert parse_stream(_execution("ct1", "0.02", "0", "50300"), Fills()) == []
+    assert parse_stream(_execution("ct1", "0.01", "0.02", "5", kind="Funding"), Fills()) == []
 
 
 def test_position_and_wallet_pushes_carry_positions_and_the_margin_balance() -> None:
