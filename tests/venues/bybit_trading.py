@@ -77,6 +77,8 @@ class BybitTrading(FakeVenue):
     order_limit: int = 10
     # Accept orders but lose the answer (a gateway's 502): the client cannot know.
     lose_answers: bool = False
+    # After a Bybit restart, closed orders are found in /v5/order/history only.
+    restarted: bool = False
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by orderLinkId
     placements: Counter[str] = field(default_factory=Counter)  # accepted, per orderLinkId
     refused: list[str] = field(default_factory=list)
@@ -284,6 +286,9 @@ class BybitTrading(FakeVenue):
             return refused
         query = request.query_params
         order = self.orders.get(query.get("orderLinkId", ""))
+        closed = order is not None and order["orderStatus"] in ("Filled", "Cancelled")
+        if self.restarted and closed and request.url.path == "/v5/order/realtime":
+            order = None
         rows = [{**order, "category": "linear"}] if order else []
         return _answer(0, "OK", {"category": "linear", "list": rows, "nextPageCursor": ""})
 

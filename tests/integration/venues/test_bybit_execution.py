@@ -369,3 +369,20 @@ async def test_a_limit_order_on_a_symbol_bybit_does_not_list_is_rejected_unsent(
 
     assert (result.state, result.reason) == (OrderState.REJECTED, RejectReason.UNKNOWN_SYMBOL)
     assert not sent_orders(venue(running))
+
+
+async def test_an_order_gone_from_realtime_after_a_bybit_restart_is_found_in_history(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    order = request("0.01")
+    await client.place(order)
+    await fake.settled()
+    fake.restarted = True
+
+    found = await client.query("BTCUSDT", order.client_id)
+
+    assert found is not None
+    assert found.state is OrderState.FILLED
+    paths = [c.path for c in fake.rest_calls if c.path.startswith("/v5/order/")]
+    assert paths[-2:] == ["/v5/order/realtime", "/v5/order/history"]
