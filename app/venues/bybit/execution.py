@@ -79,6 +79,8 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
+REST_URL: Final = "https://api.bybit.com"
+WS_URL: Final = "wss://stream.bybit.com/v5/private"
 CATEGORY: Final = "linear"
 ORDER_LINK_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,36}\Z")
 TOPICS: Final = ("order.linear", "execution.linear", "position.linear", "wallet")
@@ -100,8 +102,8 @@ def build(context: ClientContext) -> BybitExecution:
     return BybitExecution(
         api_key=context.credentials["api_key"],
         api_secret=context.credentials["api_secret"],
-        rest_url=str(config["rest_url"]),
-        ws_url=str(config["ws_url"]),
+        rest_url=str(config.get("rest_url") or REST_URL),
+        ws_url=str(config.get("ws_url") or WS_URL),
         settle_coins=config.get("settle_coins") or SETTLE_COINS,
         timeout_s=context.timeout_s,
     )
@@ -115,8 +117,8 @@ class BybitExecution:
         *,
         api_key: Credential,
         api_secret: Credential,
-        rest_url: str = "https://api.bybit.com",
-        ws_url: str = "wss://stream.bybit.com/v5/private",
+        rest_url: str = REST_URL,
+        ws_url: str = WS_URL,
         settle_coins: Iterable[str] = SETTLE_COINS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: aiohttp.ClientSession | None = None,

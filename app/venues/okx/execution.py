@@ -85,6 +85,8 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
+REST_URL: Final = "https://www.okx.com"
+WS_URL: Final = "wss://ws.okx.com:8443/ws/v5/private"
 INST_TYPE: Final = "SWAP"
 CL_ORD_ID: Final = re.compile(r"[A-Za-z0-9]{1,32}\Z")
 LONG_SHORT: Final = "long_short_mode"
@@ -115,8 +117,8 @@ def build(context: ClientContext) -> OkxExecution:
         api_secret=context.credentials["api_secret"],
         passphrase=context.credentials["passphrase"],
         td_mode="isolated" if td_mode == "isolated" else "cross",
-        rest_url=str(config["rest_url"]),
-        ws_url=str(config["ws_url"]),
+        rest_url=str(config.get("rest_url") or REST_URL),
+        ws_url=str(config.get("ws_url") or WS_URL),
         simulated=bool(config.get("simulated", False)),
         timeout_s=context.timeout_s,
     )
@@ -132,8 +134,8 @@ class OkxExecution:
         api_secret: Credential,
         passphrase: Credential,
         td_mode: Literal["cross", "isolated"] = "cross",
-        rest_url: str = "https://www.okx.com",
-        ws_url: str = "wss://ws.okx.com:8443/ws/v5/private",
+        rest_url: str = REST_URL,
+        ws_url: str = WS_URL,
         simulated: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: aiohttp.ClientSession | None = None,

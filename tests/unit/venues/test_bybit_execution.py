@@ -36,10 +36,8 @@ class Context:
 
 
 async def test_a_stored_account_builds_an_execution_client() -> None:
-    context = Context(
-        {"rest_url": "https://api.bybit.com", "ws_url": "wss://stream.bybit.com/v5/private"},
-        {"api_key": Credential("k"), "api_secret": Credential("s")},
-    )
+    # No rest_url or ws_url stored: Bybit's production URLs.
+    context = Context({}, {"api_key": Credential("k"), "api_secret": Credential("s")})
 
     built: ExecutionClient = build(context)
 
