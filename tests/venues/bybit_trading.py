@@ -75,6 +75,7 @@ class BybitTrading(FakeVenue):
     unrealised: Decimal = Decimal(0)
     # Orders per second before 10006 (Bybit's linear order/create limit is 10/s).
     order_limit: int = 10
+    throttle: int = 0  # the next N orders are refused with 10006 whatever the count
     # Accept orders but lose the answer (a gateway's 502): the client cannot know.
     lose_answers: bool = False
     # After a Bybit restart, closed orders are found in /v5/order/history only.
@@ -123,7 +124,8 @@ class BybitTrading(FakeVenue):
         second = _now_ms() // 1000
         count = self._window[1] + 1 if self._window[0] == second else 1
         self._window = (second, count)
-        if count > self.order_limit:
+        if count > self.order_limit or self.throttle > 0:
+            self.throttle = max(0, self.throttle - 1)
             reset = {"X-Bapi-Limit-Reset-Timestamp": str((second + 1) * 1000)}
             return self._refuse(10006, "Too many visits!", reset)
         body = json.loads(await request.body())

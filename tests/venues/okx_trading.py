@@ -70,6 +70,7 @@ class OkxTrading(FakeVenue):
     available: Decimal = Decimal(10000)  # USDT
     total_eq: Decimal = Decimal(10000)
     order_limit: int = 60  # per instrument per 2 s, as OKX's place-order limit
+    throttle: int = 0  # the next N orders are refused with 50011 whatever the count
     # Accept orders but lose the answer (a gateway's 502): the client cannot know.
     lose_answers: bool = False
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by clOrdId
@@ -147,7 +148,8 @@ class OkxTrading(FakeVenue):
         start, count = self._windows.get(inst_id, (window, 0))
         count = count + 1 if start == window else 1
         self._windows[inst_id] = (window, count)
-        if count > self.order_limit:
+        if count > self.order_limit or self.throttle > 0:
+            self.throttle = max(0, self.throttle - 1)
             return self._fail("50011", "Too Many Requests", 429)
         if self.pos_mode == "long_short_mode" and body.get("posSide") not in ("long", "short"):
             return self._fail("51000", "Parameter posSide error", 400)
