@@ -5,7 +5,7 @@
   orders share one), ``sz`` in contracts (``qty / ctVal`` on ``lotSz``, from the public
   instruments list), ``reduceOnly`` as asked; an ``ioc`` order at ``px`` on the tick (a buy
   rounds down, a sell up) for a limit order, else ``market``. The instruments list is read
-  once per REST host and shared by every account's client (app.venues.okx.instruments). A
+  once per REST host and shared by every account's client (app.venues.okx.contract_list). A
   refused duplicate clOrdId (51016) is the order already placed: it is looked up and returned.
 - Finding an order: GET /api/v5/trade/order by ``instId`` and ``clOrdId``; 51603 means OKX
   has never seen it. OKX keeps a cancelled order with no fill for 2 hours only.
@@ -55,6 +55,7 @@ from app.venues.execution import (
     VenueOrder,
 )
 from app.venues.okx import schemas
+from app.venues.okx.contract_list import shared
 from app.venues.okx.contracts import Contract
 from app.venues.okx.errors import (
     ACCOUNT_MODE,
@@ -68,7 +69,6 @@ from app.venues.okx.errors import (
     reject_reason,
 )
 from app.venues.okx.ids import cl_ord_id
-from app.venues.okx.instruments import shared
 from app.venues.okx.signing import OkxSigner
 from app.venues.okx.stream import decimal, parse_stream, signed_position, venue_order
 from app.venues.transport import (
