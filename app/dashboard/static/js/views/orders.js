@@ -76,12 +76,17 @@ export class OrderStream {
 
   fillRow(order) {
     const sizing = order.sizing || {};
+    const facts = order.leader_fill || {};
     const leader = this.leaderNames.get(order.leader_id) || `leader ${shortId(order.leader_id)}`;
     return h("tr", { class: "fill-row", "data-fill-id": order.leader_fill_id },
       h("td", { colspan: 8 },
+        facts.liquidation ? h("span", { class: "badge badge-bad liquidation" }, "liquidation") : "",
+        facts.liquidation ? " " : "",
         "fill ", h("span", { class: "mono" }, order.leader_fill_id), " · ", leader,
         ` · position ${amount(sizing.leader_position_before)} → ${amount(sizing.leader_position_after)}`,
         sizing.leader_price ? ` @ ${amount(sizing.leader_price)}` : "",
+        facts.reduce_only ? " · reduce-only" : "",
+        facts.fee != null ? ` · fee ${amount(facts.fee)} ${facts.fee_asset || ""}` : "",
       ),
     );
   }
