@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import dashboard, followers, health, instruments, leaders, orders, subscriptions
+from app.api import (
+    accounts,
+    dashboard,
+    followers,
+    health,
+    instruments,
+    leaders,
+    orders,
+    subscriptions,
+)
 from app.api.limits import AbuseLimiter, BodySizeLimit, OriginCheck, RateLimit
 from app.dashboard.routes import mount_dashboard
 from app.feed import ws as feed_ws
@@ -37,7 +47,11 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    beside: Callable[[Runtime], Coroutine[Any, Any, None]] | None = None,
+) -> FastAPI:
+    """The app; ``beside`` runs next to the runtime once it has started (the CLI's demo)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
 
@@ -46,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.start()
+        if beside is not None:
+            runtime.run_beside(getattr(beside, "__name__", "beside"), beside)
         # SIGTERM drains the fill intake before uvicorn closes the sockets (app/shutdown.py).
         runtime.drain.install_signal_handlers()
         adopt_server_loggers()  # uvicorn has configured its loggers by now: JSON lines too
@@ -65,7 +81,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every role answers health, readiness and metrics; the rest follows COPYTRADE_ROLES.
     app.include_router(health.router)
     if settings.has_role("api"):
-        for module in (leaders, instruments, followers, subscriptions, orders, dashboard, feed_ws):
+        for module in (
+            leaders,
+            instruments,
+            followers,
+            accounts,
+            subscriptions,
+            orders,
+            dashboard,
+            feed_ws,
+        ):
             app.include_router(module.router)
         mount_dashboard(app)
     if settings.has_role("ingest"):

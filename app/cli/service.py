@@ -21,6 +21,7 @@ class RoleName(enum.StrEnum):
     API = "api"
     INGEST = "ingest"
     DISPATCH = "dispatch"
+    EXECUTE = "execute"
 
 
 def load_settings(**updates: object) -> Settings:
@@ -46,8 +47,15 @@ def run_server(settings: Settings) -> None:
     from app.main import create_app
 
     heap.configure()
+    beside = None
+    if settings.demo:
+        # The demo plays a leader against the service it runs in: started here, beside the
+        # runtime, so that the runtime never depends on the demo (nor the demo on the API).
+        from app.demo.run import start_demo
+
+        beside = start_demo
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, beside),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -67,8 +75,8 @@ def serve(
         list[RoleName] | None,
         typer.Option(
             "--role",
-            help="Run only this role (repeatable): api, ingest, dispatch. Default: "
-            "COPYTRADE_ROLES, which defaults to all three.",
+            help="Run only this role (repeatable): api, ingest, dispatch, execute. Default: "
+            "COPYTRADE_ROLES, which defaults to all four.",
             show_default=False,
         ),
     ] = None,
