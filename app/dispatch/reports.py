@@ -573,7 +573,7 @@ class ReportReader:
                             await self._service.apply(uow, follower_id, order_id, report)
                         REPORTS.labels(outcome="applied").inc()
                     except (ReportError, UnknownOrder, SQLAlchemyError) as exc:
-                        REPORTS.labels(outcome="rejected").inc()
+                        REPORTS.labels(outcome="dead_lettered").inc()
                         log.warning(
                             "report_rejected", follower_id=str(follower_id), error=str(exc)[:300]
                         )
