@@ -6,28 +6,24 @@ tests/e2e/test_prometheus_e2e.py runs the same rules and queries on a real Prome
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import REGISTRY
 
 import app.metrics  # noqa: F401  (registers the service's metrics)
-
-ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-ALERT_TESTS = ROOT / "tests" / "prometheus" / "alerts_test.yml"
-DASHBOARD = ROOT / "deploy" / "grafana" / "copytrade.json"
-# Metrics of features that land in parallel (follower accounts add the drift gauge); once they
-# are exported this set must be emptied, which test_pending_metrics_are_still_pending enforces.
-PENDING_METRICS = frozenset({"copytrade_follower_drift"})
-METRIC_NAME = re.compile(r"\b(copytrade_[a-z0-9_]+)")
-# An alert is `<signal> <comparison> <threshold>`: the e2e test evaluates the signal alone.
-ALERT_SHAPE = re.compile(r"^(?P<signal>.+?)\s*(?P<op>[<>]=?|==|!=)\s*(?P<threshold>[0-9.]+)$", re.S)
+from tests.deploy_files import (
+    ALERT_SHAPE,
+    ALERT_TESTS,
+    ALERTS,
+    DASHBOARD,
+    PENDING_METRICS,
+    alert_rules,
+    dashboard_queries,
+    used_names,
+)
 
 
 def promtool() -> str:
@@ -35,16 +31,6 @@ def promtool() -> str:
     if path is None:
         pytest.fail("promtool is missing: run scripts/ensure-prometheus.sh (make test does)")
     return path
-
-
-def alert_rules() -> list[dict[str, Any]]:
-    document = yaml.safe_load(ALERTS.read_text())
-    return [rule for group in document["groups"] for rule in group["rules"]]
-
-
-def dashboard_queries() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [target["expr"] for panel in panels for target in panel["targets"]]
 
 
 def exported_series_names() -> set[str]:
@@ -58,10 +44,6 @@ def exported_series_names() -> set[str]:
         }.get(family.type, ("",))
         names.update(family.name + suffix for suffix in suffixes)
     return names
-
-
-def used_names(queries: list[str]) -> set[str]:
-    return {name for query in queries for name in METRIC_NAME.findall(query)}
 
 
 def test_rules_are_valid() -> None:
