@@ -10,7 +10,16 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import dashboard, followers, health, instruments, leaders, orders, subscriptions
+from app.api import (
+    dashboard,
+    followers,
+    health,
+    instruments,
+    leaders,
+    orders,
+    replay,
+    subscriptions,
+)
 from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
 from app.dashboard.routes import mount_dashboard
 from app.feed import ws as feed_ws
@@ -65,7 +74,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every role answers health, readiness and metrics; the rest follows COPYTRADE_ROLES.
     app.include_router(health.router)
     if settings.has_role("api"):
-        for module in (leaders, instruments, followers, subscriptions, orders, dashboard, feed_ws):
+        for module in (
+            leaders,
+            instruments,
+            followers,
+            subscriptions,
+            orders,
+            replay,
+            dashboard,
+            feed_ws,
+        ):
             app.include_router(module.router)
         mount_dashboard(app)
     if settings.has_role("ingest"):
