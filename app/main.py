@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from app.api import (
     dashboard,
+    dashboard_status,
     followers,
     health,
     instruments,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             orders,
             replay,
             dashboard,
+            dashboard_status,
             feed_ws,
         ):
             app.include_router(module.router)
