@@ -6,7 +6,7 @@ import { fill, h } from "../dom.js";
 import { amount, shortId, sign } from "../format.js";
 
 function driftCell(row) {
-  if (row.drift === null || row.drift === undefined) return h("td", { class: "num muted" }, "—");
+  if (row.drift === null || row.drift === undefined) return h("td", { class: "num muted drift" }, "—");
   const off = sign(row.drift) !== 0;
   return h("td", { class: `num mono drift ${off ? "drift-off" : "drift-ok"}` },
     off ? amount(row.drift) : "in sync");
