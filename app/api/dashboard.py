@@ -142,7 +142,7 @@ ShownStatus = Literal[
 ]
 
 
-@router.get("/orders", responses=errors(401, 404))
+@router.get("/orders", responses=errors(401, 404, 422))
 async def recent_orders(
     principal: PrincipalDep,
     uow: UowDep,

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, Field
 
 from app.api.auth import FollowerPrincipal, PrincipalDep
+from app.api.decimal_json import DecimalRoute
 from app.api.deps import UowDep
 from app.api.responses import errors
 from app.api.schemas import Positive, Request
@@ -36,7 +37,7 @@ from app.sizing.replay import (
     summary_document,
 )
 
-router = APIRouter(prefix="/v1/leaders", tags=["replay"])
+router = APIRouter(prefix="/v1/leaders", tags=["replay"], route_class=DecimalRoute)
 MAX_FILLS = 100_000  # one request's work: about 2 s of planning
 YIELD_EVERY = 200  # fills planned between two yields to the event loop
 _encoder = msgspec.json.Encoder()
