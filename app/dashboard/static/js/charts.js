@@ -21,22 +21,28 @@ export function niceCeil(value) {
  *   axis: { label: "exposure ÷ equity", tick: (value) => text, minExtent: 0.1 }
  */
 export function groupedBars(rows, axis) {
-  const labelWidth = 200;
-  const right = 70;
+  // Drawn at the container's own width (one unit a pixel), so text keeps its size on a phone;
+  // a narrow chart puts each label above its bars instead of beside them.
+  const width = Math.max(axis.width || WIDTH, 300);
+  const narrow = width < 480;
+  const labelWidth = narrow ? 12 : 200;
+  const labelSpace = narrow ? 32 : 0;
+  const right = narrow ? 12 : 70;
   const barHeight = 13;
   const gap = 4;
-  const groupHeight = Math.max(...rows.map((r) => r.bars.length), 1) * (barHeight + gap) + 22;
+  const groupHeight = Math.max(...rows.map((r) => r.bars.length), 1) * (barHeight + gap) + 22 + labelSpace;
   const plotTop = 8;
   const plotBottom = plotTop + rows.length * groupHeight;
   const height = plotBottom + 40;
   const values = rows.flatMap((r) => r.bars.map((b) => Math.abs(Number(b.value) || 0)));
   const extent = niceCeil(Math.max(...values, axis.minExtent));
   const plotLeft = labelWidth;
-  const plotRight = WIDTH - right;
+  const plotRight = width - right;
   const zero = (plotLeft + plotRight) / 2;
-  const scale = (plotRight - plotLeft) / 2 / extent;
+  // Room at each end for the value written past the longest bar.
+  const scale = (plotRight - plotLeft) / 2 / extent / (narrow ? 1.3 : 1);
 
-  const svg = s("svg", { viewBox: `0 0 ${WIDTH} ${height}`, role: "img", "aria-label": axis.label });
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": axis.label });
   for (const tick of [-extent, -extent / 2, 0, extent / 2, extent]) {
     const x = zero + tick * scale;
     svg.append(s("line", { class: tick === 0 ? "axis" : "grid", x1: x, x2: x, y1: plotTop - 4, y2: plotBottom }));
@@ -50,7 +56,7 @@ export function groupedBars(rows, axis) {
     if (row.sublabel) svg.append(s("text", { x: 0, y: top + 27 }, row.sublabel));
     row.bars.forEach((bar, j) => {
       const value = Number(bar.value);
-      const y = top + j * (barHeight + gap);
+      const y = top + labelSpace + j * (barHeight + gap);
       if (bar.value === null || Number.isNaN(value)) {
         svg.append(s("text", { x: zero + 4, y: y + barHeight - 2 }, bar.text));
         return;

@@ -63,6 +63,9 @@ class Dashboard {
       onRefused: () => this.onRefused(),
     });
     this.feed.start();
+    // The exposure chart is drawn at its card's width: draw it again when that changes.
+    this.onResize = () => this.soon("exposure", () => this.refreshExposure(), 150);
+    window.addEventListener("resize", this.onResize);
     this.timer = setInterval(() => {
       this.guard(this.refreshHealth());
       this.soon("positions", () => this.refreshPositions(), 0);
@@ -74,6 +77,7 @@ class Dashboard {
 
   stop() {
     clearInterval(this.timer);
+    if (this.onResize) window.removeEventListener("resize", this.onResize);
     for (const timer of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
     if (this.feed) this.feed.stop();

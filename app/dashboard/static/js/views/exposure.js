@@ -45,6 +45,7 @@ export function renderExposure(container, rows, followerNames, leaderNames) {
     // Ticks in whole or half percents: the scale's end is 1, 2 or 5 × 10^k.
     tick: (ratio) => `${ratio > 0 ? "+" : ""}${+(ratio * 100).toFixed(2)}%`,
     minExtent: MIN_EXTENT,
+    width: container.clientWidth,
   };
   fill(container,
     groupedBars(chartRows, axis),

@@ -177,7 +177,7 @@ export class OrderStream {
     h("td", {}, order.symbol),
     skipped ? h("td", { class: "muted" }, "—") : h("td", { class: `side-${order.side}` }, order.side),
     h("td", { class: "num mono" }, skipped ? "—" : amount(order.qty)),
-    h("td", {}, skipped ? "—" : kind),
+    h("td", { class: "col-type" }, skipped ? "—" : kind),
     h("td", { class: "status" }, statusBadge(status)),
     h("td", { class: "reason muted" }, skipReason || ""),
     );

@@ -22,7 +22,7 @@ export function renderPositions(section, rows, followerNames, leaderNames) {
     return h("tr", { "data-follower-id": row.follower_id, "data-symbol": row.symbol },
       h("td", {}, name(row)),
       h("td", {}, row.symbol, h("span", { class: "muted small" }, mapped)),
-      h("td", { class: "muted" }, leader),
+      h("td", { class: "muted col-leader" }, leader),
       h("td", { class: "num mono tracked" }, amount(row.position)),
       h("td", { class: "num mono target" }, amount(row.target)),
       h("td", { class: "num mono actual" }, amount(row.actual)),
