@@ -12,12 +12,30 @@ from urllib.parse import urlparse
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from app.settings import Settings
 from tests.support import ADMIN_TOKEN, LiveServer, start_live_server
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# CI (CI=true, as CI services set it) runs the properties for long enough to matter: a
+# thousand examples each, no deadline (a shared runner's pauses are not failures), and the
+# reproducing blob printed with any failure. HYPOTHESIS_PROFILE picks one by name elsewhere.
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=1000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile("dev", max_examples=100)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 TEST_DATABASE_URL = os.environ.get(
     "COPYTRADE_TEST_DATABASE_URL",
     "postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade_test",

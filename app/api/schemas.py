@@ -189,6 +189,11 @@ class SizingIn(Request):
     equity_floor: NonNegative | None = Field(
         default=None, description="Below this follower equity the subscription goes close_only."
     )
+    rounding: Literal["conservative", "nearest"] = Field(
+        default="conservative",
+        description="Lot-step rounding: conservative never leaves a position above its target "
+        "in size (openings round down, reductions up); nearest ends within half a step.",
+    )
 
     @field_validator("notional", mode="after")
     @classmethod

@@ -76,6 +76,9 @@ class Leader(Base):
     # read from the venue (NULL: the leader's creation).
     backfill_floor_at: Mapped[datetime | None]
     push_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # One more for every write that moves the leader's or its subscriptions' positions: the
+    # fill statement records only against the sequence its plans were made from.
+    book_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Soft delete: fills and orders keep pointing at the leader they came from.
     deleted_at: Mapped[datetime | None]

@@ -27,6 +27,17 @@ class SubscriptionStatus(enum.StrEnum):
     CLOSE_ONLY = "close_only"  # only reducing legs are sent
 
 
+class Rounding(enum.StrEnum):
+    """How an order's size is rounded to the lot step (``sizing.rounding``)."""
+
+    # Never above the target in size: opening and adding orders round down, reducing orders
+    # round up (to at most the whole position).
+    CONSERVATIVE = "conservative"
+    # The smallest tracking error: the order rounds to the nearest step (a tie to the even
+    # one), so the position ends within half a step of where the mode asked.
+    NEAREST = "nearest"
+
+
 class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
@@ -58,6 +69,7 @@ class SizingSettings:
     max_equity_age_s: float | None = None
     equity_floor: Decimal | None = None  # follower equity below it turns the plan close_only
     status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+    rounding: Rounding = Rounding.CONSERVATIVE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbol_map", MappingProxyType(dict(self.symbol_map)))
@@ -134,7 +146,8 @@ class Plan(NamedTuple):
 
     ``legs`` holds what to send: none, one, or a reduce_only close then an opening leg
     (a reversal). ``skip_reason`` says why something the mode asked for is not sent: with no
-    legs the whole plan is skipped; with a lone close it is the reversal's opening leg.
+    legs the whole plan is skipped; with a lone close it is the held-back opening leg (the
+    engine records it as a skipped order of its own).
     """
 
     symbol: str  # the follower's symbol
@@ -148,7 +161,8 @@ class Plan(NamedTuple):
     ratio: Decimal | None = None  # follower equity / leader equity, when the mode read them
     target: Decimal | None = None  # exact target position before rounding; target mode only
     raw_qty: Decimal | None = None  # the size the mode asked for, before rounding and caps
-    residue: Decimal = Decimal(0)  # raw_qty minus the size rounding toward zero kept
+    # raw_qty minus the size rounding kept: negative where a reducing order rounded up
+    residue: Decimal = Decimal(0)
     clamps: tuple[str, ...] = ()  # caps that cut the opening leg, in the order applied
     status_change: SubscriptionStatus | None = None  # the subscription's new status, if any
     status_reason: str | None = None  # why, e.g. "equity_floor"

@@ -7,8 +7,14 @@ Choices the issue leaves open, made here:
   whole position, unrounded.
 - Only the opening part of an order is clamped, limited to a price band or blocked by
   ``close_only``; reducing legs are always market orders.
-- A fill is never copied against its own direction. A reducing leader fill meets a follower
-  holding nothing on the leader's side with ``no_position_to_reduce``, in every mode.
+- A fill is never copied against its own direction, except to go flat. A follower left on the
+  other side from the leader (a rejected order, a manual trade, a partial fill) is brought back
+  by the next leader fill in that symbol: closed whole before an opening or adding fill's
+  order, closed whole by a reducing fill (against the fill's direction, reduce_only). A
+  reducing fill meets a flat follower with ``no_position_to_reduce``, in every mode.
+- ``sizing.rounding`` rounds every size the modes ask for: ``conservative`` (the default)
+  rounds opening and adding orders down and reducing orders up, so a position never ends
+  above its target in size; ``nearest`` rounds to the nearest step. Caps always round down.
 - ``symbols.allow`` and ``symbols.deny`` match the leader's or the follower's symbol name;
   deny wins. A symbol that is not copied is not copied at all, closes included.
 - Controls that read the follower's equity (``max_leverage``, ``equity_floor``) fail closed:
@@ -22,7 +28,15 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Context, Decimal, getcontext, localcontext
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    getcontext,
+    localcontext,
+)
 
 from app.domain.controls import (
     clamp_opening,
@@ -41,17 +55,19 @@ from app.domain.plan_model import (
     Plan,
     PlanContext,
     PlannedLeg,
+    Rounding,
     SizingMode,
     SizingSettings,
     SubscriptionStatus,
 )
-from app.domain.positions import FillEffect, direction, effect_of, sign, signed_qty
+from app.domain.positions import FillEffect, direction, effect_of, side_of, sign, signed_qty
 
 __all__ = [
     "InstrumentRules",
     "Plan",
     "PlanContext",
     "PlannedLeg",
+    "Rounding",
     "SizingMode",
     "SizingSettings",
     "SubscriptionStatus",
@@ -78,6 +94,7 @@ _TARGET, _FIXED_MULTIPLIER = SizingMode.TARGET, SizingMode.FIXED_MULTIPLIER
 _FIXED_NOTIONAL = SizingMode.FIXED_NOTIONAL
 _REDUCE, _CLOSE, _REVERSE = FillEffect.REDUCE, FillEffect.CLOSE, FillEffect.REVERSE
 _NO_EQUITY, _STALE_EQUITY = SkipReason.NO_EQUITY, SkipReason.STALE_EQUITY
+_NEAREST = Rounding.NEAREST
 
 
 @dataclass(slots=True)
@@ -92,7 +109,7 @@ class _Want:
     close_raw: Decimal = ZERO
     close: Decimal = ZERO  # rounded, or the whole position when it takes the follower flat
     open_raw: Decimal = ZERO
-    open: Decimal = ZERO  # rounded toward zero to the step
+    open: Decimal = ZERO  # rounded to the step
     open_reason: SkipReason | None = None  # the opening part could not be sized
     target: Decimal | None = None
     ratio: Decimal | None = None
@@ -181,7 +198,15 @@ def _plan(ctx: PlanContext) -> Plan:
             close_only = True
             status_change, status_reason = _CLOSE_ONLY, EQUITY_FLOOR
         if (effect is _REDUCE or effect is _CLOSE) and sign(f0) != sign(l0):
-            reason = SkipReason.NO_POSITION_TO_REDUCE
+            if f0:
+                # Held on the fill's side, against a leader that reduces the other side or
+                # goes flat: the fill cannot take it back, so close it whole.
+                held = abs(f0)
+                legs = (PlannedLeg(side=side_of(-f0), qty=held, reduce_only=True),)
+                raw_qty, position = held, ZERO
+                target = ZERO if l1 == 0 else None
+            else:
+                reason = SkipReason.NO_POSITION_TO_REDUCE
         else:
             if settings.mode == _TARGET:
                 want = _target_want(ctx, d, l1, close_only)
@@ -257,7 +282,7 @@ def _target_want(ctx: PlanContext, d: int, l1: Decimal, close_only: bool) -> _Wa
         leader, follower = equities
         target = _target(l1, leader, follower, ctx.settings.multiplier)
         want.open_raw = abs(target)
-        want.open = round_to_step(want.open_raw, ctx.instrument.qty_step)
+        want.open = _round(want.open_raw, ctx.instrument.qty_step, ctx.settings.rounding, False)
         want.target, want.ratio = target, follower / leader
         return want
     if close_only and sign(f0) != -d:
@@ -273,7 +298,10 @@ def _target_want(ctx: PlanContext, d: int, l1: Decimal, close_only: bool) -> _Wa
         return _Want(reason=SkipReason.TARGET_REACHED, target=target, ratio=follower / leader)
     step = ctx.instrument.qty_step
     size = abs(order_raw)
-    want = _split(f0, d, size, round_to_step(size, step), step)
+    # Here the target is on the follower's side or the order opens: an order against the
+    # position reduces it, toward a target short of flat.
+    qty = _round(size, step, ctx.settings.rounding, sign(f0) == -d)
+    want = _split(f0, d, size, qty, step)
     want.target, want.ratio = target, follower / leader
     return want
 
@@ -283,29 +311,32 @@ def _fill_want(
 ) -> _Want:
     """Ask for a size per fill: proportional reductions, mode-sized openings."""
     l0, f0 = ctx.leader_position_before, ctx.follower_position_before
-    step = ctx.instrument.qty_step
+    step, rounding = ctx.instrument.qty_step, ctx.settings.rounding
     if effect is _REDUCE:
         # positions.proportional_reduction, whose checks a REDUCE always passes: the follower's
         # position x the share the leader closed, multiplied first and divided once.
-        raw = abs(f0) * (abs(l0) - abs(l1)) / abs(l0)
-        return _Want(close_raw=raw, close=round_to_step(raw, step))
+        held = abs(f0)
+        raw = held * (abs(l0) - abs(l1)) / abs(l0)
+        return _Want(close_raw=raw, close=min(held, _round(raw, step, rounding, True)))
     if effect is _CLOSE:
         return _Want(close_raw=abs(f0), close=abs(f0))
-    # Open, add or reverse: a reversal first closes what the follower holds on the old side.
-    close = abs(f0) if effect is _REVERSE and sign(f0) == sign(l0) else ZERO
-    after_close = f0 + d * close
-    if close_only and sign(after_close) != -d:
+    # Open, add or reverse: whatever the follower holds on the other side is closed first
+    # (a reversal's old side, or a follower out of sync), and the sized order opens.
+    close = abs(f0) if sign(f0) == -d else ZERO
+    if close_only:
         return _opening_skipped(close, SkipReason.CLOSE_ONLY)
     leader_qty = abs(l1) if effect is _REVERSE else ctx.fill.qty
     sized = _size_opening(ctx, leader_qty)
     if isinstance(sized, SkipReason):
         return _opening_skipped(close, sized)
     raw, ratio = sized
-    # Out of sync (the follower holds the other side): the sized order reduces that first.
-    want = _split(after_close, d, raw, round_to_step(raw, step), step)
-    want.close_raw, want.close = close + want.close_raw, close + want.close
-    want.ratio = ratio
-    return want
+    return _Want(
+        close_raw=close,
+        close=close,
+        open_raw=raw,
+        open=_round(raw, step, rounding, False),
+        ratio=ratio,
+    )
 
 
 def _opening_skipped(close: Decimal, reason: SkipReason) -> _Want:
@@ -331,6 +362,16 @@ def _size_opening(
         return equities
     leader, follower = equities
     return _target(leader_qty, leader, follower, settings.multiplier), follower / leader
+
+
+def _round(size: Decimal, step: Decimal, rounding: Rounding, reducing: bool) -> Decimal:
+    """Round an order size (>= 0) to the step as ``rounding`` says; ``reducing``: the order
+    takes a position toward flat (the caller caps it at the whole position)."""
+    if rounding == _NEAREST:
+        return (size / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
+    if reducing:
+        return (size / step).to_integral_value(rounding=ROUND_CEILING) * step
+    return round_to_step(size, step)
 
 
 def _split(position: Decimal, d: int, raw: Decimal, qty: Decimal, step: Decimal) -> _Want:

@@ -1,8 +1,10 @@
 """What sizing keeps in memory per leader: its subscriptions and the positions they move.
 
 The database is the truth; a book is a cache of it, loaded on a leader's first fill and
-dropped whenever anything else may have changed it (the API, another instance, an executor
-report, a failed write). Only the sizing engine moves positions, one fill at a time per leader.
+dropped whenever anything else may have changed it (the API, an executor report, a failed
+write). Another instance's fills move it without a word: the book's sequence, compared and set
+by the fill statement, catches those. Only the sizing engine moves positions, one fill at a
+time per leader.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uuid import UUID
 from app.domain.model import DEFAULT_QTY_STEP
 from app.domain.plan_model import (
     InstrumentRules,
+    Rounding,
     SizingMode,
     SizingSettings,
     SubscriptionStatus,
@@ -46,6 +49,7 @@ def settings_from_row(multiplier: Decimal, status: str, sizing: dict[str, Any]) 
         max_equity_age_s=float(age) if age is not None else None,
         equity_floor=dec("equity_floor"),
         status=SubscriptionStatus(status),
+        rounding=Rounding(sizing.get("rounding", Rounding.CONSERVATIVE.value)),
     )
 
 
@@ -75,6 +79,8 @@ class LeaderBook:
     positions: dict[str, Decimal]
     # Last leader price per leader symbol: the mark for gross exposure under max_leverage.
     last_price: dict[str, Decimal] = field(default_factory=dict)
+    # The database's book sequence these positions are at (leader.book_seq).
+    seq: int = 0
     stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

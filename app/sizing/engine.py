@@ -5,6 +5,11 @@ from the cached book (no query per follower), record the fill and everything it 
 statement (a fan-out wider than ``FIRST_CHUNK``: in chunks of one transaction, each written
 while the next is planned), then move the cached positions. Anything that fails leaves the book
 stale, so the next fill reloads it from the database.
+
+The statement records only if the leader's book sequence is still the one the book was loaded
+at: another instance (a push socket that moved, a lease that came back) or an executor
+correction may have moved the positions since. Then nothing is written, and the fill is planned
+again from a reloaded book.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from app.db.repositories import hotpath
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
-from app.domain.plan_model import InstrumentRules, OrderType, PlanContext, SubscriptionStatus
+from app.domain.plan_model import (
+    InstrumentRules,
+    OrderType,
+    PlanContext,
+    PlannedLeg,
+    SubscriptionStatus,
+)
 from app.domain.planner import plan_within, planning
 from app.domain.positions import signed_qty
 from app.metrics import STAGE_LATENCY
@@ -176,12 +187,18 @@ class SizingEngine:
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
         heap.settle()  # a book lives until the next change to its subscriptions
         if into is None:
-            return LeaderBook(leader_id, list(books.values()), positions, prices)
+            return LeaderBook(leader_id, list(books.values()), positions, prices, rows.seq)
         into.subscriptions = list(books.values())
         into.positions = positions
         into.last_price = prices
+        into.seq = rows.seq
         into.stale = False
         return into
+
+    def _moved(self, book: LeaderBook, fill: Fill) -> None:
+        """The book moved elsewhere since it was loaded: reload it before planning again."""
+        book.stale = True
+        log.info("book_moved", leader_id=str(book.leader_id), fill_id=fill.fill_id)
 
     async def _book(self, leader_id: UUID) -> LeaderBook:
         book = self._books.get(leader_id)
@@ -204,20 +221,24 @@ class SizingEngine:
         """Plan, record and commit one fill. Returns once it is durable (or a duplicate)."""
         book = await self._book(fill.leader_id)
         async with book.lock:
-            if book.stale or self._rules is None:
-                await self._load(fill.leader_id, book)
-            try:
-                return await self._process(
-                    book,
-                    fill,
-                    book.subscriptions,
-                    book.positions.get(fill.symbol, Decimal(0)),
-                    signed_qty(fill.side, fill.qty),
-                )
-            except BaseException:
-                # The write may or may not have committed: trust only the database now.
-                book.stale = True
-                raise
+            while True:
+                if book.stale or self._rules is None:
+                    await self._load(fill.leader_id, book)
+                try:
+                    outcome = await self._process(
+                        book,
+                        fill,
+                        book.subscriptions,
+                        book.positions.get(fill.symbol, Decimal(0)),
+                        signed_qty(fill.side, fill.qty),
+                    )
+                except BaseException:
+                    # The write may or may not have committed: trust only the database now.
+                    book.stale = True
+                    raise
+                if outcome is not None:
+                    return outcome
+                self._moved(book, fill)
 
     async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> FillOutcome:
         """Bring one subscription to its target in every symbol the leader holds now.
@@ -228,34 +249,55 @@ class SizingEngine:
         """
         book = await self._book(leader_id)
         async with book.lock:
-            if book.stale or self._rules is None:
-                await self._load(leader_id, book)
-            subs = [s for s in book.subscriptions if s.id == subscription_id]
             orders: list[PlannedOrder] = []
             fill_pks: list[int] = []
             now = datetime.now(UTC)
-            for symbol, position in sorted(book.positions.items()):
-                price = book.last_price.get(symbol)
-                if not subs or not position or price is None:
-                    continue
-                event = Fill(
-                    leader_id=leader_id,
-                    fill_id=f"sync:{subscription_id}:{symbol}",
-                    symbol=symbol,
-                    side=Side.BUY if position > 0 else Side.SELL,
-                    qty=abs(position),
-                    price=price,
-                    event_at=now,
-                    received_at=now,
-                )
-                try:
-                    outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
-                except BaseException:
-                    book.stale = True
-                    raise
-                orders += outcome.orders
-                fill_pks += outcome.fill_pks
+            done: set[str] = set()
+            while await self._copy_symbols(book, subscription_id, now, done, orders, fill_pks):
+                pass
             return FillOutcome(duplicate=False, orders=tuple(orders), fill_pks=tuple(fill_pks))
+
+    async def _copy_symbols(
+        self,
+        book: LeaderBook,
+        subscription_id: UUID,
+        now: datetime,
+        done: set[str],
+        orders: list[PlannedOrder],
+        fill_pks: list[int],
+    ) -> bool:
+        """copy_open_positions over the symbols not ``done`` yet, from the book as it is now.
+        Return True when the book moved elsewhere first: reload it and go on."""
+        leader_id = book.leader_id
+        if book.stale or self._rules is None:
+            await self._load(leader_id, book)
+        subs = [s for s in book.subscriptions if s.id == subscription_id]
+        for symbol, position in sorted(book.positions.items()):
+            price = book.last_price.get(symbol)
+            if not subs or not position or price is None or symbol in done:
+                continue
+            event = Fill(
+                leader_id=leader_id,
+                fill_id=f"sync:{subscription_id}:{symbol}",
+                symbol=symbol,
+                side=Side.BUY if position > 0 else Side.SELL,
+                qty=abs(position),
+                price=price,
+                event_at=now,
+                received_at=now,
+            )
+            try:
+                outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
+            except BaseException:
+                book.stale = True
+                raise
+            if outcome is None:
+                self._moved(book, event)
+                return True
+            done.add(symbol)
+            orders += outcome.orders
+            fill_pks += outcome.fill_pks
+        return False
 
     async def _process(
         self,
@@ -265,7 +307,9 @@ class SizingEngine:
         leader_before: Decimal,
         leader_delta: Decimal,
         kind: str = "trade",
-    ) -> FillOutcome:
+    ) -> FillOutcome | None:
+        """Plan and record one fill from the book; None when the book had moved elsewhere
+        (nothing recorded)."""
         started = time.perf_counter()
         now = datetime.now(UTC)
         valid_until = min(fill.event_at, now) + self._ttl
@@ -282,15 +326,19 @@ class SizingEngine:
             batch = self._plan(book, inputs, subscriptions)
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             async with self._line.connection() as conn:
-                fill_pk = await hotpath.record_fill(
+                recorded = await hotpath.record_fill(
                     conn, fill, kind, now, valid_until, batch.rows, leader_delta, batch.moves,
-                    batch.changes,
+                    batch.changes, book.seq,
                 )  # fmt: skip
             batches = [batch]
         else:
-            fill_pk, batches = await self._record_in_chunks(
+            recorded, batches = await self._record_in_chunks(
                 book, inputs, subscriptions, kind, valid_until, leader_delta, started
             )
+        if recorded.seq is None:
+            return None
+        book.seq = recorded.seq
+        fill_pk = recorded.fill_pk
         if fill_pk is None:
             return FillOutcome(duplicate=True)
 
@@ -316,16 +364,17 @@ class SizingEngine:
         valid_until: datetime,
         leader_delta: Decimal,
         started: float,
-    ) -> tuple[int | None, list[_Batch]]:
+    ) -> tuple[hotpath.Recorded, list[_Batch]]:
         """A large fan-out in one transaction: the fill, then each chunk's orders written
         while the next chunk is planned (the event loop sends a chunk, then plans on while
-        Postgres inserts it). Returns the fill's row id (None: a duplicate) and the batches."""
+        Postgres inserts it). Returns what the fill's statement recorded, and the batches."""
         fill = inputs.fill
         batches: list[_Batch] = []
         async with self._line.connection() as conn, conn.transaction():
-            fill_pk = await hotpath.insert_fill(conn, fill, kind, leader_delta)
+            recorded = await hotpath.insert_fill(conn, fill, kind, leader_delta, book.seq)
+            fill_pk = recorded.fill_pk
             if fill_pk is None:
-                return None, []
+                return recorded, []
             writing: asyncio.Future[None] | None = None
             try:
                 for start, end in chunk_bounds(len(subscriptions), self.first_chunk, self.chunk):
@@ -351,7 +400,7 @@ class SizingEngine:
                     await asyncio.gather(writing, return_exceptions=True)
             if not any(o.status == "pending" for b in batches for o in b.produced):
                 await hotpath.mark_nothing_to_send(conn, fill_pk, inputs.now)
-        return fill_pk, batches
+        return recorded, batches
 
     def _plan(
         self, book: LeaderBook, inputs: _FillInputs, subscriptions: list[SubscriptionBook]
@@ -389,7 +438,11 @@ class SizingEngine:
                     )
                 )
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
-                legs = result.legs or (None,)
+                legs: tuple[PlannedLeg | None, ...] = result.legs
+                if not legs:
+                    legs = (None,)
+                elif result.skip_reason is not None:
+                    legs = (*legs, None)  # the leg held back: a skipped order of its own
                 for index, leg in enumerate(legs):
                     oid = order_ids(sub.id_text, index)
                     payload = messages.encode(

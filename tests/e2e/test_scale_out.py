@@ -9,63 +9,22 @@ leader over receives what it missed, and the database drops what was already rec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.e2e.faults import expected_orders, wait_for_orders
+from tests.e2e.feeds import ReplayingFeeds
 from tests.support import Api, bearer, fill_frame
 
 LEASE_TTL_S = 3.0
 HEARTBEAT_S = 0.5
 LEADERS = 6
-
-
-class ReplayingFeeds:
-    """One generic feed per path: every fill so far on connect, then new ones live."""
-
-    def __init__(self) -> None:
-        self.fills: dict[str, list[str]] = defaultdict(list)
-        self.sockets: dict[str, set[ServerConnection]] = defaultdict(set)
-        self.server: Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.server = await serve(self._handle, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    def url(self, name: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/{name}"
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        name = ws.request.path.strip("/") if ws.request else ""
-        self.sockets[name].add(ws)
-        try:
-            for frame in list(self.fills[name]):
-                await ws.send(frame)
-            await ws.wait_closed()
-        finally:
-            self.sockets[name].discard(ws)
-
-    async def publish(self, name: str, frame: str) -> None:
-        self.fills[name].append(frame)
-        for ws in list(self.sockets[name]):
-            # A socket closing now gets the fill on its next connect.
-            with contextlib.suppress(Exception):
-                await ws.send(frame)
-
-    async def close(self) -> None:
-        if self.server:
-            self.server.close()
-            await self.server.wait_closed()
 
 
 @pytest.fixture

@@ -36,7 +36,8 @@ CHECKPOINT = "f-4"  # positions are read after this fill, and at the end
 
 Order = tuple[str, str, str, bool]  # (leader_fill_id, side, qty, reduce_only)
 
-# target: each order is (target - position) rounded toward zero, in the fill's direction.
+# target: each order is (target - position) rounded to the step the conservative way (the
+# default): openings down, reductions up, so the follower never ends above its target.
 TARGET: dict[str, list[Order]] = {
     "A": [
         ("f-1", "buy", "0.1", False),
@@ -55,22 +56,23 @@ TARGET: dict[str, list[Order]] = {
         ("f-2", "buy", "0.666", False),  # target 0.99999
         ("f-3", "buy", "0.002", False),  # target 1.00165665
         ("f-4", "buy", "0.002", False),  # target 1.0033233
-        ("f-5", "sell", "0.503", True),  # target 0.499995
-        ("f-6", "sell", "0.5", True),
+        ("f-5", "sell", "0.504", True),  # target 0.499995: 0.503005 rounds up, to 0.499
+        ("f-6", "sell", "0.499", True),
         ("f-6", "sell", "0.333", False),  # target -0.33333
         ("f-7", "sell", "0.166", False),  # target -0.499995
-        ("f-8", "buy", "0.232", True),  # target -0.266664
-        ("f-9", "buy", "0.267", True),  # flat
+        ("f-8", "buy", "0.233", True),  # target -0.266664: 0.232336 rounds up, to -0.266
+        ("f-9", "buy", "0.266", True),  # flat
     ],
 }
-# per_fill: openings are the fill x ratio; reductions the leader's fraction of the position.
+# per_fill: openings are the fill x ratio, rounded down; reductions the leader's fraction of
+# the position, rounded up.
 PER_FILL: dict[str, list[Order]] = {
     "A": [
         ("f-1", "buy", "0.1", False),
         ("f-2", "buy", "0.2", False),
         # f-3 and f-4: 0.0005 each rounds to zero and is never caught up.
-        ("f-5", "sell", "0.15", True),  # 0.3 x 1.51 / 3.01 = 0.15049..
-        ("f-6", "sell", "0.15", True),
+        ("f-5", "sell", "0.151", True),  # 0.3 x 1.51 / 3.01 = 0.15049..
+        ("f-6", "sell", "0.149", True),
         ("f-6", "sell", "0.1", False),  # |leader after| 1 x 0.1
         ("f-7", "sell", "0.05", False),
         ("f-8", "buy", "0.07", True),  # 0.15 x 0.7 / 1.5
@@ -81,12 +83,12 @@ PER_FILL: dict[str, list[Order]] = {
         ("f-2", "buy", "0.666", False),
         ("f-3", "buy", "0.001", False),  # 0.00166665
         ("f-4", "buy", "0.001", False),
-        ("f-5", "sell", "0.502", True),  # 1.001 x 1.51 / 3.01 = 0.50216..
-        ("f-6", "sell", "0.499", True),
+        ("f-5", "sell", "0.503", True),  # 1.001 x 1.51 / 3.01 = 0.50216..
+        ("f-6", "sell", "0.498", True),
         ("f-6", "sell", "0.333", False),
         ("f-7", "sell", "0.166", False),
-        ("f-8", "buy", "0.232", True),  # 0.499 x 0.7 / 1.5 = 0.23286..
-        ("f-9", "buy", "0.267", True),
+        ("f-8", "buy", "0.233", True),  # 0.499 x 0.7 / 1.5 = 0.23286..
+        ("f-9", "buy", "0.266", True),
     ],
 }
 # (position, target) from GET positions after the checkpoint fill (leader position 3.01).

@@ -14,6 +14,7 @@ import pytest
 from app.db.repositories import hotpath
 from app.domain.model import Side
 from app.runtime import Runtime
+from app.sizing.engine import SizingEngine
 from tests.integration.runtimes import fill, seed
 from tests.support import read_stream
 
@@ -110,3 +111,34 @@ async def test_a_chunk_that_fails_leaves_nothing_of_the_fill(
     assert len(await order_rows(db)) == FOLLOWERS
     positions = await db.fetch("SELECT qty FROM subscription_position")
     assert [r["qty"] for r in positions] == [Decimal("0.2")] * FOLLOWERS
+
+
+async def test_a_book_another_instance_moved_is_planned_again_from_the_database(
+    live: Runtime, db: Any
+) -> None:
+    # Arrange: this instance's book holds the leader at 2 and each follower at 0.2; another
+    # instance's engine (the same database) then closes the leader.
+    leader_id, _ = await seed(live, FOLLOWERS)
+    await live.equity.reload()
+    await live.pipeline.handle_fill(fill(leader_id, "f-1", Side.BUY, "2"))
+    elsewhere = SizingEngine(live.pg, live.fill_line, live.equity, order_ttl_s=30, chunk=2)
+    await elsewhere.process(fill(leader_id, "f-2", Side.SELL, "2"))
+
+    # Act: a sale of 1 is a new short, not a reduction of the long this book still holds.
+    outcome = await live.pipeline.handle_fill(fill(leader_id, "f-3", Side.SELL, "1"))
+
+    # Assert
+    assert outcome.status == "accepted"
+    rows = await db.fetch(
+        "SELECT o.side, o.qty, o.reduce_only,"
+        "       o.payload::jsonb -> 'sizing' ->> 'leader_position_before' AS leader_before"
+        "  FROM follower_order o JOIN leader_fill f ON f.id = o.fill_pk WHERE f.fill_id = 'f-3'"
+    )
+    assert [(r["side"], r["qty"], r["reduce_only"], r["leader_before"]) for r in rows] == [
+        ("sell", Decimal("0.1"), False, "0")
+    ] * FOLLOWERS
+    assert await db.fetchval("SELECT qty FROM leader_position") == Decimal(-1)
+    assert (
+        sorted(r["qty"] for r in await db.fetch("SELECT qty FROM subscription_position"))
+        == [Decimal("-0.1")] * FOLLOWERS
+    )

@@ -208,6 +208,7 @@ INVALID_SIZING: list[tuple[str, dict[str, Any], list[Any], str]] = [
         "notional: required when mode is fixed_notional",
     ),
     ("unknown mode", {"mode": "mirror"}, ["body", "sizing", "mode"], "Input should be"),
+    ("unknown rounding", {"rounding": "up"}, ["body", "sizing", "rounding"], "Input should be"),
     ("max_slippage of 1", {"max_slippage": 1}, ["body", "sizing", "max_slippage"], "less than 1"),
     (
         "max_slippage over 1",
@@ -628,7 +629,12 @@ async def test_close_only_by_patch_sends_only_reducing_orders(
     assert (patched["status"], patched["status_reason"]) == ("close_only", None)
     orders = await orders_by_fill(api, c.follower_id)
     assert skipped(orders["f-2"]) == ("skipped", "close_only", "0")
-    assert legs(orders["f-4"]) == [("sell", "0.15", "market", True)]
+    # The short is recorded too: a skipped order of its own, with its reason.
+    assert legs(orders["f-4"]) == [("sell", "0.15", "market", True), ("sell", "0", "market", False)]
+    assert [(o["status"], o["skip_reason"]) for o in orders["f-4"]] == [
+        ("dispatched", None),
+        ("skipped", "close_only"),
+    ]
     assert orders["f-4"][0]["sizing"]["skip_reason"] == "close_only"
     assert await streamed(redis, c.follower_id) == [
         ("f-1", "BTCUSDT", "buy", "0.2", False),

@@ -11,6 +11,7 @@ from app.domain.model import Side, SkipReason
 from app.domain.planner import (
     InstrumentRules,
     PlanContext,
+    Rounding,
     SizingMode,
     SizingSettings,
     SubscriptionStatus,
@@ -99,10 +100,10 @@ FIXED_1000 = SizingSettings(mode=SizingMode.FIXED_NOTIONAL, notional=D(1000))
             "-0.1",
             SELL,
             "2",
-            [],
-            "-0.1",
-            SkipReason.NO_POSITION_TO_REDUCE,
-            id="close-never-trades-the-other-side",
+            ["buy 0.1 reduce_only"],
+            "0",
+            None,
+            id="close-flattens-a-follower-on-the-other-side",
         ),
         pytest.param(
             "0", "-0.1", BUY, "2", ["buy 0.1 reduce_only", "buy 0.2"], "0.2", None, id="stale-short"
@@ -280,18 +281,30 @@ def test_per_fill_modes(
     assert result.target is None
 
 
-def test_per_fill_reduction_rounds_toward_zero() -> None:
+@pytest.mark.parametrize(
+    ("rounding", "legs", "residue"),
+    [
+        pytest.param(Rounding.CONSERVATIVE, ["sell 0.13 reduce_only"], "-0.005", id="up"),
+        pytest.param(Rounding.NEAREST, ["sell 0.12 reduce_only"], "0.005", id="nearest-even"),
+    ],
+)
+def test_per_fill_reduction_rounds_as_the_policy_says(
+    rounding: Rounding, legs: list[str], residue: str
+) -> None:
+    # Arrange: half of 0.25, in 0.01 steps
+    settings = SizingSettings(mode=SizingMode.PER_FILL, rounding=rounding)
+
     # Act
     result = plan(
         context(
-            settings=PER_FILL, leader="2", follower="0.25", side=SELL, qty="1", inst=rules("0.01")
+            settings=settings, leader="2", follower="0.25", side=SELL, qty="1", inst=rules("0.01")
         )
     )
 
     # Assert
-    assert describe(result) == ["sell 0.12 reduce_only"]
+    assert describe(result) == legs
     assert result.raw_qty == D("0.125")
-    assert result.residue == D("0.005")
+    assert result.residue == D(residue)
 
 
 @pytest.mark.parametrize("settings", [FIXED_HALF, FIXED_1000], ids=["multiplier", "notional"])
@@ -304,15 +317,25 @@ def test_fixed_modes_need_no_equity(settings: SizingSettings) -> None:
     assert result.ratio is None
 
 
-def test_per_fill_reduction_with_a_follower_on_the_other_side_does_nothing() -> None:
-    # Act
+def test_per_fill_reduction_with_a_follower_on_the_other_side_closes_it() -> None:
+    # Act: the leader reduces its long; the follower holds a short (a manual trade, say)
     result = plan(context(settings=PER_FILL, leader="2", follower="-0.1", side=SELL, qty="1"))
+
+    # Assert: flat, against the fill's direction: going flat is always allowed
+    assert describe(result) == ["buy 0.1 reduce_only"]
+    assert result.skip_reason is None
+    assert result.follower_position_after == 0
+
+
+def test_per_fill_reduction_with_a_flat_follower_does_nothing() -> None:
+    # Act
+    result = plan(context(settings=PER_FILL, leader="2", follower="0", side=SELL, qty="1"))
 
     # Assert
     assert result.skip_reason is SkipReason.NO_POSITION_TO_REDUCE
 
 
-def test_per_fill_out_of_sync_follower_reduces_first_and_close_only_drops_the_rest() -> None:
+def test_per_fill_out_of_sync_follower_closes_first_and_close_only_drops_the_rest() -> None:
     # Arrange: the leader opens while the follower still holds a short (e.g. left by a pause)
     settings = SizingSettings(mode=SizingMode.PER_FILL, status=SubscriptionStatus.CLOSE_ONLY)
 
@@ -321,18 +344,29 @@ def test_per_fill_out_of_sync_follower_reduces_first_and_close_only_drops_the_re
     close_only = plan(context(settings=settings, follower="-0.1", qty="3"))
 
     # Assert
-    assert describe(active) == ["buy 0.1 reduce_only", "buy 0.2"]
+    assert describe(active) == ["buy 0.1 reduce_only", "buy 0.3"]
     assert describe(close_only) == ["buy 0.1 reduce_only"]
     assert close_only.skip_reason is SkipReason.CLOSE_ONLY
 
 
-def test_per_fill_reduction_too_small_to_round_is_skipped() -> None:
-    # Act: a tenth of 0.002 is under one 0.001 step
-    result = plan(context(settings=PER_FILL, leader="1", follower="0.002", side=SELL, qty="0.1"))
+def test_per_fill_reduction_too_small_to_round_is_skipped_by_nearest() -> None:
+    # Arrange
+    settings = SizingSettings(mode=SizingMode.PER_FILL, rounding=Rounding.NEAREST)
+
+    # Act: a tenth of 0.002 is under half a 0.001 step
+    result = plan(context(settings=settings, leader="1", follower="0.002", side=SELL, qty="0.1"))
 
     # Assert
     assert result.skip_reason is SkipReason.ROUNDS_TO_ZERO
     assert result.raw_qty == D("0.0002")
+
+
+def test_per_fill_reduction_too_small_to_round_takes_a_step_when_conservative() -> None:
+    # Act: a tenth of 0.002 rounds up to one 0.001 step
+    result = plan(context(settings=PER_FILL, leader="1", follower="0.002", side=SELL, qty="0.1"))
+
+    # Assert
+    assert describe(result) == ["sell 0.001 reduce_only"]
 
 
 # --- skip reasons ---
@@ -518,3 +552,93 @@ def test_target_position_multiplies_first() -> None:
     assert target_position(D(-2), D(100000), D(10000), D(1)) == D("-0.2")
     with pytest.raises(ValueError, match="equit"):
         target_position(D(1), D(0), D(1), D(1))
+
+
+# --- sizing.rounding, target mode: the README's worked example (SOLUSDT in 0.1 steps) ---
+
+
+@pytest.mark.parametrize(
+    ("rounding", "orders"),
+    [
+        pytest.param(
+            Rounding.CONSERVATIVE,
+            [["sell 0.1 reduce_only"], [], ["buy 0.1"]],
+            id="conservative-never-above-the-target",
+        ),
+        pytest.param(
+            Rounding.NEAREST,
+            [[], ["sell 0.1 reduce_only"], ["buy 0.1"]],
+            id="nearest-within-half-a-step",
+        ),
+    ],
+)
+def test_target_mode_rounding_policy_worked_example(
+    rounding: Rounding, orders: list[list[str]]
+) -> None:
+    # Arrange: the leader holds 20 SOL, the follower a hundredth of its equity and 0.2 SOL;
+    # the leader sells 3 (target 0.17), sells 3 (target 0.14), then buys 6 (target 0.2).
+    settings = SizingSettings(rounding=rounding)
+    inst = rules("0.1", symbol=SYMBOL)
+    leader, follower = D(20), D("0.2")
+    got = []
+
+    # Act
+    for side, qty in ((SELL, "3"), (SELL, "3"), (BUY, "6")):
+        result = plan(
+            context(
+                settings=settings,
+                inst=inst,
+                leader=str(leader),
+                follower=str(follower),
+                side=side,
+                qty=qty,
+                price="150",
+                follower_equity="1000",
+            )
+        )
+        got.append(describe(result))
+        leader, follower = result.leader_position_after, result.follower_position_after
+        target = result.target
+
+        # Assert: each policy's promise, after every fill
+        assert target is not None
+        if rounding is Rounding.CONSERVATIVE:
+            assert abs(follower) <= abs(target)
+        else:
+            assert abs(follower - target) <= inst.qty_step / 2
+
+    assert got == orders
+
+
+def test_conservative_reduction_held_back_by_a_minimum_says_so() -> None:
+    # Arrange: 0.2 held, target 0.17: the 0.1 step it rounds up to is under min_qty 0.15
+    inst = rules("0.1", min_qty="0.15")
+
+    # Act
+    result = plan(
+        context(
+            inst=inst,
+            leader="20",
+            follower="0.2",
+            side=SELL,
+            qty="3",
+            price="150",
+            follower_equity="1000",
+        )
+    )
+
+    # Assert: over the target only with the minimum's reason recorded
+    assert describe(result) == []
+    assert result.skip_reason is SkipReason.BELOW_MIN_QTY
+    assert result.target == D("0.17")
+
+
+def test_a_reversal_whose_opening_leg_is_held_back_keeps_the_reason() -> None:
+    # Act: the follower's short of 0.001 closes whole; the new 0.001 long is under min_qty
+    result = plan(
+        context(leader="-0.01", follower="-0.001", side=BUY, qty="0.02", inst=rules(min_qty="0.01"))
+    )
+
+    # Assert
+    assert describe(result) == ["buy 0.001 reduce_only"]
+    assert result.skip_reason is SkipReason.BELOW_MIN_QTY

@@ -112,7 +112,10 @@ _SEED_POSITION = text(
 )
 
 
-_SET_FLOOR = text("UPDATE leader SET backfill_floor_at = :at WHERE id = :leader")
+# A new sequence too: a book cached before the seed must not size the next fill.
+_SET_FLOOR = text(
+    "UPDATE leader SET backfill_floor_at = :at, book_seq = book_seq + 1 WHERE id = :leader"
+)
 
 
 class FeedRepository:
@@ -195,10 +198,11 @@ class FeedRepository:
         tracked = (await self.session.execute(_HAS_POSITIONS, {"leader": leader_id})).scalar_one()
         if tracked:
             return False
+        # The leader's row before its positions: the fill statement's lock order.
+        await self.session.execute(_SET_FLOOR, {"leader": leader_id, "at": as_of})
         for symbol, qty in positions.items():
             if qty != 0:
                 await self.session.execute(
                     _SEED_POSITION, {"leader": leader_id, "symbol": symbol, "qty": qty}
                 )
-        await self.session.execute(_SET_FLOOR, {"leader": leader_id, "at": as_of})
         return True

@@ -16,20 +16,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import asyncpg
 
 from app.domain.model import Fill
 
-# The fill ($1-$14) and the leader's position move ($15). Every part that follows reads
-# from f: a duplicate fill id inserts no row there, so nothing else is written either.
-_FILL_CTES = """
-f AS (
+
+def _fill_ctes(seq: str) -> str:
+    """The book's sequence compared and set (``seq``, the one the plans were made from), the
+    fill ($1-$14) and the leader's position move ($15).
+
+    Every part reads from the one before: a sequence that moved since the plans were made
+    (another instance recorded a fill, an executor corrected a position) sets nothing, and
+    a duplicate fill id inserts no fill; either way nothing else is written. The UPDATE
+    locks the leader's row until commit, so two instances record one leader's fills one at
+    a time, each against the other's result.
+    """
+    return f"""
+b AS (
+    UPDATE leader SET book_seq = book_seq + 1 WHERE id = $1 AND book_seq = {seq}
+    RETURNING book_seq
+), f AS (
     INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at,
                              kind, fee, fee_asset, reduce_only, liquidation, dispatched_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM b
     ON CONFLICT (leader_id, fill_id) DO NOTHING
     RETURNING id
 ), lp AS (
@@ -37,6 +49,11 @@ f AS (
     SELECT $1, $3, $15, now() FROM f
     ON CONFLICT (leader_id, symbol) DO UPDATE SET qty = p.qty + EXCLUDED.qty, updated_at = now()
 )"""
+
+
+# What the statements answer: the fill's row id (NULL: a duplicate, or nothing recorded) and
+# the book's new sequence (NULL: it had moved, nothing was recorded).
+_ANSWER = "SELECT (SELECT id FROM f), (SELECT book_seq FROM b)"
 
 
 # Each column of a fill's orders travels as one text, its values joined by a separator, and
@@ -97,10 +114,13 @@ o AS (
 )"""
 
 
-# The whole fill in one statement: $16 created_at, $17 valid_until, orders from $18.
-RECORD_FILL = f"WITH {_FILL_CTES}, {_order_ctes('$1', '$16', '$17', 18)} SELECT id FROM f"
-# The chunked path: the fill alone, then the orders of each chunk for its row id ($1).
-INSERT_FILL = f"WITH {_FILL_CTES} SELECT id FROM f"
+# The whole fill in one statement: $16 created_at, $17 valid_until, orders from $18, the
+# book's sequence last ($40).
+_SEQ_PARAM = f"${18 + len(_COLUMNS)}"
+RECORD_FILL = f"WITH {_fill_ctes(_SEQ_PARAM)}, {_order_ctes('$1', '$16', '$17', 18)} {_ANSWER}"
+# The chunked path: the fill alone ($16 the sequence), then the orders of each chunk for its
+# row id ($1).
+INSERT_FILL = f"WITH {_fill_ctes('$16')} {_ANSWER}"
 RECORD_ORDERS = (
     f"WITH f AS (SELECT $1::int8 AS id), {_order_ctes('$2', '$3', '$4', 5)} SELECT id FROM f"
 )
@@ -183,6 +203,18 @@ def _order_args(orders: OrderRows, moves: PositionMoves, changes: StatusChanges)
     return [join_column(values, text) for values, (_, text) in zip(columns, _COLUMNS, strict=True)]
 
 
+class Recorded(NamedTuple):
+    """What recording a fill did: ``seq`` None, nothing (the book had moved: plan again);
+    else the book's new sequence, and the fill's row id (None: a duplicate fill id)."""
+
+    fill_pk: int | None
+    seq: int | None
+
+    @property
+    def moved(self) -> bool:
+        return self.seq is None
+
+
 async def record_fill(
     conn: asyncpg.Connection,
     fill: Fill,
@@ -193,32 +225,35 @@ async def record_fill(
     leader_delta: Decimal,
     moves: PositionMoves,
     changes: StatusChanges,
-) -> int | None:
-    """Record ``fill`` and what it caused; return the fill's row id, None for a duplicate.
+    seq: int,
+) -> Recorded:
+    """Record ``fill`` and what it caused, if the book is still at ``seq`` (what the orders
+    were planned from).
 
     ``kind`` is "trade" for a leader fill, "sync" for copy_open_positions on subscribe.
     """
     # Nothing to send (every order skipped): dispatched as it commits.
     dispatched_at = None if "pending" in orders.status else created_at
-    fill_pk: int | None = await conn.fetchval(
+    row = await conn.fetchrow(
         RECORD_FILL,
         *_fill_args(fill, kind, dispatched_at, leader_delta),
         created_at,
         valid_until,
         *_order_args(orders, moves, changes),
+        seq,
     )
-    return fill_pk
+    assert row is not None  # a SELECT without FROM: always one row
+    return Recorded(row[0], row[1])
 
 
 async def insert_fill(
-    conn: asyncpg.Connection, fill: Fill, kind: str, leader_delta: Decimal
-) -> int | None:
+    conn: asyncpg.Connection, fill: Fill, kind: str, leader_delta: Decimal, seq: int
+) -> Recorded:
     """The chunked path's first step, in the caller's transaction: the fill and the leader's
-    position; None for a duplicate. ``record_orders`` follows for each chunk."""
-    fill_pk: int | None = await conn.fetchval(
-        INSERT_FILL, *_fill_args(fill, kind, None, leader_delta)
-    )
-    return fill_pk
+    position, if the book is still at ``seq``. ``record_orders`` follows for each chunk."""
+    row = await conn.fetchrow(INSERT_FILL, *_fill_args(fill, kind, None, leader_delta), seq)
+    assert row is not None
+    return Recorded(row[0], row[1])
 
 
 async def record_orders(
@@ -247,6 +282,9 @@ async def mark_nothing_to_send(conn: asyncpg.Connection, fill_pk: int, at: datet
     await conn.execute(MARK_NOTHING_TO_SEND, fill_pk, at)
 
 
+# Read first: a write that lands while the rest of the book is read moves the sequence past
+# this one, so the first fill planned from the book records nothing and reloads it.
+LOAD_BOOK_SEQ = "SELECT book_seq FROM leader WHERE id = $1"
 LOAD_SUBSCRIPTIONS = """
 SELECT s.id, s.follower_id, s.multiplier, s.status, s.sizing
   FROM subscription s
@@ -270,6 +308,7 @@ LOAD_INSTRUMENT = LOAD_INSTRUMENTS + " WHERE symbol = $1"
 
 @dataclass(frozen=True, slots=True)
 class BookRows:
+    seq: int
     subscriptions: list[asyncpg.Record]
     leader_positions: list[asyncpg.Record]
     subscription_positions: list[asyncpg.Record]
@@ -278,7 +317,12 @@ class BookRows:
 
 async def load_book(conn: asyncpg.Connection, leader_id: UUID) -> BookRows:
     """A leader's live subscriptions, positions (its own and theirs) and last prices."""
+    seq = await conn.fetchval(LOAD_BOOK_SEQ, leader_id)
+    if seq is None:
+        # No fill statement could ever match: fail it rather than plan again forever.
+        raise LookupError(f"leader {leader_id}: no such leader")
     return BookRows(
+        seq,
         await conn.fetch(LOAD_SUBSCRIPTIONS, leader_id),
         await conn.fetch(LOAD_LEADER_POSITIONS, leader_id),
         await conn.fetch(LOAD_SUBSCRIPTION_POSITIONS, leader_id),

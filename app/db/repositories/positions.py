@@ -72,6 +72,12 @@ class PositionRepository:
         self, subscription_id: UUID, symbol: str, delta: Decimal, leader_id: UUID
     ) -> None:
         """Move the tracked position by what an order did not fill, and tell sizing caches."""
+        # The leader's row first, as the fill statement takes it: the same lock order on both
+        # paths, so neither waits for the other in a cycle. The new sequence makes a fill
+        # planned from the old position record nothing and plan again.
+        await self.session.execute(
+            text("UPDATE leader SET book_seq = book_seq + 1 WHERE id = :l"), {"l": leader_id}
+        )
         await self.session.execute(
             text(
                 "INSERT INTO subscription_position AS p (subscription_id, symbol, qty)"
