@@ -39,10 +39,10 @@ async def test_replay_streams_a_header_a_document_per_fill_and_a_summary(
     assert lines[0]["fill_count"] == 2
     assert lines[0]["settings_source"] == "hypothetical"
     # 2 x 4999.99999999999999999 / 100000 = 0.0999..., rounded down to the 0.001 lot; then
-    # to the target 0.0499...: sell 0.099 - 0.0499... = 0.049 (toward zero)
+    # to the target 0.0499..., held at 0.049 (conservative rounding): sell 0.05
     assert [(f["fill_id"], f["orders"][0]["qty"]) for f in lines[1:3]] == [
         ("f-1", "0.099"),
-        ("f-2", "0.049"),
+        ("f-2", "0.05"),
     ]
     assert lines[3]["orders"] == 2
     assert await api.settled_orders(desk.followers[0].id) == before
