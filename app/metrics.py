@@ -60,6 +60,16 @@ FILLS_QUARANTINED = Counter(
     "Leader fills too absurd to size, kept in quarantined_fill instead",
     ["reason"],
 )
+INSTRUMENT_ROWS_SKIPPED = Counter(
+    "copytrade_instrument_rows_skipped_total",
+    "Instrument rows from a venue's public list refused as malformed (their neighbours kept)",
+    ["venue"],
+)
+INSTRUMENT_LOADS = Counter(
+    "copytrade_instrument_loads_total",
+    "Loads of a venue's instrument rules, by outcome (ok, error)",
+    ["venue", "outcome"],
+)
 READY = Gauge(
     "copytrade_ready",
     "1 when this instance answers /readyz with 200 (Postgres, Redis, listeners up, not draining)",

@@ -31,6 +31,7 @@ from app.settings import Settings
 from app.shutdown import Drain
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
+from app.venues.instruments import InstrumentRefresher
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +136,16 @@ class Runtime:
             ),
             self.cipher,
         )
+        # Each venue's instrument rules; run by ingest processes (sizing's), and the hook an
+        # executor calls when a venue refuses an order for precision or minimums.
+        self.instruments = InstrumentRefresher(
+            self.sessionmaker,
+            settings.instrument_venues,
+            {str(venue): url for venue, url in settings.instrument_urls.items()},
+            settings.instrument_refresh_s,
+            settings.instrument_min_refresh_s,
+            settings.venue_rest_timeout_s,
+        )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False
 
@@ -168,6 +179,7 @@ class Runtime:
             await self.trimmer.start()
         if self.settings.has_role("ingest"):
             self.listeners.start()
+            self.instruments.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
         if self.settings.demo:
             from app.demo.run import start_demo
@@ -182,6 +194,7 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         # Stop taking fills first, then let the relay and the feed go, then the connections.
         await self.listeners.stop_all()
+        await self.instruments.stop()
         await self.relay.stop()
         await self.report_reader.stop()
         await self.trimmer.stop()

@@ -15,6 +15,8 @@ MIN_ADMIN_TOKEN_LENGTH = 16
 
 Role = Literal["api", "ingest", "dispatch"]
 ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch")
+Venue = Literal["binance-usdm", "bybit", "okx", "hyperliquid"]
+INSTRUMENT_VENUES: tuple[Venue, ...] = ("binance-usdm", "bybit", "okx", "hyperliquid")
 
 
 class Settings(BaseSettings):
@@ -223,6 +225,27 @@ class Settings(BaseSettings):
         "(clients outside browsers send no Origin).",
     )
 
+    instrument_venues: Annotated[list[Venue], NoDecode] = Field(
+        default=list(INSTRUMENT_VENUES),
+        description="Venues whose instrument rules (lot step, minimums, tick) are loaded from "
+        "their public endpoints by processes with the ingest role, comma-separated (empty: "
+        "none; rules then come only from PUT /v1/instruments).",
+    )
+    instrument_urls: dict[Venue, str] = Field(
+        default={},
+        description='Base URL per venue for its public instrument list, as JSON ({"okx": '
+        '"https://www.okx.com"}); a venue not named uses its public API host.',
+    )
+    instrument_refresh_s: float = Field(
+        default=24 * 3600.0, gt=0, description="How often each venue's instrument rules reload."
+    )
+    instrument_min_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A reload asked for after a venue refused an order for its precision or "
+        "minimums waits at least this long after the previous load of that venue.",
+    )
+
     roles: Annotated[list[Role], NoDecode] = Field(
         default=list(ROLES),
         min_length=1,
@@ -232,7 +255,7 @@ class Settings(BaseSettings):
         "serves /healthz, /readyz and /metrics.",
     )
 
-    @field_validator("roles", mode="before")
+    @field_validator("roles", "instrument_venues", mode="before")
     @classmethod
     def _split_roles(cls, value: Any) -> Any:
         # "api,ingest" from the environment; a JSON list or a Python list works too.
@@ -269,6 +292,14 @@ class Settings(BaseSettings):
                 "COPYTRADE_LEASE_HEARTBEAT_S must be at most half COPYTRADE_LEASE_TTL_S"
             )
         return self
+
+    @field_validator("instrument_urls", mode="after")
+    @classmethod
+    def _urls_are_http(cls, value: dict[str, str]) -> dict[str, str]:
+        for venue, url in value.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"instrument_urls.{venue}: must be an http(s) URL")
+        return value
 
     @property
     def base_url(self) -> str:

@@ -33,6 +33,7 @@ class Service:
             "COPYTRADE_REDIS_URL": redis_url,
             "COPYTRADE_ADMIN_TOKEN": "bench-admin-token-0123456789",
             "COPYTRADE_DEMO": "false",
+            "COPYTRADE_INSTRUMENT_VENUES": "",
             "COPYTRADE_PORT": str(self.port),
             # info shows each fill's sizing and enqueue times in the service log
             "COPYTRADE_LOG_LEVEL": os.environ.get("COPYTRADE_BENCH_LOG_LEVEL", "warning"),

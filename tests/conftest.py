@@ -49,6 +49,7 @@ TABLES = (
     "subscription",
     "equity_snapshot",
     "instrument",
+    "venue_instrument",
     "follower",
     "feed_lease",
     "service_instance",
@@ -80,6 +81,8 @@ def make_settings(**overrides: Any) -> Settings:
         "reconnect_initial_s": 0.05,
         "reconnect_max_s": 0.5,
         "report_claim_idle_ms": 300,
+        # No test reaches a venue's public host: instrument tests point at loopback fakes.
+        "instrument_venues": [],
     }
     values.update(overrides)
     return Settings(**values)

@@ -114,6 +114,10 @@ class EquityOut(BaseModel):
     as_of: datetime
 
 
+VenueName = Literal["binance-usdm", "bybit", "okx", "hyperliquid"]
+Asset = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
+
+
 class InstrumentIn(Request):
     qty_step: Positive
     min_qty: NonNegative = Decimal(0)
@@ -121,6 +125,12 @@ class InstrumentIn(Request):
     price_step: Positive | None = Field(
         default=None, description="Tick size: limit prices (max_slippage) round to it."
     )
+    base: Asset | None = Field(
+        default=None,
+        description="With ?venue=: the base asset, for a symbol the venue's list lacks "
+        "(otherwise the venue's is kept).",
+    )
+    quote: Asset | None = Field(default=None, description="With ?venue=: like base.")
 
 
 class InstrumentOut(BaseModel):
@@ -129,6 +139,25 @@ class InstrumentOut(BaseModel):
     min_qty: DecimalStr
     min_notional: DecimalStr
     price_step: DecimalStr | None
+    venue: str | None = Field(default=None, description="None: rules for every follower "
+                              "whose venue is not known.")  # fmt: skip
+    source: Literal["operator", "venue"] = Field(
+        default="operator", description="Who set these rules: an operator (PUT) or the venue."
+    )
+
+
+class VenueInstrumentOut(InstrumentOut):
+    """A venue's rules for one perpetual, all sizes in base units."""
+
+    base: str
+    quote: str
+    max_qty: DecimalStr | None
+    market_qty_step: DecimalStr | None = Field(description="A market order's own step.")
+    market_min_qty: DecimalStr | None
+    market_max_qty: DecimalStr | None
+    price_sig_figs: int | None
+    price_max_decimals: int | None
+    contract_size: DecimalStr = Field(description="Base units per venue unit (OKX: ctVal).")
 
 
 class FollowerCreate(Request):
@@ -162,6 +191,15 @@ class SymbolsIn(Request):
     deny: list[Symbol] = Field(default_factory=list, max_length=500)
     map: dict[Symbol, Symbol] = Field(
         default_factory=dict, max_length=500, description="Leader symbol -> follower symbol."
+    )
+    venue: VenueName | None = Field(
+        default=None,
+        description="The venue the follower trades on: leader symbols are mapped to its "
+        "listings by base asset and sized with its rules (map still wins); a symbol it does "
+        "not list is skipped as symbol_not_listed.",
+    )
+    quote: Literal["USDT", "USDC"] | None = Field(
+        default=None, description="The quote preferred where the venue lists both."
     )
 
 
@@ -221,6 +259,12 @@ class SubscriptionPatch(Request):
     sizing: SizingIn | None = Field(default=None, description="Replaces the whole object.")
 
 
+class SymbolMappingOut(BaseModel):
+    leader_symbol: str
+    symbol: str | None = Field(description="On the follower's venue; None: not listed there.")
+    skip_reason: Literal["symbol_not_listed"] | None
+
+
 class SubscriptionOut(BaseModel):
     id: UUID
     leader_id: UUID
@@ -230,6 +274,11 @@ class SubscriptionOut(BaseModel):
     status_reason: str | None
     sizing: dict[str, Any]
     created_at: datetime
+    symbols: list[SymbolMappingOut] = Field(
+        default_factory=list,
+        description="Per leader symbol seen, the follower's symbol on its venue (sizing."
+        "symbols.venue); empty when the follower's venue is not known.",
+    )
 
 
 class SubscriptionPositionOut(BaseModel):

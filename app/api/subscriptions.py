@@ -19,15 +19,19 @@ from app.api.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
     SubscriptionPositionOut,
+    SymbolMappingOut,
 )
 from app.db.repositories.accounts import LeaderRepository
+from app.db.repositories.instruments import SymbolsSeenRepository, VenueInstrumentRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.session import UnitOfWork
 from app.db.tables import Subscription
+from app.domain.instruments import VENUES, Catalogue, map_symbol
 from app.domain.planner import target_position
 from app.runtime import Runtime
 from app.sizing.books import settings_from_row
+from app.sizing.venue_rules import follower_venue
 
 router = APIRouter(tags=["subscriptions"], route_class=DecimalRoute)
 
@@ -40,7 +44,9 @@ def sizing_document(sizing: SizingIn) -> dict[str, object]:
     return document
 
 
-def subscription_out(sub: Subscription) -> SubscriptionOut:
+def subscription_out(
+    sub: Subscription, symbols: list[SymbolMappingOut] | None = None
+) -> SubscriptionOut:
     return SubscriptionOut(
         id=sub.id,
         leader_id=sub.leader_id,
@@ -50,7 +56,42 @@ def subscription_out(sub: Subscription) -> SubscriptionOut:
         status_reason=sub.status_reason,
         sizing=sub.sizing,
         created_at=sub.created_at,
+        symbols=symbols or [],
     )
+
+
+async def symbol_mappings(
+    uow: UnitOfWork, subs: list[Subscription]
+) -> dict[UUID, list[SymbolMappingOut]]:
+    """Per subscription whose follower's venue is known: each leader symbol seen, mapped."""
+    placed: list[tuple[Subscription, str, str | None]] = []
+    for sub in subs:
+        venue, quote = follower_venue(sub.sizing)
+        if venue is not None:
+            placed.append((sub, venue, quote))
+    if not placed:
+        return {}
+    seen = await SymbolsSeenRepository(uow.session).for_leaders(
+        list({sub.leader_id for sub, _, _ in placed})
+    )
+    catalogue = Catalogue(await VenueInstrumentRepository(uow.session).listed(VENUES))
+    out: dict[UUID, list[SymbolMappingOut]] = {}
+    for sub, venue, quote in placed:
+        kind, symbols = seen.get(sub.leader_id, ("", []))
+        overrides = (sub.sizing.get("symbols") or {}).get("map") or {}
+        out[sub.id] = []
+        for leader_symbol in symbols:
+            mapped = map_symbol(
+                leader_symbol, kind if kind in VENUES else None, venue, catalogue, overrides, quote
+            )
+            out[sub.id].append(
+                SymbolMappingOut(
+                    leader_symbol=leader_symbol,
+                    symbol=mapped,
+                    skip_reason=None if mapped else "symbol_not_listed",
+                )
+            )
+    return out
 
 
 def _refresh_sizing(uow: UnitOfWork, runtime: Runtime, leader_id: UUID) -> None:
@@ -98,7 +139,7 @@ async def subscribe(
             await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
 
         uow.after_commit(_copy)
-    return subscription_out(sub)
+    return subscription_out(sub, (await symbol_mappings(uow, [sub])).get(sub.id))
 
 
 @router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
@@ -107,7 +148,8 @@ async def list_subscriptions(
 ) -> list[SubscriptionOut]:
     await get_follower_or_404(uow, principal, follower_id)
     subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
-    return [subscription_out(sub) for sub in subs]
+    mappings = await symbol_mappings(uow, subs)
+    return [subscription_out(sub, mappings.get(sub.id)) for sub in subs]
 
 
 async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscription:
@@ -146,7 +188,7 @@ async def update_subscription(
     await uow.session.flush()
     await uow.session.refresh(sub)
     _refresh_sizing(uow, runtime, sub.leader_id)
-    return subscription_out(sub)
+    return subscription_out(sub, (await symbol_mappings(uow, [sub])).get(sub.id))
 
 
 @router.delete(

@@ -136,6 +136,42 @@ class Instrument(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
+class VenueInstrument(Base):
+    """A venue's rules for one of its perpetuals, in base units (app.domain.instruments).
+
+    Loaded from the venue's public list (``source`` 'venue'), or set by an operator
+    (``source`` 'operator'), which the next load leaves alone.
+    """
+
+    __tablename__ = "venue_instrument"
+    __table_args__ = (
+        CheckConstraint("qty_step > 0", name="qty_step_positive"),
+        CheckConstraint("contract_size > 0", name="contract_size_positive"),
+        CheckConstraint("min_qty >= 0", name="min_qty_nonnegative"),
+        CheckConstraint("min_notional >= 0", name="min_notional_nonnegative"),
+        CheckConstraint("source IN ('venue', 'operator')", name="source_known"),
+        Index("ix_venue_instrument_venue_base", "venue", "base"),
+    )
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    base: Mapped[str] = mapped_column(String(32))
+    quote: Mapped[str] = mapped_column(String(16))
+    qty_step: Mapped[Decimal]
+    min_qty: Mapped[Decimal]
+    max_qty: Mapped[Decimal | None]
+    market_qty_step: Mapped[Decimal | None]
+    market_min_qty: Mapped[Decimal | None]
+    market_max_qty: Mapped[Decimal | None]
+    min_notional: Mapped[Decimal]
+    price_step: Mapped[Decimal | None]
+    price_sig_figs: Mapped[int | None] = mapped_column(SmallInteger)
+    price_max_decimals: Mapped[int | None] = mapped_column(SmallInteger)
+    contract_size: Mapped[Decimal] = mapped_column(server_default=text("1"))
+    source: Mapped[str] = mapped_column(String(8), server_default=text("'venue'"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
 class Subscription(Base):
     __tablename__ = "subscription"
     __table_args__ = (

@@ -27,6 +27,8 @@ class SkipReason(enum.StrEnum):
     STALE_EQUITY = "stale_equity"
     SYMBOL_NOT_ALLOWED = "symbol_not_allowed"
     SYMBOL_DENIED = "symbol_denied"
+    # The follower's venue lists no perpetual of the leader symbol's base asset.
+    SYMBOL_NOT_LISTED = "symbol_not_listed"
     SUBSCRIPTION_PAUSED = "subscription_paused"
     CLOSE_ONLY = "close_only"
     NO_POSITION_TO_REDUCE = "no_position_to_reduce"

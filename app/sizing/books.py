@@ -62,6 +62,11 @@ class SubscriptionBook:
     positions: dict[str, Decimal] = field(default_factory=dict)
     # Follower symbol -> leader symbol, where symbols.map renames one.
     leader_symbols: dict[str, str] = field(default_factory=dict)
+    # The venue the follower trades on (None: sized as the leader's symbol, operator rules),
+    # its preferred quote, and per leader symbol its (symbol, rules) there (app.sizing.venue_rules).
+    venue: str | None = None
+    quote: str | None = None
+    venue_placements: dict[str, tuple[str, InstrumentRules] | None] = field(default_factory=dict)
     # The ids as text, formatted once: every order of every fill spells them.
     id_text: str = field(init=False)
     follower_text: str = field(init=False)
@@ -81,6 +86,7 @@ class LeaderBook:
     last_price: dict[str, Decimal] = field(default_factory=dict)
     # The database's book sequence these positions are at (leader.book_seq).
     seq: int = 0
+    venue: str | None = None  # the leader's venue, when its feed is a venue's
     stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -28,8 +28,10 @@ import structlog
 from app import heap
 from app.db.line import ConnectionLine
 from app.db.repositories import hotpath
+from app.db.repositories.instruments import load_listings
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
+from app.domain.instruments import not_listed_plan
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import (
     InstrumentRules,
@@ -49,6 +51,7 @@ from app.sizing.books import (
     settings_from_row,
 )
 from app.sizing.equity_cache import EquityCache
+from app.sizing.venue_rules import VenueRules, follower_venue, leader_venue
 
 log = structlog.get_logger(__name__)
 
@@ -148,6 +151,7 @@ class SizingEngine:
         self._ttl = timedelta(seconds=order_ttl_s)
         self._books: dict[UUID, LeaderBook] = {}
         self._rules: dict[str, InstrumentRules] | None = None
+        self._venue_rules = VenueRules(())
 
     # -- cache control -------------------------------------------------------------------
 
@@ -157,7 +161,8 @@ class SizingEngine:
             book.stale = True
 
     def invalidate_instruments(self) -> None:
-        self._rules = None
+        # Books remember each subscription's placements on its venue: rebuild them too.
+        self.invalidate_all()
 
     def invalidate_all(self) -> None:
         for book in self._books.values():
@@ -167,11 +172,13 @@ class SizingEngine:
     async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
         async with self._pool.acquire() as conn:
             rows = await hotpath.load_book(conn, leader_id)
+            venue = await leader_venue(conn, leader_id)
             if self._rules is None:
                 self._rules = {
                     row["symbol"]: rules_from_row(row)
                     for row in await hotpath.load_instruments(conn)
                 }
+                self._venue_rules = VenueRules(await load_listings(conn))
         books = {
             row["id"]: SubscriptionBook(
                 row["id"],
@@ -180,6 +187,8 @@ class SizingEngine:
             )
             for row in rows.subscriptions
         }
+        for row in rows.subscriptions:
+            books[row["id"]].venue, books[row["id"]].quote = follower_venue(row["sizing"])
         for row in rows.subscription_positions:
             if row["subscription_id"] in books:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
@@ -187,11 +196,14 @@ class SizingEngine:
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
         heap.settle()  # a book lives until the next change to its subscriptions
         if into is None:
-            return LeaderBook(leader_id, list(books.values()), positions, prices, rows.seq)
+            return LeaderBook(
+                leader_id, list(books.values()), positions, prices, rows.seq, venue=venue
+            )
         into.subscriptions = list(books.values())
         into.positions = positions
         into.last_price = prices
         into.seq = rows.seq
+        into.venue = venue
         into.stale = False
         return into
 
@@ -420,23 +432,33 @@ class SizingEngine:
         # asyncpg, msgspec and the metrics take it as that str.
         with planning():
             for sub in subscriptions:
-                symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
-                rules = self._instrument(symbol)
+                # A follower on a known venue: its symbol and rules there (app.sizing.venue_rules).
+                placed = None
+                if sub.venue is None:
+                    symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
+                    rules = self._instrument(symbol)
+                else:
+                    assert self._rules is not None
+                    placed = self._venue_rules.place(sub, fill.symbol, book.venue, self._rules)
+                    symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
                 follower_equity = self._equity.follower(sub.follower_id)
                 follower_before = sub.positions.get(symbol, Decimal(0))
-                result = plan_within(
-                    PlanContext(
-                        fill=fill,
-                        leader_position_before=inputs.leader_before,
-                        leader_equity=leader_equity,
-                        follower_equity=follower_equity,
-                        now=now,
-                        follower_position_before=follower_before,
-                        follower_gross_exposure=book.gross_exposure(sub, symbol),
-                        instrument=rules,
-                        settings=sub.settings,
+                if sub.venue is not None and placed is None:
+                    result = not_listed_plan(fill, inputs.leader_before, follower_before)
+                else:
+                    result = plan_within(
+                        PlanContext(
+                            fill=fill,
+                            leader_position_before=inputs.leader_before,
+                            leader_equity=leader_equity,
+                            follower_equity=follower_equity,
+                            now=now,
+                            follower_position_before=follower_before,
+                            follower_gross_exposure=book.gross_exposure(sub, symbol),
+                            instrument=rules,
+                            settings=sub.settings,
+                        )
                     )
-                )
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
                 legs: tuple[PlannedLeg | None, ...] = result.legs
                 if not legs:

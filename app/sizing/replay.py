@@ -27,13 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.repositories.history import HistoryRepository
+from app.db.repositories.instruments import VenueInstrumentRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.domain.decimals import fmt
+from app.domain.instruments import VENUES, not_listed_plan
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import InstrumentRules, Plan, PlanContext, SizingSettings
 from app.domain.planner import plan
 from app.domain.positions import apply_fill
 from app.sizing.books import LeaderBook, SubscriptionBook, default_rules, settings_from_row
+from app.sizing.venue_rules import VenueRules, follower_venue
 
 ZERO = Decimal(0)
 # Stands in for the subscription (and follower) of a hypothetical replay.
@@ -84,6 +87,12 @@ class ReplayInputs:
     settings: SizingSettings
     follower_id: UUID | None = None
     source: str = "hypothetical"  # where the settings come from, for the report
+    # The follower's venue (symbols.venue), its preferred quote, the leader's venue and the
+    # venues' listings: symbols mapped and sized as the engine does (app.sizing.venue_rules).
+    venue: str | None = None
+    quote: str | None = None
+    leader_venue: str | None = None
+    venue_rules: VenueRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,7 @@ class Replayer:
     def __init__(self, inputs: ReplayInputs) -> None:
         self.inputs = inputs
         self.sub = SubscriptionBook(NO_ID, inputs.follower_id or NO_ID, inputs.settings)
+        self.sub.venue, self.sub.quote = inputs.venue, inputs.quote
         self.book = LeaderBook(inputs.leader_id, [self.sub], dict(inputs.leader_positions))
         self.done: list[ReplayedFill] = []
 
@@ -121,19 +131,30 @@ class Replayer:
         """Plan the next fill (in the inputs' order) and move both positions."""
         inputs, sub, book = self.inputs, self.sub, self.book
         symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
-        result = plan(
-            PlanContext(
-                fill=fill,
-                leader_position_before=book.positions.get(fill.symbol, ZERO),
-                leader_equity=inputs.leader_equity.at(fill.event_at),
-                follower_equity=inputs.follower_equity.at(fill.event_at),
-                now=fill.event_at,
-                follower_position_before=sub.positions.get(symbol, ZERO),
-                follower_gross_exposure=book.gross_exposure(sub, symbol),
-                instrument=inputs.instruments.get(symbol) or default_rules(symbol),
-                settings=sub.settings,
+        rules = inputs.instruments.get(symbol) or default_rules(symbol)
+        placed = None
+        if sub.venue is not None and inputs.venue_rules is not None:
+            placed = inputs.venue_rules.place(
+                sub, fill.symbol, inputs.leader_venue, inputs.instruments
             )
-        )
+            symbol, rules = placed or (fill.symbol, rules)
+        leader_before = book.positions.get(fill.symbol, ZERO)
+        if sub.venue is not None and placed is None:
+            result = not_listed_plan(fill, leader_before, sub.positions.get(symbol, ZERO))
+        else:
+            result = plan(
+                PlanContext(
+                    fill=fill,
+                    leader_position_before=leader_before,
+                    leader_equity=inputs.leader_equity.at(fill.event_at),
+                    follower_equity=inputs.follower_equity.at(fill.event_at),
+                    now=fill.event_at,
+                    follower_position_before=sub.positions.get(symbol, ZERO),
+                    follower_gross_exposure=book.gross_exposure(sub, symbol),
+                    instrument=rules,
+                    settings=sub.settings,
+                )
+            )
         # Move the simulation as the engine moves its book once a fill commits.
         book.positions[fill.symbol] = apply_fill(
             book.positions.get(fill.symbol, ZERO), fill.side, fill.qty
@@ -189,16 +210,20 @@ async def load_inputs(
         raise ReplayError(f"overrides: cannot set {', '.join(sorted(unknown))}")
     history = HistoryRepository(session)
     await history.read_only()
-    if await LeaderRepository(session).get(leader_id) is None:
+    leader = await LeaderRepository(session).get(leader_id)
+    if leader is None:
         raise ReplayError(f"leader: {leader_id} not found")
     settings = SizingSettings()
     source = "hypothetical"
+    venue: str | None = None
+    quote: str | None = None
     if follower_id is not None:
         if await FollowerRepository(session).get(follower_id) is None:
             raise ReplayError(f"follower: {follower_id} not found")
         sub = await SubscriptionRepository(session).live_for_pair(follower_id, leader_id)
         if sub is not None:
             settings = settings_from_row(sub.multiplier, sub.status, sub.sizing)
+            venue, quote = follower_venue(sub.sizing)
             source = f"subscription {sub.id} ({sub.status})"
     elif equity is None:
         raise ReplayError("equity: required for a hypothetical follower (no follower given)")
@@ -230,6 +255,12 @@ async def load_inputs(
         settings=settings,
         follower_id=follower_id,
         source=source,
+        venue=venue,
+        quote=quote,
+        leader_venue=leader.feed_kind if leader.feed_kind in VENUES else None,
+        venue_rules=VenueRules(await VenueInstrumentRepository(session).listed(VENUES))
+        if venue is not None
+        else None,
     )
 
 

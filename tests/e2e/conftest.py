@@ -39,6 +39,7 @@ class ServiceProcess:
             "COPYTRADE_REDIS_URL": TEST_REDIS_URL,
             "COPYTRADE_ADMIN_TOKEN": ADMIN_TOKEN,
             "COPYTRADE_DEMO": "false",
+            "COPYTRADE_INSTRUMENT_VENUES": "",
             "COPYTRADE_PORT": str(self.port),
             "COPYTRADE_RECONNECT_INITIAL_S": "0.05",
             "COPYTRADE_RECONNECT_MAX_S": "0.5",

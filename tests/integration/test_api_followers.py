@@ -241,6 +241,7 @@ async def test_subscribe_returns_the_active_subscription(server: LiveServer) -> 
         "status_reason": None,
         "sizing": {},
         "created_at": created["created_at"],
+        "symbols": [],
     }
     assert str(UUID(created["id"])) == created["id"]
     assert listed == [created]

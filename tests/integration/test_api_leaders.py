@@ -268,6 +268,8 @@ async def test_put_instrument_creates_then_replaces_lot_rules(
         "min_qty": "0.01",
         "min_notional": "5",
         "price_step": None,
+        "venue": None,
+        "source": "operator",
     }
     assert replaced == {
         "symbol": "BTCUSDT",
@@ -275,6 +277,8 @@ async def test_put_instrument_creates_then_replaces_lot_rules(
         "min_qty": "0",
         "min_notional": "0",
         "price_step": None,
+        "venue": None,
+        "source": "operator",
     }
     rows = await db.fetch("SELECT symbol, qty_step, min_qty, min_notional FROM instrument")
     assert [dict(row) for row in rows] == [
@@ -300,7 +304,15 @@ async def test_put_instrument_accepts_symbol_punctuation(server: LiveServer) -> 
 
     # Assert
     assert bodies == [
-        {"symbol": symbol, "qty_step": "1", "min_qty": "0", "min_notional": "0", "price_step": None}
+        {
+            "symbol": symbol,
+            "qty_step": "1",
+            "min_qty": "0",
+            "min_notional": "0",
+            "price_step": None,
+            "venue": None,
+            "source": "operator",
+        }
         for symbol in symbols
     ]
 

@@ -335,6 +335,8 @@ async def test_json_numbers_in_lot_rules_and_multiplier_are_exact(server: LiveSe
         "min_qty": "0.1",
         "min_notional": "10.1",
         "price_step": None,
+        "venue": None,
+        "source": "operator",
     }
     assert sub[0] == 201, sub[1]
     assert sub[1]["multiplier"] == "0.3"

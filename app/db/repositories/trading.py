@@ -40,6 +40,10 @@ class InstrumentRepository:
         )
         return (await self.session.execute(stmt)).scalar_one()
 
+    async def list(self) -> list[InstrumentRow]:
+        stmt = select(InstrumentRow).order_by(InstrumentRow.symbol)
+        return list((await self.session.execute(stmt)).scalars())
+
 
 class SubscriptionRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -1,0 +1,1 @@
+"""Binance USD-M futures: the venue's public instrument rules."""

@@ -1,0 +1,1 @@
+"""Bybit v5: the venue's public instrument rules."""

@@ -1,0 +1,1 @@
+"""OKX v5: the venue's public instrument rules."""
