@@ -23,6 +23,16 @@ FRAMES_REJECTED = Counter(
     "copytrade_frames_rejected_total", "Feed frames dropped as malformed or unknown", ["source"]
 )
 RECONNECTS = Counter("copytrade_feed_reconnects_total", "Client-mode feed reconnects")
+LEADER_RESYNCS = Counter(
+    "copytrade_leader_resyncs_total",
+    "Leader positions corrected to the venue's, and their followers brought to target",
+    ["venue"],
+)
+VENUE_ROWS_QUARANTINED = Counter(
+    "copytrade_venue_rows_quarantined_total",
+    "Venue rows (live or backfill) that could not be read, kept aside while the rest applied",
+    ["venue", "reason"],
+)
 FILLS_BACKFILLED = Counter(
     "copytrade_fills_backfilled_total",
     "Venue fills recovered over REST after a (re)connect",

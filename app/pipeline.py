@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,14 @@ from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, Sendable
 from app.dispatch.marker import DispatchMarker
 from app.domain.model import EquityReading, Fill
-from app.metrics import DISPATCH_ERRORS, FILL_LATENCY, FILLS, ORDERS, STAGE_LATENCY
+from app.metrics import (
+    DISPATCH_ERRORS,
+    FILL_LATENCY,
+    FILLS,
+    LEADER_RESYNCS,
+    ORDERS,
+    STAGE_LATENCY,
+)
 from app.sizing.engine import PlannedOrder, SizingEngine
 from app.sizing.equity_cache import EquityCache
 
@@ -118,14 +125,51 @@ class Pipeline:
         FILL_LATENCY.observe(done - started)
         return FillResult("accepted", outcome.orders)
 
-    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> None:
-        """Bring a new subscription to the leader's open positions now, then dispatch."""
+    async def copy_open_positions(
+        self,
+        leader_id: UUID,
+        subscription_id: UUID,
+        marks: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, str]:
+        """Bring a subscription to the leader's open positions now, then dispatch; return per
+        leader symbol "synced" or why not."""
         with structlog.contextvars.bound_contextvars(
             leader_id=str(leader_id), subscription_id=str(subscription_id)
         ):
-            outcome = await self.engine.copy_open_positions(leader_id, subscription_id)
-            log.info("open_positions_copied", orders=len(outcome.orders))
+            copied = await self.engine.copy_open_positions(leader_id, subscription_id, marks)
+            outcome = copied.outcome
+            log.info("open_positions_copied", orders=len(outcome.orders), symbols=copied.symbols)
             await self.dispatch(outcome.orders, outcome.fill_pks)
+            return copied.symbols
+
+    async def resync_leader(
+        self,
+        leader_id: UUID,
+        symbol: str,
+        venue_qty: Decimal,
+        price: Decimal,
+        event_id: str,
+        venue: str,
+    ) -> bool:
+        """Correct the leader's tracked position to the venue's and bring every follower to
+        its target with ``sync`` orders; False when they already agreed."""
+        with structlog.contextvars.bound_contextvars(leader_id=str(leader_id), fill_id=event_id):
+            async with self._slots:
+                outcome = await self.engine.resync(leader_id, symbol, venue_qty, price, event_id)
+            if outcome is None or outcome.duplicate:
+                return False
+            LEADER_RESYNCS.labels(venue=venue).inc()
+            log.warning(
+                "leader_resync",
+                venue=venue,
+                symbol=symbol,
+                venue_qty=str(venue_qty),
+                price=str(price),
+                orders=len(outcome.orders),
+                reason="leader_resync",
+            )
+            await self.dispatch(outcome.orders, outcome.fill_pks)
+            return True
 
     async def dispatch(self, items: Sequence[Sendable], fill_pks: tuple[int, ...]) -> None:
         """Enqueue the committed orders of ``fill_pks``; the fills' "dispatched" mark is

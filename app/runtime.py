@@ -29,6 +29,7 @@ from app.redisconn import connect as connect_redis
 from app.security.crypto import CredentialCipher
 from app.settings import Settings
 from app.shutdown import Drain
+from app.sizing.copies import PositionCopier
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 from app.venues.instruments import InstrumentRefresher
@@ -96,8 +97,13 @@ class Runtime:
             settings.dispatch_timeout_s,
             settings.fill_concurrency,
         )
+        self.copier = PositionCopier(self.sessionmaker, self.pipeline)
         self.relay = OutboxRelay(
-            self.sessionmaker, self.enqueuer, settings.relay_interval_s, settings.relay_min_age_s
+            self.sessionmaker,
+            self.enqueuer,
+            settings.relay_interval_s,
+            settings.relay_min_age_s,
+            self.copier,
         )
         self.feed = FeedHub(self.pubsub_redis)
         self.sockets = SocketRegistry(self.pubsub_redis)
@@ -128,6 +134,8 @@ class Runtime:
                 idle_timeout_s=settings.feed_idle_timeout_s,
                 venue_idle_timeout_s=settings.venue_idle_timeout_s,
                 max_frame_bytes=settings.max_frame_bytes,
+                venue_max_frame_bytes=settings.venue_max_frame_bytes,
+                venue_resync_interval_s=settings.venue_resync_interval_s,
                 backfill_overlap_s=settings.venue_backfill_overlap_s,
                 equity_interval_s=settings.venue_equity_interval_s,
                 rest_timeout_s=settings.venue_rest_timeout_s,

@@ -159,6 +159,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Reconnect a venue stream that sends nothing, not even a pong, for this long.",
     )
+    venue_max_frame_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest message accepted from a venue stream. Venues send far larger "
+        "messages than push leaders may (Hyperliquid's first userFills message is a snapshot "
+        "of up to 2,000 fills, about 1 MB): COPYTRADE_MAX_FRAME_BYTES is for push frames.",
+    )
+    venue_resync_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a venue leader's positions are read over REST and compared "
+        "with the tracked ones; a difference seen twice in a row is corrected (a leader "
+        "resync) and the followers brought to target.",
+    )
     venue_backfill_overlap_s: float = Field(
         default=5.0,
         ge=0,
@@ -290,6 +304,18 @@ class Settings(BaseSettings):
             # One missed heartbeat must not cost the lease.
             raise ValueError(
                 "COPYTRADE_LEASE_HEARTBEAT_S must be at most half COPYTRADE_LEASE_TTL_S"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _venue_pings_within_idle_timeout(self) -> Settings:
+        # A venue stream pings every COPYTRADE_FEED_PING_INTERVAL_S (or sooner): a quiet
+        # account's only traffic is the pong, so the idle timeout must cover two pings.
+        if self.venue_idle_timeout_s < 2 * self.feed_ping_interval_s:
+            raise ValueError(
+                f"COPYTRADE_VENUE_IDLE_TIMEOUT_S ({self.venue_idle_timeout_s:g}) must be at "
+                f"least twice COPYTRADE_FEED_PING_INTERVAL_S ({self.feed_ping_interval_s:g}): "
+                "a quiet venue account would reconnect between pings"
             )
         return self
 

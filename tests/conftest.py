@@ -43,6 +43,8 @@ TEST_DATABASE_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("COPYTRADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Tables no foreign key reaches (so CASCADE would not) are named as well.
 TABLES = (
+    "position_copy",
+    "leader_mark",
     "subscription_position",
     "follower_order",
     "leader_fill",

@@ -16,6 +16,7 @@ from app.api.deps import RuntimeDep, UowDep
 from app.api.followers import get_follower_or_404
 from app.api.responses import errors
 from app.api.schemas import (
+    FillFacts,
     FillOut,
     NonNegative,
     OrderDetail,
@@ -41,6 +42,21 @@ class ReportIn(Request):
     reason: Annotated[str, Field(max_length=200, pattern=REASON_PATTERN)] | None = None
 
 
+def fill_facts(fill: LeaderFill) -> dict[str, object]:
+    """The venue's word on a fill, and for a sync event why it was made."""
+    reason = None
+    if fill.kind == "sync":
+        reason = "leader_resync" if fill.fill_id.startswith("resync:") else "copy_open_positions"
+    return {
+        "liquidation": fill.liquidation,
+        "reduce_only": fill.reduce_only,
+        "fee": fill.fee,
+        "fee_asset": fill.fee_asset,
+        "kind": fill.kind,
+        "reason": reason,
+    }
+
+
 def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
     return OrderOut(
         order_id=order.id,
@@ -63,6 +79,7 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
         dispatched_at=None if order.status == "skipped" else fill.dispatched_at,
         valid_until=order.valid_until,
         sizing=_payload_decoder.decode(order.payload)["sizing"],
+        leader_fill=FillFacts.model_validate(fill_facts(fill)),
     )
 
 
@@ -95,6 +112,7 @@ async def _order_detail(uow: UowDep, follower_id: UUID, order_id: str) -> OrderD
             price=fill.price,
             event_at=fill.event_at,
             received_at=fill.received_at,
+            **fill_facts(fill),
         ),
         events=[
             OrderEventOut(

@@ -259,6 +259,21 @@ class SubscriptionPatch(Request):
     sizing: SizingIn | None = Field(default=None, description="Replaces the whole object.")
 
 
+class SkippedSymbol(BaseModel):
+    symbol: str
+    reason: str = Field(description="e.g. no_price, min_notional, symbol_denied.")
+
+
+class OpenPositionsCopy(BaseModel):
+    """The copy_open_positions job of a subscription: pending until it has run once."""
+
+    status: Literal["pending", "done"]
+    synced: list[str] = Field(default_factory=list, description="Leader symbols brought to target.")
+    skipped: list[SkippedSymbol] = Field(default_factory=list)
+    attempts: int = 0
+    last_error: str | None = None
+
+
 class SymbolMappingOut(BaseModel):
     leader_symbol: str
     symbol: str | None = Field(description="On the follower's venue; None: not listed there.")
@@ -274,6 +289,9 @@ class SubscriptionOut(BaseModel):
     status_reason: str | None
     sizing: dict[str, Any]
     created_at: datetime
+    open_positions: OpenPositionsCopy | None = Field(
+        default=None, description="Set when subscribed with copy_open_positions."
+    )
     symbols: list[SymbolMappingOut] = Field(
         default_factory=list,
         description="Per leader symbol seen, the follower's symbol on its venue (sizing."
@@ -327,6 +345,21 @@ class LeaderPositionOut(BaseModel):
     qty: DecimalStr
 
 
+class FillFacts(BaseModel):
+    """What the venue said about the leader's fill besides the trade."""
+
+    liquidation: bool = Field(description="The leader's position was liquidated or ADL'd.")
+    reduce_only: bool | None = Field(description="None: the venue does not say.")
+    fee: DecimalStr | None = Field(description="The leader's fee; negative is a rebate.")
+    fee_asset: str | None
+    kind: Literal["trade", "sync"] = Field(
+        description="trade: the leader's execution; sync: followers brought to target."
+    )
+    reason: str | None = Field(
+        description="Why a sync: copy_open_positions or leader_resync (None for a trade)."
+    )
+
+
 class OrderOut(BaseModel):
     order_id: str
     follower_id: UUID
@@ -348,6 +381,7 @@ class OrderOut(BaseModel):
     dispatched_at: datetime | None
     valid_until: datetime
     sizing: dict[str, Any]
+    leader_fill: FillFacts
 
 
 class OrderEventOut(BaseModel):
@@ -358,8 +392,8 @@ class OrderEventOut(BaseModel):
     at: datetime
 
 
-class FillOut(BaseModel):
-    fill_id: str
+class FillOut(FillFacts):
+    fill_id: str = Field(description="The venue's trade id (as the adapter spells it).")
     symbol: str
     side: str
     qty: DecimalStr

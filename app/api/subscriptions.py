@@ -14,7 +14,9 @@ from app.api.followers import get_follower_or_404
 from app.api.responses import errors
 from app.api.schemas import (
     LeaderPositionOut,
+    OpenPositionsCopy,
     SizingIn,
+    SkippedSymbol,
     SubscriptionCreate,
     SubscriptionOut,
     SubscriptionPatch,
@@ -22,11 +24,12 @@ from app.api.schemas import (
     SymbolMappingOut,
 )
 from app.db.repositories.accounts import LeaderRepository
+from app.db.repositories.copies import PositionCopyRepository
 from app.db.repositories.instruments import SymbolsSeenRepository, VenueInstrumentRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.session import UnitOfWork
-from app.db.tables import Subscription
+from app.db.tables import PositionCopy, Subscription
 from app.domain.instruments import VENUES, Catalogue, map_symbol
 from app.domain.planner import target_position
 from app.runtime import Runtime
@@ -45,7 +48,9 @@ def sizing_document(sizing: SizingIn) -> dict[str, object]:
 
 
 def subscription_out(
-    sub: Subscription, symbols: list[SymbolMappingOut] | None = None
+    sub: Subscription,
+    symbols: list[SymbolMappingOut] | None = None,
+    copy: PositionCopy | None = None,
 ) -> SubscriptionOut:
     return SubscriptionOut(
         id=sub.id,
@@ -57,6 +62,18 @@ def subscription_out(
         sizing=sub.sizing,
         created_at=sub.created_at,
         symbols=symbols or [],
+        open_positions=None if copy is None else copy_out(copy),
+    )
+
+
+def copy_out(copy: PositionCopy) -> OpenPositionsCopy:
+    report = copy.report or {}
+    return OpenPositionsCopy(
+        status="pending" if copy.done_at is None else "done",
+        synced=report.get("synced", []),
+        skipped=[SkippedSymbol(**item) for item in report.get("skipped", [])],
+        attempts=copy.attempts,
+        last_error=copy.last_error,
     )
 
 
@@ -132,14 +149,18 @@ async def subscribe(
     except IntegrityError as exc:  # a concurrent request won the unique index
         raise conflict from exc
     _refresh_sizing(uow, runtime, body.leader_id)
+    copy = None
     if body.copy_open_positions:
-        leader_id, subscription_id = body.leader_id, sub.id
+        # The job commits with the subscription: if running it now fails, the relay runs it.
+        await PositionCopyRepository(uow.session).add(sub.id, body.leader_id)
+        copy = PositionCopy(subscription_id=sub.id, attempts=0)
+        subscription_id = sub.id
 
         async def _copy() -> None:
-            await runtime.pipeline.copy_open_positions(leader_id, subscription_id)
+            await runtime.copier.run_one(subscription_id)
 
         uow.after_commit(_copy)
-    return subscription_out(sub, (await symbol_mappings(uow, [sub])).get(sub.id))
+    return subscription_out(sub, (await symbol_mappings(uow, [sub])).get(sub.id), copy)
 
 
 @router.get("/v1/followers/{follower_id}/subscriptions", responses=errors(401, 404))
@@ -149,7 +170,8 @@ async def list_subscriptions(
     await get_follower_or_404(uow, principal, follower_id)
     subs = await SubscriptionRepository(uow.session).list_for_follower(follower_id)
     mappings = await symbol_mappings(uow, subs)
-    return [subscription_out(sub, mappings.get(sub.id)) for sub in subs]
+    copies = await PositionCopyRepository(uow.session).for_subscriptions([s.id for s in subs])
+    return [subscription_out(sub, mappings.get(sub.id), copies.get(sub.id)) for sub in subs]
 
 
 async def _subscription(uow: UnitOfWork, follower_id: UUID, sid: UUID) -> Subscription:

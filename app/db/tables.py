@@ -367,6 +367,37 @@ class QuarantinedFill(Base):
     received_at: Mapped[datetime]
 
 
+class LeaderMark(Base):
+    """The venue's mark (or entry) price of a leader position, read with its positions: what
+    copy_open_positions sizes at before the leader's first fill gives a price."""
+
+    __tablename__ = "leader_mark"
+    __table_args__ = (CheckConstraint("price > 0", name="price_positive"),)
+
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    price: Mapped[Decimal]
+    as_of: Mapped[datetime]
+
+
+class PositionCopy(Base):
+    """A copy_open_positions job: written with its subscription, run by the outbox relay until
+    done. ``report`` lists the symbols synced and, for the others, why not."""
+
+    __tablename__ = "position_copy"
+    __table_args__ = (
+        Index("ix_position_copy_pending", "created_at", postgresql_where=text("done_at IS NULL")),
+    )
+
+    subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
+    leader_id: Mapped[UUID]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    done_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    report: Mapped[dict[str, Any] | None]
+
+
 class ServiceInstance(Base):
     """A running instance, alive while its heartbeat is fresh: how leases are shared fairly."""
 

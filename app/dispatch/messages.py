@@ -49,6 +49,15 @@ class Explanation(msgspec.Struct, gc=False):
     skip_reason: str | None
 
 
+class LeaderFillFacts(msgspec.Struct, gc=False):
+    """What the venue said about the leader's fill besides the trade (None: not given)."""
+
+    liquidation: bool
+    reduce_only: bool | None
+    fee: str | None
+    fee_asset: str | None
+
+
 class OrderMessage(msgspec.Struct, gc=False):
     """The order message itself (schema version ``v``)."""
 
@@ -68,6 +77,7 @@ class OrderMessage(msgspec.Struct, gc=False):
     created_at: str
     valid_until: str
     sizing: Explanation
+    leader_fill: LeaderFillFacts
 
 
 class FillMessages:
@@ -92,6 +102,9 @@ class FillMessages:
         self._leader_equity = _d(leader_equity.equity) if leader_equity else None
         self._leader_snapshot = leader_equity.snapshot_id if leader_equity else None
         self._texts: dict[Decimal, str] = {}  # multipliers and lot steps repeat across orders
+        self._facts = LeaderFillFacts(
+            fill.liquidation, fill.reduce_only, _d(fill.fee), fill.fee_asset
+        )
 
     def _text(self, value: Decimal) -> str:
         text = self._texts.get(value)
@@ -162,6 +175,7 @@ class FillMessages:
             self._created_at,
             self._valid_until,
             sizing,
+            self._facts,
         )
         return _encoder.encode(message).decode()
 

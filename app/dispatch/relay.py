@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,12 @@ log = structlog.get_logger(__name__)
 BATCH = 20
 
 
+class PendingJobs(Protocol):
+    """Durable jobs the relay also runs to completion (copy_open_positions)."""
+
+    async def run_pending(self, older_than_s: float) -> int: ...
+
+
 class OutboxRelay:
     """Re-dispatch the orders of unmarked fills at start-up and every ``interval_s``.
 
@@ -34,11 +41,13 @@ class OutboxRelay:
         enqueuer: Enqueuer,
         interval_s: float,
         min_age_s: float,
+        jobs: PendingJobs | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._enqueuer = enqueuer
         self._interval_s = interval_s
         self._min_age_s = min_age_s
+        self._jobs = jobs
         self._loop = SupervisedTask("outbox_relay", self._run, Backoff(0.2, 10.0))
         self.backlog = 0
 
@@ -53,6 +62,8 @@ class OutboxRelay:
         while True:
             while await self.relay_once(min_age) == BATCH:
                 pass
+            if self._jobs is not None:
+                await self._jobs.run_pending(min_age)
             backoff.reset()
             min_age = self._min_age_s
             await asyncio.sleep(self._interval_s)

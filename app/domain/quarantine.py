@@ -19,6 +19,8 @@ class QuarantineReason(enum.StrEnum):
     OUT_OF_BOUNDS = "out_of_bounds"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     FUTURE_TIMESTAMP = "future_timestamp"
+    # A venue row that cannot be read (a field missing or of the wrong type).
+    MALFORMED_ROW = "malformed_row"
 
 
 def quarantine_reason(

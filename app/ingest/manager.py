@@ -63,6 +63,8 @@ class ManagerParams:
     rest_timeout_s: float
     lease_ttl_s: float
     lease_heartbeat_s: float
+    venue_max_frame_bytes: int = 16 * 1024 * 1024
+    venue_resync_interval_s: float = 30.0
 
 
 def instance_id() -> str:
@@ -248,7 +250,8 @@ class ListenerManager:
             ListenerParams(
                 ping_interval_s=p.ping_interval_s,
                 idle_timeout_s=p.venue_idle_timeout_s,
-                max_frame_bytes=p.max_frame_bytes,
+                max_frame_bytes=p.venue_max_frame_bytes,
+                resync_interval_s=p.venue_resync_interval_s,
                 backfill_overlap_s=p.backfill_overlap_s,
                 equity_interval_s=p.equity_interval_s,
                 retry_initial_s=p.reconnect_initial_s,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -81,6 +82,35 @@ class FillOutcome:
     # The leader_fill rows recorded (one per fill; one per symbol for copy_open_positions):
     # marked dispatched once their orders are in Redis.
     fill_pks: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    """copy_open_positions' orders, and per leader symbol "synced" or why it was not."""
+
+    outcome: FillOutcome
+    symbols: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Copy:
+    """One copy_open_positions run: what it was asked, and what it did so far."""
+
+    subscription_id: UUID
+    now: datetime
+    marks: Mapping[str, Decimal]
+    symbols: dict[str, str] = field(default_factory=dict)
+    orders: list[PlannedOrder] = field(default_factory=list)
+    fill_pks: list[int] = field(default_factory=list)
+
+
+def _copy_status(outcome: FillOutcome) -> str:
+    if outcome.duplicate:
+        return "already_synced"
+    if any(not order.skipped for order in outcome.orders):
+        return "synced"
+    reasons = {order.skip_reason for order in outcome.orders if order.skip_reason}
+    return next(iter(sorted(reasons)), "nothing_to_send")
 
 
 _MARKET = OrderType.MARKET
@@ -252,51 +282,53 @@ class SizingEngine:
                     return outcome
                 self._moved(book, fill)
 
-    async def copy_open_positions(self, leader_id: UUID, subscription_id: UUID) -> FillOutcome:
+    async def copy_open_positions(
+        self,
+        leader_id: UUID,
+        subscription_id: UUID,
+        marks: Mapping[str, Decimal] | None = None,
+    ) -> CopyOutcome:
         """Bring one subscription to its target in every symbol the leader holds now.
 
         Each open leader position is planned as if the leader had just opened it from flat,
         for this subscription only, and recorded as a ``sync`` event (not a leader trade: the
-        leader's own positions do not move). Done once, right after subscribing.
+        leader's own positions do not move). Its price is the leader's last fill's, else the
+        venue's mark (``marks``); without either the symbol is skipped as ``no_price``. The
+        outcome says, per symbol, ``synced`` or why not.
         """
         book = await self._book(leader_id)
         async with book.lock:
-            orders: list[PlannedOrder] = []
-            fill_pks: list[int] = []
-            now = datetime.now(UTC)
-            done: set[str] = set()
-            while await self._copy_symbols(book, subscription_id, now, done, orders, fill_pks):
+            copy = _Copy(subscription_id, datetime.now(UTC), marks or {})
+            while await self._copy_symbols(book, copy):
                 pass
-            return FillOutcome(duplicate=False, orders=tuple(orders), fill_pks=tuple(fill_pks))
+            outcome = FillOutcome(
+                duplicate=False, orders=tuple(copy.orders), fill_pks=tuple(copy.fill_pks)
+            )
+            return CopyOutcome(outcome, copy.symbols)
 
-    async def _copy_symbols(
-        self,
-        book: LeaderBook,
-        subscription_id: UUID,
-        now: datetime,
-        done: set[str],
-        orders: list[PlannedOrder],
-        fill_pks: list[int],
-    ) -> bool:
-        """copy_open_positions over the symbols not ``done`` yet, from the book as it is now.
+    async def _copy_symbols(self, book: LeaderBook, copy: _Copy) -> bool:
+        """copy_open_positions over the symbols not done yet, from the book as it is now.
         Return True when the book moved elsewhere first: reload it and go on."""
         leader_id = book.leader_id
         if book.stale or self._rules is None:
             await self._load(leader_id, book)
-        subs = [s for s in book.subscriptions if s.id == subscription_id]
+        subs = [s for s in book.subscriptions if s.id == copy.subscription_id]
         for symbol, position in sorted(book.positions.items()):
-            price = book.last_price.get(symbol)
-            if not subs or not position or price is None or symbol in done:
+            if not position or symbol in copy.symbols:
+                continue
+            price = book.last_price.get(symbol) or copy.marks.get(symbol)
+            if not subs or price is None:
+                copy.symbols[symbol] = "subscription_not_live" if not subs else "no_price"
                 continue
             event = Fill(
                 leader_id=leader_id,
-                fill_id=f"sync:{subscription_id}:{symbol}",
+                fill_id=f"sync:{copy.subscription_id}:{symbol}",
                 symbol=symbol,
                 side=Side.BUY if position > 0 else Side.SELL,
                 qty=abs(position),
                 price=price,
-                event_at=now,
-                received_at=now,
+                event_at=copy.now,
+                received_at=copy.now,
             )
             try:
                 outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
@@ -306,10 +338,63 @@ class SizingEngine:
             if outcome is None:
                 self._moved(book, event)
                 return True
-            done.add(symbol)
-            orders += outcome.orders
-            fill_pks += outcome.fill_pks
+            copy.symbols[symbol] = _copy_status(outcome)
+            copy.orders += outcome.orders
+            copy.fill_pks += outcome.fill_pks
         return False
+
+    def last_price(self, leader_id: UUID, symbol: str) -> Decimal | None:
+        """The leader's last fill price in ``symbol``, if its book is loaded."""
+        book = self._books.get(leader_id)
+        return book.last_price.get(symbol) if book is not None else None
+
+    async def leader_positions(self, leader_id: UUID) -> dict[str, Decimal]:
+        """The leader's tracked positions (the cached book, loaded if need be)."""
+        book = await self._book(leader_id)
+        async with book.lock:
+            if book.stale or self._rules is None:
+                await self._load(leader_id, book)
+            return {symbol: qty for symbol, qty in book.positions.items() if qty}
+
+    async def resync(
+        self, leader_id: UUID, symbol: str, venue_qty: Decimal, price: Decimal, event_id: str
+    ) -> FillOutcome | None:
+        """Set the leader's tracked position in ``symbol`` to the venue's, if they differ.
+
+        The difference is recorded as a ``sync`` event that moves the leader's position and
+        plans every subscription as a trade of that size would (so each follower is brought to
+        its target); ``event_id`` makes it happen once. None when they already agree.
+        """
+        book = await self._book(leader_id)
+        async with book.lock:
+            while True:
+                if book.stale or self._rules is None:
+                    await self._load(leader_id, book)
+                before = book.positions.get(symbol, Decimal(0))
+                delta = venue_qty - before
+                if not delta:
+                    return None
+                now = datetime.now(UTC)
+                event = Fill(
+                    leader_id=leader_id,
+                    fill_id=event_id,
+                    symbol=symbol,
+                    side=Side.BUY if delta > 0 else Side.SELL,
+                    qty=abs(delta),
+                    price=price,
+                    event_at=now,
+                    received_at=now,
+                )
+                try:
+                    outcome = await self._process(
+                        book, event, book.subscriptions, before, delta, "sync"
+                    )
+                except BaseException:
+                    book.stale = True
+                    raise
+                if outcome is not None:
+                    return outcome
+                self._moved(book, event)
 
     async def _process(
         self,

@@ -47,6 +47,7 @@ ORDER_KEYS = {
     "dispatched_at",
     "valid_until",
     "sizing",
+    "leader_fill",
 }
 
 
@@ -241,6 +242,7 @@ async def test_subscribe_returns_the_active_subscription(server: LiveServer) -> 
         "status_reason": None,
         "sizing": {},
         "created_at": created["created_at"],
+        "open_positions": None,
         "symbols": [],
     }
     assert str(UUID(created["id"])) == created["id"]
@@ -420,6 +422,15 @@ async def test_orders_list_one_order_with_its_sizing_inputs(
             "qty_step": "0.001",
             "leader_price": "50000",
             "skip_reason": None,
+        },
+        # A push fill says nothing of fees or flags: only what it was.
+        "leader_fill": {
+            "liquidation": False,
+            "reduce_only": None,
+            "fee": None,
+            "fee_asset": None,
+            "kind": "trade",
+            "reason": None,
         },
     }
     created = datetime.fromisoformat(order["created_at"])

@@ -18,7 +18,7 @@ FILL = Fill(LEADER, "f-1", "BTCUSDT", Side.BUY, Decimal("1.50"), Decimal("50000.
 DOCUMENT_KEYS = [
     "v", "order_id", "follower_id", "leader_id", "subscription_id", "leader_fill_id", "symbol",
     "side", "qty", "type", "reduce_only", "limit_price", "time_in_force", "created_at",
-    "valid_until", "sizing",
+    "valid_until", "sizing", "leader_fill",
 ]  # fmt: skip
 SIZING_KEYS = [
     "mode", "leader_price", "leader_equity", "leader_equity_snapshot_id", "follower_equity",
@@ -69,7 +69,11 @@ def test_a_sent_order_carries_every_field_in_schema_order() -> None:
     document = json.loads(payload)
     assert list(document) == DOCUMENT_KEYS
     assert list(document["sizing"]) == SIZING_KEYS
-    assert {k: document[k] for k in DOCUMENT_KEYS[:-1]} == {
+    # What the venue said of the leader's fill (none of it given here).
+    assert document["leader_fill"] == {
+        "liquidation": False, "reduce_only": None, "fee": None, "fee_asset": None
+    }  # fmt: skip
+    assert {k: document[k] for k in DOCUMENT_KEYS[:-2]} == {
         "v": 1, "order_id": "ct-1", "follower_id": "F", "leader_id": str(LEADER),
         "subscription_id": "S", "leader_fill_id": "f-1", "symbol": "BTCUSDT", "side": "buy",
         "qty": "0.015", "type": "limit", "reduce_only": False, "limit_price": "50050.5",

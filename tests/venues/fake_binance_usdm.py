@@ -3,7 +3,9 @@
 What it checks as Binance does: the API key header on every call, the HMAC-SHA256 signature
 of the exact query string (and a fresh timestamp) on signed calls, userTrades' rules (a
 symbol, at most 7 days between startTime and endTime, no fromId with a time range, at most
-1000 per page) and the listenKey in the stream's URL. Tests add trades with ``trade``: each
+1000 per page) and the listenKey in the stream's URL, in the current form only:
+``/private/ws?listenKey=<key>`` (the legacy ``/ws/<listenKey>`` was retired on 2026-04-23 and
+is refused here, and recorded in ``retired_calls``). Tests add trades with ``trade``: each
 goes into the history (userTrades, income, force orders, positions) and comes back as the
 ORDER_TRADE_UPDATE event to ``push`` live, or not (a fill made while disconnected).
 """
@@ -88,13 +90,15 @@ def order_trade_update(
 class FakeBinanceUsdm(FakeVenue):
     api_key: str = "binance-test-key-4f1c"
     api_secret: str = "binance-test-secret-9a7e"
-    ws_path: str = "/ws/{listen_key}"
+    ws_path: str = "/private/ws"
     equity: Decimal = Decimal("100000")
     listen_key: str | None = None
     keepalives: int = 0
     # False: stream connections are refused (a venue gateway that is down).
     accepting: bool = True
     positions: dict[str, Decimal] = field(default_factory=dict)
+    # Mark prices positionRisk reports (entryPrice too), per symbol.
+    marks: dict[str, str] = field(default_factory=dict)
     trades: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     income: list[dict[str, Any]] = field(default_factory=list)
     force_orders: list[dict[str, Any]] = field(default_factory=list)
@@ -215,7 +219,7 @@ class FakeBinanceUsdm(FakeVenue):
             Route("/fapi/v1/userTrades", self._user_trades),
             Route("/fapi/v1/income", self._income),
             Route("/fapi/v1/forceOrders", self._force_orders),
-            Route("/fapi/v2/positionRisk", self._position_risk),
+            Route("/fapi/v3/positionRisk", self._position_risk),
             Route("/fapi/v3/account", self._account),
         ]
 
@@ -303,28 +307,34 @@ class FakeBinanceUsdm(FakeVenue):
         return JSONResponse(rows[:limit])
 
     async def _position_risk(self, request: Request) -> JSONResponse:
+        # v3 lists only the symbols with a position or open orders.
         if refused := await self._check(request):
             return refused
         rows = [
             {
                 "symbol": name,
+                "positionSide": "BOTH",
                 "positionAmt": str(amount),
-                "entryPrice": "0.0",
+                "entryPrice": self.marks.get(name, "0.0"),
                 "breakEvenPrice": "0.0",
-                "markPrice": "0.0",
+                "markPrice": self.marks.get(name, "0.0"),
                 "unRealizedProfit": "0.00000000",
                 "liquidationPrice": "0",
-                "leverage": "10",
-                "maxNotionalValue": "20000000",
-                "marginType": "cross",
-                "isolatedMargin": "0.00000000",
-                "isAutoAddMargin": "false",
-                "positionSide": "BOTH",
+                "isolatedMargin": "0",
                 "notional": "0",
+                "marginAsset": "USDT",
                 "isolatedWallet": "0",
+                "initialMargin": "0",
+                "maintMargin": "0",
+                "positionInitialMargin": "0",
+                "openOrderInitialMargin": "0",
+                "adl": 0,
+                "bidNotional": "0",
+                "askNotional": "0",
                 "updateTime": now_ms(),
             }
             for name, amount in sorted(self.positions.items())
+            if amount != 0
         ]
         return JSONResponse(rows)
 
@@ -348,9 +358,13 @@ class FakeBinanceUsdm(FakeVenue):
 
     # -- the stream -------------------------------------------------------------------------
 
+    def retired_routes(self) -> list[BaseRoute]:
+        # The legacy user data stream URL, retired on 2026-04-23.
+        return [self.retired_websocket("/ws/{listen_key}")]
+
     async def _ws(self, ws: WebSocket) -> None:
-        # The listenKey in the path is the stream's only credential.
-        key = ws.path_params.get("listen_key")
+        # The listenKey in the query is the stream's only credential.
+        key = ws.query_params.get("listenKey")
         if not self.accepting or self.listen_key is None or key != self.listen_key:
             await ws.close(code=1008)
             return

@@ -5,7 +5,8 @@ Every signature the client sends is checked the way Bybit documents it: the webs
 over ``"GET/realtime" + expires``, REST over ``timestamp + key + recv_window + queryString``
 (the raw query string as received). The execution list enforces Bybit's limits: at most 7
 days between startTime and endTime, at most 100 rows a page, newest first, an opaque
-percent-encoded ``nextPageCursor``.
+percent-encoded ``nextPageCursor``. The private streams of the APIs v5 replaced
+(``/realtime_private``, ``/contract/private/v3``, ``/unified/private/v3``) are refused.
 """
 
 from __future__ import annotations
@@ -182,6 +183,11 @@ class FakeBybit(FakeVenue):
         self.history.extend(rows)
         await self.push_executions(*rows)
 
+    def retired_routes(self) -> list[BaseRoute]:
+        # Private streams of the APIs v5 replaced (v2 USDT perpetual, contract and unified v3).
+        paths = ("/realtime_private", "/contract/private/v3", "/unified/private/v3")
+        return [self.retired_websocket(path) for path in paths]
+
     # -- REST -----------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
@@ -263,6 +269,8 @@ class FakeBybit(FakeVenue):
                 return self._error(10001, "symbol or settleCoin is required", request.url.path)
             coin = query.get("settleCoin")
             rows = [r for r in rows if coin is None or r["symbol"].endswith(coin)]
+        if "symbol" in query:
+            rows = [r for r in rows if r["symbol"] == query["symbol"]]
         return self._page(rows, query, 200, {"category": category})
 
     async def _execution_list(self, request: Request) -> JSONResponse:

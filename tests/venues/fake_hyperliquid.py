@@ -53,6 +53,10 @@ class FakeHyperliquid(FakeVenue):
     # Every fill of the account, as the venue keeps it (WsFill dicts), in time order.
     history: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[str, Decimal] = field(default_factory=dict)
+    # Mark price per coin (clearinghouseState's entryPx and positionValue / |szi|).
+    marks: dict[str, str] = field(default_factory=dict)
+    # How many recent fills the isSnapshot message carries.
+    snapshot_limit: int = PAGE_LIMIT
     # Served verbatim as clearinghouseState when set (e.g. the documented example).
     state: dict[str, Any] | None = None
     # Refuse subscriptions with the venue's error message.
@@ -118,7 +122,7 @@ class FakeHyperliquid(FakeVenue):
     def add(self, *fills: dict[str, Any]) -> None:
         """Fills made while nobody listens: in the history only (the backfill finds them)."""
         self.history.extend(fills)
-        self.history.sort(key=lambda f: (f["time"], f["tid"]))
+        self.history.sort(key=lambda f: (f["time"], f.get("tid", 0)))
 
     async def emit(self, *fills: dict[str, Any]) -> None:
         """Fills made now: in the history and pushed as one userFills message."""
@@ -157,7 +161,7 @@ class FakeHyperliquid(FakeVenue):
         await self.gate.wait()
         await self.send(ws, {"channel": "subscriptionResponse", "data": message})
         # The ack comes with a snapshot of recent fills, tagged isSnapshot.
-        await self.send(ws, self.message(self.history[-PAGE_LIMIT:], snapshot=True))
+        await self.send(ws, self.message(self.history[-self.snapshot_limit :], snapshot=True))
         self.mark_subscribed()
 
     # -- REST ---------------------------------------------------------------------------------
@@ -198,12 +202,12 @@ class FakeHyperliquid(FakeVenue):
                 "position": {
                     "coin": coin,
                     "cumFunding": {"allTime": "0.0", "sinceChange": "0.0", "sinceOpen": "0.0"},
-                    "entryPx": "1.0",
+                    "entryPx": self.marks.get(coin, "1.0"),
                     "leverage": {"rawUsd": "0.0", "type": "cross", "value": 20},
                     "liquidationPx": None,
                     "marginUsed": "0.0",
                     "maxLeverage": 50,
-                    "positionValue": "0.0",
+                    "positionValue": str(abs(size) * Decimal(self.marks.get(coin, "0"))),
                     "returnOnEquity": "0.0",
                     "szi": str(size),
                     "unrealizedPnl": "0.0",

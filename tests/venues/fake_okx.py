@@ -3,6 +3,7 @@ REST endpoints the adapter reads, each checking the request signature as OKX doc
 
 Trades are kept once and rendered in both of OKX's formats: an orders-channel update (``push``)
 and a fills row (``history``, paged by billId as /api/v5/trade/fills and /fills-history do).
+A subscription by ``uly`` (retired for ``instFamily``) is refused with an error.
 """
 
 from __future__ import annotations
@@ -221,6 +222,12 @@ class FakeOkx(FakeVenue):
                 await self.send(ws, {"event": "error", "code": "60011", "msg": "Please log in"})
                 return
             arg = message["args"][0]
+            if "uly" in arg:
+                # Retired in 2023 for instFamily: OKX answers an error.
+                self.retired_calls.append("subscribe uly")
+                error = {"event": "error", "code": "60018", "msg": "Parameter uly not supported"}
+                await self.send(ws, error)
+                return
             ack = {"id": message.get("id"), "event": "subscribe", "arg": arg, "connId": "c1"}
             await self.send(ws, ack)
             self.mark_subscribed()

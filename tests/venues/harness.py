@@ -5,6 +5,13 @@ drop every connection or freeze them (open but silent, pongs included).
 Each venue's fake subclasses ``FakeVenue``: it adds its REST routes (``routes``), answers
 the client's websocket messages (``on_message``: auth, subscribe, app-level ping) and keeps
 the leader's fill history that its backfill endpoint pages through.
+
+Forms a venue has retired (``retired_routes``) are served only to refuse them, as the venue
+does, and are counted in ``retired_calls``: a test fails when an adapter uses one.
+
+Extending a fake (e.g. order placement for follower execution, in a separate module): add
+routes with ``add_routes`` before ``run_venue`` serves the app; they are mounted ahead of the
+fake's own routes and may read and change the fake's state.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.domain.model import Fill
+from app.ingest.frames import FrameError
+from app.ingest.venues.base import BadRow, Item
 from app.security.crypto import generate_key
 from app.settings import Settings
 from tests.conftest import make_settings
@@ -49,10 +59,30 @@ class FakeVenue:
     # While silent the server sends nothing, not even replies to app-level pings.
     silent: bool = False
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Requests made to a retired URL form (path or websocket), refused.
+    retired_calls: list[str] = field(default_factory=list)
+    extra_routes: list[BaseRoute] = field(default_factory=list)
 
     def routes(self) -> list[BaseRoute]:
         """The venue's REST routes. Record each call with ``record``."""
         return []
+
+    def retired_routes(self) -> list[BaseRoute]:
+        """Routes of URL forms the venue retired: each refuses and records the call."""
+        return []
+
+    def retired_websocket(self, path: str) -> WebSocketRoute:
+        """A stream URL the venue retired: the handshake is refused, and recorded."""
+
+        async def refuse(ws: WebSocket) -> None:
+            self.retired_calls.append(ws.url.path)
+            await ws.close(code=1008)
+
+        return WebSocketRoute(path, refuse)
+
+    def add_routes(self, *routes: BaseRoute) -> None:
+        """Mount more routes on this fake (call before it is served)."""
+        self.extra_routes.extend(routes)
 
     async def on_message(self, ws: WebSocket, message: Any) -> None:
         """Answer a client message (auth, subscribe, ping). Call ``mark_subscribed`` once the
@@ -117,7 +147,14 @@ class FakeVenue:
             self.sockets.discard(ws)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[*self.routes(), WebSocketRoute(self.ws_route_path(), self._ws)])
+        return Starlette(
+            routes=[
+                *self.extra_routes,
+                *self.routes(),
+                WebSocketRoute(self.ws_route_path(), self._ws),
+                *self.retired_routes(),
+            ]
+        )
 
 
 class FreezingProxy:
@@ -215,3 +252,21 @@ def venue_settings(**overrides: Any) -> Settings:
         "venue_equity_interval_s": 0.5,
     }
     return make_settings(**{**values, **overrides})
+
+
+def fills_of(items: list[Item]) -> list[Fill]:
+    """The fills of a parsed message; the error of its first unreadable row, as a FrameError
+    (what a test of one row's defect expects)."""
+    for item in items:
+        if isinstance(item, BadRow):
+            raise FrameError(item.error, item.reason)
+    return [item for item in items if isinstance(item, Fill)]
+
+
+async def backfilled(pages: AsyncIterator[list[Item]]) -> list[Fill]:
+    """Every fill of a backfill, in order (no unreadable row allowed)."""
+    return fills_of([item async for page in pages for item in page])
+
+
+async def backfilled_items(pages: AsyncIterator[list[Item]]) -> list[Item]:
+    return [item async for page in pages for item in page]

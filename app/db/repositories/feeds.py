@@ -112,6 +112,17 @@ _SEED_POSITION = text(
 )
 
 
+_SAVE_MARK = text(
+    """
+    INSERT INTO leader_mark (leader_id, symbol, price, as_of)
+    VALUES (:leader, :symbol, :price, :as_of)
+    ON CONFLICT (leader_id, symbol) DO UPDATE SET price = EXCLUDED.price, as_of = EXCLUDED.as_of
+    """
+)
+_MARKS = text("SELECT symbol, price FROM leader_mark WHERE leader_id = :leader")
+_HAS_FILL = text(
+    "SELECT EXISTS (SELECT 1 FROM leader_fill WHERE leader_id = :leader AND fill_id = :fill)"
+)
 # A new sequence too: a book cached before the seed must not size the next fill.
 _SET_FLOOR = text(
     "UPDATE leader SET backfill_floor_at = :at, book_seq = book_seq + 1 WHERE id = :leader"
@@ -206,3 +217,23 @@ class FeedRepository:
                     _SEED_POSITION, {"leader": leader_id, "symbol": symbol, "qty": qty}
                 )
         return True
+
+    async def save_marks(self, leader_id: UUID, marks: dict[str, Decimal], as_of: datetime) -> None:
+        """Keep the venue's latest mark price of each position the leader holds."""
+        for symbol, price in marks.items():
+            if price > 0:
+                await self.session.execute(
+                    _SAVE_MARK,
+                    {"leader": leader_id, "symbol": symbol, "price": price, "as_of": as_of},
+                )
+
+    async def marks(self, leader_id: UUID) -> dict[str, Decimal]:
+        rows = await self.session.execute(_MARKS, {"leader": leader_id})
+        return {row.symbol: row.price for row in rows}
+
+    async def has_fill(self, leader_id: UUID, fill_id: str) -> bool:
+        """Is this fill recorded already (a replay, after a restart, of one applied before)?"""
+        found: bool = (
+            await self.session.execute(_HAS_FILL, {"leader": leader_id, "fill": fill_id})
+        ).scalar_one()
+        return found

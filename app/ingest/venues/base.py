@@ -10,16 +10,24 @@ backoff, heartbeats, the idle watchdog, backfill after every (re)connect, orderi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 import httpx
+import msgspec
 
 from app.domain.model import Fill
+from app.domain.quarantine import QuarantineReason
+from app.ingest.frames import FrameError
 from app.security.crypto import Credential
+
+# Fills whose venue position-before is remembered until the listener applies them.
+_STARTS_KEPT = 50_000
 
 
 class VenueError(RuntimeError):
@@ -28,6 +36,49 @@ class VenueError(RuntimeError):
 
 class StreamExpired(VenueError):
     """The venue says the stream is no longer valid (e.g. an expired listenKey): reconnect."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """One row of a stream message or a history page that could not be read.
+
+    It is quarantined with its reason while the rows around it are applied: one corrupt fill
+    must not hold back a leader's good ones, nor stop its backfill for good.
+    """
+
+    raw: str
+    error: str
+    reason: QuarantineReason
+
+    @classmethod
+    def of(cls, row: object, error: FrameError) -> BadRow:
+        return cls(_row_text(row), str(error), error.quarantine or QuarantineReason.MALFORMED_ROW)
+
+
+Item = Fill | BadRow
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """The venue's word on one of the leader's positions (signed base quantity).
+
+    ``price`` is the venue's mark (or, without one, entry) price: what a follower is sized at
+    when there is no fill to take a price from. ``exact`` is False where the venue's figure
+    cannot equal the sum of the fills to the last digit (Bybit's inverse contracts converted
+    at the average entry price): such positions are never used to resync.
+    """
+
+    symbol: str
+    qty: Decimal
+    price: Decimal | None
+    exact: bool = True
+
+
+def _row_text(row: object) -> str:
+    try:
+        return msgspec.json.encode(row).decode()
+    except (TypeError, msgspec.EncodeError):
+        return repr(row)
 
 
 class WebSocketLike(Protocol):
@@ -64,6 +115,8 @@ class VenueAdapter(ABC):
         self.credentials = credentials
         # Base URL: config["rest_url"]; timeouts set by the listener.
         self.http = http
+        # fill_id -> the leader's position just before that fill, where the venue says it.
+        self._starts: OrderedDict[str, Decimal] = OrderedDict()
 
     @abstractmethod
     async def ws_url(self) -> str:
@@ -85,27 +138,49 @@ class VenueAdapter(ABC):
         return None
 
     @abstractmethod
-    def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
-        """The fills in one stream message, in the venue's order.
+    def parse(self, raw: str | bytes, received_at: datetime) -> list[Item]:
+        """The fills in one stream message, in the venue's order, and a BadRow in place of
+        each row that cannot be read.
 
         Returns [] for anything that is not a fill (acks, pongs, non-trade executions, other
-        events). Raises app.ingest.frames.FrameError for a message that cannot be read, and
-        StreamExpired when the venue announces the stream is dead.
+        events). Raises app.ingest.frames.FrameError for a message that cannot be read at
+        all, and StreamExpired when the venue announces the stream is dead.
         """
+
+    def remember_start(self, fill_id: str, position: Decimal) -> None:
+        """Record the venue's position before ``fill_id`` (e.g. Hyperliquid's startPosition)."""
+        self._starts[fill_id] = position
+        if len(self._starts) > _STARTS_KEPT:
+            self._starts.popitem(last=False)
+
+    def position_before(self, fill: Fill) -> Decimal | None:
+        """The venue's position in ``fill.symbol`` just before ``fill``, if it says so."""
+        return self._starts.pop(fill.fill_id, None)
 
     @abstractmethod
     async def fetch_equity(self) -> Decimal:
         """The leader's account equity now (margin balance incl. unrealized PnL)."""
 
     @abstractmethod
+    async def positions(self) -> list[VenuePosition]:
+        """The leader's open positions now, with the venue's mark or entry price."""
+
+    async def positions_of(self, symbols: list[str]) -> list[VenuePosition]:
+        """The positions in ``symbols``, which ``positions()`` did not list. By default its
+        list is complete: they are flat. An adapter whose list may leave symbols out (Bybit
+        lists by settle coin) asks for each."""
+        return []
+
     async def fetch_positions(self) -> dict[str, Decimal]:
         """The leader's open positions now: signed base quantity per symbol (short < 0)."""
+        return {p.symbol: p.qty for p in await self.positions() if p.qty != 0}
 
     @abstractmethod
-    async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
-        """The leader's fills with event time >= ``since``, oldest first, in exchange order.
+    def backfill(self, since: datetime, received_at: datetime) -> AsyncIterator[list[Item]]:
+        """The leader's fills with event time >= ``since``, oldest first, in exchange order,
+        a batch at a time (a page, or a time window), so a long history is never held whole.
 
-        Pages through the venue's history API until it has all of them.
+        A row that cannot be read comes as a BadRow in its place; the paging goes on.
         """
 
     def describe(self) -> dict[str, Any]:

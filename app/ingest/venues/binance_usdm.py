@@ -4,8 +4,11 @@ Formats and rules from Binance's USD-M Futures docs
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/):
 
 - The stream is keyed by a listenKey: ``POST /fapi/v1/listenKey`` (API key header only)
-  creates it, ``PUT`` extends it by 60 minutes, and ``<ws_url>/ws/<listenKey>`` streams it.
-  ``listenKeyExpired`` means no further events will come on this connection.
+  creates it, ``PUT`` extends it by 60 minutes, and ``<ws_url>/private/ws?listenKey=<key>``
+  streams it (the base URL split of 2026-03-06; the legacy ``/ws/<listenKey>`` was retired on
+  2026-04-23). ``listenKeyExpired`` means no further events will come on this connection.
+- Positions: ``GET /fapi/v3/positionRisk`` (with ``markPrice``); the stream's
+  ``ACCOUNT_UPDATE`` is not used, the listener compares positionRisk on an interval.
 - Fills are ``ORDER_TRADE_UPDATE`` events with execution type ``x == "TRADE"``, one execution
   per event. Liquidation orders have client order ids starting ``autoclose-``, ADL orders
   ``adl_autoclose``, delisting/delivery settlements ``settlement_autoclose-``.
@@ -23,17 +26,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import StreamExpired, VenueAdapter, VenueError, WebSocketLike
+from app.ingest.venues.base import (
+    BadRow,
+    Item,
+    StreamExpired,
+    VenueAdapter,
+    VenueError,
+    VenuePosition,
+    WebSocketLike,
+)
 from app.ingest.venues.parsing import (
     decimal,
     epoch_ms,
@@ -108,8 +119,8 @@ class BinanceUsdmAdapter(VenueAdapter):
         body = await self._request("POST", "/fapi/v1/listenKey", signed=False)
         if not isinstance(body, dict) or not isinstance(body.get("listenKey"), str):
             raise VenueError("POST /fapi/v1/listenKey: no listenKey in the answer")
-        key = body["listenKey"]
-        return f"{str(self.config['ws_url']).rstrip('/')}/ws/{key}"
+        key = quote(body["listenKey"], safe="")
+        return f"{str(self.config['ws_url']).rstrip('/')}/private/ws?listenKey={key}"
 
     async def on_open(self, ws: WebSocketLike) -> None:
         # The listenKey in the URL is the authentication; nothing to send.
@@ -123,7 +134,7 @@ class BinanceUsdmAdapter(VenueAdapter):
                 raise StreamExpired(str(exc)) from exc
             raise
 
-    def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
+    def parse(self, raw: str | bytes, received_at: datetime) -> list[Item]:
         message = load_object(raw)
         event = message.get("e")
         if event == "listenKeyExpired":
@@ -131,11 +142,15 @@ class BinanceUsdmAdapter(VenueAdapter):
         if event != "ORDER_TRADE_UPDATE":
             return []  # ACCOUNT_UPDATE, MARGIN_CALL, TRADE_LITE, ...: not fills
         order = message.get("o")
-        if not isinstance(order, dict):
-            raise FrameError("o: expected an object")
-        if text(order.get("x"), "o.x") != "TRADE":
-            return []  # NEW, CANCELED, CALCULATED, EXPIRED, AMENDMENT: no execution
-        return [self._stream_fill(order, received_at)]
+        try:
+            if not isinstance(order, dict):
+                raise FrameError("o: expected an object")
+            if text(order.get("x"), "o.x") != "TRADE":
+                return []  # NEW, CANCELED, CALCULATED, EXPIRED, AMENDMENT: no execution
+            return [self._stream_fill(order, received_at)]
+        except FrameError as exc:
+            # One execution per event: the event is the row.
+            return [BadRow.of(message, exc)]
 
     def _stream_fill(self, order: Mapping[str, Any], received_at: datetime) -> Fill:
         name = symbol(order.get("s"), "o.s")
@@ -172,40 +187,61 @@ class BinanceUsdmAdapter(VenueAdapter):
             raise VenueError("GET /fapi/v3/account: expected an object")
         return decimal(body.get("totalMarginBalance"), "totalMarginBalance")
 
-    async def fetch_positions(self) -> dict[str, Decimal]:
-        body = await self._request("GET", "/fapi/v2/positionRisk")
+    async def positions(self) -> list[VenuePosition]:
+        body = await self._request("GET", "/fapi/v3/positionRisk")
         if not isinstance(body, list):
-            raise VenueError("GET /fapi/v2/positionRisk: expected a list")
-        positions: dict[str, Decimal] = {}
-        for row in body:
-            if not isinstance(row, dict):
-                raise VenueError("GET /fapi/v2/positionRisk: expected objects")
-            name = symbol(row.get("symbol"))
-            # Hedge mode lists LONG and SHORT rows (SHORT negative): their sum is the net.
-            amount = decimal(row.get("positionAmt"), "positionAmt")
-            if amount:
-                positions[name] = positions.get(name, Decimal(0)) + amount
-        self._symbols.update(positions)
-        return {name: qty for name, qty in positions.items() if qty}
+            raise VenueError("GET /fapi/v3/positionRisk: expected a list")
+        amounts: dict[str, Decimal] = {}
+        marks: dict[str, Decimal] = {}
+        try:
+            for row in body:
+                if not isinstance(row, dict):
+                    raise FrameError("expected objects")
+                name = symbol(row.get("symbol"))
+                # Hedge mode lists LONG and SHORT rows (SHORT negative): their sum is the net.
+                amount = decimal(row.get("positionAmt"), "positionAmt")
+                if amount:
+                    amounts[name] = amounts.get(name, Decimal(0)) + amount
+                    for field in ("markPrice", "entryPrice"):
+                        price = decimal(row.get(field, "0"), field)
+                        if price > 0:
+                            marks[name] = price
+                            break
+        except FrameError as exc:
+            raise VenueError(f"GET /fapi/v3/positionRisk: {exc}") from exc
+        self._symbols.update(amounts)
+        return [VenuePosition(name, qty, marks.get(name)) for name, qty in amounts.items() if qty]
 
     # -- backfill ---------------------------------------------------------------------------
 
-    async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
+    async def backfill(self, since: datetime, received_at: datetime) -> AsyncIterator[list[Item]]:
+        """7-day windows (userTrades' widest), oldest first: every symbol's trades in a
+        window, in exchange order, then the next window."""
         now_ms = int(time.time() * 1000)
         since_ms = max(to_epoch_ms(since), to_epoch_ms(received_at - TRADES_HISTORY))
         symbols = await self._backfill_symbols(since_ms, now_ms)
-        fills: list[tuple[int, Fill]] = []
-        for name in sorted(symbols):
-            trades = await self._user_trades(name, since_ms, now_ms)
-            if not trades:
-                continue
-            forced = await self._forced_order_ids(name, since_ms, now_ms)
-            for trade in trades:
-                trade_id, fill = self._history_fill(trade, name, forced, received_at)
-                if fill.event_at >= since:
-                    fills.append((trade_id, fill))
-        fills.sort(key=lambda item: (item[1].event_at, item[0], item[1].symbol))
-        return [fill for _, fill in fills]
+        forced: dict[str, set[int]] = {}
+        start = since_ms
+        while start <= now_ms:
+            end = min(start + TRADES_WINDOW_MS, now_ms)
+            batch: list[tuple[int, int, str, Item]] = []
+            for name in sorted(symbols):
+                trades = await self._user_trades(name, start, end)
+                if not trades:
+                    continue
+                if name not in forced:
+                    forced[name] = await self._forced_order_ids(name, since_ms, now_ms)
+                for trade in trades:
+                    try:
+                        trade_id, fill = self._history_fill(trade, name, forced[name], received_at)
+                    except FrameError as exc:
+                        batch.append((start, 0, name, BadRow.of(trade, exc)))
+                        continue
+                    if fill.event_at >= since:
+                        batch.append((to_epoch_ms(fill.event_at), trade_id, name, fill))
+            batch.sort(key=lambda row: row[:3])
+            yield [item for *_, item in batch]
+            start = end + 1
 
     async def _backfill_symbols(self, since_ms: int, now_ms: int) -> set[str]:
         """Every symbol that may have trades since ``since_ms``: those seen, those held now,
@@ -233,25 +269,22 @@ class BinanceUsdmAdapter(VenueAdapter):
                 raise VenueError("GET /fapi/v1/income: an entry without a time")
             start = max(last, start + 1)
 
-    async def _user_trades(self, name: str, since_ms: int, now_ms: int) -> list[Any]:
-        """All trades in ``name`` from ``since_ms``: 7-day windows up to the first trade, then
-        pages by ``fromId`` (which also runs past the window, to the newest trade)."""
-        start = since_ms
-        page: list[Any] = []
-        while start <= now_ms:
-            end = min(start + TRADES_WINDOW_MS, now_ms)
-            page = await self._trades_page(name, startTime=start, endTime=end)
-            if page:
-                break
-            start = end + 1
+    async def _user_trades(self, name: str, start: int, end: int) -> list[Any]:
+        """Every trade in ``name`` from ``start`` to ``end``: one time-ranged page, then pages
+        by ``fromId`` (which takes no time range) until past ``end``."""
+        page = await self._trades_page(name, startTime=start, endTime=end)
         trades = list(page)
-        while page:
-            last = trades[-1]
-            if not isinstance(last, dict):
-                raise VenueError("GET /fapi/v1/userTrades: expected objects")
-            page = await self._trades_page(name, fromId=_positive_int(last.get("id"), "id") + 1)
-            trades.extend(page)
-            if len(page) < TRADES_PAGE:
+        while len(page) >= TRADES_PAGE:
+            last_id = max(
+                (t["id"] for t in trades if isinstance(t, dict) and isinstance(t.get("id"), int)),
+                default=None,
+            )
+            if last_id is None:
+                raise VenueError("GET /fapi/v1/userTrades: a full page without a trade id")
+            page = await self._trades_page(name, fromId=last_id + 1)
+            inside = [t for t in page if not isinstance(t, dict) or _time(t) <= end]
+            trades.extend(inside)
+            if len(inside) < len(page):
                 break
         return trades
 
@@ -346,6 +379,11 @@ class BinanceUsdmAdapter(VenueAdapter):
             msg = body.get("msg") if isinstance(body, dict) else None
             raise _ApiError(f"{method} {path}: HTTP {response.status_code} {code} {msg}", code)
         return body
+
+
+def _time(trade: dict[str, Any]) -> int:
+    at = trade.get("time")
+    return at if isinstance(at, int) and not isinstance(at, bool) else 0
 
 
 class _ApiError(VenueError):

@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar
@@ -39,7 +39,14 @@ import httpx
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import VenueAdapter, VenueError, WebSocketLike
+from app.ingest.venues.base import (
+    BadRow,
+    Item,
+    VenueAdapter,
+    VenueError,
+    VenuePosition,
+    WebSocketLike,
+)
 from app.ingest.venues.parsing import (
     decimal,
     epoch_ms,
@@ -133,7 +140,7 @@ class BybitAdapter(VenueAdapter):
 
     # -- messages ---------------------------------------------------------------------------
 
-    def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
+    def parse(self, raw: str | bytes, received_at: datetime) -> list[Item]:
         message = load_object(raw)
         topic = message.get("topic")
         if not isinstance(topic, str) or topic.split(".")[0] != "execution":
@@ -144,11 +151,15 @@ class BybitAdapter(VenueAdapter):
             raise FrameError("data: expected a list of executions")
         return list(self._fills(data, received_at))
 
-    def _fills(self, rows: Iterable[object], received_at: datetime) -> Iterable[Fill]:
+    def _fills(self, rows: Iterable[object], received_at: datetime) -> Iterable[Item]:
         for row in rows:
-            if not isinstance(row, dict):
-                raise FrameError("data: expected execution objects")
-            fill = self._fill(row, received_at)
+            try:
+                if not isinstance(row, dict):
+                    raise FrameError("data: expected execution objects")
+                fill = self._fill(row, received_at)
+            except FrameError as exc:
+                yield BadRow.of(row, exc)
+                continue
             if fill is not None:
                 yield fill
 
@@ -222,16 +233,16 @@ class BybitAdapter(VenueAdapter):
             raise VenueError(f"bybit {path}: no result")
         return result
 
-    async def _pages(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        """Every row of a cursor-paged list."""
-        rows: list[dict[str, Any]] = []
+    async def _pages(self, path: str, params: dict[str, str]) -> list[Any]:
+        """Every row of a cursor-paged list (as the venue sent it: checked by the caller)."""
+        rows: list[Any] = []
         cursor = ""
         for _ in range(MAX_PAGES):
             page = await self._get(path, {**params, "cursor": cursor} if cursor else params)
             listed = page.get("list")
             if not isinstance(listed, list):
                 raise VenueError(f"bybit {path}: no list")
-            rows.extend(row for row in listed if isinstance(row, dict))
+            rows.extend(listed)
             cursor = page.get("nextPageCursor") or ""
             if not listed or not isinstance(cursor, str) or not cursor:
                 return rows
@@ -248,8 +259,8 @@ class BybitAdapter(VenueAdapter):
         except FrameError as exc:
             raise VenueError(f"bybit wallet-balance: {exc} (a unified account is needed)") from exc
 
-    async def fetch_positions(self) -> dict[str, Decimal]:
-        positions: dict[str, Decimal] = {}
+    async def positions(self) -> list[VenuePosition]:
+        positions: dict[str, VenuePosition] = {}
         for category in self.categories:
             queries = (
                 [{"category": category, "settleCoin": coin} for coin in self._settle_coins()]
@@ -259,14 +270,32 @@ class BybitAdapter(VenueAdapter):
             for params in queries:
                 params["limit"] = str(POSITIONS_PAGE)
                 for row in await self._pages("/v5/position/list", params):
-                    self._add_position(positions, category, row)
-        return {name: qty for name, qty in positions.items() if qty != 0}
+                    if isinstance(row, dict):
+                        self._add_position(positions, category, row)
+        return [p for p in positions.values() if p.qty != 0]
+
+    async def positions_of(self, symbols: list[str]) -> list[VenuePosition]:
+        """Each symbol asked for by name: the settle coins listed may not include its coin."""
+        positions: dict[str, VenuePosition] = {}
+        for name in symbols:
+            for category in self.categories:
+                params = {"category": category, "symbol": name}
+                try:
+                    rows = await self._pages("/v5/position/list", params)
+                except VenueError:
+                    continue  # not an instrument of this category
+                for row in rows:
+                    if isinstance(row, dict) and row.get("symbol") == name:
+                        self._add_position(positions, category, row)
+        return list(positions.values())
 
     def _settle_coins(self) -> list[str]:
         return list(self.config.get("settle_coins") or ("USDT", "USDC"))
 
     @staticmethod
-    def _add_position(positions: dict[str, Decimal], category: str, row: dict[str, Any]) -> None:
+    def _add_position(
+        positions: dict[str, VenuePosition], category: str, row: dict[str, Any]
+    ) -> None:
         side = row.get("side")
         if side not in ("Buy", "Sell"):
             return  # "" or "None": no position
@@ -275,6 +304,9 @@ class BybitAdapter(VenueAdapter):
             if size == 0:
                 return
             name = symbol(row.get("symbol"))
+            mark = decimal(row.get("markPrice") or "0", "markPrice")
+            if mark <= 0:
+                mark = decimal(row.get("avgPrice") or "0", "avgPrice")
             if category == "inverse":
                 # Contracts at the (harmonic) average entry price: the base quantity the
                 # opening fills added up to, as parse() converts them.
@@ -283,32 +315,41 @@ class BybitAdapter(VenueAdapter):
         except FrameError as exc:
             raise VenueError(f"bybit position/list: {exc}") from exc
         # Hedge mode has a long and a short row per symbol: the leader's net position.
-        positions[name] = positions.get(name, Decimal(0)) + (size if side == "Buy" else -size)
+        held = positions.get(name)
+        qty = (held.qty if held else Decimal(0)) + (size if side == "Buy" else -size)
+        positions[name] = VenuePosition(
+            name, qty, mark if mark > 0 else None, exact=category != "inverse"
+        )
 
-    async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
-        fills: dict[str, Fill] = {}
+    async def backfill(self, since: datetime, received_at: datetime) -> AsyncIterator[list[Item]]:
+        """One 7-day window at a time (the list's widest), oldest first, every category."""
         end = received_at
-        for category in self.categories:
-            start = since
-            while start < end:
-                stop = min(start + HISTORY_WINDOW, end)
+        start = since
+        while start < end:
+            stop = min(start + HISTORY_WINDOW, end)
+            fills: dict[str, Fill] = {}
+            bad: list[Item] = []
+            for category in self.categories:
                 params = {
                     "category": category,
                     "startTime": str(to_epoch_ms(start)),
                     "endTime": str(to_epoch_ms(stop)),
                     "limit": str(HISTORY_PAGE),
                 }
-                rows = await self._pages("/v5/execution/list", params)
-                for row in rows:
+                for row in await self._pages("/v5/execution/list", params):
                     # The list has no category per row; the query's is the rows' category.
                     try:
+                        if not isinstance(row, dict):
+                            raise FrameError("list: expected execution objects")
                         fill = self._fill({**row, "category": category}, received_at)
                     except FrameError as exc:
-                        raise VenueError(f"bybit execution/list: {exc}") from exc
+                        bad.append(BadRow.of(row, exc))
+                        continue
                     if fill is not None and fill.event_at >= since:
                         fills[fill.fill_id] = fill
-                start = stop
-        return sorted(fills.values(), key=lambda fill: (fill.event_at, fill.fill_id))
+            ordered = sorted(fills.values(), key=lambda fill: (fill.event_at, fill.fill_id))
+            yield [*bad, *ordered]
+            start = stop
 
     def describe(self) -> dict[str, Any]:
         return {**self.config, "categories": list(self.categories)}

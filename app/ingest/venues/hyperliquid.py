@@ -12,10 +12,18 @@ What is a fill here: a ``WsFill`` of a perpetual. Spot fills (coin ``@107`` or `
 move no perp position and are skipped, as are the non-trade rows (spot dust conversions,
 settlements). The first ``userFills`` message of a subscription is flagged ``isSnapshot``: it is
 history, which the backfill covers exactly once, so it yields nothing.
+
+Fill ids: the trade id ``tid``. Old fills carry none; their id is derived from what they do
+carry (``hash``, ``oid``, ``time``, ``px``, ``sz``, ``startPosition``): fills of one order or
+one transaction share a hash and an oid, but never all six, since each fill moves the position
+the next one starts from. Every fill's ``startPosition`` is the venue's position before it:
+the listener resyncs the leader when its tracked position disagrees.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -25,7 +33,14 @@ import msgspec
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import VenueAdapter, VenueError, WebSocketLike
+from app.ingest.venues.base import (
+    BadRow,
+    Item,
+    VenueAdapter,
+    VenueError,
+    VenuePosition,
+    WebSocketLike,
+)
 from app.ingest.venues.parsing import (
     decimal,
     epoch_ms,
@@ -122,7 +137,7 @@ class HyperliquidAdapter(VenueAdapter):
     def ping_frame(self) -> str | None:
         return '{"method":"ping"}'
 
-    def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
+    def parse(self, raw: str | bytes, received_at: datetime) -> list[Item]:
         message = load_object(raw)
         channel = message.get("channel")
         if channel == "error":
@@ -140,27 +155,29 @@ class HyperliquidAdapter(VenueAdapter):
         items = data.get("fills")
         if not isinstance(items, list):
             raise FrameError("userFills: fills must be a list")
-        fills: list[Fill] = []
+        fills: list[Item] = []
         for index, item in enumerate(items):
-            _, _, fill = self._row(item, f"fills[{index}]", received_at)
+            try:
+                _, _, fill = self._row(item, f"fills[{index}]", received_at)
+            except FrameError as exc:
+                fills.append(BadRow.of(item, exc))
+                continue
             if fill is not None:
                 fills.append(fill)
         return fills
 
-    def _row(self, item: object, where: str, received_at: datetime) -> tuple[int, int, Fill | None]:
-        """(time ms, tid, the Fill or None when the row is not a perp trade) of one WsFill."""
+    def _row(self, item: object, where: str, received_at: datetime) -> tuple[int, str, Fill | None]:
+        """(time ms, fill id, the Fill or None when the row is not a perp trade) of a WsFill."""
         if not isinstance(item, dict):
             raise FrameError(f"{where}: expected an object")
         time_ms = item.get("time")
         if isinstance(time_ms, bool) or not isinstance(time_ms, int):
             raise FrameError(f"{where}.time: expected epoch milliseconds")
-        tid = item.get("tid")
-        if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0:
-            raise FrameError(f"{where}.tid: expected a trade id")
+        fill_id = self._fill_id(item, where)
         coin = text(item.get("coin"), f"{where}.coin")
         direction = text(item.get("dir"), f"{where}.dir")
         if _is_spot(coin) or direction in _NOT_TRADES:
-            return time_ms, tid, None
+            return time_ms, fill_id, None
         event_at = epoch_ms(time_ms, f"{where}.time", received_at)
         side = _SIDES.get(str(item.get("side")))
         if side is None:
@@ -172,7 +189,7 @@ class HyperliquidAdapter(VenueAdapter):
         fee_token = item.get("feeToken")
         fill = Fill(
             leader_id=self.leader_id,
-            fill_id=str(tid),
+            fill_id=fill_id,
             symbol=symbol(coin, f"{where}.coin"),
             side=side,
             qty=qty,
@@ -186,7 +203,25 @@ class HyperliquidAdapter(VenueAdapter):
             reduce_only=_sign(start) == (-1 if side is Side.BUY else 1) and qty <= abs(start),
             liquidation=self._forced(item, direction, where),
         )
-        return time_ms, tid, fill
+        self.remember_start(fill_id, start)
+        return time_ms, fill_id, fill
+
+    @staticmethod
+    def _fill_id(item: dict[str, Any], where: str) -> str:
+        """The trade id; for an old fill without one, a digest of the fields it carries."""
+        tid = item.get("tid")
+        if tid is not None:
+            if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0:
+                raise FrameError(f"{where}.tid: expected a trade id")
+            return str(tid)
+        parts = [item.get(name) for name in ("hash", "oid", "time", "px", "sz", "startPosition")]
+        if any(part is None or isinstance(part, dict | list) for part in parts):
+            raise FrameError(
+                f"{where}: no tid, and not all of hash, oid, time, px, sz, startPosition"
+            )
+        digest = hashlib.sha256("|".join(str(part) for part in parts).encode()).hexdigest()
+        # "h" and hex: never a decimal tid, so a derived id cannot collide with a real one.
+        return "h" + digest[:40]
 
     @staticmethod
     def _check_direction(direction: str, side: Side, start: Decimal, where: str) -> None:
@@ -248,10 +283,10 @@ class HyperliquidAdapter(VenueAdapter):
         except FrameError as exc:
             raise VenueError(f"clearinghouseState: {exc}") from exc
 
-    async def fetch_positions(self) -> dict[str, Decimal]:
+    async def positions(self) -> list[VenuePosition]:
         state = await self._state()
         rows = state.get("assetPositions")
-        positions: dict[str, Decimal] = {}
+        positions: list[VenuePosition] = []
         try:
             if not isinstance(rows, list):
                 raise FrameError("assetPositions: expected a list")
@@ -262,12 +297,13 @@ class HyperliquidAdapter(VenueAdapter):
                 where = f"assetPositions[{index}].position"
                 size = decimal(position.get("szi"), f"{where}.szi")
                 if size != 0:
-                    positions[symbol(position.get("coin"), f"{where}.coin")] = size
+                    name = symbol(position.get("coin"), f"{where}.coin")
+                    positions.append(VenuePosition(name, size, _mark(position, size)))
         except FrameError as exc:
             raise VenueError(f"clearinghouseState: {exc}") from exc
         return positions
 
-    async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
+    async def backfill(self, since: datetime, received_at: datetime) -> AsyncIterator[list[Item]]:
         """Page userFillsByTime forward from ``since``: each page starts at the last time seen.
 
         Several fills can share a millisecond and a page may end inside it, so the next page
@@ -276,8 +312,7 @@ class HyperliquidAdapter(VenueAdapter):
         cut off by a clock difference between us and the venue.
         """
         start = to_epoch_ms(since)
-        seen: set[int] = set()
-        rows: list[tuple[int, int, Fill]] = []
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             page = await self._info(
                 {
@@ -291,24 +326,50 @@ class HyperliquidAdapter(VenueAdapter):
                 raise VenueError("userFillsByTime: expected a list")
             fresh = 0
             last = start
+            # (time, tid, index in the page): fills of one millisecond in trade id order;
+            # fills without a tid keep the venue's order.
+            rows: list[tuple[int, int, int, Item]] = []
             for index, item in enumerate(page):
                 try:
-                    time_ms, tid, fill = self._row(item, f"userFillsByTime[{index}]", received_at)
+                    time_ms, key, fill = self._row(item, f"userFillsByTime[{index}]", received_at)
                 except FrameError as exc:
-                    raise VenueError(str(exc)) from exc
-                last = max(last, time_ms)
-                if tid in seen:
+                    key = _row_key(item)
+                    if key not in seen:
+                        seen.add(key)
+                        rows.append((_row_time(item, last), 0, index, BadRow.of(item, exc)))
                     continue
-                seen.add(tid)
+                last = max(last, time_ms)
+                if key in seen:
+                    continue
+                seen.add(key)
                 fresh += 1
                 if fill is not None and fill.event_at >= since:
-                    rows.append((time_ms, tid, fill))
+                    rows.append((time_ms, int(key) if key.isdigit() else 0, index, fill))
+            rows.sort(key=lambda row: row[:3])
+            yield [row[3] for row in rows]
             if len(page) < PAGE_LIMIT:
-                break
+                return
             # A full page: go on from its last millisecond; if that brought nothing new, the
             # page was one millisecond only and the venue cannot page inside it: step past.
             start = last if fresh else last + 1
-        else:
-            raise VenueError(f"userFillsByTime: more than {MAX_PAGES} pages")
-        rows.sort(key=lambda row: (row[0], row[1]))
-        return [fill for _, _, fill in rows]
+        raise VenueError(f"userFillsByTime: more than {MAX_PAGES} pages")
+
+
+def _mark(position: dict[str, Any], size: Decimal) -> Decimal | None:
+    """The mark price (positionValue / |szi|), or the entry price without a value."""
+    try:
+        value = decimal(position.get("positionValue"), "positionValue")
+        if value > 0:
+            return value / abs(size)
+        return positive_decimal(position.get("entryPx"), "entryPx")
+    except FrameError:
+        return None
+
+
+def _row_key(item: object) -> str:
+    return "bad:" + hashlib.sha256(repr(item).encode()).hexdigest()[:32]
+
+
+def _row_time(item: object, default: int) -> int:
+    time_ms = item.get("time") if isinstance(item, dict) else None
+    return time_ms if isinstance(time_ms, int) and not isinstance(time_ms, bool) else default

@@ -7,11 +7,17 @@ backfill and the stream deliver is dropped by its id (in memory for the recent o
 database's (leader_id, fill_id) key for the rest). The session ends, and is restarted with
 jittered backoff, on any error, on a stream the venue declares expired, and on silence:
 nothing received, not even a pong, for ``idle_timeout_s``.
+
+A row that cannot be read (live or in a backfill page) is quarantined with its reason and
+the rows around it are applied. The venue's positions are the truth: before each fill where the
+venue gives the position before it, and between messages every ``resync_interval_s``, the
+tracked positions are checked against the venue's (app.ingest.venues.resync).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -29,9 +35,16 @@ from app.domain.model import Fill
 from app.ingest.client import ListenerState, until_recorded
 from app.ingest.frames import FrameError
 from app.ingest.handler import process_fill, quarantine_frame
-from app.ingest.venues.base import VenueAdapter
+from app.ingest.venues.base import BadRow, Item, VenueAdapter
+from app.ingest.venues.resync import PositionCheck
 from app.loops import Backoff, SupervisedTask
-from app.metrics import FILLS_BACKFILLED, FRAMES_REJECTED, LISTENERS_CONNECTED, RECONNECTS
+from app.metrics import (
+    FILLS_BACKFILLED,
+    FRAMES_REJECTED,
+    LISTENERS_CONNECTED,
+    RECONNECTS,
+    VENUE_ROWS_QUARANTINED,
+)
 from app.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
@@ -52,12 +65,13 @@ class ListenerParams:
     equity_interval_s: float
     retry_initial_s: float
     retry_max_s: float
+    resync_interval_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
 class _Message:
     raw: str | bytes
-    fills: list[Fill]
+    items: list[Item]
     error: FrameError | None = None
 
 
@@ -79,6 +93,7 @@ class VenueListener:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._last_traffic = time.monotonic()
         self._seeded = False
+        self._check = PositionCheck(adapter, pipeline, self._until_done)
         self.status = ListenerState(kind=adapter.kind)
         backoff = Backoff(params.retry_initial_s, params.retry_max_s)
         self._stream = SupervisedTask(f"venue:{self.leader_id}", self._session, backoff)
@@ -216,30 +231,71 @@ class VenueListener:
             await self.adapter.keepalive()
 
     async def _apply(self, queue: asyncio.Queue[_Message], backoff: Backoff) -> None:
-        """Backfill first, then the live messages queued meanwhile, in order."""
+        """Backfill first, page by page, then the live messages queued meanwhile, in order;
+        between messages, the venue's positions on schedule."""
         since = await self._resume_from()
-        fills = await self.adapter.backfill(since, datetime.now(UTC))
-        fresh = [fill for fill in fills if fill.fill_id not in self._recent]
-        self.status.backfilled += len(fresh)
-        FILLS_BACKFILLED.labels(venue=self.adapter.kind).inc(len(fresh))
+        total = fresh = 0
+        async for page in self.adapter.backfill(since, datetime.now(UTC)):
+            for item in page:
+                total += 1
+                if isinstance(item, Fill) and item.fill_id not in self._recent:
+                    fresh += 1
+                await self._item(item, None)
+        self.status.backfilled += fresh
+        FILLS_BACKFILLED.labels(venue=self.adapter.kind).inc(fresh)
         log.info(
             "venue_backfilled",
             leader_id=str(self.leader_id),
             venue=self.adapter.kind,
             since=since.isoformat(),
-            fills=len(fills),
-            new=len(fresh),
+            fills=total,
+            new=fresh,
         )
-        for fill in fresh:
-            await self._process(fill, msgspec.json.encode(fill))
         backoff.reset()
+        interval = self._params.resync_interval_s
+        next_check = time.monotonic() + interval
         while True:
-            message = await queue.get()
+            if time.monotonic() >= next_check:
+                # Between messages, even on a busy stream: this task applies them in order.
+                await self._check.compare()
+                next_check = time.monotonic() + interval
+            try:
+                async with asyncio.timeout(next_check - time.monotonic()):
+                    message = await queue.get()
+            except TimeoutError:
+                continue
             if message.error is not None:
                 await self._until_done(lambda m=message: self._quarantine(m))  # type: ignore[misc]
                 continue
-            for fill in message.fills:
-                await self._process(fill, message.raw)
+            for item in message.items:
+                await self._item(item, message.raw)
+
+    async def _item(self, item: Item, raw: str | bytes | None) -> None:
+        if isinstance(item, BadRow):
+            # Kept once, though every backfill that reaches it reads it again.
+            key = "bad:" + hashlib.sha256(item.raw.encode()).hexdigest()
+            if key not in self._recent:
+                await self._until_done(lambda: self._quarantine_row(item))
+                self._remember(key)
+            return
+        await self._process(item, raw if raw is not None else msgspec.json.encode(item))
+
+    async def _quarantine_row(self, row: BadRow) -> None:
+        VENUE_ROWS_QUARANTINED.labels(venue=self.adapter.kind, reason=row.reason.value).inc()
+        log.warning(
+            "venue_row_quarantined",
+            leader_id=str(self.leader_id),
+            venue=self.adapter.kind,
+            error=row.error[:300],
+        )
+        await quarantine_frame(
+            self._pipeline,
+            self.leader_id,
+            row.raw,
+            row.reason,
+            datetime.now(UTC),
+            self.adapter.kind,
+        )
 
     async def _quarantine(self, message: _Message) -> None:
         assert message.error is not None
@@ -268,15 +324,22 @@ class VenueListener:
         return max(self._floor, self._last_event_at - overlap)
 
     async def _process(self, fill: Fill, raw: str | bytes) -> None:
+        start = self.adapter.position_before(fill)
         if fill.fill_id in self._recent:
             return
+        if start is not None:
+            await self._until_done(lambda: self._check.before_fill(fill, start))
         await self._until_done(lambda: process_fill(self._pipeline, fill, raw, self.adapter.kind))
-        self._recent[fill.fill_id] = None
-        if len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
+        self._check.applied(fill)
+        self._remember(fill.fill_id)
         if self._last_event_at is None or fill.event_at > self._last_event_at:
             self._last_event_at = fill.event_at
         self.status.last_fill_at = fill.event_at
+
+    def _remember(self, key: str) -> None:
+        self._recent[key] = None
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
 
     async def _until_done(self, call: Callable[[], Awaitable[object]]) -> None:
         """While Postgres is away the listener pauses on this fill instead of dropping it
@@ -291,7 +354,8 @@ class VenueListener:
         closing trade would look like a new position in the other direction."""
         if self._seeded:
             return
-        positions = await self.adapter.fetch_positions()
+        venue = await self.adapter.positions()
+        positions = {p.symbol: p.qty for p in venue if p.qty != 0}
         # Taken when the answer is in: a trade the venue already counted in it must not be
         # backfilled on top (a trade racing the request is the one ambiguity left).
         as_of = datetime.now(UTC)
@@ -299,6 +363,7 @@ class VenueListener:
             repo = FeedRepository(uow.session)
             seeded = await repo.seed_positions(self.leader_id, positions, as_of)
             await uow.commit()
+        await self._check.save_marks(venue, as_of)
         if seeded:
             self._floor = max(self._floor, as_of)
             self._pipeline.engine.invalidate(self.leader_id)

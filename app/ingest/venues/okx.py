@@ -38,7 +38,15 @@ import structlog
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError, positive
-from app.ingest.venues.base import StreamExpired, VenueAdapter, VenueError, WebSocketLike
+from app.ingest.venues.base import (
+    BadRow,
+    Item,
+    StreamExpired,
+    VenueAdapter,
+    VenueError,
+    VenuePosition,
+    WebSocketLike,
+)
 from app.ingest.venues.parsing import (
     decimal,
     epoch_ms,
@@ -128,7 +136,7 @@ class OkxAdapter(VenueAdapter):
         await ws.send(_dumps({"id": "orders", "op": "subscribe", "args": [channel]}))
         await _expect(ws, "subscribe")
 
-    def parse(self, raw: str | bytes, received_at: datetime) -> list[Fill]:
+    def parse(self, raw: str | bytes, received_at: datetime) -> list[Item]:
         if raw in ("pong", b"pong"):
             return []
         message = load_object(raw)
@@ -144,11 +152,15 @@ class OkxAdapter(VenueAdapter):
         data = message.get("data")
         if not isinstance(data, list):
             raise FrameError("data: expected a list")
-        fills: list[Fill] = []
+        fills: list[Item] = []
         for row in data:
-            if not isinstance(row, dict):
-                raise FrameError("data: expected objects")
-            fill = self._order_fill(row, received_at)
+            try:
+                if not isinstance(row, dict):
+                    raise FrameError("data: expected objects")
+                fill = self._order_fill(row, received_at)
+            except FrameError as exc:
+                fills.append(BadRow.of(row, exc))
+                continue
             if fill is not None:
                 fills.append(fill)
         return fills
@@ -258,44 +270,71 @@ class OkxAdapter(VenueAdapter):
         # totalEq: the account's equity in USD, unrealized PnL included.
         return decimal(rows[0].get("totalEq"), "totalEq")
 
-    async def fetch_positions(self) -> dict[str, Decimal]:
+    async def positions(self) -> list[VenuePosition]:
         rows = [
             row
             for row in await self._get("/api/v5/account/positions", {"instType": self._inst_type})
             if isinstance(row, dict)
         ]
-        await self._load_missing(symbol(row.get("instId"), "instId") for row in rows)
-        positions: dict[str, Decimal] = {}
-        for row in rows:
-            contract = self._contract(row)
-            pos = decimal(row.get("pos"), "pos")
-            if contract is None or contract.inverse or pos == 0:
-                continue
-            # long/short mode: pos is positive on both sides; net mode: pos is signed.
-            if row.get("posSide") == "short":
-                pos = -abs(pos)
-            elif row.get("posSide") == "long":
-                pos = abs(pos)
-            inst_id = symbol(row.get("instId"), "instId")
-            positions[inst_id] = positions.get(inst_id, Decimal(0)) + pos * contract.ct_val
-        return {inst_id: qty for inst_id, qty in positions.items() if qty != 0}
+        try:
+            await self._load_missing(symbol(row.get("instId"), "instId") for row in rows)
+            positions: dict[str, Decimal] = {}
+            marks: dict[str, Decimal] = {}
+            for row in rows:
+                contract = self._contract(row)
+                pos = decimal(row.get("pos"), "pos")
+                if contract is None or contract.inverse or pos == 0:
+                    continue
+                # long/short mode: pos is positive on both sides; net mode: pos is signed.
+                if row.get("posSide") == "short":
+                    pos = -abs(pos)
+                elif row.get("posSide") == "long":
+                    pos = abs(pos)
+                inst_id = symbol(row.get("instId"), "instId")
+                positions[inst_id] = positions.get(inst_id, Decimal(0)) + pos * contract.ct_val
+                for field in ("markPx", "avgPx"):
+                    if row.get(field):
+                        price = decimal(row.get(field), field)
+                        if price > 0:
+                            marks[inst_id] = price
+                            break
+        except FrameError as exc:
+            raise VenueError(f"okx positions: {exc}") from exc
+        return [
+            VenuePosition(inst_id, qty, marks.get(inst_id))
+            for inst_id, qty in positions.items()
+            if qty != 0
+        ]
 
-    async def backfill(self, since: datetime, received_at: datetime) -> list[Fill]:
+    async def backfill(self, since: datetime, received_at: datetime) -> AsyncIterator[list[Item]]:
+        """One batch: OKX pages newest first, so the range is read whole, then ordered."""
         since_ms = to_epoch_ms(since)
         rows: dict[tuple[str, str], Mapping[str, Any]] = {}
+        bad: list[Item] = []
+
+        def keep(row: Mapping[str, Any]) -> None:
+            try:
+                rows[_row_key(row)] = row
+            except FrameError as exc:
+                bad.append(BadRow.of(row, exc))
+
         if since < datetime.now(UTC) - RECENT_WINDOW:
             async for row in self._pages("/api/v5/trade/fills-history", since_ms):
-                rows[_row_key(row)] = row
+                keep(row)
         async for row in self._pages("/api/v5/trade/fills", since_ms):
-            rows[_row_key(row)] = row
+            keep(row)
         await self._load_missing(inst_id for inst_id, _ in rows)
-        fills = [
-            fill
-            for row in rows.values()
-            if (fill := self.history_fill(row, received_at)) is not None and fill.event_at >= since
-        ]
+        fills: list[Fill] = []
+        for row in rows.values():
+            try:
+                fill = self.history_fill(row, received_at)
+            except FrameError as exc:
+                bad.append(BadRow.of(row, exc))
+                continue
+            if fill is not None and fill.event_at >= since:
+                fills.append(fill)
         fills.sort(key=_order)
-        return fills
+        yield [*bad, *fills]
 
     def history_fill(self, row: Mapping[str, Any], received_at: datetime) -> Fill | None:
         """The fill in one row of GET /trade/fills(-history), or None if it is not copied."""

@@ -29,7 +29,7 @@ from app.ingest.venues.bybit import (
 )
 from app.security.crypto import Credential
 from tests.venues.fake_bybit import FakeBybit, execution
-from tests.venues.harness import run_venue
+from tests.venues.harness import backfilled, fills_of, run_venue
 
 FIXTURES = Path(__file__).resolve().parents[2] / "venues" / "fixtures" / "bybit"
 LEADER = UUID("00000000-0000-0000-0000-00000000b1b1")
@@ -90,7 +90,7 @@ def test_registry_resolves_bybit() -> None:
 
 
 def test_documented_stream_example() -> None:
-    fills = adapter().parse(fixture("execution_doc.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("execution_doc.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -109,7 +109,7 @@ def test_documented_stream_example() -> None:
 
 
 def test_earlier_documented_stream_example_without_close_or_fee_currency() -> None:
-    fills = adapter().parse(fixture("execution_doc_2023.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("execution_doc_2023.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -128,11 +128,11 @@ def test_earlier_documented_stream_example_without_close_or_fee_currency() -> No
 
 @pytest.mark.parametrize("name", ["auth_ok.json", "subscribe_ok.json", "pong.json"])
 def test_acks_and_pong_are_not_fills(name: str) -> None:
-    assert adapter().parse(fixture(name), RECEIVED) == []
+    assert fills_of(adapter().parse(fixture(name), RECEIVED)) == []
 
 
 def test_several_executions_in_one_message_with_partial_fills_of_one_order() -> None:
-    fills = adapter().parse(fixture("multi_partial.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("multi_partial.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -172,7 +172,7 @@ def test_several_executions_in_one_message_with_partial_fills_of_one_order() -> 
 
 
 def test_liquidations_are_fills_flagged_liquidation() -> None:
-    fills = adapter().parse(fixture("bust_trade.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("bust_trade.json"), RECEIVED))
 
     assert [(f.fill_id, f.side, f.qty, f.price, f.liquidation, f.reduce_only) for f in fills] == [
         (
@@ -196,7 +196,7 @@ def test_liquidations_are_fills_flagged_liquidation() -> None:
 
 
 def test_auto_deleveraging_is_a_fill_flagged_liquidation() -> None:
-    fills = adapter().parse(fixture("adl_trade.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("adl_trade.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -218,13 +218,13 @@ def test_auto_deleveraging_is_a_fill_flagged_liquidation() -> None:
     "name", ["funding.json", "settle_delivery.json", "spot.json", "order_topic.json"]
 )
 def test_non_trade_executions_other_categories_and_other_topics_are_not_fills(name: str) -> None:
-    assert adapter(["linear", "inverse"]).parse(fixture(name), RECEIVED) == []
+    assert fills_of(adapter(["linear", "inverse"]).parse(fixture(name), RECEIVED)) == []
 
 
 def test_inverse_contracts_become_base_quantity() -> None:
     inverse = adapter(["linear", "inverse"])
 
-    fills = inverse.parse(fixture("inverse.json"), RECEIVED)
+    fills = fills_of(inverse.parse(fixture("inverse.json"), RECEIVED))
 
     # 1000 USD contracts at 40000 USD/BTC = 0.025 BTC; the fee is in BTC.
     assert fills == [
@@ -241,7 +241,7 @@ def test_inverse_contracts_become_base_quantity() -> None:
         )
     ]
     # A leader that follows only linear contracts ignores inverse executions.
-    assert adapter(["linear"]).parse(fixture("inverse.json"), RECEIVED) == []
+    assert fills_of(adapter(["linear"]).parse(fixture("inverse.json"), RECEIVED)) == []
 
 
 def test_block_trade_and_move_position_move_the_position() -> None:
@@ -276,7 +276,7 @@ def test_block_trade_and_move_position_move_the_position() -> None:
     ]
     raw = json.dumps({"topic": "execution.linear", "data": rows})
 
-    fills = adapter().parse(raw, RECEIVED)
+    fills = fills_of(adapter().parse(raw, RECEIVED))
 
     assert [(f.fill_id, f.side, f.liquidation) for f in fills] == [
         ("b-1", Side.BUY, False),
@@ -286,12 +286,12 @@ def test_block_trade_and_move_position_move_the_position() -> None:
 
 def test_malformed_json_raises() -> None:
     with pytest.raises(FrameError, match="malformed JSON"):
-        adapter().parse(fixture("malformed.txt"), RECEIVED)
+        fills_of(adapter().parse(fixture("malformed.txt"), RECEIVED))
 
 
 def test_a_trade_missing_a_field_raises_naming_it() -> None:
     with pytest.raises(FrameError, match="execId"):
-        adapter().parse(fixture("missing_exec_id.json"), RECEIVED)
+        fills_of(adapter().parse(fixture("missing_exec_id.json"), RECEIVED))
 
 
 @pytest.mark.parametrize(
@@ -310,12 +310,12 @@ def test_invalid_fields_raise(change: dict[str, Any], field: str) -> None:
     raw = json.dumps({"topic": "execution.linear", "data": [row]})
 
     with pytest.raises(FrameError, match=field):
-        adapter().parse(raw, RECEIVED)
+        fills_of(adapter().parse(raw, RECEIVED))
 
 
 def test_data_must_be_a_list() -> None:
     with pytest.raises(FrameError, match="data"):
-        adapter().parse('{"topic": "execution", "data": {"execId": "1"}}', RECEIVED)
+        fills_of(adapter().parse('{"topic": "execution", "data": {"execId": "1"}}', RECEIVED))
 
 
 # -- signing --------------------------------------------------------------------------------
@@ -415,7 +415,7 @@ async def test_backfill_pages_windows_and_orders_oldest_first() -> None:
         bybit = adapter(["linear", "inverse"], rest_url=running.rest_url)
         received = datetime.now(UTC)
 
-        fills = await bybit.backfill(ms(since), received)
+        fills = await backfilled(bybit.backfill(ms(since), received))
         await bybit.http.aclose()
 
     ids = [f.fill_id for f in fills]
@@ -437,7 +437,9 @@ async def test_backfill_of_an_empty_history_is_empty() -> None:
     venue = FakeBybit()
     async with run_venue(venue) as running:
         bybit = adapter(rest_url=running.rest_url)
-        fills = await bybit.backfill(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+        fills = await backfilled(
+            bybit.backfill(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+        )
         await bybit.http.aclose()
 
     assert fills == []

@@ -21,7 +21,7 @@ from app.ingest.venues import adapter_class
 from app.ingest.venues.base import VenueError
 from app.ingest.venues.hyperliquid import PAGE_LIMIT, HyperliquidAdapter
 from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid
-from tests.venues.harness import Running, run_venue
+from tests.venues.harness import Running, backfilled, fills_of, run_venue
 
 FIXTURES = Path(__file__).resolve().parents[2] / "venues" / "fixtures" / "hyperliquid"
 LEADER = UUID("00000000-0000-4000-8000-00000000beef")
@@ -67,7 +67,7 @@ def test_registry_resolves_the_hyperliquid_adapter() -> None:
 
 
 def test_documented_fill_parses_to_exact_values() -> None:
-    fills = adapter().parse(fixture("fill_documented.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("fill_documented.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -86,11 +86,11 @@ def test_documented_fill_parses_to_exact_values() -> None:
 
 
 def test_snapshot_is_history_not_new_trades() -> None:
-    assert adapter().parse(fixture("snapshot.json"), RECEIVED) == []
+    assert fills_of(adapter().parse(fixture("snapshot.json"), RECEIVED)) == []
 
 
 def test_several_executions_and_partial_fills_in_one_message() -> None:
-    fills = adapter().parse(fixture("several_partial.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("several_partial.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -131,7 +131,7 @@ def test_several_executions_and_partial_fills_in_one_message() -> None:
 
 
 def test_own_liquidation_is_a_forced_close() -> None:
-    fills = adapter().parse(fixture("liquidation.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("liquidation.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -158,13 +158,13 @@ def test_liquidation_block_naming_the_leader_flags_an_ordinary_dir() -> None:
         liquidation={"liquidatedUser": ADDRESS.upper().replace("0X", "0x"), "markPx": "18.4"},
     )
 
-    (parsed,) = adapter().parse(message(row), RECEIVED)
+    (parsed,) = fills_of(adapter().parse(message(row), RECEIVED))
 
     assert (parsed.liquidation, parsed.reduce_only, parsed.side) == (True, True, Side.SELL)
 
 
 def test_trading_against_someone_elses_liquidation_is_an_ordinary_trade() -> None:
-    fills = adapter().parse(fixture("liquidation_counterparty.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("liquidation_counterparty.json"), RECEIVED))
 
     assert [(f.fill_id, f.symbol, f.side, f.qty, f.liquidation) for f in fills] == [
         ("221000000000011", "SOL", Side.BUY, Decimal("120.0"), False)
@@ -172,7 +172,7 @@ def test_trading_against_someone_elses_liquidation_is_an_ordinary_trade() -> Non
 
 
 def test_auto_deleveraging_is_flagged_like_a_liquidation() -> None:
-    fills = adapter().parse(fixture("adl.json"), RECEIVED)
+    fills = fills_of(adapter().parse(fixture("adl.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -191,7 +191,7 @@ def test_auto_deleveraging_is_flagged_like_a_liquidation() -> None:
 
 
 def test_reversal_through_zero_is_not_reduce_only() -> None:
-    (parsed,) = adapter().parse(fixture("reversal.json"), RECEIVED)
+    (parsed,) = fills_of(adapter().parse(fixture("reversal.json"), RECEIVED))
 
     assert (parsed.symbol, parsed.side, parsed.qty, parsed.reduce_only) == (
         "kPEPE",
@@ -218,30 +218,30 @@ def test_close_flag_comes_from_start_position_and_side(
 ) -> None:
     row = ws_fill(dir=direction, side=side, startPosition=start, sz=sz)
 
-    (parsed,) = adapter().parse(message(row), RECEIVED)
+    (parsed,) = fills_of(adapter().parse(message(row), RECEIVED))
 
     assert parsed.reduce_only is reduce_only
     assert parsed.side is (Side.BUY if side == "B" else Side.SELL)
 
 
 def test_spot_fills_are_not_perp_fills() -> None:
-    assert adapter().parse(fixture("spot.json"), RECEIVED) == []
+    assert fills_of(adapter().parse(fixture("spot.json"), RECEIVED)) == []
 
 
 @pytest.mark.parametrize("direction", ["Spot Dust Conversion", "Settlement"])
 def test_non_trade_rows_are_skipped(direction: str) -> None:
-    assert adapter().parse(message(ws_fill(dir=direction, tid=0)), RECEIVED) == []
+    assert fills_of(adapter().parse(message(ws_fill(dir=direction, tid=0)), RECEIVED)) == []
 
 
 @pytest.mark.parametrize(
     "name", ["subscription_response.json", "pong.json", "unknown.json", "snapshot.json"]
 )
 def test_acks_pongs_and_other_channels_are_not_fills(name: str) -> None:
-    assert adapter().parse(fixture(name), RECEIVED) == []
+    assert fills_of(adapter().parse(fixture(name), RECEIVED)) == []
 
 
 def test_hip3_perp_coin_is_kept_as_is() -> None:
-    (parsed,) = adapter().parse(message(ws_fill(coin="xyz:XYZ100")), RECEIVED)
+    (parsed,) = fills_of(adapter().parse(message(ws_fill(coin="xyz:XYZ100")), RECEIVED))
 
     assert parsed.symbol == "xyz:XYZ100"
 
@@ -255,7 +255,7 @@ def test_hip3_perp_coin_is_kept_as_is() -> None:
         (json.dumps({"channel": "userFills", "data": []}), "data must be an object"),
         (json.dumps({"channel": "userFills", "data": {"user": ADDRESS}}), "fills must be a list"),
         (message(ws_fill(), user=OTHER), "not the leader's address"),
-        (message({k: v for k, v in ws_fill().items() if k != "tid"}), "fills[0].tid"),
+        (message({k: v for k, v in ws_fill().items() if k not in ("tid", "hash")}), "no tid"),
         (message(ws_fill(tid="118906512037719")), "fills[0].tid"),
         (message(ws_fill(side="S")), "fills[0].side"),
         (message(ws_fill(sz=None)), "fills[0].sz"),
@@ -275,14 +275,14 @@ def test_hip3_perp_coin_is_kept_as_is() -> None:
 )
 def test_malformed_messages_raise_frame_errors(raw: str, error: str) -> None:
     with pytest.raises(FrameError, match=error.replace("(", r"\(").replace("[", r"\[")):
-        adapter().parse(raw, RECEIVED)
+        fills_of(adapter().parse(raw, RECEIVED))
 
 
 def test_a_fill_far_in_the_future_is_quarantined() -> None:
     row = ws_fill(time=1681222254710 + 3_600_000)
 
     with pytest.raises(FrameError) as caught:
-        adapter().parse(message(row), at(1681222254710))
+        fills_of(adapter().parse(message(row), at(1681222254710)))
 
     assert caught.value.quarantine is not None
 
@@ -316,7 +316,7 @@ async def test_on_open_subscribes_with_the_address_and_waits_for_the_ack(venue: 
     assert fake(venue).received == [
         {"method": "subscribe", "subscription": {"type": "userFills", "user": ADDRESS}}
     ]
-    assert hl.parse(snapshot, RECEIVED) == []
+    assert fills_of(hl.parse(snapshot, RECEIVED)) == []
 
 
 async def test_on_open_raises_when_the_venue_refuses(venue: Running) -> None:
@@ -333,7 +333,7 @@ async def test_pong_replies_parse_to_nothing(venue: Running) -> None:
         reply = await ws.recv()
 
     assert json.loads(reply) == {"channel": "pong"}
-    assert hl.parse(reply, RECEIVED) == []
+    assert fills_of(hl.parse(reply, RECEIVED)) == []
 
 
 async def test_equity_and_positions_from_the_documented_clearinghouse_state(
@@ -381,7 +381,9 @@ async def test_backfill_of_the_documented_response_skips_spot(venue: Running) ->
     fake(venue).history = json.loads(fixture("user_fills_by_time.json"))
     since = at(1681222254710)
 
-    fills = await adapter(venue.rest_url).backfill(since, datetime(2025, 1, 5, tzinfo=UTC))
+    fills = await backfilled(
+        adapter(venue.rest_url).backfill(since, datetime(2025, 1, 5, tzinfo=UTC))
+    )
 
     assert [(f.fill_id, f.symbol, f.qty, f.event_at) for f in fills] == [
         ("118906512037719", "AVAX", Decimal("93.53"), since)
@@ -407,7 +409,7 @@ async def test_backfill_pages_forward_through_same_millisecond_fills(venue: Runn
     since = at(base + 10)  # the first 30 fills are older
 
     # Act
-    fills = await adapter(venue.rest_url).backfill(since, at(base + 3_600_000))
+    fills = await backfilled(adapter(venue.rest_url).backfill(since, at(base + 3_600_000)))
 
     # Assert: every fill since `since` exactly once, oldest first, by (time, trade id).
     expected = [str(f["tid"]) for f in made[30:]]
@@ -429,7 +431,7 @@ async def test_backfill_steps_past_a_page_that_is_one_millisecond_only(venue: Ru
     later = [venue_.fill("ETH", "A", "0.01", "3000", at_ms=base + 5) for _ in range(3)]
     venue_.add(*crowd, *later)
 
-    fills = await adapter(venue.rest_url).backfill(at(base), at(base + 60_000))
+    fills = await backfilled(adapter(venue.rest_url).backfill(at(base), at(base + 60_000)))
 
     assert [f.fill_id for f in fills] == [str(f["tid"]) for f in crowd[:PAGE_LIMIT] + later]
     starts = [json.loads(call.body)["startTime"] for call in venue_.rest_calls]
@@ -445,15 +447,15 @@ async def test_backfill_never_returns_fills_before_since(venue: Running) -> None
     )
 
     # `since` inside the millisecond after the first fill's.
-    fills = await adapter(venue.rest_url).backfill(
-        at(base) + timedelta(microseconds=500), at(base + 60_000)
+    fills = await backfilled(
+        adapter(venue.rest_url).backfill(at(base) + timedelta(microseconds=500), at(base + 60_000))
     )
 
     assert [f.event_at for f in fills] == [at(base + 1)]
 
 
 async def test_backfill_of_an_empty_account_is_one_call(venue: Running) -> None:
-    fills = await adapter(venue.rest_url).backfill(at(1_700_000_000_000), RECEIVED)
+    fills = await backfilled(adapter(venue.rest_url).backfill(at(1_700_000_000_000), RECEIVED))
 
     assert fills == []
     assert len(fake(venue).rest_calls) == 1
@@ -464,4 +466,4 @@ def test_other_leaders_adapter_has_its_own_address() -> None:
 
     assert other.address == OTHER
     with pytest.raises(FrameError, match="not the leader's address"):
-        other.parse(fixture("fill_documented.json"), RECEIVED)
+        fills_of(other.parse(fixture("fill_documented.json"), RECEIVED))

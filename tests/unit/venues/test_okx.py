@@ -25,7 +25,7 @@ from app.ingest.venues.base import StreamExpired, VenueError
 from app.ingest.venues.okx import OkxAdapter, rest_timestamp, sign
 from app.security.crypto import Credential
 from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, FakeOkx, Trade, now_ms
-from tests.venues.harness import Running, run_venue
+from tests.venues.harness import Running, backfilled, fills_of, run_venue
 
 FIXTURES = Path(__file__).resolve().parents[2] / "venues" / "fixtures" / "okx"
 LEADER = UUID("00000000-0000-0000-0000-0000000000aa")
@@ -116,7 +116,7 @@ def test_registry_finds_the_adapter() -> None:
 
 async def test_documented_push_example_is_one_fill(adapter: OkxAdapter) -> None:
     # Spot sizes are base quantities already (fillSz "0.001" BTC).
-    fills = adapter.parse(fixture("orders_doc.json"), RECEIVED)
+    fills = fills_of(adapter.parse(fixture("orders_doc.json"), RECEIVED))
 
     assert fills == [
         fill(
@@ -136,8 +136,8 @@ async def test_documented_push_example_is_one_fill(adapter: OkxAdapter) -> None:
 async def test_partial_fills_of_one_order_are_two_fills_in_base_units(
     adapter: OkxAdapter,
 ) -> None:
-    first = adapter.parse(fixture("orders_partial_1.json"), RECEIVED)
-    second = adapter.parse(fixture("orders_partial_2.json"), RECEIVED)
+    first = fills_of(adapter.parse(fixture("orders_partial_1.json"), RECEIVED))
+    second = fills_of(adapter.parse(fixture("orders_partial_2.json"), RECEIVED))
 
     # 2 and 3 contracts of 0.01 BTC.
     common = {"fee_asset": "USDT", "reduce_only": False}
@@ -170,7 +170,7 @@ async def test_partial_fills_of_one_order_are_two_fills_in_base_units(
 async def test_several_updates_in_one_message_keep_their_order_and_skip_non_fills(
     adapter: OkxAdapter,
 ) -> None:
-    fills = adapter.parse(fixture("orders_multi.json"), RECEIVED)
+    fills = fills_of(adapter.parse(fixture("orders_multi.json"), RECEIVED))
 
     assert fills == [
         # A maker rebate (fillFee > 0) is a negative cost; sell on the long side closes.
@@ -201,8 +201,8 @@ async def test_several_updates_in_one_message_keep_their_order_and_skip_non_fill
 
 
 async def test_liquidation_and_adl_are_flagged_fills(adapter: OkxAdapter) -> None:
-    liquidation = adapter.parse(fixture("orders_liquidation.json"), RECEIVED)
-    adl = adapter.parse(fixture("orders_adl.json"), RECEIVED)
+    liquidation = fills_of(adapter.parse(fixture("orders_liquidation.json"), RECEIVED))
+    adl = fills_of(adapter.parse(fixture("orders_adl.json"), RECEIVED))
 
     assert liquidation == [
         fill(
@@ -247,19 +247,19 @@ async def test_liquidation_and_adl_are_flagged_fills(adapter: OkxAdapter) -> Non
     ],
 )
 async def test_messages_without_a_copied_fill_are_empty(adapter: OkxAdapter, name: str) -> None:
-    assert adapter.parse(fixture(name), RECEIVED) == []
+    assert fills_of(adapter.parse(fixture(name), RECEIVED)) == []
 
 
 async def test_pong_is_not_a_frame_error(adapter: OkxAdapter) -> None:
-    assert adapter.parse("pong", RECEIVED) == []
-    assert adapter.parse(b"pong", RECEIVED) == []
+    assert fills_of(adapter.parse("pong", RECEIVED)) == []
+    assert fills_of(adapter.parse(b"pong", RECEIVED)) == []
 
 
 async def test_zero_fill_size_with_a_trade_id_is_no_fill(adapter: OkxAdapter) -> None:
     message = json.loads(fixture("orders_partial_1.json"))
     message["data"][0]["fillSz"] = "0"
 
-    assert adapter.parse(json.dumps(message), RECEIVED) == []
+    assert fills_of(adapter.parse(json.dumps(message), RECEIVED)) == []
 
 
 @pytest.mark.parametrize(
@@ -281,23 +281,23 @@ async def test_a_fill_with_an_invalid_field_is_a_frame_error(
     message["data"][0].update(change)
 
     with pytest.raises(FrameError, match=field):
-        adapter.parse(json.dumps(message), RECEIVED)
+        fills_of(adapter.parse(json.dumps(message), RECEIVED))
 
 
 @pytest.mark.parametrize("raw", ['{"arg": {"channel": "orders"', "[1, 2]", ""])
 async def test_malformed_messages_are_frame_errors(adapter: OkxAdapter, raw: str) -> None:
     with pytest.raises(FrameError):
-        adapter.parse(raw, RECEIVED)
+        fills_of(adapter.parse(raw, RECEIVED))
 
 
 async def test_orders_data_that_is_not_a_list_is_a_frame_error(adapter: OkxAdapter) -> None:
     with pytest.raises(FrameError, match="data"):
-        adapter.parse('{"arg": {"channel": "orders"}, "data": {}}', RECEIVED)
+        fills_of(adapter.parse('{"arg": {"channel": "orders"}, "data": {}}', RECEIVED))
 
 
 async def test_an_error_event_ends_the_stream(adapter: OkxAdapter) -> None:
     with pytest.raises(StreamExpired, match="60009"):
-        adapter.parse(fixture("login_error_doc.json"), RECEIVED)
+        fills_of(adapter.parse(fixture("login_error_doc.json"), RECEIVED))
 
 
 async def test_a_fill_in_an_instrument_listed_since_connect_restarts_the_session(
@@ -307,7 +307,7 @@ async def test_a_fill_in_an_instrument_listed_since_connect_restarts_the_session
     message["data"][0]["instId"] = "SOL-USDT-SWAP"
 
     with pytest.raises(VenueError, match="SOL-USDT-SWAP") as raised:
-        adapter.parse(json.dumps(message), RECEIVED)
+        fills_of(adapter.parse(json.dumps(message), RECEIVED))
     assert not isinstance(raised.value, StreamExpired)
 
 
@@ -358,7 +358,7 @@ async def test_live_and_history_forms_of_one_trade_are_the_same_fill(adapter: Ok
     )
     message = {"arg": {"channel": "orders", "instType": "SWAP"}, "data": [trade.order_row()]}
 
-    live = adapter.parse(json.dumps(message), RECEIVED)
+    live = fills_of(adapter.parse(json.dumps(message), RECEIVED))
 
     assert live == [adapter.history_fill(trade.history_row(1), RECEIVED)]
     assert live[0].qty == Decimal("0.7")
@@ -384,7 +384,7 @@ async def test_backfill_pages_through_recent_fills_oldest_first(venue: Running) 
     okx.add_history(*history(230, start))
     adapter = make_adapter(venue.rest_url)
 
-    fills = await adapter.backfill(at_ms(start), datetime.now(UTC))
+    fills = await backfilled(adapter.backfill(at_ms(start), datetime.now(UTC)))
     await adapter.http.aclose()
 
     assert [f.fill_id for f in fills] == [f"BTC-USDT-SWAP:{1000 + n}" for n in range(230)]
@@ -420,7 +420,7 @@ async def test_backfill_older_than_three_days_reads_the_history_too(venue: Runni
     okx.add_history(*old, *recent)
     adapter = make_adapter(venue.rest_url)
 
-    fills = await adapter.backfill(at_ms(ten_days_ago), datetime.now(UTC))
+    fills = await backfilled(adapter.backfill(at_ms(ten_days_ago), datetime.now(UTC)))
     await adapter.http.aclose()
 
     assert [f.fill_id for f in fills] == [
@@ -441,7 +441,7 @@ async def test_backfill_orders_one_instant_by_trade_id(venue: Running) -> None:
     okx.add_history(*(Trade("BTC-USDT-SWAP", t, "buy", "1", "1", fill_time=ms) for t in "921"))
     adapter = make_adapter(venue.rest_url)
 
-    fills = await adapter.backfill(at_ms(ms), datetime.now(UTC))
+    fills = await backfilled(adapter.backfill(at_ms(ms), datetime.now(UTC)))
     await adapter.http.aclose()
 
     assert [f.fill_id for f in fills] == [f"BTC-USDT-SWAP:{t}" for t in "129"]
@@ -456,7 +456,7 @@ async def test_paging_that_does_not_advance_is_an_error(venue: Running) -> None:
     adapter = make_adapter(venue.rest_url)
 
     with pytest.raises(VenueError, match="paging did not advance"):
-        await adapter.backfill(at_ms(start), datetime.now(UTC))
+        await backfilled(adapter.backfill(at_ms(start), datetime.now(UTC)))
     await adapter.http.aclose()
 
     assert okx.calls("/api/v5/trade/fills") == 2

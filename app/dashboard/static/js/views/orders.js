@@ -25,9 +25,9 @@ export function leaderTrade(order) {
   return { side: sign(delta) > 0 ? "buy" : "sell", qty: magnitude(delta) };
 }
 
-/** Whether the leader's fill was a liquidation (or auto-deleveraging), where the API says so. */
-export function isLiquidation(order) {
-  return Boolean(order.liquidation ?? (order.fill && order.fill.liquidation) ?? (order.sizing && order.sizing.liquidation));
+/** What the venue said of the leader's fill (liquidation, reduce-only, fee), where known. */
+function fillFacts(order) {
+  return order.leader_fill || {};
 }
 
 export class OrderStream {
@@ -146,19 +146,23 @@ export class OrderStream {
 
   fillRow(order) {
     const sizing = order.sizing || {};
+    const facts = fillFacts(order);
     const leader = this.leaderNames.get(order.leader_id) || `leader ${shortId(order.leader_id)}`;
     const trade = leaderTrade(order);
+    const sync = facts.kind === "sync" || order.leader_fill_id.startsWith("sync:");
     return h("tr", { class: "fill-row", "data-fill-id": order.leader_fill_id },
       h("td", { colspan: 8 },
-        isLiquidation(order) ? h("span", { class: "badge badge-bad liquidation" }, "liquidation") : null,
+        facts.liquidation ? h("span", { class: "badge badge-bad liquidation" }, "liquidation") : null,
         "fill ", h("span", { class: "mono" }, order.leader_fill_id), " · ", leader, " ",
-        trade
+        trade && !sync
           ? h("span", { class: "leader-trade" },
             h("span", { class: `side-${trade.side}` }, trade.side), ` ${amount(trade.qty)} ${sizing.leader_symbol || order.symbol}`)
-          : h("span", { class: "leader-trade muted" }, order.leader_fill_id.startsWith("sync:") ? "sync" : ""),
+          : h("span", { class: "leader-trade muted" }, sync ? `sync${facts.reason ? ` (${facts.reason})` : ""}` : ""),
         sizing.leader_price ? ` @ ${amount(sizing.leader_price)}` : "",
         h("span", { class: "muted" },
-          ` · position ${amount(sizing.leader_position_before)} → ${amount(sizing.leader_position_after)}`),
+          ` · position ${amount(sizing.leader_position_before)} → ${amount(sizing.leader_position_after)}`,
+          facts.reduce_only ? " · reduce-only" : "",
+          facts.fee != null ? ` · fee ${amount(facts.fee)} ${facts.fee_asset || ""}` : ""),
       ),
     );
   }
