@@ -3,9 +3,9 @@
 A full collection walks every tracked object. An instance's books and equity readings are
 hundreds of thousands of objects that live for hours, and under load they were walked about
 once a second: in a 45 s benchmark run, 29 full collections took 5.6 s of the event loop, up
-to 0.3 s at a time. What a cache has just loaded is moved out of the collector's sight
-instead (``gc.freeze``), and the youngest generation is let grow larger, so that the orders
-of a fill in flight die young rather than being promoted and walked again.
+to 0.3 s at a time. What start-up has loaded is moved out of the collector's sight
+once (``gc.freeze``), and the youngest generation is let grow larger, so that the orders of a
+fill in flight die young rather than being promoted and walked again.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ def configure() -> None:
 
 
 def settle() -> None:
-    """Call once a long-lived cache is loaded: collect the young garbage, freeze the rest.
+    """Call once, when start-up has loaded what lives for the process's lifetime (settings,
+    the equity cache): collect the young garbage, freeze the rest.
 
-    Frozen objects are still freed when their last reference goes; only cycles among them
-    wait for ``gc.unfreeze``. A reload replaces a cache wholesale, so little is held twice.
+    Not on every cache reload: frozen objects are never collected as cycles (only
+    ``gc.unfreeze`` brings them back), so each freeze would keep whatever garbage cycle was
+    alive at that moment, and the collection before it ran on the fill path.
     """
     gc.collect(1)
     gc.freeze()

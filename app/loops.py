@@ -14,7 +14,9 @@ log = structlog.get_logger(__name__)
 
 
 class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog), reset after a success."""
+    """Exponential backoff with full jitter (AWS architecture blog), reset after a success:
+    each delay is drawn uniformly from [0, min(maximum, initial * factor ** attempt)], so
+    clients that failed together spread their retries over the whole window."""
 
     def __init__(self, initial: float, maximum: float, factor: float = 2.0) -> None:
         self.initial = initial
@@ -25,7 +27,7 @@ class Backoff:
     def next_delay(self) -> float:
         ceiling = min(self.maximum, self.initial * self.factor**self.attempt)
         self.attempt += 1
-        return random.uniform(self.initial / 2, ceiling)
+        return random.uniform(0.0, ceiling)
 
     def reset(self) -> None:
         self.attempt = 0

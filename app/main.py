@@ -21,7 +21,7 @@ from app.api import (
     replay,
     subscriptions,
 )
-from app.api.limits import BodySizeLimit, OriginCheck, RateLimit
+from app.api.limits import AbuseLimiter, BodySizeLimit, OriginCheck, RateLimit
 from app.dashboard.routes import mount_dashboard
 from app.feed import ws as feed_ws
 from app.ingest import push
@@ -93,5 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: refuse over-rate callers before reading their bodies.
     app.add_middleware(OriginCheck, allowed=settings.ws_allowed_origins)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimit, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
+    limiter = AbuseLimiter(
+        settings.redis_url,
+        settings.redis_cluster,
+        settings.rate_limit_per_s,
+        settings.rate_limit_burst,
+        settings.unauth_rate_limit,
+    )
+    app.add_middleware(
+        RateLimit, limiter=limiter, admin_token=settings.admin_token.get_secret_value()
+    )
     return app

@@ -70,6 +70,29 @@ FILLS_QUARANTINED = Counter(
     "Leader fills too absurd to size, kept in quarantined_fill instead",
     ["reason"],
 )
+AUTH_LOOKUPS = Counter(
+    "copytrade_auth_lookups_total", "Credentials looked up in Postgres (follower keys, push tokens)"
+)
+RATE_LIMITED = Counter(
+    "copytrade_rate_limited_total", "Requests refused with 429 (or 1013 for a handshake)", ["limit"]
+)
+RATE_LIMIT_ERRORS = Counter(
+    "copytrade_rate_limit_errors_total", "Rate-limit checks that failed (Redis); let through"
+)
+FEED_SLOW_CLOSED = Counter(
+    "copytrade_feed_slow_closed_total",
+    "Order-feed sockets closed with 1013 for falling behind",
+    ["reason"],
+)
+DB_TIMEOUTS = Counter(
+    "copytrade_db_timeouts_total",
+    "Postgres statements that hit a timeout (statement, lock or client-side)",
+    ["where"],
+)
+REPORT_RETRIES = Counter(
+    "copytrade_report_retries_total", "Batches of executor reports retried after a transient error"
+)
+BOOKS_EVICTED = Counter("copytrade_books_evicted_total", "Idle leaders' books dropped from memory")
 INSTRUMENT_ROWS_SKIPPED = Counter(
     "copytrade_instrument_rows_skipped_total",
     "Instrument rows from a venue's public list refused as malformed (their neighbours kept)",

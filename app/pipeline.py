@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +22,7 @@ from app.dispatch.enqueue import Enqueuer, Sendable
 from app.dispatch.marker import DispatchMarker
 from app.domain.model import EquityReading, Fill
 from app.metrics import (
+    DB_TIMEOUTS,
     DISPATCH_ERRORS,
     FILL_LATENCY,
     FILLS,
@@ -28,10 +30,40 @@ from app.metrics import (
     ORDERS,
     STAGE_LATENCY,
 )
-from app.sizing.engine import PlannedOrder, SizingEngine
+from app.sizing.engine import FillOutcome, PlannedOrder, SizingEngine
 from app.sizing.equity_cache import EquityCache
 
 log = structlog.get_logger(__name__)
+
+
+class FillNotRecorded(Exception):
+    """A fill that failed before its commit (Postgres unreachable, a timeout, a lock held too
+    long): nothing of it is recorded, and it can be sent again."""
+
+    def __init__(self, fill_id: str, reason: str) -> None:
+        super().__init__(f"fill {fill_id} not recorded: {reason}")
+        self.fill_id = fill_id
+        self.reason = reason
+
+
+# Errors that mean "the database was too slow or is away", not "this fill is wrong".
+_TIMEOUTS = (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError, TimeoutError)
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,  # the connection is gone
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shut down, terminated
+)
+
+
+class _LeaderGate:
+    """One leader's turn: its fills take a slot one at a time, in arrival order."""
+
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +90,10 @@ class Pipeline:
         # ten times later than alone, and their orders reach followers that much later. A few
         # keep the database and Redis busy while the next fill is planned.
         self._slots = asyncio.Semaphore(fill_concurrency)
+        # A leader's fills queue behind each other before they ask for a slot, so one leader
+        # holds at most one slot: its backlog, its wide fan-out or its fill stuck on a lock
+        # leaves the other slots to other leaders' fills (which queue in arrival order).
+        self._gates: dict[UUID, _LeaderGate] = {}
         self.engine = engine
         self.equity = equity
         self._enqueuer = enqueuer
@@ -82,12 +118,33 @@ class Pipeline:
             return await self._handle_fill(fill)
 
     async def _handle_fill(self, fill: Fill) -> FillResult:
-        async with self._slots:
-            return await self._handle_admitted(fill)
+        gate = self._gates.get(fill.leader_id)
+        if gate is None:
+            gate = self._gates[fill.leader_id] = _LeaderGate()
+        gate.waiting += 1
+        try:
+            async with gate.lock, self._slots:
+                return await self._handle_admitted(fill)
+        finally:
+            gate.waiting -= 1
+            if not gate.waiting:
+                del self._gates[fill.leader_id]
+
+    async def _process(self, fill: Fill) -> FillOutcome:
+        """Size and record ``fill``; whatever stops it before the commit is FillNotRecorded."""
+        try:
+            return await self.engine.process(fill)
+        except _TIMEOUTS as exc:
+            DB_TIMEOUTS.labels(where="fill").inc()
+            log.warning("fill_not_recorded", error=repr(exc))
+            raise FillNotRecorded(fill.fill_id, "database timeout") from exc
+        except _UNAVAILABLE as exc:
+            log.warning("fill_not_recorded", error=repr(exc))
+            raise FillNotRecorded(fill.fill_id, "database unavailable") from exc
 
     async def _handle_admitted(self, fill: Fill) -> FillResult:
         started = time.perf_counter()
-        outcome = await self.engine.process(fill)
+        outcome = await self._process(fill)
         committed = time.perf_counter()
         STAGE_LATENCY.labels(stage="committed").observe(committed - started)
         if outcome.duplicate:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
+from functools import partial
 from uuid import UUID
 
 import asyncpg
@@ -14,7 +16,7 @@ from sqlalchemy import text
 from app import heap
 from app.db.line import ConnectionLine
 from app.db.repositories.accounts import FollowerRepository
-from app.db.session import UnitOfWork, make_engine, make_sessionmaker
+from app.db.session import PgTimeouts, UnitOfWork, make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.marker import DispatchMarker
 from app.dispatch.relay import OutboxRelay
@@ -23,6 +25,7 @@ from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
 from app.ingest.manager import ListenerManager, ManagerParams
+from app.metrics import AUTH_LOOKUPS
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis, connect_pubsub
 from app.redisconn import connect as connect_redis
@@ -51,16 +54,28 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """Pool reset hook: our connections keep no session state worth a RESET round trip."""
 
 
+_json_decode = partial(json.loads, parse_float=Decimal)
+
+
 async def _json_codecs(conn: asyncpg.Connection) -> None:
-    """Read jsonb columns as Python values (asyncpg's default is the JSON text)."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    """Read jsonb columns as Python values (asyncpg's default is the JSON text); numbers with
+    a fraction or an exponent as Decimal, never float: they are amounts and limits."""
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=_json_decode, schema="pg_catalog"
+    )
 
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.drain = Drain(settings.shutdown_grace_s)
-        self.engine = make_engine(settings.database_url, settings.db_pool_size)
+        timeouts = PgTimeouts(
+            statement_ms=settings.db_statement_timeout_ms,
+            lock_ms=settings.db_lock_timeout_ms,
+            idle_in_transaction_ms=settings.db_idle_in_transaction_timeout_ms,
+            command_s=settings.db_command_timeout_s,
+        )
+        self.engine = make_engine(settings.database_url, settings.db_pool_size, timeouts)
         self.sessionmaker = make_sessionmaker(self.engine)
         self.redis: AnyRedis = connect_redis(settings.redis_url, settings.redis_cluster)
         # Pub/sub (the order feed, revocations) on one plain connection, cluster or not.
@@ -68,24 +83,34 @@ class Runtime:
             self.redis if isinstance(self.redis, Redis) else connect_pubsub(settings.redis_url)
         )
         self.equity = EquityCache(
-            self.sessionmaker, asyncpg_dsn(settings.database_url), settings.equity_resync_s
+            self.sessionmaker,
+            asyncpg_dsn(settings.database_url),
+            settings.equity_resync_s,
+            timeouts.connect_args(application_name="copytrade-listen"),
         )
         self.enqueuer = Enqueuer(self.redis, settings.dedupe_ttl_s)
         # The hot path talks to Postgres on raw asyncpg: no ORM, no reset round trip on release.
         dsn = asyncpg_dsn(settings.database_url)
+        hot = timeouts.connect_args(**_HOT_SESSION)
         self.pg = asyncpg.create_pool(
             dsn,
             min_size=2,
             max_size=settings.db_pool_size,
             reset=_keep_session,
             init=_json_codecs,
-            server_settings=_HOT_SESSION,
+            **hot,
         )
         # The fill statement itself: one connection per fill sized at once, no pool.
         self.fill_line = ConnectionLine(
-            lambda: asyncpg.connect(dsn, server_settings=_HOT_SESSION), settings.fill_concurrency
+            lambda: asyncpg.connect(dsn, **hot), settings.fill_concurrency
         )
-        self.sizing = SizingEngine(self.pg, self.fill_line, self.equity, settings.order_ttl_s)
+        self.sizing = SizingEngine(
+            self.pg,
+            self.fill_line,
+            self.equity,
+            settings.order_ttl_s,
+            book_idle_s=settings.book_idle_s,
+        )
         self.equity.on_change(self._on_change)
         self.marker = DispatchMarker(self.pg)
         self.pipeline = Pipeline(
@@ -103,9 +128,10 @@ class Runtime:
             self.enqueuer,
             settings.relay_interval_s,
             settings.relay_min_age_s,
-            self.copier,
+            timeout_s=settings.relay_timeout_s,
+            jobs=self.copier,
         )
-        self.feed = FeedHub(self.pubsub_redis)
+        self.feed = FeedHub(self.pubsub_redis, settings.feed_queue_bytes)
         self.sockets = SocketRegistry(self.pubsub_redis)
         self.trimmer = StreamTrimmer(
             self.sessionmaker, self.redis, settings.stream_retention_s, settings.trim_interval_s
@@ -118,6 +144,7 @@ class Runtime:
             settings.report_block_ms,
             settings.report_claim_idle_ms,
             settings.report_refresh_s,
+            settings.report_attempts,
         )
         self.cipher = (
             CredentialCipher.from_setting(settings.credentials_key.get_secret_value())
@@ -220,6 +247,7 @@ class Runtime:
         log.info("runtime_stopped")
 
     async def follower_for_key_hash(self, key_hash: str) -> UUID | None:
+        AUTH_LOOKUPS.inc()
         async with self.sessionmaker() as session:
             return await FollowerRepository(session).id_by_api_key_hash(key_hash)
 

@@ -69,6 +69,32 @@ class Settings(BaseSettings):
         "twice this + 5 s before a SIGKILL (docker-compose.yml's stop_grace_period).",
     )
     db_pool_size: int = Field(default=10, ge=1, description="Postgres connection pool size.")
+    db_statement_timeout_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="Postgres statement_timeout of every service connection: a statement "
+        "running longer is cancelled (0: none). A fill fails cleanly and is resent.",
+    )
+    db_lock_timeout_ms: int = Field(
+        default=2_000,
+        ge=0,
+        description="Postgres lock_timeout of every service connection: a statement waiting "
+        "this long for a row lock fails (0: none), so one locked leader holds no fill slot "
+        "for longer.",
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="Postgres ends a session left idle inside a transaction this long (a hung "
+        "process holding row locks); 0: never.",
+    )
+    db_command_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Client-side limit of each Postgres command and connect: a server that "
+        "stops answering (network partition) fails the call. Above the statement timeout, "
+        "so the server cancels first and the connection stays usable.",
+    )
     relay_interval_s: float = Field(
         default=1.0,
         gt=0,
@@ -78,6 +104,12 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         description="Orders younger than this are left to the request that created them.",
+    )
+    relay_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest time the outbox relay holds a batch of fills locked while it "
+        "sends their orders to Redis; past it the batch is rolled back and retried.",
     )
     dispatch_timeout_s: float = Field(
         default=1.0,
@@ -218,13 +250,45 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(
         default=50.0,
         gt=0,
-        description="REST requests per second allowed per credential (per client address "
-        "without one); past the burst they answer 429 with Retry-After.",
+        description="REST requests per second allowed per credential, counted in Redis "
+        "across instances; past the burst they answer 429 with Retry-After.",
     )
     rate_limit_burst: int = Field(
         default=200,
         ge=1,
         description="Requests a credential may make at once before the per-second rate applies.",
+    )
+    unauth_rate_limit: str = Field(
+        default="20/10 seconds",
+        description="Requests per client address without a credential this instance has seen "
+        "succeed (no token, an unknown or a wrong one), counted before any lookup and shared "
+        "by every instance through Redis; past it they answer 429. Written as the limits "
+        "library parses it ('20/10 seconds', '100/minute').",
+    )
+    feed_queue_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        description="Feed messages one order-feed socket may have waiting, in bytes; a "
+        "socket that falls further behind is closed with 1013 (too slow).",
+    )
+    feed_send_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest a send to one order-feed socket may take; a client that stops "
+        "reading is closed with 1013 after it.",
+    )
+    book_idle_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A leader's cached book (its subscriptions and positions) is dropped "
+        "after this long without a fill, and read again by the next one.",
+    )
+    report_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts, with backoff, to apply a batch of executor reports when "
+        "Postgres is unreachable or times out; after them the reports stay unacknowledged "
+        "and are read again (report_claim_idle_ms later). Never dead-lettered for that.",
     )
     ws_max_connections_per_key: int = Field(
         default=20,
@@ -297,6 +361,28 @@ class Settings(BaseSettings):
                 f"{MIN_ADMIN_TOKEN_LENGTH} characters (or run with COPYTRADE_DEMO=true)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _client_waits_longer_than_server(self) -> Settings:
+        if self.db_statement_timeout_ms and (
+            self.db_command_timeout_s * 1000 <= self.db_statement_timeout_ms
+        ):
+            # Else the client gives up first and throws away a connection mid-statement.
+            raise ValueError(
+                "COPYTRADE_DB_COMMAND_TIMEOUT_S must be above COPYTRADE_DB_STATEMENT_TIMEOUT_MS"
+            )
+        return self
+
+    @field_validator("unauth_rate_limit")
+    @classmethod
+    def _limit_parses(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit ('20/10 seconds'): {exc}") from exc
+        return value
 
     @model_validator(mode="after")
     def _leases_renew_in_time(self) -> Settings:

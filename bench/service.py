@@ -38,6 +38,8 @@ class Service:
             # info shows each fill's sizing and enqueue times in the service log
             "COPYTRADE_LOG_LEVEL": os.environ.get("COPYTRADE_BENCH_LOG_LEVEL", "warning"),
             "COPYTRADE_DB_POOL_SIZE": "10",
+            # The load comes from one address with keys the service has not seen yet.
+            "COPYTRADE_UNAUTH_RATE_LIMIT": "100000/second",
         }
         self.process: asyncio.subprocess.Process | None = None
 

@@ -83,6 +83,9 @@ def make_settings(**overrides: Any) -> Settings:
         "reconnect_initial_s": 0.05,
         "reconnect_max_s": 0.5,
         "report_claim_idle_ms": 300,
+        # Tests make many requests without a credential from one address; the tests of the
+        # abuse limits lower this again.
+        "unauth_rate_limit": "100000/second",
         # No test reaches a venue's public host: instrument tests point at loopback fakes.
         "instrument_venues": [],
     }

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
@@ -15,6 +16,9 @@ from app.db.session import UnitOfWork
 from app.runtime import Runtime
 
 FOLLOWER_KEY_PREFIX = "ctf_"
+# Where a route notes in its ASGI scope whether the request's credential was good, for the
+# rate limit (app/api/limits.py) to remember.
+AUTH_OUTCOME = "copytrade.auth_ok"
 PUSH_TOKEN_PREFIX = "ctp_"
 
 
@@ -80,10 +84,16 @@ _UNAUTHORIZED = HTTPException(
 )
 
 
+def note_auth(scope: MutableMapping[str, Any], ok: bool) -> None:
+    """Record in ``scope`` whether the request's credential authenticated."""
+    scope[AUTH_OUTCOME] = ok
+
+
 async def get_principal(request: Request) -> Principal:
     principal = await resolve(
         request.app.state.runtime, bearer_token(request.headers.get("authorization"))
     )
+    note_auth(request.scope, principal is not None)
     if principal is None:
         raise _UNAUTHORIZED
     return principal

@@ -2,26 +2,37 @@
 Starlette's BaseHTTPMiddleware, no effect on websockets unless stated).
 
 - ``BodySizeLimit``: a REST body over the limit answers 413 before any route reads it.
-- ``RateLimit``: a token bucket per credential (the SHA-256 of the bearer token, else the client
-  address) on ``/v1`` routes; an empty bucket answers 429 with ``Retry-After``.
+- ``RateLimit``: on ``/v1`` routes, a moving window per credential (the SHA-256 of the bearer
+  token) and one per client address for requests with no credential known to be good, kept in
+  Redis and checked before any lookup; past either, 429 with ``Retry-After``.
 - ``OriginCheck``: a websocket handshake from a browser Origin outside the allow-list is refused
   (403) before any route runs.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from urllib.parse import parse_qs
 
+import structlog
+from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
+from limits.aio.storage import RedisClusterStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.auth import bearer_token, hash_secret
+from app.api.auth import AUTH_OUTCOME, bearer_token, hash_secret
+from app.metrics import RATE_LIMIT_ERRORS, RATE_LIMITED
 
-# Enough buckets for every active client; the least recently seen ones go first.
-MAX_BUCKETS = 100_000
+log = structlog.get_logger(__name__)
+
+PREFIX = "copytrade:limits"
+# Credentials remembered as good, least recently used forgotten first.
+MAX_KNOWN = 100_000
 
 
 async def _send_json(
@@ -103,61 +114,138 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-class TokenBuckets:
-    """Token buckets by key: ``burst`` requests at once, refilled at ``rate`` per second."""
+class AbuseLimiter:
+    """Moving windows in Redis (the ``limits`` library), shared by every instance.
 
-    def __init__(self, rate: float, burst: int, max_keys: int = MAX_BUCKETS) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.max_keys = max_keys
-        # key -> (tokens, time of the last update)
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+    Two limits: one per credential (``burst`` requests per ``burst / rate`` seconds), and
+    one per client address for requests that carry no credential this instance has seen
+    succeed. The second is counted before the route looks anything up, so made-up tokens
+    cost a Redis call each, never a database query, and cannot open fresh buckets of their
+    own. If Redis fails the request goes through (counted in a metric): the API stays up.
+    """
 
-    def take(self, key: str, now: float) -> float:
-        """Take one token for ``key``: 0.0 if granted, else the seconds until one is free."""
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        wait = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
+    def __init__(
+        self, redis_url: str, cluster: bool, rate: float, burst: int, per_address: str
+    ) -> None:
+        storage: RedisStorage
+        if cluster:
+            address = redis_url.split("://", 1)[1].split("/", 1)[0]
+            storage = RedisClusterStorage(
+                f"async+redis+cluster://{address}", implementation="redispy", key_prefix=PREFIX
+            )
         else:
-            wait = (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return wait
+            storage = RedisStorage(
+                "async+" + redis_url, implementation="redispy", key_prefix=PREFIX
+            )
+        self._limiter = MovingWindowRateLimiter(storage)
+        window = max(1, math.ceil(burst / rate))
+        self.per_credential = RateLimitItemPerSecond(burst, window)
+        self.per_address = parse_many(per_address)
+        # Credentials that authenticated here lately: they skip the address limit (an honest
+        # client behind an address that is also flooding still gets through).
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._failed_at = 0.0
+
+    def known(self, key_hash: str) -> bool:
+        if key_hash in self._known:
+            self._known.move_to_end(key_hash)
+            return True
+        return False
+
+    def learn(self, key_hash: str, ok: bool) -> None:
+        """Remember (or forget) that ``key_hash`` authenticated."""
+        if ok:
+            self._known[key_hash] = None
+            self._known.move_to_end(key_hash)
+            if len(self._known) > MAX_KNOWN:
+                self._known.popitem(last=False)
+        else:
+            self._known.pop(key_hash, None)
+
+    async def address(self, client: str) -> float:
+        """Count a request from ``client`` without a known credential: 0.0 if allowed, else
+        the seconds until it would be."""
+        waits = [await self._take(item, "addr", client) for item in self.per_address]
+        return max(waits)
+
+    async def credential(self, key_hash: str) -> float:
+        """Count a request made with the credential hashed ``key_hash``."""
+        return await self._take(self.per_credential, "key", key_hash)
+
+    async def _take(self, item: RateLimitItem, kind: str, key: str) -> float:
+        try:
+            if await self._limiter.hit(item, kind, key):
+                return 0.0
+            stats = await self._limiter.get_window_stats(item, kind, key)
+        except Exception as exc:
+            RATE_LIMIT_ERRORS.inc()
+            now = time.monotonic()
+            if now - self._failed_at > 10:  # one line per 10 s, not one per request
+                self._failed_at = now
+                log.warning("rate_limit_unavailable", error=repr(exc))
+            return 0.0
+        return max(1.0, stats.reset_time - time.time())
 
 
 class RateLimit:
-    """Rate-limit ``/v1`` REST requests per credential (health, readiness and metrics are free).
+    """Rate-limit ``/v1`` requests (health, readiness and metrics are free).
 
-    Keyed by the hash of the bearer token, so a stolen-and-hammered key or a brute-force run
-    from one address is slowed down without keeping any token in memory. In-process: each
-    instance counts its own requests.
+    A REST request with a credential counts against that credential (its SHA-256: no token
+    is kept); one with no credential, or one not known to have authenticated here, first
+    counts against its client address, before any route runs. Websocket handshakes count
+    only against the address, and only when their credential is not known. Both limits are
+    kept in Redis: every instance sees the same counts.
     """
 
-    def __init__(self, app: ASGIApp, rate: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, limiter: AbuseLimiter, admin_token: str) -> None:
         self.app = app
-        self.buckets = TokenBuckets(rate, burst)
+        self.limiter = limiter
+        self._admin = admin_token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self._key(scope), time.monotonic())
-        if wait > 0:
-            retry_after = str(max(1, math.ceil(wait))).encode()
-            await _send_json(send, 429, "rate limit exceeded", [(b"retry-after", retry_after)])
-            return
-        await self.app(scope, receive, send)
+        token = bearer_token(_header(scope, b"authorization"))
+        if token is None and kind == "websocket":
+            token = _query_token(scope)
+        admin = token is not None and hmac.compare_digest(token.encode(), self._admin)
+        key_hash = hash_secret(token) if token and not admin else None
+        if not admin and (key_hash is None or not self.limiter.known(key_hash)):
+            client = scope.get("client")
+            wait = await self.limiter.address(str(client[0]) if client else "unknown")
+            if wait > 0:
+                RATE_LIMITED.labels(limit="address").inc()
+                await self._refuse(kind, receive, send, wait)
+                return
+        if kind == "http" and token is not None:
+            wait = await self.limiter.credential(hash_secret(token) if admin else str(key_hash))
+            if wait > 0:
+                RATE_LIMITED.labels(limit="credential").inc()
+                await self._refuse(kind, receive, send, wait)
+                return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            outcome = scope.get(AUTH_OUTCOME)
+            if key_hash is not None and outcome is not None:
+                self.limiter.learn(key_hash, bool(outcome))
 
     @staticmethod
-    def _key(scope: Scope) -> str:
-        token = bearer_token(_header(scope, b"authorization"))
-        if token:
-            return "key:" + hash_secret(token)
-        client = scope.get("client")
-        return "ip:" + (str(client[0]) if client else "unknown")
+    async def _refuse(kind: str, receive: Receive, send: Send, wait: float) -> None:
+        if kind == "websocket":
+            # Closing before accept makes the server answer the handshake with 403.
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1013, "reason": "rate limited"})
+            return
+        retry_after = str(max(1, math.ceil(wait))).encode()
+        await _send_json(send, 429, "rate limit exceeded", [(b"retry-after", retry_after)])
+
+
+def _query_token(scope: Scope) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return values[0] if values else None
 
 
 class OriginCheck:

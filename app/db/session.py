@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import (
@@ -18,7 +20,38 @@ log = structlog.get_logger(__name__)
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def make_engine(url: str, pool_size: int) -> AsyncEngine:
+@dataclass(frozen=True, slots=True)
+class PgTimeouts:
+    """How long a Postgres connection of the service may wait, on the server and here.
+
+    The server ones (ms, 0: none) cancel a statement that runs or waits for a lock too long,
+    and end a session left idle inside a transaction; the client one (s) fails a connect or a
+    command whose answer never comes (a partition), and is set above the server ones so the
+    server cancels first and the connection stays usable.
+    """
+
+    statement_ms: int = 0
+    lock_ms: int = 0
+    idle_in_transaction_ms: int = 0
+    command_s: float | None = None
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": str(self.statement_ms),
+            "lock_timeout": str(self.lock_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_ms),
+        }
+
+    def connect_args(self, **server_settings: str) -> dict[str, Any]:
+        """asyncpg.connect's (and create_pool's) keyword arguments for these timeouts."""
+        args: dict[str, Any] = {"server_settings": {**server_settings, **self.server_settings()}}
+        if self.command_s is not None:
+            args["command_timeout"] = self.command_s
+            args["timeout"] = self.command_s
+        return args
+
+
+def make_engine(url: str, pool_size: int, timeouts: PgTimeouts | None = None) -> AsyncEngine:
     """Create the async engine (asyncpg)."""
     return create_async_engine(
         url,
@@ -26,7 +59,7 @@ def make_engine(url: str, pool_size: int) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         # Sessions are short and never share an ORM identity map across units of work.
-        connect_args={"server_settings": {"application_name": "copytrade"}},
+        connect_args=(timeouts or PgTimeouts()).connect_args(application_name="copytrade"),
     )
 
 

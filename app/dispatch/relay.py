@@ -41,9 +41,11 @@ class OutboxRelay:
         enqueuer: Enqueuer,
         interval_s: float,
         min_age_s: float,
+        timeout_s: float = 5.0,
         jobs: PendingJobs | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._timeout_s = timeout_s
         self._enqueuer = enqueuer
         self._interval_s = interval_s
         self._min_age_s = min_age_s
@@ -79,8 +81,15 @@ class OutboxRelay:
             items = [OutboxItem(oid, fid, payload) for oid, fid, payload in rows]
             # The fills stay locked (SKIP LOCKED) until the commit below, so no other relay
             # sends them meanwhile; if we die before committing, the Lua dedupe absorbs the
-            # resend.
-            confirmed = await self._enqueuer.enqueue(items)
+            # resend. A Redis that hangs must not keep them locked: past the timeout the
+            # batch rolls back (the locks go with it) and the loop tries again later.
+            try:
+                confirmed = await asyncio.wait_for(
+                    self._enqueuer.enqueue(items), timeout=self._timeout_s
+                )
+            except TimeoutError:
+                log.warning("outbox_relay_timed_out", fills=len(fill_pks), orders=len(items))
+                raise
             await repo.mark_dispatched(fill_pks)
             await uow.commit()
         RELAYED.inc(len(confirmed))

@@ -25,6 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.errors import is_transient
 from app.db.repositories.accounts import FollowerRepository
 from app.db.repositories.orders import LifecycleRepository
 from app.db.repositories.positions import PositionRepository
@@ -42,7 +43,7 @@ from app.domain.lifecycle import (
 )
 from app.domain.model import Side
 from app.loops import Backoff, SupervisedTask
-from app.metrics import REPORTS
+from app.metrics import REPORT_RETRIES, REPORTS
 from app.redisconn import AnyRedis, bulk, by_slot, command, raw_connection, read_replies
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,9 @@ GROUP = "copytrade"
 # Printable text only: control characters (NUL above all) have no business in a reason.
 # (Written for pydantic's Rust engine; msgspec uses Python's re, where only \Z is a hard end.)
 REASON_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Backoff between attempts at a batch of reports while the database is away or busy.
+RETRY_INITIAL_S = 0.2
+RETRY_MAX_S = 5.0
 # Streams per call when reclaiming a dead consumer's reports.
 CLAIM_SLICE = 1000
 # Followers read per query when every follower's stream is looked for (start and sweeps).
@@ -263,8 +267,10 @@ class ReportReader:
     """Reads every follower's report stream with a consumer group; XACK after the commit.
 
     Entries another instance read but never acknowledged (it died) are taken over with
-    XAUTOCLAIM once idle for ``claim_idle_ms``. A report that cannot be applied, for any reason,
-    goes to the follower's report dead-letter stream: one bad report never blocks the rest.
+    XAUTOCLAIM once idle for ``claim_idle_ms``. A report that can never be applied (malformed,
+    unknown order, contradicting it, refused by a constraint) goes to the follower's report
+    dead-letter stream: one bad report never blocks the rest. One that failed only because
+    the database was away or busy is retried, then left unacknowledged to be read again.
 
     The streams are read in shards of READ_SHARD, each by its own loop blocking in one
     XREADGROUP at a time on its own connection. Redis registers and unregisters every stream
@@ -282,10 +288,12 @@ class ReportReader:
         block_ms: int,
         claim_idle_ms: int,
         refresh_s: float,
+        attempts: int = 5,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._redis = redis
         self._service = service
+        self._attempts = attempts
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
         self._refresh_s = refresh_s
@@ -549,9 +557,29 @@ class ReportReader:
         return await self._apply_batch(batch)
 
     async def _apply_batch(self, batch: StreamBatch) -> int:
+        """Apply ``batch`` and acknowledge it, retrying while the database is away or busy.
+
+        After ``attempts`` tries the error goes up and the reports stay unacknowledged: they
+        are read again (claimed once idle) rather than dead-lettered, since they are fine."""
         if not batch:
             # A read that timed out: each shard has one every block time, no unit of work.
             return 0
+        backoff = Backoff(RETRY_INITIAL_S, RETRY_MAX_S)
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._apply_batch_once(batch)
+            except Exception as exc:
+                if not is_transient(exc) or attempt == self._attempts:
+                    raise
+                REPORT_RETRIES.inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "reports_retried", attempt=attempt, error=repr(exc), retry_in_s=round(delay, 3)
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+
+    async def _apply_batch_once(self, batch: StreamBatch) -> int:
         count = 0
         acks: dict[str, list[bytes]] = {}
         dead: list[tuple[str, bytes]] = []
@@ -573,6 +601,8 @@ class ReportReader:
                             await self._service.apply(uow, follower_id, order_id, report)
                         REPORTS.labels(outcome="applied").inc()
                     except (ReportError, UnknownOrder, SQLAlchemyError) as exc:
+                        if is_transient(exc):
+                            raise  # the whole batch again: nothing is wrong with the report
                         REPORTS.labels(outcome="dead_lettered").inc()
                         log.warning(
                             "report_rejected", follower_id=str(follower_id), error=str(exc)[:300]

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from decimal import (
+    ROUND_DOWN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    FloatOperation,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 
 # Wide enough that products of bounded API inputs (<= 30 significant digits each) are exact;
 # only the final division of a sizing formula can round, and then correctly.
@@ -10,8 +19,17 @@ SIZING_PRECISION = 80
 
 
 def sizing_context() -> Context:
-    """Return a context for sizing: exact products, one correctly rounded quotient."""
-    return Context(prec=SIZING_PRECISION, rounding=ROUND_DOWN)
+    """Return a context for sizing: exact products, one correctly rounded quotient.
+
+    ``FloatOperation`` is trapped besides the usual signals: a float that slipped into an
+    amount (``Decimal(0.1)``, or a float compared with a Decimal) raises instead of sizing
+    an order from a binary approximation.
+    """
+    return Context(
+        prec=SIZING_PRECISION,
+        rounding=ROUND_DOWN,
+        traps=[InvalidOperation, DivisionByZero, Overflow, FloatOperation],
+    )
 
 
 # The widest amount accepted from outside (API, reports): keeps sizing products exact.

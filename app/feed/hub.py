@@ -23,8 +23,9 @@ from app.metrics import FEED_SOCKETS
 
 log = structlog.get_logger(__name__)
 
-# A subscriber that cannot keep up loses its socket rather than the process its memory.
-QUEUE_LIMIT = 10_000
+# A subscriber that cannot keep up loses its socket rather than the process its memory:
+# this much text waiting (the default of COPYTRADE_FEED_QUEUE_BYTES).
+QUEUE_BYTES = 1024 * 1024
 # Keeps the connection in subscribed mode while no follower is connected.
 _IDLE_CHANNEL = "copytrade:feed:_idle"
 # Every follower's channel (braces are literal in Redis globs), and not the idle one.
@@ -43,19 +44,33 @@ class Subscriber:
     gets a message or two per fill.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit_bytes: int = QUEUE_BYTES) -> None:
         self._messages: deque[str] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        # A subscriber that cannot keep up: what did not fit was dropped.
+        # Feed messages are ASCII JSON: their length is their size on the wire.
+        self._limit = limit_bytes
+        self._queued = 0
+        # A subscriber that fell more than its limit behind: its queue is dropped at once and
+        # ``next`` answers None, so its socket is closed rather than fed what is left.
         self.overflowed = False
         self.ended = False
 
     def offer(self, message: str) -> None:
-        if len(self._messages) >= QUEUE_LIMIT:
+        if self.overflowed or self.ended:
+            return
+        size = len(message)
+        if self._queued + size > self._limit:
             self.overflowed = True
+            self._messages.clear()
+            self._queued = 0
         else:
             self._messages.append(message)
+            self._queued += size
         self._wake()
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
 
     def end(self) -> None:
         """Deliver nothing more: ``next`` answers None from now on."""
@@ -68,10 +83,12 @@ class Subscriber:
             waiter.set_result(None)
 
     async def next(self) -> str | None:
-        """The next message, waiting for one; None once ended."""
-        while not self.ended:
+        """The next message, waiting for one; None once ended or overflowed."""
+        while not self.ended and not self.overflowed:
             if self._messages:
-                return self._messages.popleft()
+                message = self._messages.popleft()
+                self._queued -= len(message)
+                return message
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -81,8 +98,9 @@ class Subscriber:
 
 
 class FeedHub:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, queue_bytes: int = QUEUE_BYTES) -> None:
         self._redis = redis
+        self._queue_bytes = queue_bytes
         self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._everything: set[Subscriber] = set()
@@ -98,7 +116,7 @@ class FeedHub:
 
     async def subscribe(self, follower_id: UUID) -> Subscriber:
         channel = feed_channel(follower_id)
-        sub = Subscriber()
+        sub = Subscriber(self._queue_bytes)
         async with self._lock:
             first = not self._subscribers[channel]
             self._subscribers[channel].add(sub)
@@ -124,7 +142,7 @@ class FeedHub:
 
     async def subscribe_all(self) -> Subscriber:
         """Every follower's feed messages, whichever instance published them."""
-        sub = Subscriber()
+        sub = Subscriber(self._queue_bytes)
         async with self._lock:
             first = not self._everything
             self._everything.add(sub)

@@ -18,18 +18,31 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from uuid import UUID
 
+import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import Admin, FollowerPrincipal, Principal, hash_secret, resolve, ws_token
+from app.api.auth import (
+    Admin,
+    FollowerPrincipal,
+    Principal,
+    hash_secret,
+    note_auth,
+    resolve,
+    ws_token,
+)
 from app.db.repositories.accounts import FollowerRepository
 from app.feed.admission import DeploymentFilter
 from app.feed.hub import Subscriber
+from app.metrics import FEED_SLOW_CLOSED
 from app.runtime import Runtime
 
+log = structlog.get_logger(__name__)
 router = APIRouter()
 Admit = Callable[[str], Awaitable[bool]]
 
 SUBPROTOCOL = "copytrade.v1"
+# The close reason of a socket whose client fell behind (at most 123 bytes).
+SLOW_REASON = "too slow: orders waited too long; reconnect, then read missed orders over REST"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
 
 
@@ -67,6 +80,7 @@ async def follower_orders_ws(websocket: WebSocket, follower_id: UUID) -> None:
         if isinstance(principal, FollowerPrincipal)
         else principal is not None and await runtime.follower_exists(follower_id)
     )
+    note_auth(websocket.scope, principal is not None)
     if not allowed or token is None or principal is None:
         await _refuse(websocket)
         return
@@ -86,6 +100,7 @@ async def all_orders_ws(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     token = await _accept(websocket)
     principal = await resolve(runtime, token)
+    note_auth(websocket.scope, principal is not None)
     if token is None or not isinstance(principal, Admin):
         await _refuse(websocket)
         return
@@ -130,16 +145,21 @@ async def _serve(
             return
         sub = await subscribe()
         try:
-            await _stream(websocket, sub, revoked, admit)
+            await _stream(websocket, sub, revoked, admit, runtime.settings.feed_send_timeout_s)
         finally:
             await unsubscribe(sub)
 
 
 async def _stream(
-    websocket: WebSocket, sub: Subscriber, revoked: asyncio.Event, admit: Admit | None
+    websocket: WebSocket,
+    sub: Subscriber,
+    revoked: asyncio.Event,
+    admit: Admit | None,
+    send_timeout_s: float,
 ) -> None:
     """Send the feed's messages (those ``admit`` passes) until the client leaves, lags or its
-    key is revoked."""
+    key is revoked. A client lags when one send waits ``send_timeout_s`` (it stopped reading:
+    the socket's buffers are full) or when its queue outgrows its limit."""
     # Reading in the background notices a client that went away while no orders flow. Either
     # task ending ends the subscriber's stream, which wakes the loop below.
     reader = asyncio.create_task(_drain_client(websocket))
@@ -149,10 +169,14 @@ async def _stream(
     try:
         while (text := await sub.next()) is not None:
             if admit is None or await admit(text):
-                await websocket.send_text(text)
-            if sub.overflowed:
-                await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
-                return
+                try:
+                    await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
+                except TimeoutError:
+                    await _close_slow(websocket, "send_timeout", send_timeout_s)
+                    return
+        if sub.overflowed and not reader.done():
+            await _close_slow(websocket, "queue_full", send_timeout_s)
+            return
         # Ended: the client left (nothing to close), or the key was revoked.
         if revocation.done() and not reader.done():
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="credential revoked")
@@ -163,6 +187,18 @@ async def _stream(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+async def _close_slow(websocket: WebSocket, why: str, timeout_s: float) -> None:
+    """Close a socket whose client fell behind with 1013 and a reason it can act on. The
+    close frame waits behind whatever the client has not read: if that does not move in
+    ``timeout_s`` either, the socket is left to the server to drop."""
+    FEED_SLOW_CLOSED.labels(reason=why).inc()
+    log.info("feed_socket_too_slow", reason=why)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason=SLOW_REASON), timeout_s
+        )
 
 
 async def _drain_client(websocket: WebSocket) -> None:

@@ -11,9 +11,11 @@ import msgspec
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import hash_secret, ws_token
+from app.api.auth import hash_secret, note_auth, ws_token
 from app.db.repositories.accounts import LeaderRepository
 from app.ingest.handler import handle_frame
+from app.metrics import AUTH_LOOKUPS
+from app.pipeline import FillNotRecorded
 from app.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -28,6 +30,7 @@ async def _check(runtime: Runtime, leader_id: UUID, token: str | None) -> str | 
     """None when ``token`` may push for the leader now, else the close reason."""
     if not token:
         return "unauthorized"
+    AUTH_LOOKUPS.inc()
     async with runtime.sessionmaker() as session:
         leader = await LeaderRepository(session).get(leader_id)
     if leader is None or leader.feed_kind != "push" or leader.push_token_hash is None:
@@ -49,6 +52,7 @@ async def leader_fills_ws(websocket: WebSocket, leader_id: UUID) -> None:
         log.warning("push_auth_unavailable", leader_id=str(leader_id), error=repr(exc))
         await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason="try again later")
         return
+    note_auth(websocket.scope, refused is None)
     if refused is not None or token is None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=refused or "")
         return
@@ -104,6 +108,24 @@ async def _receive_fills(
                 try:
                     # One frame at a time, in order: the ack is sent only after the commit.
                     reply = await handle_frame(runtime.pipeline, leader_id, raw, "push")
+                except FillNotRecorded as exc:
+                    # Nothing recorded (the database timed out or is away): say which fill and
+                    # why, then close like below, so the leader resends it first.
+                    await websocket.send_text(
+                        _encoder.encode(
+                            {
+                                "type": "error",
+                                "fill_id": exc.fill_id,
+                                "error": f"not recorded: {exc.reason}; resend",
+                                "retry": True,
+                            }
+                        ).decode()
+                    )
+                    await websocket.close(
+                        code=status.WS_1011_INTERNAL_ERROR,
+                        reason="not recorded; resend unacked fills",
+                    )
+                    return
                 except Exception as exc:
                     # Postgres unreachable or similar: nothing was acknowledged. Closing (rather
                     # than answering and reading on) keeps the leader's fills in order: it

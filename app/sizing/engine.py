@@ -26,7 +26,6 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from app import heap
 from app.db.line import ConnectionLine
 from app.db.repositories import hotpath
 from app.db.repositories.instruments import load_listings
@@ -43,7 +42,7 @@ from app.domain.plan_model import (
 )
 from app.domain.planner import plan_within, planning
 from app.domain.positions import signed_qty
-from app.metrics import STAGE_LATENCY
+from app.metrics import BOOKS_EVICTED, STAGE_LATENCY
 from app.sizing.books import (
     LeaderBook,
     SubscriptionBook,
@@ -172,9 +171,15 @@ class SizingEngine:
         order_ttl_s: float,
         chunk: int = CHUNK,
         first_chunk: int = FIRST_CHUNK,
+        book_idle_s: float = 3600.0,
     ) -> None:
         self.chunk = chunk
         self.first_chunk = first_chunk
+        # A book unused this long is dropped (the next fill reads it again): leaders that
+        # stopped trading must not hold their followers' books for the process's lifetime.
+        self.book_idle_s = book_idle_s
+        self._used: dict[UUID, float] = {}
+        self._swept = time.monotonic()
         self._pool = pool  # loading books
         self._line = line  # recording fills
         self._equity = equity
@@ -224,7 +229,6 @@ class SizingEngine:
                 books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
         positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
-        heap.settle()  # a book lives until the next change to its subscriptions
         if into is None:
             return LeaderBook(
                 leader_id, list(books.values()), positions, prices, rows.seq, venue=venue
@@ -237,17 +241,41 @@ class SizingEngine:
         into.stale = False
         return into
 
+    @property
+    def books_cached(self) -> int:
+        return len(self._books)
+
+    def evict_idle(self, now: float) -> int:
+        """Drop the books unused for ``book_idle_s`` and not in use now; return how many."""
+        self._swept = now
+        idle = [
+            leader_id
+            for leader_id, used in self._used.items()
+            if now - used >= self.book_idle_s and not self._books[leader_id].lock.locked()
+        ]
+        for leader_id in idle:
+            del self._books[leader_id], self._used[leader_id]
+        if idle:
+            BOOKS_EVICTED.inc(len(idle))
+            log.info("books_evicted", count=len(idle), kept=len(self._books))
+        return len(idle)
+
     def _moved(self, book: LeaderBook, fill: Fill) -> None:
         """The book moved elsewhere since it was loaded: reload it before planning again."""
         book.stale = True
         log.info("book_moved", leader_id=str(book.leader_id), fill_id=fill.fill_id)
 
     async def _book(self, leader_id: UUID) -> LeaderBook:
+        now = time.monotonic()
+        if now - self._swept >= self.book_idle_s / 4:
+            self.evict_idle(now)
+        self._used[leader_id] = now
         book = self._books.get(leader_id)
         if book is None:
             loaded = await self._load(leader_id, None)
             # Two first fills may load at once: both must end up with the same book (and lock).
             book = self._books.setdefault(leader_id, loaded)
+            self._used[leader_id] = time.monotonic()
         return book
 
     def _instrument(self, symbol: str) -> InstrumentRules:

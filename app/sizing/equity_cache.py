@@ -46,9 +46,12 @@ class EquityCache:
         sessionmaker: async_sessionmaker[AsyncSession],
         dsn: str,
         resync_s: float,
+        connect_args: dict[str, Any] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._dsn = dsn
+        # The LISTEN connection's timeouts (app.db.session.PgTimeouts).
+        self._connect_args = connect_args or {}
         self._resync_s = resync_s
         self._readings: dict[AccountKey, EquityReading] = {}
         self._loop = SupervisedTask("equity_listen", self._listen, Backoff(0.2, 10.0))
@@ -122,7 +125,7 @@ class EquityCache:
         await self._loop.stop()
 
     async def _listen(self, backoff: Backoff) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, **self._connect_args)
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _c: lost.set())
         try:
@@ -138,6 +141,10 @@ class EquityCache:
                 try:
                     await asyncio.wait_for(lost.wait(), timeout=self._resync_s)
                 except TimeoutError:
+                    # A connection lost without a word (a partition) sends no notification
+                    # and no termination: one round trip, bounded by the command timeout,
+                    # finds out.
+                    await conn.execute("SELECT 1")
                     # Only what was inserted since the last resync, with a margin for
                     # transactions that committed late: with 42,000 accounts the full reload
                     # held the event loop for about 0.3 s every resync.

@@ -45,6 +45,8 @@ class ServiceProcess:
             "COPYTRADE_RECONNECT_MAX_S": "0.5",
             "COPYTRADE_RELAY_INTERVAL_S": "0.2",
             "COPYTRADE_RELAY_MIN_AGE_S": "0.5",
+            # Every test client calls from 127.0.0.1 with keys the process has not seen yet.
+            "COPYTRADE_UNAUTH_RATE_LIMIT": "100000/second",
             **env,
         }
         self.process: asyncio.subprocess.Process | None = None

@@ -13,6 +13,7 @@ import pytest
 
 from app.db.repositories import hotpath
 from app.domain.model import Side
+from app.pipeline import FillNotRecorded
 from app.runtime import Runtime
 from app.sizing.engine import SizingEngine
 from tests.integration.runtimes import fill, seed
@@ -98,8 +99,9 @@ async def test_a_chunk_that_fails_leaves_nothing_of_the_fill(
     monkeypatch.setattr(hotpath, "record_orders", second_fails)
 
     # Act
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(FillNotRecorded) as failed:
         await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    assert isinstance(failed.value.__cause__, ConnectionResetError)
 
     # Assert: nothing of it was committed, and the same fill goes through whole afterwards.
     assert await db.fetchval("SELECT count(*) FROM leader_fill") == 0

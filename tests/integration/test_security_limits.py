@@ -38,6 +38,7 @@ async def strict_server(clean: None) -> AsyncIterator[LiveServer]:
         max_body_bytes=2048,
         rate_limit_per_s=1.0,
         rate_limit_burst=3,
+        unauth_rate_limit="3/hour",
         ws_max_connections_per_key=2,
         ws_allowed_origins=["https://app.example"],
     )
@@ -113,7 +114,7 @@ async def test_rate_limit_answers_429_with_retry_after_per_key(strict_server: Li
     assert statuses == [200, 200, 200]
     assert limited.status_code == 429
     assert limited.json() == {"detail": "rate limit exceeded"}
-    assert limited.headers["retry-after"] == "1"
+    assert 1 <= int(limited.headers["retry-after"]) <= 3  # the window: 3 requests in 3 s
     assert admin.status_code == 200
     assert health == [200] * 5
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from app.feed import hub
 from app.feed.hub import Subscriber
 
 
@@ -47,19 +44,21 @@ async def test_end_wakes_a_waiting_reader_and_nothing_is_delivered_after_it() ->
     assert after is None
 
 
-async def test_a_full_subscriber_drops_and_says_it_overflowed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Arrange
-    monkeypatch.setattr(hub, "QUEUE_LIMIT", 2)
-    sub = Subscriber()
+async def test_a_subscriber_past_its_bytes_drops_its_queue_and_ends() -> None:
+    # Arrange: room for five bytes.
+    sub = Subscriber(limit_bytes=5)
+    sub.offer("ab")
+    sub.offer("cd")
+    first = await sub.next()
 
-    # Act
-    for message in ("a", "b", "c"):
-        sub.offer(message)
+    # Act: "efg" fits beside "cd" (5 bytes); "h" does not.
+    sub.offer("efg")
+    fitted = sub.queued_bytes
+    sub.offer("h")
 
-    # Assert
+    # Assert: what was queued is let go at once, and the stream ends.
+    assert first == "ab"
+    assert fitted == 5
     assert sub.overflowed
-    assert [await sub.next(), await sub.next()] == ["a", "b"]
-    sub.end()
+    assert sub.queued_bytes == 0
     assert await sub.next() is None

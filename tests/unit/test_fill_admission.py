@@ -52,3 +52,49 @@ async def test_no_more_fills_are_sized_at_once_than_the_slots(slots: int) -> Non
     assert [r.status for r in results] == ["duplicate"] * 10
     assert engine.most == slots
     assert engine.started == [f.fill_id for f in fills]
+
+
+class StuckLeaderEngine(RecordingEngine):
+    """One leader's fills hang (a row lock held elsewhere) until released."""
+
+    def __init__(self, stuck: object) -> None:
+        super().__init__()
+        self.stuck = stuck
+        self.release = asyncio.Event()
+        self.hanging = asyncio.Event()
+
+    async def process(self, fill: Fill) -> FillOutcome:
+        if fill.leader_id == self.stuck:
+            self.started.append(fill.fill_id)
+            self.hanging.set()
+            await self.release.wait()
+            return FillOutcome(duplicate=True)
+        return await super().process(fill)
+
+
+async def test_a_stuck_leader_holds_one_slot_and_other_leaders_go_on() -> None:
+    # Arrange: two slots; the stuck leader has three fills in flight before the others come.
+    stuck = uuid4()
+    engine = StuckLeaderEngine(stuck)
+    none: Any = None
+    pipeline = Pipeline(engine, none, none, none, none, 1.0, fill_concurrency=2)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    stuck_fills = [
+        Fill(stuck, f"s-{n}", "BTCUSDT", Side.BUY, Decimal(1), Decimal(100), now, now)
+        for n in range(3)
+    ]
+    stuck_tasks = [asyncio.create_task(pipeline.handle_fill(f)) for f in stuck_fills]
+    await engine.hanging.wait()
+
+    # Act: other leaders' fills, while the stuck one still hangs.
+    others = await asyncio.wait_for(
+        asyncio.gather(*(pipeline.handle_fill(fill(n)) for n in range(5))), timeout=30
+    )
+
+    # Assert: all handled; the stuck leader's later fills waited behind its first, no slot.
+    assert [r.status for r in others] == ["duplicate"] * 5
+    assert engine.started[0] == "s-0"
+    assert "s-1" not in engine.started
+    engine.release.set()
+    await asyncio.gather(*stuck_tasks)
+    assert [f for f in engine.started if f.startswith("s-")] == ["s-0", "s-1", "s-2"]
