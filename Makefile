@@ -11,6 +11,10 @@ export COPYTRADE_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/co
 export COPYTRADE_REDIS_URL ?= redis://127.0.0.1:6379/0
 export COPYTRADE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade_test
 export COPYTRADE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist workers for `make test`: each gets its own copy of the migrated test database
+# and its own db on a private redis-server (tests/conftest.py). More workers than cores, as
+# most tests wait on sockets and subprocesses; PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 4
 
 .PHONY: help venv services migrate run test lint pytest soak bench clean
 
@@ -44,12 +48,13 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 pytest: venv
 	@scripts/ensure-services.sh "$(COPYTRADE_TEST_DATABASE_URL)" "$(COPYTRADE_TEST_REDIS_URL)"
 	@scripts/ensure-browser.sh
 	@scripts/ensure-prometheus.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint pytest
 

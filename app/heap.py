@@ -1,11 +1,11 @@
 """The garbage collector and the long-lived caches.
 
 A full collection walks every tracked object. An instance's books and equity readings are
-hundreds of thousands of objects that live for hours, and under load they were walked about
-once a second: in a 45 s benchmark run, 29 full collections took 5.6 s of the event loop, up
-to 0.3 s at a time. What start-up has loaded is moved out of the collector's sight
-once (``gc.freeze``), and the youngest generation is let grow larger, so that the orders of a
-fill in flight die young rather than being promoted and walked again.
+hundreds of thousands of objects that live for hours: under load, walking them again and
+again holds the event loop for long pauses (docs/measurements.md). What start-up has loaded
+is moved out of the collector's sight once (``gc.freeze``), and the youngest generation is let
+grow larger, so that the orders of a fill in flight die young rather than being promoted and
+walked again.
 """
 
 from __future__ import annotations

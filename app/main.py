@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -47,7 +48,11 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    beside: Callable[[Runtime], Coroutine[Any, Any, None]] | None = None,
+) -> FastAPI:
+    """The app; ``beside`` runs next to the runtime once it has started (the CLI's demo)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
 
@@ -56,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.start()
+        if beside is not None:
+            runtime.run_beside(getattr(beside, "__name__", "beside"), beside)
         # SIGTERM drains the fill intake before uvicorn closes the sockets (app/shutdown.py).
         runtime.drain.install_signal_handlers()
         adopt_server_loggers()  # uvicorn has configured its loggers by now: JSON lines too

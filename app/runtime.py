@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -43,9 +45,9 @@ log = structlog.get_logger(__name__)
 _HOT_SESSION = {
     "application_name": "copytrade-hot",
     # The hot statements' best plan never depends on their arguments, but with real table
-    # statistics Postgres estimated the generic plan of the fill statement dearer than a
-    # custom one and re-planned it on every fill: 0.2 ms of a 0.5 ms commit with 40,000
-    # followers in the database (0.52 -> 0.31 ms p50).
+    # statistics Postgres can estimate the generic plan of the fill statement dearer than a
+    # custom one and re-plan it on every fill, a large part of a fill's commit (figures and
+    # how to measure them: docs/measurements.md).
     "plan_cache_mode": "force_generic_plan",
 }
 
@@ -216,11 +218,11 @@ class Runtime:
             self.listeners.start()
             self.instruments.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
-        if self.settings.demo:
-            from app.demo.run import start_demo
-
-            self._background.append(asyncio.create_task(start_demo(self), name="demo"))
         log.info("runtime_started", roles=self.settings.roles, instance=self.listeners.me)
+
+    def run_beside(self, name: str, work: Callable[[Runtime], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work(self)`` in the background until the runtime stops (the demo does)."""
+        self._background.append(asyncio.create_task(work(self), name=name))
 
     async def stop(self) -> None:
         self.drain.begin()  # /readyz says so, and no push socket takes another fill

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from app.api.auth import PUSH_TOKEN_PREFIX, hash_secret, new_secret
+from app.security.tokens import PUSH_TOKEN_PREFIX, hash_secret, new_secret
 
 TABLES = (
     "subscription_position",

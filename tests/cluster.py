@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+CLUSTER_SKIP_REASON = "redis-server and redis-cli are needed to start a cluster"
+# tests/conftest.py names these skips in the run's summary, so a missing binary is not missed.
 needs_redis_binaries = pytest.mark.skipif(
     shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
-    reason="redis-server and redis-cli are needed to start a cluster",
+    reason=CLUSTER_SKIP_REASON,
 )
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from app.settings import Settings
+from tests.cluster import CLUSTER_SKIP_REASON
 from tests.support import ADMIN_TOKEN, LiveServer, start_live_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,11 +43,37 @@ hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE")
     or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 )
-TEST_DATABASE_URL = os.environ.get(
+# Under pytest-xdist each worker ("gw0", "gw1", ...) gets its own database, cloned from the
+# migrated template database named by COPYTRADE_TEST_DATABASE_URL, and its own Redis db on a
+# private redis-server the controller starts for the run (see pytest_configure). A run
+# without workers uses both URLs as given.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEMPLATE_DATABASE_URL = os.environ.get(
     "COPYTRADE_TEST_DATABASE_URL",
     "postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade_test",
 )
-TEST_REDIS_URL = os.environ.get("COPYTRADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_DATABASE_URL = f"{TEMPLATE_DATABASE_URL}_{WORKER}" if WORKER else TEMPLATE_DATABASE_URL
+_PRIVATE_REDIS_ENV = "COPYTRADE_TEST_PRIVATE_REDIS_URL"
+
+
+def _worker_redis_url() -> str:
+    given = os.environ.get("COPYTRADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    if not WORKER:
+        return given
+    index = int(WORKER.removeprefix("gw"))
+    private = os.environ.get(_PRIVATE_REDIS_ENV)
+    if private:
+        # Db 0 stays unused, so the refusal below holds on the private server too.
+        return f"{private}/{index + 1}"
+    # No redis-server to start: one db per worker, counted up from the configured one and
+    # wrapping past 15 to 1 (db 0 is the service's).
+    parsed = urlparse(given)
+    db = (int(parsed.path.lstrip("/") or 1) - 1 + index) % 15 + 1
+    return parsed._replace(path=f"/{db}").geturl()
+
+
+TEST_REDIS_URL = _worker_redis_url()
+
 # Tables no foreign key reaches (so CASCADE would not) are named as well.
 TABLES = (
     "position_copy",
@@ -61,10 +94,82 @@ TABLES = (
 
 def _refuse_shared_targets() -> None:
     run_db = os.environ.get("COPYTRADE_DATABASE_URL", "")
-    if urlparse(TEST_DATABASE_URL).path in ("/copytrade", urlparse(run_db).path or "/-"):
-        raise pytest.UsageError("tests must not run against the service's own database")
+    for url in (TEMPLATE_DATABASE_URL, TEST_DATABASE_URL):
+        if urlparse(url).path in ("/copytrade", urlparse(run_db).path or "/-"):
+            raise pytest.UsageError("tests must not run against the service's own database")
     if urlparse(TEST_REDIS_URL).path in ("", "/", "/0"):
         raise pytest.UsageError("tests must use their own Redis db number, not 0")
+    if os.environ.get("COPYTRADE_REDIS_URL") == TEST_REDIS_URL:
+        raise pytest.UsageError("tests must not use the service's own Redis db")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_private_redis(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server on a free loopback port, for this run's workers only."""
+    port = _free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--databases", "256", "--dir", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}"
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise pytest.UsageError(f"the private redis-server on port {port} did not start")
+        time.sleep(0.02)
+
+
+_PRIVATE_REDIS = pytest.StashKey[subprocess.Popen[bytes]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the xdist controller: start the workers' private redis-server before they spawn
+    (they inherit its URL through the environment)."""
+    parallel = getattr(config.option, "dist", "no") != "no"
+    if WORKER or not parallel or shutil.which("redis-server") is None:
+        return
+    proc, url = _start_private_redis(Path(tempfile.mkdtemp(prefix="copytrade-test-redis-")))
+    config.stash[_PRIVATE_REDIS] = proc
+    os.environ[_PRIVATE_REDIS_ENV] = url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    proc = config.stash.get(_PRIVATE_REDIS, None)
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the Redis Cluster tests could not run."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if CLUSTER_SKIP_REASON in str(report.longrepr)
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"!!! {len(skipped)} Redis Cluster tests SKIPPED: {CLUSTER_SKIP_REASON} "
+            "(apt-get install redis-server) !!!",
+            red=True,
+            bold=True,
+        )
 
 
 def pg_dsn(url: str = TEST_DATABASE_URL) -> str:
@@ -93,17 +198,42 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(scope="session")
-def migrated_database() -> str:
-    """Create and migrate the test database once per run."""
-    _refuse_shared_targets()
-    env = {**os.environ, "COPYTRADE_DATABASE_URL": TEST_DATABASE_URL}
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "createdb.py"), TEST_DATABASE_URL],
-        check=True,
-        env=env,
-    )
+def _migrate(url: str) -> None:
+    env = {**os.environ, "COPYTRADE_DATABASE_URL": url}
+    script = ROOT / "scripts" / "createdb.py"
+    subprocess.run([sys.executable, str(script), url], check=True, env=env)
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], check=True, env=env, cwd=ROOT)
+
+
+async def _clone(template_url: str, url: str) -> None:
+    """Replace the database at ``url`` with a copy of the one at ``template_url``."""
+    admin = await asyncpg.connect(pg_dsn(template_url).rsplit("/", 1)[0] + "/postgres")
+    try:
+        name = urlparse(url).path.lstrip("/")
+        template = urlparse(template_url).path.lstrip("/")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Create and migrate the test database once per run; under xdist, migrate the template
+    once (the first worker to get here does it) and give each worker a fresh copy of it."""
+    _refuse_shared_targets()
+    if not WORKER:
+        _migrate(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    shared = tmp_path_factory.getbasetemp().parent
+    with (shared / "template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        migrated = shared / "template.migrated"
+        if not migrated.exists():
+            _migrate(TEMPLATE_DATABASE_URL)
+            migrated.touch()
+        # Cloning needs the template to have no sessions: hold the lock while it copies.
+        asyncio.run(_clone(TEMPLATE_DATABASE_URL, TEST_DATABASE_URL))
     return TEST_DATABASE_URL
 
 

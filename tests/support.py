@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,23 @@ from app.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def eventually(check: Callable[[], Any], what: str = "", within_s: float = 10.0) -> Any:
+    """Call ``check`` (plain or async) until it returns something truthy, and return that.
+
+    The one way tests wait for something to happen. ``within_s`` only bounds how long a
+    broken test hangs before it fails naming ``what``: it is not a performance figure."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert loop.time() < deadline, f"not within {within_s}s: {what or check}"
+        await asyncio.sleep(0.02)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -14,12 +12,14 @@ from fastapi import Depends, HTTPException, Request, WebSocket, status
 
 from app.db.session import UnitOfWork
 from app.runtime import Runtime
+from app.security.tokens import FOLLOWER_KEY_PREFIX as FOLLOWER_KEY_PREFIX
+from app.security.tokens import PUSH_TOKEN_PREFIX as PUSH_TOKEN_PREFIX
+from app.security.tokens import hash_secret as hash_secret
+from app.security.tokens import new_secret as new_secret
 
-FOLLOWER_KEY_PREFIX = "ctf_"
 # Where a route notes in its ASGI scope whether the request's credential was good, for the
 # rate limit (app/api/limits.py) to remember.
 AUTH_OUTCOME = "copytrade.auth_ok"
-PUSH_TOKEN_PREFIX = "ctp_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +33,6 @@ class FollowerPrincipal:
 
 
 Principal = Admin | FollowerPrincipal
-
-
-def new_secret(prefix: str) -> str:
-    """A random credential: 32 bytes of entropy, with a prefix that secret scanners can match."""
-    return prefix + secrets.token_urlsafe(32)
-
-
-def hash_secret(token: str) -> str:
-    """SHA-256 is enough for 256-bit random keys: there is nothing to brute-force."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def revoke_after_commit(uow: UnitOfWork, runtime: Runtime, key_hash: str | None) -> None:

@@ -46,8 +46,15 @@ def run_server(settings: Settings) -> None:
     from app.main import create_app
 
     heap.configure()
+    beside = None
+    if settings.demo:
+        # The demo plays a leader against the service it runs in: started here, beside the
+        # runtime, so that the runtime never depends on the demo (nor the demo on the API).
+        from app.demo.run import start_demo
+
+        beside = start_demo
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, beside),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -38,7 +38,7 @@ ORDER_STATUSES = (
     # Committed, no executor report yet. Shown as "dispatched" once its fill is marked
     # (leader_fill.dispatched_at): the outbox is the fills not yet marked.
     "pending",
-    "dispatched",  # stored only by revisions before 0011; now derived, see above
+    "dispatched",  # rows stored with it stay valid; the service derives it now, see above
     "skipped",
     "accepted",
     "partially_filled",

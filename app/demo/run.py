@@ -19,13 +19,13 @@ import structlog
 from sqlalchemy import select, update
 from websockets.asyncio.client import connect
 
-from app.api.auth import FOLLOWER_KEY_PREFIX, PUSH_TOKEN_PREFIX, hash_secret, new_secret
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
 from app.db.tables import Follower, Leader
 from app.dispatch.keys import order_stream
 from app.executors.paper import PaperExecutor
 from app.loops import Backoff, supervise
+from app.security.tokens import FOLLOWER_KEY_PREFIX, PUSH_TOKEN_PREFIX, hash_secret, new_secret
 
 if TYPE_CHECKING:
     from app.runtime import Runtime

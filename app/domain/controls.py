@@ -8,9 +8,10 @@ it again in every helper cost more than the arithmetic. Outside it, products cou
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
 
+from app.domain.decimals import round_to_step
 from app.domain.model import EquityReading, Side, SkipReason
 from app.domain.plan_model import (
     MAX_LEVERAGE,
@@ -21,15 +22,6 @@ from app.domain.plan_model import (
 )
 
 ZERO = Decimal(0)
-
-
-def round_to_step(value: Decimal, step: Decimal) -> Decimal:
-    """Round ``value`` toward zero to a whole number of ``step`` (> 0, unchecked).
-
-    ``app.domain.decimals.round_down`` without its context switch and step check: the same
-    result inside the sizing context, for steps the rules have already validated.
-    """
-    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
 @lru_cache(maxsize=256, typed=True)

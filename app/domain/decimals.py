@@ -52,8 +52,13 @@ def round_down(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         raise ValueError(f"step must be positive, got {step}")
     with localcontext(sizing_context()):
-        units = (value / step).to_integral_value(rounding=ROUND_DOWN)
-        return units * step
+        return round_to_step(value, step)
+
+
+def round_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """``round_down`` for callers already in the sizing context, with a step the rules have
+    validated (> 0, unchecked): the planner calls it per order."""
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
 def fmt(value: Decimal) -> str:

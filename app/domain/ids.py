@@ -22,7 +22,7 @@ def order_id(leader_id: UUID | str, fill_id: str, subscription_id: UUID | str, l
 
 class FillOrderIds:
     """``order_id`` for the orders of one fill: the fill's part of the input is hashed once
-    and copied per order (a fill fans out to thousands: 1.5 -> 1.0 us an id)."""
+    and copied per order (a fill fans out to thousands of orders)."""
 
     __slots__ = ("_fill",)
 

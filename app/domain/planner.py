@@ -1,6 +1,6 @@
 """The sizing planner: one leader fill in, the follower's orders out.
 
-Choices the issue leaves open, made here:
+Choices the sizing rules (README, Sizing) leave open, made here:
 
 - A close that takes the follower exactly flat is never held back by ``min_qty`` or
   ``min_notional``; otherwise a dust position could never be closed. Flat closes send the
@@ -44,9 +44,8 @@ from app.domain.controls import (
     is_fresh,
     limit_price,
     minimum_reason,
-    round_to_step,
 )
-from app.domain.decimals import SIZING_PRECISION, sizing_context
+from app.domain.decimals import SIZING_PRECISION, round_to_step, sizing_context
 from app.domain.model import SkipReason
 from app.domain.plan_model import (
     IOC,

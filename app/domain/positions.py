@@ -63,11 +63,6 @@ def opposite(a: Decimal, b: Decimal) -> bool:
     return sign(a) * sign(b) < 0
 
 
-def classify(position: Decimal, side: Side, qty: Decimal) -> FillEffect:
-    """Classify a fill against the position it lands on."""
-    return effect_of(position, apply_fill(position, side, qty))
-
-
 def effect_of(position: Decimal, after: Decimal) -> FillEffect:
     """Classify a move from ``position`` to ``after`` (a fill's result, known already)."""
     if position == 0:

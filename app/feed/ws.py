@@ -25,7 +25,6 @@ from app.api.auth import (
     Admin,
     FollowerPrincipal,
     Principal,
-    hash_secret,
     note_auth,
     resolve,
     ws_token,
@@ -35,6 +34,7 @@ from app.feed.admission import DeploymentFilter
 from app.feed.hub import Subscriber
 from app.metrics import FEED_SLOW_CLOSED
 from app.runtime import Runtime
+from app.security.tokens import hash_secret
 
 log = structlog.get_logger(__name__)
 router = APIRouter()

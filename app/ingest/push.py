@@ -11,12 +11,13 @@ import msgspec
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.auth import hash_secret, note_auth, ws_token
+from app.api.auth import note_auth, ws_token
 from app.db.repositories.accounts import LeaderRepository
 from app.ingest.handler import handle_frame
 from app.metrics import AUTH_LOOKUPS
 from app.pipeline import FillNotRecorded
 from app.runtime import Runtime
+from app.security.tokens import hash_secret
 
 log = structlog.get_logger(__name__)
 router = APIRouter()

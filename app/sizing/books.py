@@ -10,12 +10,13 @@ time per leader.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.domain.model import DEFAULT_QTY_STEP
+from app.domain.model import DEFAULT_QTY_STEP, Fill
 from app.domain.plan_model import (
     InstrumentRules,
     Rounding,
@@ -98,6 +99,26 @@ class LeaderBook:
             if symbol != except_symbol and qty and price is not None:
                 total += abs(qty) * price
         return total
+
+
+# What one subscription's plan for a fill moves: its follower symbol, the position delta and
+# the status it changed to, if any.
+Applied = tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]
+
+
+def move_book(
+    book: LeaderBook, fill: Fill, leader_delta: Decimal, applied: Iterable[Applied]
+) -> None:
+    """Move the book the way a recorded fill moved the database: the leader's position and
+    last price, then each subscription's position and status. The engine calls it once the
+    fill has committed; the replay after each fill it plans, so the two never drift apart."""
+    book.positions[fill.symbol] = book.positions.get(fill.symbol, Decimal(0)) + leader_delta
+    book.last_price[fill.symbol] = fill.price
+    for sub, symbol, delta, new_status in applied:
+        if delta:
+            sub.positions[symbol] = sub.positions.get(symbol, Decimal(0)) + delta
+        if new_status is not None:
+            sub.settings = replace(sub.settings, status=new_status)
 
 
 def rules_from_row(row: Any) -> InstrumentRules:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -47,6 +47,7 @@ from app.sizing.books import (
     LeaderBook,
     SubscriptionBook,
     default_rules,
+    move_book,
     rules_from_row,
     settings_from_row,
 )
@@ -468,16 +469,8 @@ class SizingEngine:
             return FillOutcome(duplicate=True)
 
         # Committed: move the cache the way the statement moved the database.
-        book.positions[fill.symbol] = book.positions.get(fill.symbol, Decimal(0)) + leader_delta
-        book.last_price[fill.symbol] = fill.price
-        produced: list[PlannedOrder] = []
-        for batch in batches:
-            produced += batch.produced
-            for sub, symbol, delta, new_status in batch.applied:
-                if delta:
-                    sub.positions[symbol] = sub.positions.get(symbol, Decimal(0)) + delta
-                if new_status is not None:
-                    sub.settings = replace(sub.settings, status=new_status)
+        move_book(book, fill, leader_delta, (moved for b in batches for moved in b.applied))
+        produced: list[PlannedOrder] = [order for batch in batches for order in batch.produced]
         return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
 
     async def _record_in_chunks(

@@ -34,8 +34,14 @@ from app.domain.instruments import VENUES, not_listed_plan
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import InstrumentRules, Plan, PlanContext, SizingSettings
 from app.domain.planner import plan
-from app.domain.positions import apply_fill
-from app.sizing.books import LeaderBook, SubscriptionBook, default_rules, settings_from_row
+from app.domain.positions import signed_qty
+from app.sizing.books import (
+    LeaderBook,
+    SubscriptionBook,
+    default_rules,
+    move_book,
+    settings_from_row,
+)
 from app.sizing.venue_rules import VenueRules, follower_venue
 
 ZERO = Decimal(0)
@@ -139,8 +145,9 @@ class Replayer:
             )
             symbol, rules = placed or (fill.symbol, rules)
         leader_before = book.positions.get(fill.symbol, ZERO)
+        before = sub.positions.get(symbol, ZERO)
         if sub.venue is not None and placed is None:
-            result = not_listed_plan(fill, leader_before, sub.positions.get(symbol, ZERO))
+            result = not_listed_plan(fill, leader_before, before)
         else:
             result = plan(
                 PlanContext(
@@ -149,21 +156,20 @@ class Replayer:
                     leader_equity=inputs.leader_equity.at(fill.event_at),
                     follower_equity=inputs.follower_equity.at(fill.event_at),
                     now=fill.event_at,
-                    follower_position_before=sub.positions.get(symbol, ZERO),
+                    follower_position_before=before,
                     follower_gross_exposure=book.gross_exposure(sub, symbol),
                     instrument=rules,
                     settings=sub.settings,
                 )
             )
         # Move the simulation as the engine moves its book once a fill commits.
-        book.positions[fill.symbol] = apply_fill(
-            book.positions.get(fill.symbol, ZERO), fill.side, fill.qty
+        delta = result.follower_position_after - before if result.legs else ZERO
+        move_book(
+            book,
+            fill,
+            signed_qty(fill.side, fill.qty),
+            [(sub, symbol, delta, result.status_change)],
         )
-        book.last_price[fill.symbol] = fill.price
-        if result.legs:
-            sub.positions[symbol] = result.follower_position_after
-        if result.status_change is not None:
-            sub.settings = replace(sub.settings, status=result.status_change)
         item = ReplayedFill(fill, result)
         self.done.append(item)
         return item

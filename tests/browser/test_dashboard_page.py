@@ -4,7 +4,6 @@ views (health strip, positions, filtered and paged orders) work on a desktop and
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -15,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 
 from tests.integration.desk import Desk, Follower, push_fills, seed_desk
-from tests.support import ADMIN_TOKEN, Api, LiveServer, fill_frame
+from tests.support import ADMIN_TOKEN, Api, LiveServer, eventually, fill_frame
 
 TIMEOUT_MS = 15_000
 Check = Callable[[], Awaitable[bool]]
@@ -39,7 +38,7 @@ async def sign_in(page: Page, server: LiveServer, token: str, listening: Check) 
     await page.fill("#login-token", token)
     await page.click("#login-submit")
     await expect(page.locator("#feed-state")).to_have_text("feed live", timeout=TIMEOUT_MS)
-    await wait_until(listening, "the page's feed subscribed in Redis")
+    await eventually(listening, "the page's feed subscribed in Redis", TIMEOUT_MS / 1000)
 
 
 def pattern_subscribed(redis: Redis) -> Check:
@@ -68,13 +67,6 @@ async def latency_count(page: Page) -> int:
 
 async def _more(page: Page, than: int) -> bool:
     return await latency_count(page) > than
-
-
-async def wait_until(check: Check, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + TIMEOUT_MS / 1000
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.1)
 
 
 def urls_seen(page: Page) -> list[str]:
@@ -121,7 +113,9 @@ async def test_admin_watches_a_fill_become_orders_live(
     assert exposure_text.count("+100.00%") == 2
     assert exposure_text.count("+200.00%") == 2
     # Latency: the fill was observed, so some bar has a height.
-    await wait_until(lambda: _more(page, observed_before), "the fill in the latency histogram")
+    await eventually(
+        lambda: _more(page, observed_before), "the fill in the latency histogram", TIMEOUT_MS / 1000
+    )
     heights = await page.locator("#latency rect.bar-hist").evaluate_all(
         "bars => bars.map(bar => Number(bar.getAttribute('height')))"
     )

@@ -57,7 +57,7 @@ class ServiceProcess:
     def ws_url(self) -> str:
         return self.base_url.replace("http://", "ws://", 1)
 
-    async def start(self, timeout_s: float = 20.0) -> None:
+    async def start(self, timeout_s: float = 90.0) -> None:
         """Start the process and wait until /healthz answers."""
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
@@ -77,7 +77,7 @@ class ServiceProcess:
         await self.kill()
         raise RuntimeError(f"service did not start: {self.log_path.read_text()[-3000:]}")
 
-    async def wait_ready(self, timeout_s: float = 20.0) -> None:
+    async def wait_ready(self, timeout_s: float = 90.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
             try:
@@ -87,6 +87,10 @@ class ServiceProcess:
                 pass
             await asyncio.sleep(0.05)
         raise RuntimeError("service never became ready")
+
+    def logged(self, event: str) -> int:
+        """How many times the process has logged ``event`` so far."""
+        return self.log_path.read_text().count(f'"event": "{event}"')
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no draining, like a power cut."""

@@ -29,9 +29,26 @@ from tests.e2e.faults import (
     expected_orders,
     wait_for_orders,
 )
-from tests.support import Api, fill_frame
+from tests.support import Api, eventually, fill_frame
 
 KILLS = int(os.environ.get("COPYTRADE_SOAK_KILLS", "20"))
+
+
+async def advanced(leader: ResendingLeader, fills: int) -> None:
+    """Wait until ``fills`` more of the leader's fills have been acknowledged."""
+    target = leader.sent + fills
+    await eventually(lambda: leader.sent >= target, f"{fills} more fills acknowledged", 30)
+
+
+async def reconnected(leader: ResendingLeader, times: int) -> None:
+    """Wait until the leader has had to reconnect ``times`` more times."""
+    target = leader.reconnects + times
+    await eventually(lambda: leader.reconnects >= target, f"{times} more reconnects", 30)
+
+
+async def logged_after(service: ServiceProcess, event: str, seen: int) -> None:
+    """Wait until the service has logged ``event`` more than the ``seen`` times."""
+    await eventually(lambda: service.logged(event) > seen, f"{event} logged", 30)
 
 
 @dataclass
@@ -80,7 +97,8 @@ async def test_sigkill_at_random_points_neither_loses_nor_doubles(
 
     # Act / Assert after every restart
     for _ in range(KILLS):
-        await asyncio.sleep(rng.uniform(0.01, 0.25))
+        # Kill after a random number of acknowledged fills (at a random point of the next).
+        await advanced(leader, rng.randint(1, 25))
         await service.kill()
         acked = fill_ids[: leader.sent]
         await service.start()
@@ -180,16 +198,16 @@ async def test_redis_restart_mid_burst(
 
         # Act: kill Redis mid-burst; fills keep being accepted into the outbox meanwhile.
         for _ in range(3):
-            await asyncio.sleep(0.3)
+            await advanced(leader, 20)
             redis_process.send_signal(signal.SIGKILL)
             await redis_process.wait()
             sent_before = leader.sent
             ready = await service.http.get("/readyz")
-            await asyncio.sleep(0.5)
+            await advanced(leader, 1)  # fills are accepted while Redis is down
             assert ready.status_code == 503
             redis_process = await start_redis(binary, workdir, port)
             assert leader.sent > sent_before, "fills stopped while Redis was down"
-        await asyncio.sleep(0.3)
+        await advanced(leader, 20)
         leader.stop.set()
         await asyncio.wait_for(driver, timeout=30)
 
@@ -231,16 +249,19 @@ async def test_postgres_restart_mid_burst(
         leader = ResendingLeader(service.ws_url, accounts.leader_id, accounts.push_token)
         driver = asyncio.create_task(leader.run(fill_ids))
 
-        # Act: Postgres goes away twice mid-burst; nothing may be acknowledged meanwhile.
+        # Act: Postgres goes away twice mid-burst; nothing may be acknowledged meanwhile. The
+        # fill in flight at the cut is refused (a retry frame or a closed socket: the leader
+        # reconnects), and so are the leader's next attempts: only then is the count of
+        # acknowledged fills read and held to.
         for _ in range(2):
-            await asyncio.sleep(0.3)
+            await advanced(leader, 20)
             await cutter.cut()
-            await asyncio.sleep(0.2)
+            await reconnected(leader, 1)
             acked_during_cut = leader.sent
-            await asyncio.sleep(0.8)
+            await reconnected(leader, 3)
             assert leader.sent == acked_during_cut, "a fill was acknowledged without Postgres"
             await cutter.restore()
-        await asyncio.sleep(1.0)
+        await eventually(lambda: leader.sent > acked_during_cut, "fills resumed", 30)
         assert leader.sent > acked_during_cut, "fills did not resume after Postgres returned"
         leader.stop.set()
         await asyncio.wait_for(driver, timeout=30)
@@ -286,11 +307,14 @@ async def test_generic_feed_pauses_while_postgres_is_away_and_loses_no_fill(
             # Act: ten fills, Postgres goes away, ten more, Postgres comes back, ten more.
             for fill_id in fill_ids[:10]:
                 await feed.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", "50000"))
-            await asyncio.sleep(0.3)
+            first = expected_orders(leader["id"], fill_ids[:10], [sub["id"]])
+            await wait_for_orders(redis, [follower["id"]], first)
+            paused = service.logged("feed_paused")
             await cutter.cut()
             for fill_id in fill_ids[10:20]:
                 await feed.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", "50000"))
-            await asyncio.sleep(1.0)
+            # The feed has met the missing database before it comes back.
+            await logged_after(service, "feed_paused", paused)
             await cutter.restore()
             for fill_id in fill_ids[20:]:
                 await feed.send(fill_frame(fill_id, "BTCUSDT", "buy", "1", "50000"))

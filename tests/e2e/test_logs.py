@@ -5,7 +5,6 @@ where there is one.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from app.dispatch.consumer import ReportWriter
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.e2e.faults import expected_orders, wait_for_orders
-from tests.support import Api, fill_frame, push_socket, send_frame
+from tests.support import Api, eventually, fill_frame, push_socket, send_frame
 
 FILL = "f-trace-1"
 
@@ -36,13 +35,7 @@ def log_lines(service: ServiceProcess) -> list[dict[str, Any]]:
 
 
 async def wait_for_event(service: ServiceProcess, event: str, count: int) -> None:
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        text = service.log_path.read_text()
-        if text.count(f'"event": "{event}"') >= count:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"never logged {count} {event}"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: service.logged(event) >= count, f"{count} {event} logged", 20)
 
 
 async def seed(service: ServiceProcess, followers: int) -> tuple[Any, list[Any], list[Any]]:

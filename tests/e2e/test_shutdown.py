@@ -22,18 +22,11 @@ from tests.e2e.faults import (
     wait_for_orders,
 )
 from tests.e2e.test_faults import assert_exactly, seed
-from tests.support import Api, LiveServer, bearer, fill_frame
+from tests.support import Api, LiveServer, bearer, eventually, fill_frame
 
 GRACE_S = 10
 FILLS = 400
 SIGTERM_AFTER = (80, 200)  # acknowledged fills before each SIGTERM
-
-
-async def wait_until(condition: Any, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition never met"
-        await asyncio.sleep(0.005)
 
 
 async def sigterm(service: ServiceProcess) -> int:
@@ -77,7 +70,11 @@ async def test_sigterm_mid_burst_drains_exits_zero_and_loses_nothing(
 
         for threshold in SIGTERM_AFTER:
             # Act: SIGTERM while the leader is mid-burst.
-            await wait_until(lambda threshold=threshold: leader.sent >= threshold)
+
+            def reached(count: int = threshold) -> bool:
+                return leader.sent >= count
+
+            await eventually(reached, within_s=30)
             assert not driver.done()
             status = await sigterm(service)
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from tests.support import Api, LiveServer, fill_frame, push_socket, send_frame
+from tests.support import Api, LiveServer, eventually, fill_frame, push_socket, send_frame
 
 
 @dataclass(frozen=True)
@@ -85,26 +83,20 @@ async def wait_for_order(
     done: Callable[[Any], bool],
     within: float = 5.0,
 ) -> Any:
-    """Poll the order until ``done(order)``; fail with the last state seen after ``within`` s."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
+    """Poll the order until ``done(order)``, and return it."""
+
+    async def reached() -> Any:
         order = await get_order(api, follower, order_id)
-        if done(order):
-            return order
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"order {order_id} did not get there in {within}s: {order}")
-        await asyncio.sleep(0.05)
+        return order if done(order) else None
+
+    return await eventually(reached, f"order {order_id} to get there", within)
 
 
 async def wait_until(
     check: Callable[[], Awaitable[object]], within: float = 5.0, what: str = ""
 ) -> None:
-    """Poll the async ``check()`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what or check}")
-        await asyncio.sleep(0.05)
+    """``tests.support.eventually`` in the argument order some tests still use."""
+    await eventually(check, what, within)
 
 
 # --- typed stream access (redis-py's own annotations cover both decode modes) ------------------

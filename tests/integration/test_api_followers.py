@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +19,7 @@ from tests.support import (
     Api,
     LiveServer,
     bearer,
+    eventually,
     fill_frame,
     push_socket,
     read_stream,
@@ -84,16 +84,6 @@ async def push_fills(server: LiveServer, leader: dict[str, Any], *frames: str) -
                 "fill_id": json.loads(frame)["fill_id"],
                 "status": "accepted",
             }
-
-
-async def eventually(check: Callable[[], bool], what: str, within_s: float = 2.0) -> None:
-    """Poll ``check`` until it holds; fail after ``within_s`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within_s}s: {what}")
-        await asyncio.sleep(0.01)
 
 
 async def wait_feed_subscribed(redis: Redis, follower_id: str) -> None:

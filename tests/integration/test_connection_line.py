@@ -11,6 +11,7 @@ import pytest
 
 from app.db.line import ConnectionLine
 from tests.conftest import pg_dsn
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ async def test_a_connection_killed_by_the_server_is_replaced(line: Any, db: Any)
     assert replaced != killed
 
 
-async def test_a_statement_cancelled_midway_does_not_poison_the_line(line: Any) -> None:
+async def test_a_statement_cancelled_midway_does_not_poison_the_line(line: Any, db: Any) -> None:
     # Arrange
     before = await backend(line)
 
@@ -85,7 +86,11 @@ async def test_a_statement_cancelled_midway_does_not_poison_the_line(line: Any) 
 
     # Act
     task = asyncio.create_task(slow())
-    await asyncio.sleep(0.2)
+    running = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state = 'active' AND query = 'SELECT pg_sleep(5)'"
+    )
+    await eventually(lambda: db.fetchval(running), "the statement running on the server")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

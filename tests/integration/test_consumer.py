@@ -30,7 +30,7 @@ from tests.integration.desk import (
     xrange,
     xread_new,
 )
-from tests.support import Api, LiveServer, fill_frame, start_live_server
+from tests.support import Api, LiveServer, eventually, fill_frame, start_live_server
 
 GROUP = "exec"
 
@@ -55,6 +55,19 @@ class Recorder:
     @property
     def ids(self) -> list[str]:
         return [o["order_id"] for o in self.orders]
+
+
+async def idle_for(redis: Redis, follower_id: str, ms: int) -> None:
+    """Wait until every entry pending in the follower's group has been idle for ``ms``: the
+    age at which the consumer claims it again."""
+
+    async def idle() -> bool:
+        entries: Any = await redis.xpending_range(
+            order_stream(follower_id), GROUP, min="-", max="+", count=100
+        )
+        return bool(entries) and all(e["time_since_delivered"] >= ms for e in entries)
+
+    await eventually(idle, f"the pending entries idle for {ms} ms")
 
 
 def consumer(
@@ -115,7 +128,7 @@ async def test_crashed_consumers_entries_are_reclaimed_and_handled_once(
     taken = await xread_new(raw_redis, GROUP, "a", order_stream(follower_id), count=10)
     assert len(taken) == 4
     assert await survivor.poll_once() == 0  # not idle long enough yet: left alone
-    await asyncio.sleep(0.1)
+    await idle_for(raw_redis, follower_id, 50)
 
     # Act
     reclaimed = await survivor.poll_once()
@@ -150,7 +163,7 @@ async def test_a_failing_handler_is_retried_after_the_claim_timeout(
 
     # Act
     first = await reader.poll_once()
-    await asyncio.sleep(0.1)
+    await idle_for(raw_redis, follower_id, 50)
     retried = await reader.poll_once()
 
     # Assert
@@ -180,15 +193,14 @@ async def test_poison_entry_is_dead_lettered_and_good_ones_around_it_are_handled
     reader = consumer(raw_redis, follower_id, handler, claim_idle_ms=50, max_deliveries=2)
     await reader.ensure_group()
 
-    # Act: poll until the poison is gone from the pending list.
-    deadline = time.monotonic() + 5
+    # Act: poll until the poison is gone from the pending list, each time it is due again.
     polls = 0
     while True:
         await reader.poll_once()
         polls += 1
-        if reader.dead or time.monotonic() > deadline:
+        if reader.dead or polls > 5:
             break
-        await asyncio.sleep(0.06)
+        await idle_for(raw_redis, follower_id, 50)
 
     # Assert
     assert reader.dead == 1

@@ -26,6 +26,7 @@ from tests.support import (
     Api,
     LiveServer,
     bearer,
+    eventually,
     fill_frame,
     push_socket,
     send_frame,
@@ -51,15 +52,6 @@ async def close_code(url: str, **kw: Any) -> int | None:
 async def next_message(ws: ClientConnection) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
     return message
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], what: str, within_s: float = 5.0
-) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.02)
 
 
 async def two_followers(server: LiveServer) -> Desk:
@@ -309,7 +301,7 @@ async def test_admin_feed_sends_every_followers_orders_and_only_this_deployments
 
     # Act
     async with connect(url, subprotocols=[V1, bearer_subprotocol(ADMIN_TOKEN)]) as feed:
-        await wait_for(_pattern_subscribed(redis), "the admin feed's pattern subscription")
+        await eventually(_pattern_subscribed(redis), "the admin feed's pattern subscription")
         await redis.publish(f"copytrade:feed:{{{foreign}}}", json.dumps(foreign_order))
         await redis.publish(
             f"copytrade:feed:{{{foreign}}}",
@@ -333,7 +325,7 @@ async def test_admin_feed_takes_the_header_too(server: LiveServer, redis: Redis)
     async with connect(
         f"{server.ws_url}/v1/orders/ws", additional_headers=bearer(ADMIN_TOKEN)
     ) as feed:
-        await wait_for(_pattern_subscribed(redis), "the admin feed's pattern subscription")
+        await eventually(_pattern_subscribed(redis), "the admin feed's pattern subscription")
         await push_fills(server, desk, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
         message = await next_message(feed)
         chosen = feed.subprotocol
@@ -373,7 +365,7 @@ async def _subscribed(redis: Redis, channel: str) -> None:
     async def check() -> bool:
         return int((await redis.pubsub_numsub(channel))[0][1]) >= 1
 
-    await wait_for(check, f"a subscriber on {channel}")
+    await eventually(check, f"a subscriber on {channel}")
 
 
 def test_every_static_file_ships_with_the_package() -> None:

@@ -19,8 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from app.dispatch.keys import feed_channel
 from app.feed.ws import SLOW_REASON
 from tests.conftest import TEST_REDIS_URL, make_settings
-from tests.integration.desk import wait_until
-from tests.support import ADMIN_TOKEN, Api, LiveServer, start_live_server
+from tests.support import ADMIN_TOKEN, Api, LiveServer, eventually, start_live_server
 
 SLOW = 50
 ORDERS = 20_000
@@ -97,7 +96,7 @@ async def test_sockets_that_never_read_are_closed_and_cost_bounded_memory(
     try:
         async with connect(url) as normal:
             reader = asyncio.create_task(read_all(normal))
-            await wait_until(subscribed, within=30, what="every socket to be subscribed")
+            await eventually(subscribed, "every socket to be subscribed", 30)
 
             # Act: 20,000 orders on the follower's channel, a batch at a time as the reading
             # socket takes them (a normal client reads at the pace orders come).
@@ -111,19 +110,19 @@ async def test_sockets_that_never_read_are_closed_and_cost_bounded_memory(
                 async def caught_up(upto: int = first + BATCH) -> bool:
                     return len(received) >= upto
 
-                await wait_until(caught_up, within=60, what="the reading socket to keep up")
+                await eventually(caught_up, "the reading socket to keep up", 60)
             await asyncio.wait_for(reader, timeout=120)
             peak = rss_bytes()
 
             async def slow_ones_closed() -> bool:
                 return slow_closes() - closes_before == SLOW
 
-            await wait_until(slow_ones_closed, within=60, what="the slow sockets to be closed")
+            await eventually(slow_ones_closed, "the slow sockets to be closed", 60)
 
             async def only_the_reader_left() -> bool:
                 return metric("copytrade_feed_sockets") == open_before + 1
 
-            await wait_until(only_the_reader_left, within=30, what="slow sockets to be let go")
+            await eventually(only_the_reader_left, "slow sockets to be let go", 30)
         endings = [await read_to_the_end(ws) for ws in slow]
     finally:
         await redis.aclose()

@@ -30,12 +30,11 @@ from tests.integration.desk import (
     push_fill,
     seed_desk,
     wait_for_order,
-    wait_until,
     xadd,
     xrange,
     xread_new,
 )
-from tests.support import Api, LiveServer, start_live_server
+from tests.support import Api, LiveServer, eventually, start_live_server
 
 
 @pytest.fixture
@@ -264,7 +263,7 @@ async def test_stream_reports_fill_the_order(clean: None, raw_redis: Redis) -> N
         order = await wait_for_order(api, follower, order_id, lambda o: o["status"] == "filled")
         assert (order["filled_qty"], order["avg_price"]) == ("0.2", "50001")
         assert statuses(order) == ["accepted", "filled"]
-        await wait_until(lambda: _drained(raw_redis, follower), what="reports acknowledged")
+        await eventually(lambda: _drained(raw_redis, follower), what="reports acknowledged")
         assert reader_errors() == errors
 
 
@@ -286,7 +285,8 @@ async def test_a_follower_made_while_the_reader_blocks_is_read_at_once(raw_redis
     writer = ReportWriter(raw_redis)
     async with start_live_server(blocking_reads_only()) as server:
         api = Api(server.http)
-        await asyncio.sleep(0.5)  # the reader's first read (no followers yet) is under way
+        reader = server.runtime.report_reader
+        await eventually(lambda: reader._counted == 0, "the reader's first look (no followers)")
         desk = await seed_desk(api, 1)  # the follower is made, and tracked, on this instance
         follower = desk.followers[0]
         order_id = await push_fill(server, desk, "f-1")
@@ -340,7 +340,8 @@ async def test_a_follower_added_to_a_shard_under_read_is_read_at_once(
     writer = ReportWriter(raw_redis)
     async with start_live_server(blocking_reads_only()) as server:
         api = Api(server.http)
-        await asyncio.sleep(0.5)  # the shard's read is under way
+        shards = server.runtime.report_reader._shards
+        await eventually(lambda: shards and shards[0].blocked, "the shard's read under way")
         made = await api.follower("follower-late")
         await api.follower_equity(made["id"], "10000")
         await api.subscribe(made["id"], desk.leader_id)
@@ -395,9 +396,9 @@ async def test_bad_stream_reports_are_dead_lettered_and_acknowledged(
             theirs = await raw_redis.xlen(report_dead_letter_stream(other.id))
             return bool(mine == len(bad) + 1 and theirs == 1)
 
-        await wait_until(all_dead, what="dead letters")
-        await wait_until(lambda: _drained(raw_redis, follower), what="XPENDING 0")
-        await wait_until(lambda: _drained(raw_redis, other), what="XPENDING 0 (other)")
+        await eventually(all_dead, what="dead letters")
+        await eventually(lambda: _drained(raw_redis, follower), what="XPENDING 0")
+        await eventually(lambda: _drained(raw_redis, other), what="XPENDING 0 (other)")
         dead = await xrange(raw_redis, report_dead_letter_stream(follower.id))
         assert [fields[b"report"] for _, fields in dead] == [*bad, b""]
         order = await get_order(api, follower, order_id)
@@ -478,7 +479,8 @@ async def test_a_report_the_database_refuses_does_not_block_other_reports(
         (other_order,) = [o["order_id"] for o in orders]
         poison = json.dumps({"order_id": order_id, "status": "rejected", "reason": "a\u0000b"})
         await xadd(raw_redis, report_stream(follower.id), {"report": poison})
-        await asyncio.sleep(0.3)  # the reader has taken the poison
+        dead_letters = report_dead_letter_stream(follower.id)
+        await eventually(lambda: raw_redis.xlen(dead_letters), "the reader to take the poison")
 
         # Act: another follower's executor reports.
         await ReportWriter(raw_redis).report(other.id, other_order, "accepted")
@@ -487,7 +489,7 @@ async def test_a_report_the_database_refuses_does_not_block_other_reports(
         await wait_for_order(
             api, other, other_order, lambda o: o["status"] == "accepted", within=2.0
         )
-        assert await raw_redis.xlen(report_dead_letter_stream(follower.id)) == 1
+        assert await raw_redis.xlen(dead_letters) == 1
 
 
 @pytest.mark.parametrize("claim_slice", [1000, 1], ids=["one-pipeline", "a-pipeline-each"])

@@ -17,8 +17,8 @@ from app.dispatch.keys import report_dead_letter_stream, report_stream
 from app.dispatch.reports import GROUP
 from app.metrics import REPORT_RETRIES
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, make_settings
-from tests.integration.desk import pending_count, push_fills, seed_desk, wait_until
-from tests.support import Api, LiveServer, fill_frame, read_stream, start_live_server
+from tests.integration.desk import pending_count, push_fills, seed_desk
+from tests.support import Api, LiveServer, eventually, fill_frame, read_stream, start_live_server
 from tests.venues.harness import FreezingProxy
 
 FILLS = 5
@@ -76,7 +76,7 @@ async def test_reports_sent_while_postgres_is_cut_off_are_applied_once_it_is_bac
         async def retried() -> bool:
             return bool(REPORT_RETRIES._value.get() > before)
 
-        await wait_until(retried, within=60, what="the reader to retry a report batch")
+        await eventually(retried, "the reader to retry a report batch", 60)
 
     try:
         # Act: Postgres stops answering while the executor reports the first orders filled...
@@ -103,12 +103,12 @@ async def test_reports_sent_while_postgres_is_cut_off_are_applied_once_it_is_bac
             )
             return bool(count == FILLS)
 
-        await wait_until(all_filled, within=60, what="every report to be applied")
+        await eventually(all_filled, "every report to be applied", 60)
 
         async def all_acknowledged() -> bool:
             return await pending_count(redis, report_stream(follower.id), GROUP) == 0
 
-        await wait_until(all_acknowledged, within=30, what="every report to be acknowledged")
+        await eventually(all_acknowledged, "every report to be acknowledged", 30)
 
         # Assert: every report applied (above), none dead-lettered, the position tracked.
         dead = await redis.xrange(report_dead_letter_stream(follower.id))

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.api.auth import hash_secret
+from app.security.tokens import hash_secret
 from tests.conftest import make_settings
-from tests.support import Api, LiveServer, bearer, push_socket, start_live_server
+from tests.support import Api, LiveServer, bearer, eventually, push_socket, start_live_server
 
 NOT_FOUND = {"detail": "follower not found"}
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.01)
 
 
 async def closed_with(ws: ClientConnection) -> int | None:
@@ -36,7 +29,7 @@ async def closed_with(ws: ClientConnection) -> int | None:
 async def open_feed(server: LiveServer, follower_id: str, key: str) -> ClientConnection:
     """An order feed socket the server has registered under the key."""
     ws = await connect(f"{server.ws_url}/v1/followers/{follower_id}/orders/ws?token={key}")
-    await wait_until(lambda: server.runtime.sockets.count(hash_secret(key)) == 1)
+    await eventually(lambda: server.runtime.sockets.count(hash_secret(key)) == 1)
     return ws
 
 
@@ -163,7 +156,7 @@ async def test_rotation_or_revocation_closes_the_open_feed_with_1008(
 
     # Assert
     assert code == 1008
-    await wait_until(lambda: server.runtime.sockets.count(hash_secret(follower["api_key"])) == 0)
+    await eventually(lambda: server.runtime.sockets.count(hash_secret(follower["api_key"])) == 0)
     assert server.runtime.sockets.count(hash_secret(other["api_key"])) == 1
     await bystander.ping()
     await bystander.close()
@@ -197,7 +190,7 @@ async def test_old_key_cannot_open_the_feed_after_rotation(server: LiveServer) -
     async with connect(url + follower["api_key"]) as old:
         old_code = await closed_with(old)
     async with connect(url + rotated["api_key"]) as new:
-        await wait_until(lambda: server.runtime.sockets.count(hash_secret(rotated["api_key"])) == 1)
+        await eventually(lambda: server.runtime.sockets.count(hash_secret(rotated["api_key"])) == 1)
         await new.ping()
 
     # Assert
@@ -218,7 +211,7 @@ async def test_push_token_rotation_closes_the_push_socket_and_the_new_token_work
 
     # Act
     async with push_socket(server.ws_url, leader["id"], old_token) as ws:
-        await wait_until(lambda: server.runtime.sockets.count(hash_secret(old_token)) == 1)
+        await eventually(lambda: server.runtime.sockets.count(hash_secret(old_token)) == 1)
         rotated = await api.call("POST", path, 201)
         code = await closed_with(ws)
     async with push_socket(server.ws_url, leader["id"], rotated["push_token"]) as ws:
@@ -244,7 +237,7 @@ async def test_push_token_revocation_closes_the_socket_until_rotated(server: Liv
 
     # Act
     async with push_socket(server.ws_url, leader["id"], token) as ws:
-        await wait_until(lambda: server.runtime.sockets.count(hash_secret(token)) == 1)
+        await eventually(lambda: server.runtime.sockets.count(hash_secret(token)) == 1)
         await api.call("DELETE", path, 204)
         code = await closed_with(ws)
     async with push_socket(server.ws_url, leader["id"], token) as ws:
@@ -277,7 +270,7 @@ async def test_push_token_routes_are_admin_only_and_push_only(server: LiveServer
     assert on_generic == {"detail": "leader feed is not push mode"}
     assert unknown == {"detail": "leader not found"}
     async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
-        await wait_until(
+        await eventually(
             lambda: server.runtime.sockets.count(hash_secret(leader["push_token"])) == 1
         )
         await ws.ping()
@@ -291,7 +284,7 @@ async def test_deleting_a_leader_closes_its_push_socket(server: LiveServer) -> N
 
     # Act
     async with push_socket(server.ws_url, leader["id"], token) as ws:
-        await wait_until(lambda: server.runtime.sockets.count(hash_secret(token)) == 1)
+        await eventually(lambda: server.runtime.sockets.count(hash_secret(token)) == 1)
         await api.call("DELETE", f"/v1/leaders/{leader['id']}", 204)
         code = await closed_with(ws)
 

@@ -4,25 +4,18 @@ Origin allow-list (403) and order-feed connections per key (1013)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
-from app.api.auth import hash_secret
+from app.security.tokens import hash_secret
 from tests.conftest import make_settings
-from tests.support import ADMIN, ADMIN_TOKEN, Api, LiveServer, bearer, start_live_server
+from tests.support import ADMIN, ADMIN_TOKEN, Api, LiveServer, bearer, eventually, start_live_server
 
 EVIL = Origin("https://evil.example")
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.01)
 
 
 async def close_code(ws: ClientConnection) -> int | None:
@@ -202,15 +195,15 @@ async def test_feed_connections_per_key_are_limited(strict_server: LiveServer) -
     sockets = strict_server.runtime.sockets
     first = await connect(url)
     second = await connect(url)
-    await wait_until(lambda: sockets.count(hash_secret(key)) == 2)
+    await eventually(lambda: sockets.count(hash_secret(key)) == 2)
 
     # Act
     async with connect(url) as third:
         refused = await close_code(third)
     await first.close()
-    await wait_until(lambda: sockets.count(hash_secret(key)) == 1)
+    await eventually(lambda: sockets.count(hash_secret(key)) == 1)
     async with connect(url) as replacement:
-        await wait_until(lambda: sockets.count(hash_secret(key)) == 2)
+        await eventually(lambda: sockets.count(hash_secret(key)) == 2)
         await replacement.ping()
     await second.close()
 
@@ -226,7 +219,7 @@ async def test_admin_feed_connections_are_not_limited(strict_server: LiveServer)
 
     # Act
     opened = [await connect(url) for _ in range(3)]
-    await wait_until(lambda: sockets.count(hash_secret(ADMIN_TOKEN)) == 3)
+    await eventually(lambda: sockets.count(hash_secret(ADMIN_TOKEN)) == 3)
     for ws in opened:
         await ws.ping()
         await ws.close()

@@ -7,7 +7,6 @@ Leader equity is 100000 throughout; BTCUSDT trades in 0.001 lots unless a test s
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +16,16 @@ from uuid import UUID
 import asyncpg
 from redis.asyncio import Redis
 
-from tests.support import ADMIN, Api, LiveServer, fill_frame, push_socket, read_stream, send_frame
+from tests.support import (
+    ADMIN,
+    Api,
+    LiveServer,
+    eventually,
+    fill_frame,
+    push_socket,
+    read_stream,
+    send_frame,
+)
 
 Fill = tuple[str, str, str, str, str]  # (fill_id, symbol, side, qty, price)
 Leg = tuple[str, str, str, bool]  # (side, qty, type, reduce_only)
@@ -117,15 +125,6 @@ async def streamed(redis: Redis, follower_id: str) -> list[tuple[str, str, str, 
 async def positions(api: Api, c: Copier) -> dict[str, dict[str, Any]]:
     rows = await api.call("GET", f"/v1/followers/{c.follower_id}/positions", 200, token=c.key)
     return {row["symbol"]: row for row in rows}
-
-
-async def wait_for(check: Any, what: str, within_s: float = 5.0) -> None:
-    """Poll the synchronous ``check()`` until it holds; fail after ``within_s`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not check():
-        assert loop.time() < deadline, f"not within {within_s}s: {what}"
-        await asyncio.sleep(0.01)
 
 
 # --- settings over the API -------------------------------------------------------------------
@@ -536,7 +535,7 @@ async def test_stale_equity_is_skipped_until_a_fresh_snapshot(
         reading = server.runtime.equity.follower(follower_id)
         return reading is not None and reading.snapshot_id == old_id
 
-    await wait_for(cache_has_old_snapshot, "the equity cache takes the SQL snapshot")
+    await eventually(cache_has_old_snapshot, "the equity cache takes the SQL snapshot")
 
     # Act
     await push(server, c.leader, btc("f-1", "buy", "2"))

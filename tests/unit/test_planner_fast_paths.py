@@ -8,11 +8,10 @@ from decimal import Decimal, localcontext
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.controls import round_to_step
-from app.domain.decimals import round_down, sizing_context
+from app.domain.decimals import round_down, round_to_step, sizing_context
 from app.domain.model import Side
 from app.domain.planner import plan
-from app.domain.positions import apply_fill, classify, effect_of
+from app.domain.positions import apply_fill
 from tests.unit.plan_builders import context
 
 
@@ -34,14 +33,6 @@ def test_round_to_step_is_round_down_in_the_sizing_context(value: Decimal, step:
 
     # Assert: the same value and the same digits (exponent included)
     assert str(fast) == str(round_down(value, step))
-
-
-@given(position=quantities(signed=True), side=st.sampled_from(Side), qty=quantities())
-def test_effect_of_the_position_after_is_classify(
-    position: Decimal, side: Side, qty: Decimal
-) -> None:
-    # Act / Assert
-    assert effect_of(position, apply_fill(position, side, qty)) is classify(position, side, qty)
 
 
 def test_a_sell_is_exact_in_a_narrow_ambient_context() -> None:

@@ -13,8 +13,8 @@ from app.domain.model import Side
 from app.domain.positions import (
     FillEffect,
     apply_fill,
-    classify,
     direction,
+    effect_of,
     opposite,
     proportional_reduction,
     reduction_fraction,
@@ -52,7 +52,7 @@ def test_apply_and_classify(
 ) -> None:
     # Act
     new_position = apply_fill(D(position), side, D(qty))
-    kind = classify(D(position), side, D(qty))
+    kind = effect_of(D(position), new_position)
 
     # Assert
     assert new_position == D(after)
@@ -78,7 +78,7 @@ def test_a_fill_qty_must_be_positive(qty: str) -> None:
     with pytest.raises(ValueError, match="qty"):
         apply_fill(D(1), Side.BUY, D(qty))
     with pytest.raises(ValueError, match="qty"):
-        classify(D(1), Side.SELL, D(qty))
+        apply_fill(D(1), Side.SELL, D(qty))
 
 
 def test_signs_sides_and_directions() -> None:
@@ -182,12 +182,12 @@ def test_a_fill_and_its_mirror_cancel_out(position: Decimal, side: Side, qty: De
 
 
 @given(position=quantities(signed=True), side=st.sampled_from(Side), qty=quantities())
-def test_classify_matches_the_positions_before_and_after(
+def test_effect_of_matches_the_positions_before_and_after(
     position: Decimal, side: Side, qty: Decimal
 ) -> None:
     # Act
     after = apply_fill(position, side, qty)
-    effect = classify(position, side, qty)
+    effect = effect_of(position, after)
 
     # Assert: an exact rational oracle of the five cases
     before_q, after_q = Fraction(position), Fraction(after)

@@ -9,8 +9,7 @@ from decimal import Decimal
 import asyncpg
 from redis.asyncio import Redis
 
-from tests.integration.venues.test_hyperliquid import until
-from tests.support import Api, read_stream, start_live_server
+from tests.support import Api, eventually, read_stream, start_live_server
 from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid, now_ms
 from tests.venues.harness import run_venue, venue_settings
 
@@ -52,7 +51,7 @@ async def test_trades_already_in_the_seeded_position_are_not_applied_twice(
                 orders = await read_stream(redis, follower["id"])
                 return orders if orders else None
 
-            orders = await until(one_order, "the new trade's order")
+            orders = await eventually(one_order, "the new trade's order", 30)
             positions = await api.call("GET", f"/v1/leaders/{leader['id']}/positions", 200)
 
         # Act again: a restart resumes from what is recorded, floor included.

@@ -8,7 +8,6 @@ equity. Each test asserts the exact orders in the follower's Redis stream.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import Api, LiveServer, read_stream, start_live_server
+from tests.support import Api, LiveServer, eventually, read_stream, start_live_server
 from tests.venues.fake_binance_usdm import FakeBinanceUsdm
 from tests.venues.harness import Running, run_venue, venue_settings
 
@@ -43,7 +42,7 @@ class Desk:
         side, qty, reduce_only) each, sorted. Sorted because the stream's order across fills
         is not a promise (an order the relay delivers lands after later ones); the quantities
         show the fills were applied in the venue's order."""
-        await until(lambda: self._streamed(count), f"{count} orders")
+        await eventually(lambda: self._streamed(count), f"{count} orders", 30)
         orders = await read_stream(self.redis, self.follower_id)
         return sorted(
             (o["leader_fill_id"], o["symbol"], o["side"], o["qty"], o["reduce_only"])
@@ -61,11 +60,16 @@ class Desk:
         return state
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str, within_s: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+def _outbox_empty(desk: Desk, fills: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        counts = await desk.db.fetchrow(
+            "SELECT count(*) AS fills, count(*) FILTER (WHERE dispatched_at IS NULL) AS waiting"
+            " FROM leader_fill WHERE leader_id = $1",
+            desk.leader_id,
+        )
+        return counts is not None and (counts["fills"], counts["waiting"]) == (fills, 0)
+
+    return check
 
 
 @pytest.fixture
@@ -167,7 +171,7 @@ async def test_fills_made_while_disconnected_are_backfilled_once(desk: Desk) -> 
     venue.trade("SOLUSDT", "BUY", "100", "150")
     venue.trade("SOLUSDT", "SELL", "100", "151")
     both = venue.trade("ETHUSDT", "BUY", "5", "3000")
-    await until(_reconnected(desk, 1), "a failed reconnect")
+    await eventually(_reconnected(desk, 1), "a failed reconnect", 30)
     venue.accepting = True
     await venue.wait_subscribed()
     await venue.push(both)
@@ -182,8 +186,9 @@ async def test_fills_made_while_disconnected_are_backfilled_once(desk: Desk) -> 
             ("ETHUSDT:5001", "ETHUSDT", "buy", "0.5", False),
         ]
     )
-    await until(_listener_has(desk, backfilled=4), "the backfill count")
-    await asyncio.sleep(0.5)  # a late duplicate would show up by now
+    await eventually(_listener_has(desk, backfilled=4), "the backfill count", 30)
+    # Every recorded fill handed to Redis: the outbox relay has nothing left to send late.
+    await eventually(_outbox_empty(desk, fills=5), "every fill dispatched", 30)
     assert len(await read_stream(desk.redis, desk.follower_id)) == 5
 
 
@@ -197,7 +202,7 @@ async def test_a_silent_socket_is_replaced_and_its_gap_backfilled(desk: Desk) ->
     # Act: the stream stalls (no messages, no pongs); the leader closes meanwhile
     proxy.freeze()
     closing = venue.trade("BTCUSDT", "SELL", "2", "52000", reduce_only=True)
-    await until(_reconnected(desk, before + 1), "the idle timeout")
+    await eventually(_reconnected(desk, before + 1), "the idle timeout", 30)
     proxy.thaw()
     await venue.push(closing)  # if the new stream is already up, it also comes live
 
@@ -243,7 +248,7 @@ async def test_equity_is_read_from_the_venue_and_stored(desk: Desk) -> None:
         assert values <= {Decimal(100000), Decimal("120000.5")}
         return values == {Decimal(100000), Decimal("120000.5")}
 
-    await until(stored, "both equity snapshots")
+    await eventually(stored, "both equity snapshots", 30)
     await desk.venue.push(desk.venue.trade("BTCUSDT", "BUY", "1", "50000"))
     # 1 BTC x 10000 / 120000.5 = 0.0833329..., rounded down to the 0.001 step
     assert await desk.orders(1) == [("BTCUSDT:5001", "BTCUSDT", "buy", "0.083", False)]

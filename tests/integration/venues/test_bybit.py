@@ -3,11 +3,10 @@ its REST backfill) become exact follower orders, across a dropped and a silent c
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,7 +15,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import Api, LiveServer, read_stream, start_live_server
+from tests.support import Api, LiveServer, eventually, read_stream, start_live_server
 from tests.venues.fake_bybit import FakeBybit, execution
 from tests.venues.harness import Running, run_venue, venue_settings
 
@@ -33,17 +32,6 @@ class Desk:
     db: asyncpg.Connection
     leader: dict[str, Any]
     followers: list[str]  # equity 10000 (ratio 0.1), 5000 (ratio 0.05)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Poll ``check`` until it returns something truthy (generous timeout, no thresholds)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def ms_now() -> int:
@@ -93,7 +81,7 @@ async def wait_orders(desk: Desk, count: int) -> list[list[tuple[str, str, str, 
         streams = [await orders_of(desk, f) for f in desk.followers]
         return streams if all(len(s) >= count for s in streams) else None
 
-    return await eventually(check, f"{count} orders per follower")  # type: ignore[no-any-return]
+    return await eventually(check, f"{count} orders per follower", WAIT_S)  # type: ignore[no-any-return]
 
 
 async def listener(desk: Desk) -> dict[str, Any]:
@@ -214,7 +202,7 @@ async def test_normal_run_of_fills(desk: Desk) -> None:
         values = {r["equity"] for r in rows}
         return values if {Decimal("100000"), Decimal("120000")} <= values else None
 
-    await eventually(equities, "both equity snapshots")
+    await eventually(equities, "both equity snapshots", WAIT_S)
     assert (await listener(desk))["equity_at"] is not None
     assert desk.venue.pings > 0  # the app-level ping, answered by pongs that are not fills
 
@@ -262,7 +250,7 @@ async def test_dropped_connection_is_backfilled_without_duplicates(desk: Desk) -
         state = await listener(desk)
         return bool(state["reconnects"] >= before + 2 and state["state"] == "connected")
 
-    await eventually(backfilled_again, "the second reconnect")
+    await eventually(backfilled_again, "the second reconnect", WAIT_S)
     await desk.venue.trade(
         execution("ETHUSDT", "Buy", "1", "3000", exec_id="after-1", exec_time_ms=ms_now())
     )
@@ -328,7 +316,7 @@ async def test_silent_socket_reconnects_on_idle_timeout(desk: Desk) -> None:
         state = await listener(desk)
         return state if state["reconnects"] > before else None
 
-    silent = await eventually(reconnected, "the idle timeout to reconnect")
+    silent = await eventually(reconnected, "the idle timeout to reconnect", WAIT_S)
     desk.running.proxy.thaw()
     streams = await wait_orders(desk, 2)
 

@@ -3,9 +3,8 @@ the followers' streams get exactly the orders its fills mean, across drops and s
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,23 +13,12 @@ from typing import Any, TypeVar
 import asyncpg
 from redis.asyncio import Redis
 
-from tests.support import Api, LiveServer, read_stream, start_live_server
+from tests.support import Api, LiveServer, eventually, read_stream, start_live_server
 from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid
 from tests.venues.harness import Running, run_venue, venue_settings
 
 T = TypeVar("T")
 WAIT_S = 30.0
-
-
-async def until(probe: Callable[[], Awaitable[T | None]], what: str, within_s: float = WAIT_S) -> T:
-    """Poll ``probe`` until it returns something truthy (generous timeout, no thresholds)."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -52,7 +40,7 @@ class Scene:
             orders = await read_stream(self.redis, self.follower["id"])
             return orders if len(orders) >= count else None
 
-        orders = await until(probe, f"{count} orders")
+        orders = await eventually(probe, f"{count} orders", WAIT_S)
         return [
             (o["symbol"], o["side"], o["qty"], o["reduce_only"], o["leader_fill_id"])
             for o in orders
@@ -154,7 +142,8 @@ async def test_normal_run_of_fills_becomes_exact_orders(
             ("BTC", "sell", "0.05", True, str(liquidated["tid"])),
             ("ETH", "buy", "0.1", True, str(eth_2["tid"])),
         ]
-        await asyncio.sleep(0.5)  # nothing else arrives (e.g. from the spot fill)
+        # eth_2 came last on the socket, and frames are read in order: the frames before it
+        # (the spot fill, the other channel, the malformed one) were read and gave nothing.
         assert len(await read_stream(s.redis, s.follower["id"])) == 5
         flags = await s.db.fetch(
             "SELECT fill_id, liquidation FROM leader_fill WHERE leader_id = $1 ORDER BY fill_id",
@@ -181,7 +170,7 @@ async def test_normal_run_of_fills_becomes_exact_orders(
             values = [r["equity"] for r in rows]
             return values if Decimal("120000") in values else None
 
-        values = await until(equities, "the refreshed equity snapshot")
+        values = await eventually(equities, "the refreshed equity snapshot", WAIT_S)
         assert values[0] == Decimal("100000")
 
 
@@ -209,8 +198,12 @@ async def test_dropped_connection_fills_are_backfilled_once(
 
         # Assert: each fill exactly once, in exchange order.
         orders = await s.orders(4)
-        await asyncio.sleep(0.5)
-        assert await s.orders(4) == orders
+        # A marker fill after them: once its order is in, the duplicate before it was read.
+        marker = v.fill("BTC", "B", "0.1", "60300")
+        await v.emit(marker)
+        *before, last = await s.orders(5)
+        assert before == orders
+        assert last[4] == str(marker["tid"])
         assert orders == [
             ("BTC", "buy", "0.05", False, str(first["tid"])),
             ("BTC", "buy", "0.04", False, str(missed_1["tid"])),
@@ -223,7 +216,7 @@ async def test_dropped_connection_fills_are_backfilled_once(
         fills = await s.db.fetchval(
             "SELECT count(*) FROM leader_fill WHERE leader_id = $1", s.leader["id"]
         )
-        assert fills == 4
+        assert fills == 4 + 1  # and the marker
         # Every reconnect backfilled over userFillsByTime, from the leader's address.
         bodies = [json.loads(c.body) for c in v.rest_calls if b"userFillsByTime" in c.body]
         assert len(bodies) >= 2
@@ -247,7 +240,7 @@ async def test_silent_socket_reconnects_and_recovers_fills(
             count: int = (await s.listener())["reconnects"]
             return count > before
 
-        await until(reconnected, "the idle timeout to reconnect")
+        await eventually(reconnected, "the idle timeout to reconnect", WAIT_S)
         silent_1 = v.fill("ETH", "A", "1", "3050")
         silent_2 = v.fill("BTC", "A", "0.1", "61000")
         v.add(silent_1, silent_2)
@@ -265,6 +258,6 @@ async def test_silent_socket_reconnects_and_recovers_fills(
             state = await s.listener()
             return state if state["state"] == "connected" else None
 
-        state = await until(connected, "the listener to be connected again")
+        state = await eventually(connected, "the listener to be connected again", WAIT_S)
         assert state["reconnects"] > before
         assert v.connections >= 2

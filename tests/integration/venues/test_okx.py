@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,7 +16,7 @@ import asyncpg
 from prometheus_client import REGISTRY
 
 from tests.conftest import pg_dsn
-from tests.support import Api, LiveServer, read_stream, start_live_server
+from tests.support import Api, LiveServer, eventually, read_stream, start_live_server
 from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, FakeOkx, Trade, now_ms
 from tests.venues.harness import Running, run_venue, venue_settings
 
@@ -51,12 +51,6 @@ class Desk:
         leader = await self.api.call("GET", f"/v1/leaders/{self.leader_id}", 200)
         state: dict[str, Any] = leader["listener"] or {}
         return state
-
-    async def until(self, check: Callable[[], Awaitable[bool]], what: str) -> None:
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while not await check():
-            assert asyncio.get_running_loop().time() < deadline, what
-            await asyncio.sleep(0.05)
 
     async def sentinel(self, trade_id: str, count: int) -> list[tuple[str, str, str, str, bool]]:
         """Push one more fill live and wait for its order: fills apply in order, so any
@@ -179,7 +173,7 @@ async def test_normal_run_of_fills(redis: Any) -> None:
                     "100000"
                 ) in [r["equity"] for r in rows]
 
-            await desk.until(refreshed, "leader equity snapshots from REST")
+            await eventually(refreshed, "leader equity snapshots from REST", WAIT_S)
         finally:
             await conn.close()
         assert okx.refused == []
@@ -234,7 +228,7 @@ async def test_a_silent_socket_is_reconnected_and_backfilled(redis: Any) -> None
                 listener["last_error"]
             )
 
-        await desk.until(reconnecting, "the idle timeout to end the silent session")
+        await eventually(reconnecting, "the idle timeout to end the silent session", WAIT_S)
         desk.running.proxy.thaw()
 
         orders = await desk.sentinel("3", 3)

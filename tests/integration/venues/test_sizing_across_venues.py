@@ -15,9 +15,16 @@ import pytest
 from app.domain.instruments import Listing, to_venue_units
 from app.sizing.replay import load_inputs, replay
 from tests.conftest import make_settings
-from tests.integration.desk import wait_until
 from tests.integration.venues.instrument_fakes import Venues, running_venues
-from tests.support import Api, LiveServer, fill_frame, push_socket, send_frame, start_live_server
+from tests.support import (
+    Api,
+    LiveServer,
+    eventually,
+    fill_frame,
+    push_socket,
+    send_frame,
+    start_live_server,
+)
 
 D = Decimal
 pytestmark = pytest.mark.usefixtures("clean")
@@ -41,7 +48,7 @@ async def served(venues: Venues) -> AsyncIterator[LiveServer]:
                     return False
             return True
 
-        await wait_until(all_loaded, within=20, what="every venue's rules at start-up")
+        await eventually(all_loaded, "every venue's rules at start-up", 20)
         yield server
 
 

@@ -13,8 +13,8 @@ from app.db.session import make_engine, make_sessionmaker
 from app.metrics import INSTRUMENT_ROWS_SKIPPED
 from app.venues.instruments import InstrumentRefresher
 from tests.conftest import TEST_DATABASE_URL
-from tests.integration.desk import wait_until
 from tests.integration.venues.instrument_fakes import Venues, running_venues
+from tests.support import eventually
 
 D = Decimal
 RULES = (
@@ -136,13 +136,13 @@ async def test_a_refusal_asks_for_a_reload_and_a_burst_costs_one(db: asyncpg.Con
         loader = refresher(venues)
         loader.start()
         try:
-            await wait_until(lambda: _rows_count(db, "hyperliquid", 3), what="first load")
+            await eventually(lambda: _rows_count(db, "hyperliquid", 3), what="first load")
             venues.hyperliquid.universe[0]["szDecimals"] = 3
 
             # Act: an executor saw BTC refused for its size precision, three times.
             for _ in range(3):
                 loader.request_refresh("hyperliquid")
-            await wait_until(lambda: _btc_step_is(db, D("0.001")), what="the reload")
+            await eventually(lambda: _btc_step_is(db, D("0.001")), what="the reload")
         finally:
             await loader.stop()
 
@@ -164,7 +164,7 @@ async def test_a_reload_asked_for_where_no_loop_runs_loads_once(db: asyncpg.Conn
         try:
             loader.request_refresh("okx")
             loader.request_refresh("okx")
-            await wait_until(lambda: _rows_count(db, "okx", 2), what="the one-off load")
+            await eventually(lambda: _rows_count(db, "okx", 2), what="the one-off load")
         finally:
             await loader.stop()
 
