@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.api import (
+    accounts,
     dashboard,
     dashboard_status,
     followers,
@@ -86,6 +87,7 @@ def create_app(
             leaders,
             instruments,
             followers,
+            accounts,
             subscriptions,
             orders,
             replay,

@@ -25,11 +25,15 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
-def connect(url: str, cluster: bool) -> AnyRedis:
-    """The keyed-command client: cluster-aware when ``cluster``."""
+def connect(url: str, cluster: bool, max_connections: int | None = None) -> AnyRedis:
+    """The keyed-command client: cluster-aware when ``cluster``. ``max_connections``: the
+    pool's bound (redis-py's default is 100)."""
+    options = dict(_OPTIONS)
+    if max_connections is not None:
+        options["max_connections"] = max_connections
     if cluster:
-        return RedisCluster.from_url(url, **_OPTIONS)
-    return Redis.from_url(url, health_check_interval=15, **_OPTIONS)
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, health_check_interval=15, **options)
 
 
 def connect_pubsub(url: str) -> Redis:

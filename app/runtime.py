@@ -37,9 +37,13 @@ from app.shutdown import Drain
 from app.sizing.copies import PositionCopier
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
+from app.venues.accounts import AccountManager, AccountsParams
+from app.venues.executor import ExecutorParams
 from app.venues.instruments import InstrumentRefresher
 
 log = structlog.get_logger(__name__)
+# Connections of the executors' Redis client: about one per account this instance trades.
+EXEC_REDIS_CONNECTIONS = 20_000
 
 
 _HOT_SESSION = {
@@ -183,8 +187,39 @@ class Runtime:
             settings.instrument_min_refresh_s,
             settings.venue_rest_timeout_s,
         )
+        # The execute role: an executor per follower account this instance leases.
+        # Each executor blocks in its own read of its follower's stream, holding a connection:
+        # a client of their own, so that they never starve the rest of the service's pool.
+        self.exec_redis: AnyRedis = connect_redis(
+            settings.redis_url, settings.redis_cluster, max_connections=EXEC_REDIS_CONNECTIONS
+        )
+        self.accounts = AccountManager(
+            self.exec_redis,
+            self.sessionmaker,
+            self.pipeline,
+            AccountsParams(
+                lease_ttl_s=settings.lease_ttl_s,
+                lease_heartbeat_s=settings.lease_heartbeat_s,
+                rest_timeout_s=settings.venue_rest_timeout_s,
+                executor=ExecutorParams(
+                    equity_interval_s=settings.account_equity_interval_s,
+                    claim_idle_ms=settings.exec_claim_idle_ms,
+                    retry_initial_s=settings.reconnect_initial_s,
+                    retry_max_s=settings.reconnect_max_s,
+                ),
+            ),
+            self.cipher,
+            self.listeners.me,
+            self._rules_refused,
+        )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False
+
+    def _rules_refused(self, venue: str) -> None:
+        """A venue refused an order for its precision or minimums: reload its rules (only a
+        venue whose rules this service loads at all)."""
+        if venue in self.instruments.venues:
+            self.instruments.request_refresh(venue)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessionmaker)
@@ -217,6 +252,8 @@ class Runtime:
         if self.settings.has_role("ingest"):
             self.listeners.start()
             self.instruments.start()
+        if self.settings.has_role("execute"):
+            self.accounts.start()
         heap.settle()  # the equity cache and the settings are loaded: out of the collector's way
         log.info("runtime_started", roles=self.settings.roles, instance=self.listeners.me)
 
@@ -231,6 +268,7 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         # Stop taking fills first, then let the relay and the feed go, then the connections.
         await self.listeners.stop_all()
+        await self.accounts.stop_all()
         await self.instruments.stop()
         await self.relay.stop()
         await self.report_reader.stop()
@@ -240,6 +278,7 @@ class Runtime:
         await self.sockets.stop()
         await self.equity.stop()
         await self.redis.aclose()
+        await self.exec_redis.aclose()
         if self.pubsub_redis is not self.redis:
             await self.pubsub_redis.aclose()
         if self._opened:

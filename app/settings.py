@@ -13,8 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 INSECURE_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret", "token"})
 MIN_ADMIN_TOKEN_LENGTH = 16
 
-Role = Literal["api", "ingest", "dispatch"]
-ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch")
+Role = Literal["api", "ingest", "dispatch", "execute"]
+ROLES: tuple[Role, ...] = ("api", "ingest", "dispatch", "execute")
 Venue = Literal["binance-usdm", "bybit", "okx", "hyperliquid"]
 INSTRUMENT_VENUES: tuple[Venue, ...] = ("binance-usdm", "bybit", "okx", "hyperliquid")
 
@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     )
     demo: bool = Field(
         default=False,
-        description="Run the built-in demo: a simulated leader and three followers.",
+        description="Run the built-in demo: a simulated leader, three paper-traded followers and "
+        "one with an account on a loopback venue.",
     )
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP server.")
@@ -230,6 +231,25 @@ class Settings(BaseSettings):
         gt=0,
         description="How often an instance renews its leases and looks for leaders to run.",
     )
+    account_equity_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a follower account's equity (margin balance) and positions are "
+        "read from its venue and stored.",
+    )
+    venue_url_allowlist: list[str] = Field(
+        default=[],
+        description="Base URLs a follower may give its own account as rest_url or ws_url, as a "
+        'JSON list (["https://testnet.binancefuture.com"]); only the admin may set any other. '
+        "A URL is allowed when it starts with an entry (scheme, host and port compared "
+        "exactly). Empty: followers use the venues' default URLs.",
+    )
+    exec_claim_idle_ms: int = Field(
+        default=10_000,
+        ge=10,
+        description="Orders an executor read but did not finish for this long (it died) are "
+        "taken over by the account's next executor, which asks the venue before resending.",
+    )
     max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
     )
@@ -329,7 +349,8 @@ class Settings(BaseSettings):
         min_length=1,
         description="What this process runs, comma-separated: api (the /v1 REST API and the "
         "follower order feed), ingest (the leader push websocket and client-mode feed "
-        "listeners), dispatch (outbox relay, executor-report reader, stream trimmer). Every role "
+        "listeners), dispatch (outbox relay, executor-report reader, stream trimmer), execute "
+        "(places the orders of followers with an exchange account on their venue). Every role "
         "serves /healthz, /readyz and /metrics.",
     )
 
@@ -351,6 +372,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _admin_token_is_safe(self) -> Settings:
         token = self.admin_token.get_secret_value()
+        if self.demo and self.credentials_key is None:
+            # The demo's venue follower has exchange keys to store: a key for this run.
+            from cryptography.fernet import Fernet
+
+            self.credentials_key = SecretStr(Fernet.generate_key().decode())
         if self.demo and not token:
             # Demo mode with no token: make one for this run and let the banner print it.
             self.admin_token = SecretStr(secrets.token_urlsafe(24))

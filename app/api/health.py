@@ -35,7 +35,13 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     for leader_id, state in runtime.listeners.broken.items():
         listeners[str(leader_id)] = {**state.as_dict(), "alive": False}
     draining = runtime.drain.draining()
-    ready = pg is None and rd is None and runtime.listeners.healthy and not draining
+    ready = (
+        pg is None
+        and rd is None
+        and runtime.listeners.healthy
+        and runtime.accounts.healthy
+        and not draining
+    )
     body: dict[str, Any] = {
         "status": "ready" if ready else ("draining" if draining else "not_ready"),
         "postgres": pg or "ok",
@@ -43,6 +49,11 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         "equity_listen": "ok" if runtime.equity.listening else "reconnecting",
         "outbox_backlog": runtime.relay.backlog,
         "listeners": listeners,
+        # Follower accounts whose executor runs here (an account in error is still alive).
+        "executors": {
+            str(follower_id): {"status": e.status, "last_error": e.last_error, "alive": e.alive}
+            for follower_id, e in runtime.accounts.executors.items()
+        },
         "push_feeds": {leader: {"sockets": n} for leader, n in runtime.drain.sessions().items()},
         "draining": draining,
     }

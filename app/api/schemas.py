@@ -307,7 +307,19 @@ class SubscriptionPositionOut(BaseModel):
     position: DecimalStr = Field(description="What sizing assumes the follower holds.")
     target: DecimalStr | None = Field(description="Leader position x equity ratio x multiplier.")
     leader_position: DecimalStr
-    actual: DecimalStr | None = Field(description="From executor fill reports, when any.")
+    actual: DecimalStr | None = Field(
+        description="The follower's actual position in this symbol: its venue's (the same on "
+        "every subscription trading the symbol) when an account is connected, else the sum of "
+        "executor fill reports, when any."
+    )
+    actual_source: Literal["venue", "reports"] | None = Field(
+        default=None, description="Where ``actual`` comes from."
+    )
+    symbol_target: DecimalStr | None = Field(
+        default=None,
+        description="The sum of the targets of the follower's subscriptions in this symbol: "
+        "what ``actual`` should be.",
+    )
 
 
 class DashboardPositionOut(SubscriptionPositionOut):
@@ -465,3 +477,17 @@ class HistogramOut(BaseModel):
     count: int
     sum_seconds: float
     buckets: list[HistogramBucketOut]
+
+
+class AccountOut(BaseModel):
+    """A follower's exchange account as the service sees it. Credentials are never returned."""
+
+    kind: str
+    status: Literal["connecting", "ready", "error"]
+    last_error: str | None = Field(description="Why the account is in error, when it is.")
+    equity: DecimalStr | None = Field(
+        description="The margin balance last read from the venue (wallet balance plus "
+        "unrealized PnL, in the settlement currency)."
+    )
+    equity_at: datetime | None
+    positions_at: datetime | None = Field(description="When the venue's positions were read.")

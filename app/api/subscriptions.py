@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, status
@@ -248,28 +249,36 @@ async def positions_of(
 ) -> list[SubscriptionPositionOut]:
     """The positions GET /v1/followers/{id}/positions shows (the dashboard's too)."""
     rows = await PositionRepository(uow.session).for_follower(follower_id)
-    out = []
+    follower_eq = runtime.equity.follower(follower_id)
+    targets: list[Decimal | None] = []
     for row in rows:
         leader_eq = runtime.equity.leader(row.leader_id)
-        follower_eq = runtime.equity.follower(follower_id)
         target = None
         if leader_eq and follower_eq and leader_eq.equity > 0 and follower_eq.equity > 0:
             target = target_position(
                 row.leader_qty, leader_eq.equity, follower_eq.equity, row.multiplier
             )
-        out.append(
-            SubscriptionPositionOut(
-                subscription_id=row.subscription_id,
-                leader_id=row.leader_id,
-                symbol=row.symbol,
-                leader_symbol=row.leader_symbol,
-                position=row.qty,
-                target=target,
-                leader_position=row.leader_qty,
-                actual=row.actual,
-            )
+        targets.append(target)
+    # One venue position per account and symbol: set against all its subscriptions' targets.
+    totals: dict[str, Decimal | None] = {}
+    for row, target in zip(rows, targets, strict=True):
+        total = totals.get(row.symbol, Decimal(0))
+        totals[row.symbol] = None if total is None or target is None else total + target
+    return [
+        SubscriptionPositionOut(
+            subscription_id=row.subscription_id,
+            leader_id=row.leader_id,
+            symbol=row.symbol,
+            leader_symbol=row.leader_symbol,
+            position=row.qty,
+            target=target,
+            leader_position=row.leader_qty,
+            actual=row.actual,
+            actual_source=row.actual_source,
+            symbol_target=totals[row.symbol],
         )
-    return out
+        for row, target in zip(rows, targets, strict=True)
+    ]
 
 
 @router.get("/v1/leaders/{leader_id}/positions", responses=errors(401, 403, 404))

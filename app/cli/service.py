@@ -21,6 +21,7 @@ class RoleName(enum.StrEnum):
     API = "api"
     INGEST = "ingest"
     DISPATCH = "dispatch"
+    EXECUTE = "execute"
 
 
 def load_settings(**updates: object) -> Settings:
@@ -74,8 +75,8 @@ def serve(
         list[RoleName] | None,
         typer.Option(
             "--role",
-            help="Run only this role (repeatable): api, ingest, dispatch. Default: "
-            "COPYTRADE_ROLES, which defaults to all three.",
+            help="Run only this role (repeatable): api, ingest, dispatch, execute. Default: "
+            "COPYTRADE_ROLES, which defaults to all four.",
             show_default=False,
         ),
     ] = None,

@@ -422,3 +422,52 @@ class FeedLease(Base):
     acquired_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The owner's listener state, written at each renewal: any instance can report it.
     state: Mapped[dict[str, Any] | None]
+
+
+ACCOUNT_STATUSES = ("connecting", "ready", "error")
+
+
+class FollowerAccount(Base):
+    """A follower's exchange account: what the execute role trades, and who runs it (lease)."""
+
+    __tablename__ = "follower_account"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{s}'" for s in ACCOUNT_STATUSES)),
+            name="status_known",
+        ),
+        Index("ix_follower_account_owner", "owner"),
+    )
+
+    follower_id: Mapped[UUID] = mapped_column(
+        ForeignKey("follower.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    # What is not secret (base URLs, td_mode, address): shown by the API...
+    config: Mapped[dict[str, Any]]
+    # ...and the keys, only ever stored encrypted (app.security.crypto).
+    secret: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'connecting'"))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    # The margin balance last read from the venue (also stored as an equity snapshot).
+    equity: Mapped[Decimal | None]
+    equity_at: Mapped[datetime | None]
+    positions_at: Mapped[datetime | None]
+    # The instance whose executor trades this account, until lease_expires_at unless renewed.
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class VenuePosition(Base):
+    """A follower's position per symbol as its venue last reported it (signed, base units)."""
+
+    __tablename__ = "venue_position"
+
+    follower_id: Mapped[UUID] = mapped_column(
+        ForeignKey("follower.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    read_at: Mapped[datetime]

@@ -20,12 +20,15 @@ from sqlalchemy import select, update
 from websockets.asyncio.client import connect
 
 from app.db.repositories.accounts import FollowerRepository, LeaderRepository
+from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
 from app.db.tables import Follower, Leader
+from app.demo.venue import DemoVenue, serve
 from app.dispatch.keys import order_stream
 from app.executors.paper import PaperExecutor
 from app.loops import Backoff, supervise
 from app.security.tokens import FOLLOWER_KEY_PREFIX, PUSH_TOKEN_PREFIX, hash_secret, new_secret
+from app.venues.accounts import open_fence
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -39,6 +42,9 @@ FOLLOWERS = (
     ("Demo follower B", Decimal("40000")),
     ("Demo follower C", Decimal("2500")),
 )
+# Its orders go to a loopback Binance USD-M venue, through the execute role: its equity is
+# the venue's, read over REST; no paper executor for it.
+VENUE_FOLLOWER = ("Demo follower D (venue)", Decimal("20000"))
 # symbol -> (qty_step, min_qty, min_notional, start price, leader lot sizes)
 MARKETS = {
     "BTCUSDT": (
@@ -64,6 +70,7 @@ class DemoAccounts:
     leader_id: UUID
     push_token: str
     followers: list[tuple[UUID, str, str]]  # (id, name, api key)
+    venue_follower: tuple[UUID, str, str] | None = None
 
 
 async def seed(runtime: Runtime) -> DemoAccounts:
@@ -109,6 +116,38 @@ async def seed(runtime: Runtime) -> DemoAccounts:
     return DemoAccounts(leader.id, push_token, followers)
 
 
+async def seed_venue_follower(
+    runtime: Runtime, leader_id: UUID, venue: DemoVenue, port: int
+) -> tuple[UUID, str, str] | None:
+    """The follower whose account is on the demo venue (this run's port and keys)."""
+    if runtime.cipher is None:
+        return None
+    name, _equity = VENUE_FOLLOWER
+    key = new_secret(FOLLOWER_KEY_PREFIX)
+    async with runtime.unit_of_work() as uow:
+        session = uow.session
+        follower = (
+            await session.execute(select(Follower).where(Follower.name == name))
+        ).scalar_one_or_none()
+        if follower is None:
+            follower = await FollowerRepository(session).add(name, hash_secret(key))
+        else:
+            follower.api_key_hash = hash_secret(key)
+        subs = SubscriptionRepository(session)
+        if await subs.live_for_pair(follower.id, leader_id) is None:
+            await subs.add(follower.id, leader_id, Decimal(1))
+        secret = runtime.cipher.encrypt(
+            json.dumps({"api_key": venue.api_key, "api_secret": venue.api_secret})
+        )
+        config = {"rest_url": f"http://127.0.0.1:{port}", "ws_url": f"ws://127.0.0.1:{port}"}
+        await FollowerAccountRepository(session).put(follower.id, "binance-usdm", config, secret)
+        await open_fence(runtime.redis, follower.id)
+        await uow.commit()
+    await runtime.report_reader.track(follower.id)
+    await runtime.accounts.refresh()
+    return follower.id, name, key
+
+
 def banner(runtime: Runtime, accounts: DemoAccounts) -> str:
     base = runtime.settings.base_url
     ws_base = base.replace("http", "ws", 1)
@@ -125,6 +164,12 @@ def banner(runtime: Runtime, accounts: DemoAccounts) -> str:
     ]
     for follower_id, name, key in accounts.followers:
         lines.append(f"   {name}: {ws_base}/v1/followers/{follower_id}/orders/ws?token={key}")
+    if accounts.venue_follower:
+        follower_id, name, key = accounts.venue_follower
+        lines += [
+            f" {name} trades on a loopback Binance USD-M venue (the execute role):",
+            f"   curl -H 'Authorization: Bearer {key}' {base}/v1/followers/{follower_id}/account",
+        ]
     stream = order_stream(accounts.followers[0][0])
     lines += [
         " Orders as executors see them:",
@@ -137,35 +182,43 @@ def banner(runtime: Runtime, accounts: DemoAccounts) -> str:
 
 
 async def start_demo(runtime: Runtime) -> None:
-    accounts = await seed(runtime)
-    print(banner(runtime, accounts), flush=True)  # noqa: T201 - the banner is for a human
-    watchers = [
-        asyncio.create_task(watch_feed(runtime, fid, name, key))
-        for fid, name, key in accounts.followers
-    ]
-    # The paper executor closes the loop: it fills each order and reports back.
-    stop_executor = asyncio.Event()
-    executor = PaperExecutor(
-        runtime.redis, [fid for fid, _, _ in accounts.followers], Decimal("0.0005")
-    )
-    watchers.append(asyncio.create_task(executor.run(stop_executor)))
-    try:
-        await supervise(
-            "demo_leader",
-            lambda backoff: trade(runtime, accounts, backoff),
-            Backoff(0.2, 5.0),
+    prices = {symbol: spec[3] for symbol, spec in MARKETS.items()}
+    venue = DemoVenue(prices, VENUE_FOLLOWER[1])
+    async with serve(venue) as port:
+        accounts = await seed(runtime)
+        venue_follower = await seed_venue_follower(runtime, accounts.leader_id, venue, port)
+        accounts = DemoAccounts(
+            accounts.leader_id, accounts.push_token, accounts.followers, venue_follower
         )
-    finally:
-        stop_executor.set()
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        print(banner(runtime, accounts), flush=True)  # noqa: T201 - the banner is for a human
+        watched = accounts.followers + ([venue_follower] if venue_follower else [])
+        watchers = [
+            asyncio.create_task(watch_feed(runtime, fid, name, key)) for fid, name, key in watched
+        ]
+        # The paper executor closes the loop for the others: it fills each order and reports.
+        stop_executor = asyncio.Event()
+        executor = PaperExecutor(
+            runtime.redis, [fid for fid, _, _ in accounts.followers], Decimal("0.0005")
+        )
+        watchers.append(asyncio.create_task(executor.run(stop_executor)))
+        try:
+            await supervise(
+                "demo_leader",
+                lambda backoff: trade(runtime, accounts, prices, backoff),
+                Backoff(0.2, 5.0),
+            )
+        finally:
+            stop_executor.set()
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
 
 
-async def trade(runtime: Runtime, accounts: DemoAccounts, backoff: Backoff) -> None:
+async def trade(
+    runtime: Runtime, accounts: DemoAccounts, prices: dict[str, Decimal], backoff: Backoff
+) -> None:
     url = runtime.settings.base_url.replace("http", "ws", 1)
     rng = random.Random()
-    prices = {symbol: spec[3] for symbol, spec in MARKETS.items()}
     positions = dict.fromkeys(MARKETS, Decimal(0))
     async with connect(
         f"{url}/v1/leaders/{accounts.leader_id}/fills/ws",

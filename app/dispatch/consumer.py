@@ -1,9 +1,11 @@
-"""The executor side of the order stream: a consumer-group reader that implements the protocol.
+"""The executor side of the order stream: the one consumer-group core every executor uses.
 
-For follower executors (and the paper executor). Per follower stream and executor group:
-XREADGROUP with a block time below the socket timeout; XACK only after the handler returns;
-XAUTOCLAIM of entries idle past a timeout (a crashed consumer's); a dead-letter stream after
-``max_deliveries``; orders past ``valid_until`` are not executed but reported expired.
+For follower executors (the execute role, the paper executor, operators' own). Per follower
+stream and executor group: XREADGROUP with a block time below the socket timeout; XACK only
+after the handler returns; XAUTOCLAIM of entries idle past a timeout (a crashed consumer's);
+a dead-letter stream after ``max_deliveries``; orders past ``valid_until`` are not executed but
+reported expired. The handler is told how often an entry was delivered: more than once means
+it may have been acted on already (the exactly-once rule of ``app.venues.executor``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ Handler = Callable[[Order], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """How an entry reached the handler: ``count`` > 1 means some consumer read it before
+    (and crashed, or its handler failed), so it may have been acted on already."""
+
+    entry_id: str
+    count: int
+
+
+DeliveryHandler = Callable[[Order, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumerConfig:
     group: str
     consumer: str
@@ -41,6 +55,8 @@ class ConsumerConfig:
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
     batch: int = 100
+    # Where a new group starts: "0" the whole stream, "$" only what is added from now on.
+    start_id: str = "0"
 
 
 def valid_until(order: Order) -> datetime:
@@ -73,27 +89,32 @@ class ReportWriter:
         await self.redis.xadd(report_stream(follower_id), {"report": _encoder.encode(body)})
 
 
-class OrderConsumer:
+class GroupConsumer:
+    """The consumer-group protocol over one follower's order stream; ``handler`` gets each
+    live order with its :class:`Delivery`."""
+
     def __init__(
         self,
         redis: AnyRedis,
         follower_id: UUID | str,
         config: ConsumerConfig,
-        handler: Handler,
+        handler: DeliveryHandler,
         reports: ReportWriter | None = None,
     ) -> None:
         self.redis = redis
         self.follower_id = str(follower_id)
         self.stream = order_stream(follower_id)
         self.config = config
-        self.handler = handler
+        self.deliver = handler
         self.reports = reports or ReportWriter(redis)
         self.handled = 0
         self.dead = 0
 
     async def ensure_group(self) -> None:
         try:
-            await self.redis.xgroup_create(self.stream, self.config.group, id="0", mkstream=True)
+            await self.redis.xgroup_create(
+                self.stream, self.config.group, id=self.config.start_id, mkstream=True
+            )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -140,10 +161,12 @@ class OrderConsumer:
         for entry_id, fields in entries:
             if fields is None:  # trimmed meanwhile
                 continue
-            if await self._deliveries(entry_id) > self.config.max_deliveries:
+            deliveries = await self._deliveries(entry_id)
+            if deliveries > self.config.max_deliveries:
                 await self._dead_letter(entry_id, fields)
                 continue
-            handled += await self._handle(entry_id, fields)
+            # XAUTOCLAIM counts the claim itself as a delivery.
+            handled += await self._handle(entry_id, fields, max(deliveries, 2))
         return handled
 
     async def _deliveries(self, entry_id: bytes | str) -> int:
@@ -160,13 +183,14 @@ class OrderConsumer:
         self.dead += 1
         log.warning("order_dead_lettered", stream=self.stream, entry_id=str(entry_id))
 
-    async def _handle(self, entry_id: bytes | str, fields: dict[Any, Any]) -> int:
+    async def _handle(self, entry_id: bytes | str, fields: dict[Any, Any], count: int = 1) -> int:
         try:
             order: Order = msgspec.json.decode(fields.get(b"order") or b"")
             if datetime.now(UTC) > valid_until(order):
                 await self.reports.report(self.follower_id, order["order_id"], "expired")
             else:
-                await self.handler(order)
+                entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                await self.deliver(order, Delivery(entry, count))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -177,3 +201,21 @@ class OrderConsumer:
         await self.redis.xack(self.stream, self.config.group, entry_id)
         self.handled += 1
         return 1
+
+
+class OrderConsumer(GroupConsumer):
+    """The core for handlers that act the same however often an order is delivered."""
+
+    def __init__(
+        self,
+        redis: AnyRedis,
+        follower_id: UUID | str,
+        config: ConsumerConfig,
+        handler: Handler,
+        reports: ReportWriter | None = None,
+    ) -> None:
+        async def deliver(order: Order, _delivery: Delivery) -> None:
+            await handler(order)
+
+        super().__init__(redis, follower_id, config, deliver, reports)
+        self.handler = handler

@@ -35,3 +35,8 @@ def stream_id(entry_id: str | bytes) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def exec_fence(follower_id: UUID | str) -> str:
+    """Set while a follower's account is disconnected: its executor places nothing more."""
+    return f"copytrade:exec-fence:{{{follower_id}}}"

@@ -396,6 +396,7 @@ async def test_health_and_readiness_need_no_token(server: LiveServer) -> None:
     assert body["postgres"] == "ok"
     assert body["redis"] == "ok"
     assert body["listeners"] == {}
+    assert body["executors"] == {}
     assert set(body) == {
         "status",
         "postgres",
@@ -403,6 +404,7 @@ async def test_health_and_readiness_need_no_token(server: LiveServer) -> None:
         "equity_listen",
         "outbox_backlog",
         "listeners",
+        "executors",
         "push_feeds",
         "draining",
     }

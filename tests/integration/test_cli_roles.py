@@ -125,4 +125,4 @@ async def test_serve_refuses_an_unknown_role_readably() -> None:
     result = await run_cli("serve", env=cli_env(COPYTRADE_ROLES="api,bogus"))
 
     assert result.code == 2
-    assert "roles.1: Input should be 'api', 'ingest' or 'dispatch'" in result.stderr
+    assert "roles.1: Input should be 'api', 'ingest', 'dispatch' or 'execute'" in result.stderr

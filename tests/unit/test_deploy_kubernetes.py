@@ -29,8 +29,7 @@ SECRET_SETTINGS = frozenset(
         "COPYTRADE_CREDENTIALS_KEY",
     }
 )
-# The execution role lands with follower execution; the manifests deploy it already.
-KNOWN_ROLES = frozenset(ROLES) | {"execute"}
+KNOWN_ROLES = frozenset(ROLES)
 
 
 def manifest_files() -> list[Path]:

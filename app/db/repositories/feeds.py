@@ -49,8 +49,10 @@ _HEARTBEAT = text(
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
     """
 )
+# Executor instances heartbeat as 'exec:<id>' (follower_accounts.py): not listener instances.
 _LIVE_INSTANCES = text(
-    "SELECT count(*) FROM service_instance WHERE heartbeat_at > now() - make_interval(secs => :ttl)"
+    "SELECT count(*) FROM service_instance "
+    "WHERE id NOT LIKE 'exec:%' AND heartbeat_at > now() - make_interval(secs => :ttl)"
 )
 _FORGET_DEAD = text(
     "DELETE FROM service_instance WHERE heartbeat_at < now() - make_interval(secs => 10 * :ttl)"

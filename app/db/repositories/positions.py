@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # For each live subscription: every symbol either side holds, with the leader's position in
 # the leader symbol the follower symbol maps from (sizing.symbols.map), and the actual
-# position executors reported.
+# position: the venue's, for a follower whose account positions were read (one per account
+# and symbol, whatever the subscriptions), else what executors reported as filled.
 _FOLLOWER_POSITIONS = text(
     """
     WITH subs AS (
@@ -30,12 +31,18 @@ _FOLLOWER_POSITIONS = text(
           FROM subs s JOIN subscription_position sp ON sp.subscription_id = s.id
     )
     SELECT p.id AS subscription_id, p.leader_id, p.multiplier, p.symbol, p.leader_symbol,
-           coalesce(sp.qty, 0) AS qty, coalesce(lp.qty, 0) AS leader_qty, fp.qty AS actual
+           coalesce(sp.qty, 0) AS qty, coalesce(lp.qty, 0) AS leader_qty,
+           CASE WHEN fa.positions_at IS NOT NULL THEN coalesce(vp.qty, 0) ELSE fp.qty END
+               AS actual,
+           CASE WHEN fa.positions_at IS NOT NULL THEN 'venue'
+                WHEN fp.qty IS NOT NULL THEN 'reports' END AS actual_source
       FROM pairs p
       LEFT JOIN subscription_position sp ON sp.subscription_id = p.id AND sp.symbol = p.symbol
       LEFT JOIN leader_position lp ON lp.leader_id = p.leader_id AND lp.symbol = p.leader_symbol
       LEFT JOIN follower_position fp
              ON fp.follower_id = :follower_id AND fp.symbol = p.symbol
+      LEFT JOIN follower_account fa ON fa.follower_id = :follower_id
+      LEFT JOIN venue_position vp ON vp.follower_id = :follower_id AND vp.symbol = p.symbol
      ORDER BY p.symbol, p.id
     """
 )
@@ -51,6 +58,7 @@ class PositionRow:
     qty: Decimal
     leader_qty: Decimal
     actual: Decimal | None
+    actual_source: str | None
 
 
 class PositionRepository:

@@ -1,1 +1,2 @@
-"""Binance USD-M futures: the venue's public instrument rules."""
+"""Binance USD-M Futures: the venue's public instrument rules, and the follower side (orders,
+account, user data stream)."""

@@ -25,7 +25,10 @@ export function renderPositions(section, rows, followerNames, leaderNames) {
       h("td", { class: "muted col-leader" }, leader),
       h("td", { class: "num mono tracked" }, amount(row.position)),
       h("td", { class: "num mono target" }, amount(row.target)),
-      h("td", { class: "num mono actual" }, amount(row.actual)),
+      h("td", {
+        class: "num mono actual",
+        title: row.actual_source ? `from the ${row.actual_source === "venue" ? "venue" : "executors' reports"}` : null,
+      }, amount(row.actual)),
       driftCell(row),
     );
   }));

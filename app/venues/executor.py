@@ -1,0 +1,357 @@
+"""One follower account's executor: the order stream in, orders on the venue, reports back.
+
+The same loop for every venue; it drives an :class:`ExecutionClient` and never sees a wire
+format. Three supervised loops per account:
+
+- the orders: the follower's stream in group ``copytrade-exec`` (``app.dispatch.consumer``'s
+  core), one order at a time so that an account sees its orders in sizing order;
+- the account: equity, positions and position mode over REST at start and every
+  ``equity_interval_s`` (sooner after a fill), stored as equity snapshots and venue positions;
+  open orders are polled by client id, in case the private stream missed their end;
+- the private stream: order updates become reports, position pushes venue positions.
+
+Exactly once at the venue. An order is sent only (a) on its first delivery, or (b) after the
+venue said it has no order with its client id. A crash after sending leaves the stream entry
+unacknowledged: it is delivered again (count > 1), so (b) applies. An unknown outcome (a
+timeout, a 5xx, a dropped connection) is resolved the same way before anything is resent,
+and a query that fails leaves the entry for a later delivery. A duplicate-id refusal means
+placed. A found order that ended (expired, canceled) is reported as it is, never re-placed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal, cast
+from uuid import UUID
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.repositories.follower_accounts import FollowerAccountRepository
+from app.db.session import UnitOfWork
+from app.dispatch.consumer import (
+    ConsumerConfig,
+    Delivery,
+    GroupConsumer,
+    Order,
+    ReportWriter,
+    valid_until,
+)
+from app.dispatch.keys import exec_fence
+from app.loops import Backoff, SupervisedTask
+from app.pipeline import Pipeline
+from app.redisconn import AnyRedis
+from app.venues.execution import (
+    AccountError,
+    AccountEvent,
+    ExecutionClient,
+    OrderRequest,
+    OrderState,
+    OutcomeUnknown,
+    RateLimited,
+    RejectReason,
+    VenueOrder,
+)
+
+log = structlog.get_logger(__name__)
+
+GROUP = "copytrade-exec"
+# Client ids of the orders this executor placed, to tell its own in the private stream.
+RECENT_ORDERS = 10_000
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+_REPORTED = {
+    OrderState.ACCEPTED: "accepted",
+    OrderState.PARTIALLY_FILLED: "partially_filled",
+    OrderState.FILLED: "filled",
+    OrderState.CANCELED: "expired",
+    OrderState.EXPIRED: "expired",
+    OrderState.REJECTED: "rejected",
+}
+# Refusals that say the venue's instrument rules differ from the ones sizing used.
+_RULES = frozenset({RejectReason.BAD_PRECISION, RejectReason.BELOW_MIN_NOTIONAL})
+HEDGE_MODE = (
+    "the account is in hedge mode (dual side positions): Copytrade places orders in one-way "
+    "mode only; switch the account to one-way mode"
+)
+
+
+class Disconnected(RuntimeError):
+    """The account's DELETE fenced its executor off."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorParams:
+    equity_interval_s: float
+    claim_idle_ms: int
+    retry_initial_s: float
+    retry_max_s: float
+
+
+@dataclass(slots=True)
+class _Placed:
+    order_id: str
+    symbol: str
+    qty: Decimal
+    open: bool
+
+
+class AccountExecutor:
+    def __init__(
+        self,
+        follower_id: UUID,
+        client: ExecutionClient,
+        redis: AnyRedis,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        pipeline: Pipeline,
+        params: ExecutorParams,
+        me: str,
+        db_slots: asyncio.Semaphore | None = None,
+        on_rules_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        self.follower_id = follower_id
+        # Shared by an instance's executors: their account writes never take the whole pool.
+        self._db_slots = db_slots or asyncio.Semaphore(1)
+        # Told the venue when it refused an order for its precision or minimums: the
+        # instrument rules sizing used may be out of date.
+        self._on_rules_refused = on_rules_refused
+        self.client = client
+        self._redis = redis
+        self._sessionmaker = sessionmaker
+        self._pipeline = pipeline
+        self._params = params
+        self._me = me
+        self.reports = ReportWriter(redis)
+        self.consumer = GroupConsumer(
+            redis,
+            follower_id,
+            # One entry at a time: a crash leaves only the order in hand unacknowledged, so
+            # the delivery count of the others does not climb towards the dead-letter stream
+            # with every restart. Deliveries are generous: each is a crash or a venue outage.
+            ConsumerConfig(
+                group=GROUP,
+                consumer=me,
+                claim_idle_ms=params.claim_idle_ms,
+                batch=1,
+                max_deliveries=50,
+                start_id="$",
+            ),
+            self.handle,
+            self.reports,
+        )
+        self.status = "connecting"
+        self.last_error: str | None = None
+        self._ready = asyncio.Event()
+        self._refresh = asyncio.Event()
+        self._placed: OrderedDict[str, _Placed] = OrderedDict()
+        backoff = (params.retry_initial_s, params.retry_max_s)
+        self._loops = [
+            SupervisedTask(f"executor:{follower_id}", self._consume, Backoff(*backoff)),
+            SupervisedTask(f"account:{follower_id}", self._account_loop, Backoff(*backoff)),
+            SupervisedTask(f"account_stream:{follower_id}", self._stream, Backoff(*backoff)),
+        ]
+
+    def start(self) -> None:
+        for loop in self._loops:
+            loop.start()
+
+    async def stop(self) -> None:
+        for loop in self._loops:
+            await loop.stop()
+        await self.client.close()
+
+    @property
+    def alive(self) -> bool:
+        return all(loop.alive for loop in self._loops)
+
+    # -- orders -----------------------------------------------------------------------------
+
+    async def _consume(self, backoff: Backoff) -> None:
+        # Made by PUT .../account already; again here only if Redis lost it. Never once the
+        # account is disconnected: DELETE removed the group and it must stay removed.
+        await self._check_fence()
+        await self.consumer.ensure_group()
+        await self._ready.wait()  # the account is read and in one-way mode
+        while True:
+            await self.consumer.poll_once()
+            backoff.reset()
+
+    async def handle(self, order: Order, delivery: Delivery) -> None:
+        """Place one order exactly once (see the module docstring); report what happened."""
+        order_id: str = order["order_id"]
+        qty = Decimal(order["qty"])
+        if qty <= 0:
+            return
+        await self._check_fence()
+        side = cast(Literal["buy", "sell"], order["side"])
+        limit = order.get("limit_price")
+        request = OrderRequest(
+            client_id=self.client.client_order_id(order_id),
+            symbol=order["symbol"],
+            side=side,
+            qty=qty,
+            reduce_only=bool(order["reduce_only"]),
+            limit_price=Decimal(limit) if limit is not None else None,
+            reference_price=Decimal(order["sizing"]["leader_price"]),
+        )
+        self._remember(request, order_id)
+        if delivery.count > 1:
+            found = await self.client.query(request.symbol, request.client_id)
+            if found is not None:
+                log.info("order_found_at_venue", order_id=order_id, state=found.state.value)
+                await self._report(order_id, qty, found)
+                return
+        deadline = valid_until(order)
+        limited: str | None = None
+        while True:
+            left = (deadline - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                reason = f"rate_limited: {limited}" if limited else None
+                await self.reports.report(self.follower_id, order_id, "expired", reason=reason)
+                return
+            await self._check_fence()
+            try:
+                result = await self.client.place(request)
+            except RateLimited as exc:
+                limited = str(exc)[:150]
+                log.warning(
+                    "order_rate_limited", order_id=order_id, retry_after_s=exc.retry_after_s
+                )
+                await asyncio.sleep(min(exc.retry_after_s, left))
+                continue
+            except OutcomeUnknown as exc:
+                log.warning("order_outcome_unknown", order_id=order_id, error=str(exc))
+                # Raises when the venue cannot be asked: the entry is delivered again later.
+                found = await self.client.query(request.symbol, request.client_id)
+                if found is None:
+                    continue  # it never arrived: sending again places it once
+                result = found
+            log.info("order_placed", order_id=order_id, state=result.state.value)
+            await self._report(order_id, qty, result)
+            return
+
+    async def _check_fence(self) -> None:
+        """The account is being disconnected (DELETE): place nothing more. The entry stays
+        unacknowledged; the DELETE reports it expired."""
+        if await self._redis.exists(exec_fence(self.follower_id)):
+            raise Disconnected(f"follower {self.follower_id}: account disconnected")
+
+    def _remember(self, request: OrderRequest, order_id: str) -> None:
+        self._placed[request.client_id] = _Placed(order_id, request.symbol, request.qty, True)
+        while len(self._placed) > RECENT_ORDERS:
+            self._placed.popitem(last=False)
+
+    async def _report(self, order_id: str, qty: Decimal, result: VenueOrder) -> None:
+        status = _REPORTED[result.state]
+        filled = min(result.filled_qty, qty)
+        if status == "filled" and filled < qty:
+            status = "partially_filled"
+        reason: str | None = None
+        if result.state is OrderState.REJECTED:
+            if result.reason in _RULES and self._on_rules_refused is not None:
+                self._on_rules_refused(self.client.venue)
+            reason = (result.reason.value if result.reason else "venue_error") + (
+                f": {result.raw_code} {result.raw_message or ''}".rstrip()
+                if result.raw_code
+                else ""
+            )
+            reason = _UNPRINTABLE.sub(" ", reason)[:200]
+        elif result.state in (OrderState.CANCELED, OrderState.EXPIRED):
+            reason = f"venue: {result.state.value}"
+        await self.reports.report(
+            self.follower_id,
+            order_id,
+            status,
+            filled_qty=filled,
+            avg_price=result.avg_price if filled > 0 else None,
+            reason=reason,
+        )
+        placed = self._placed.get(result.client_id)
+        if placed is not None:
+            placed.open = result.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+        if filled > 0:
+            self._refresh.set()  # the position moved: read it now
+
+    # -- the account ------------------------------------------------------------------------
+
+    async def _account_loop(self, backoff: Backoff) -> None:
+        while True:
+            try:
+                snapshot = await self.client.account()
+            except AccountError as exc:
+                await self._set_status("error", str(exc))
+                raise
+            if not snapshot.one_way:
+                self._ready.clear()
+                await self._set_status("error", HEDGE_MODE)
+            else:
+                await self._record(snapshot.equity, snapshot.positions, snapshot.at, full=True)
+                self._ready.set()
+            await self._poll_open_orders()
+            backoff.reset()
+            self._refresh.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._params.equity_interval_s):
+                    await self._refresh.wait()
+
+    async def _poll_open_orders(self) -> None:
+        """Orders accepted but not ended: ask the venue, in case the stream missed their end."""
+        for client_id, placed in list(self._placed.items()):
+            if placed.open:
+                found = await self.client.query(placed.symbol, client_id)
+                if found is None:
+                    placed.open = False  # never reached the venue: its entry is sent again
+                elif found.state is not OrderState.ACCEPTED:
+                    await self._report(placed.order_id, placed.qty, found)
+
+    async def _stream(self, backoff: Backoff) -> None:
+        await self._ready.wait()
+        async for event in self.client.events():
+            await self._on_event(event)
+            backoff.reset()
+
+    async def _on_event(self, event: AccountEvent) -> None:
+        if event.order is not None:
+            placed = self._placed.get(event.order.client_id)
+            if placed is not None:
+                await self._report(placed.order_id, placed.qty, event.order)
+        if event.positions or event.equity is not None:
+            await self._record(
+                event.equity, event.positions, event.at or datetime.now(UTC), full=False
+            )
+
+    async def _record(
+        self,
+        equity: Decimal | None,
+        positions: dict[str, Decimal],
+        at: datetime,
+        *,
+        full: bool,
+    ) -> None:
+        async with self._db_slots, UnitOfWork(self._sessionmaker) as uow:
+            repo = FollowerAccountRepository(uow.session)
+            if equity is not None and equity > 0:
+                await self._pipeline.record_equity(uow, equity, at, follower_id=self.follower_id)
+                await repo.record_equity(self.follower_id, equity, at)
+            if full or positions:
+                await repo.record_positions(self.follower_id, positions, at, full=full)
+            await uow.commit()
+        if equity is not None:
+            self.status, self.last_error = "ready", None
+
+    async def _set_status(self, status: str, error: str | None) -> None:
+        if (status, error) == (self.status, self.last_error):
+            return
+        self.status, self.last_error = status, error
+        log.warning("account_status", follower_id=str(self.follower_id), status=status, error=error)
+        async with self._db_slots, UnitOfWork(self._sessionmaker) as uow:
+            await FollowerAccountRepository(uow.session).set_status(
+                self.follower_id, self._me, status, error[:300] if error else None
+            )
+            await uow.commit()

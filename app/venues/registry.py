@@ -1,0 +1,58 @@
+"""Which execution client trades each kind of account: one line per venue.
+
+A venue folder provides a ``build(context) -> ExecutionClient`` function and adds itself to
+``_CLIENTS`` as ``"<kind>": "app.venues.<venue>.client:build"``. Modules are imported on first
+use, so a service with no account of a venue never loads its client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+from uuid import UUID
+
+from app.security.crypto import Credential
+from app.venues.execution import ExecutionClient
+
+
+@dataclass(frozen=True, slots=True)
+class AccountContext:
+    """What a client is built from: the stored config (base URLs, options), the decrypted
+    credentials, and the REST timeout."""
+
+    follower_id: UUID
+    config: dict[str, Any]
+    credentials: dict[str, Credential]
+    timeout_s: float
+
+
+ClientFactory = Callable[[AccountContext], ExecutionClient]
+
+_CLIENTS: dict[str, str] = {
+    "binance-usdm": "app.venues.binance_usdm.client:build",
+    "hyperliquid": "app.venues.hyperliquid.execution:build",
+}
+# Built in tests and by operators' plug-ins, beside the ones above.
+_REGISTERED: dict[str, ClientFactory] = {}
+
+
+def register(kind: str, factory: ClientFactory) -> None:
+    """Add (or replace) the factory of ``kind`` at run time."""
+    _REGISTERED[kind] = factory
+
+
+def supported(kind: str) -> bool:
+    return kind in _REGISTERED or kind in _CLIENTS
+
+
+def factory(kind: str) -> ClientFactory:
+    """The factory of ``kind``; raises LookupError when no client trades it yet."""
+    if kind in _REGISTERED:
+        return _REGISTERED[kind]
+    if kind not in _CLIENTS:
+        raise LookupError(f"no execution client for {kind!r} accounts yet")
+    module, _, name = _CLIENTS[kind].partition(":")
+    built: ClientFactory = getattr(import_module(module), name)
+    return built
