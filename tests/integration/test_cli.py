@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -201,7 +202,19 @@ def api_only(server: LiveServer) -> dict[str, str]:
     )
 
 
-async def test_orders_tail_through_the_feed_with_only_a_follower_key(server: LiveServer) -> None:
+async def feed_subscribed(redis: Any, follower_id: str) -> None:
+    """Wait until the server has subscribed the tail's socket to the follower's channel: the
+    socket opens first, and an order published in between reaches only the history."""
+    channel = f"copytrade:feed:{{{follower_id}}}"
+    deadline = asyncio.get_running_loop().time() + 10
+    while int((await redis.pubsub_numsub(channel))[0][1]) < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the feed never subscribed"
+        await asyncio.sleep(0.02)
+
+
+async def test_orders_tail_through_the_feed_with_only_a_follower_key(
+    server: LiveServer, redis: Any
+) -> None:
     # Arrange: an order from before, which tail (from now) must not show
     leader, follower = await _subscribed(Api(server.http))
     async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
@@ -214,6 +227,7 @@ async def test_orders_tail_through_the_feed_with_only_a_follower_key(server: Liv
     assert tail.stderr is not None
     try:
         await read_until(tail.stderr, "Following the order feed")
+        await feed_subscribed(redis, follower["id"])
 
         # Act: an order sent, then one skipped (0.0001 rounds to nothing in 0.001 lots)
         async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
