@@ -32,7 +32,9 @@ ClientFactory = Callable[[AccountContext], ExecutionClient]
 
 _CLIENTS: dict[str, str] = {
     "binance-usdm": "app.venues.binance_usdm.client:build",
+    "bybit": "app.venues.bybit.execution:build",
     "hyperliquid": "app.venues.hyperliquid.execution:build",
+    "okx": "app.venues.okx.execution:build",
 }
 # Built in tests and by operators' plug-ins, beside the ones above.
 _REGISTERED: dict[str, ClientFactory] = {}

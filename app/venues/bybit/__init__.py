@@ -1,1 +1,1 @@
-"""Bybit v5: the venue's public instrument rules."""
+"""Bybit v5: the venue's public instrument rules, and the follower's execution client."""

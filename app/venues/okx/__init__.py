@@ -1,1 +1,2 @@
-"""OKX v5: the venue's public instrument rules."""
+"""OKX v5: the venue's public instrument rules, and the follower's execution client
+(perpetual swaps, net mode)."""
