@@ -53,6 +53,7 @@ lint: venv
 pytest: venv
 	@scripts/ensure-services.sh "$(COPYTRADE_TEST_DATABASE_URL)" "$(COPYTRADE_TEST_REDIS_URL)"
 	@scripts/ensure-browser.sh
+	@scripts/ensure-prometheus.sh
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint pytest

@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse
 from app.api import (
     accounts,
     dashboard,
+    dashboard_status,
     followers,
     health,
     instruments,
     leaders,
     orders,
+    replay,
     subscriptions,
 )
 from app.api.limits import AbuseLimiter, BodySizeLimit, OriginCheck, RateLimit
@@ -88,7 +90,9 @@ def create_app(
             accounts,
             subscriptions,
             orders,
+            replay,
             dashboard,
+            dashboard_status,
             feed_ws,
         ):
             app.include_router(module.router)

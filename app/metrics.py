@@ -1,11 +1,24 @@
-"""Prometheus metrics, exposed at /metrics."""
+"""Prometheus metrics, exposed at /metrics.
+
+Label values speak the API's vocabulary: an order counted ``dispatched`` is one the API and the
+dashboard show as dispatched. Every label value known in advance is created at import, at
+zero, so that a rule over it (``increase(...) > 0``) has a series to evaluate before the first
+event rather than nothing (deploy/prometheus/alerts.yml; the README lists each metric).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from app.domain.model import SkipReason
+from app.domain.quarantine import QuarantineReason
+
 FILLS = Counter("copytrade_fills_total", "Leader fills received", ["status"])
-ORDERS = Counter("copytrade_orders_total", "Follower orders created", ["status", "reason"])
+ORDERS = Counter(
+    "copytrade_orders_total",
+    "Follower orders created: dispatched (sent to the follower's stream) or skipped (reason)",
+    ["status", "reason"],
+)
 FRAMES_REJECTED = Counter(
     "copytrade_frames_rejected_total", "Feed frames dropped as malformed or unknown", ["source"]
 )
@@ -39,7 +52,12 @@ FILL_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 OUTBOX_BACKLOG = Gauge("copytrade_outbox_backlog", "Orders the relay found pending last time")
-REPORTS = Counter("copytrade_reports_total", "Executor reports read", ["outcome"])
+REPORTS = Counter(
+    "copytrade_reports_total",
+    "Executor reports read: applied, or dead_lettered (malformed or contradicting its order, "
+    "moved to copytrade:reports-dead:{follower})",
+    ["outcome"],
+)
 STAGE_LATENCY = Histogram(
     "copytrade_stage_seconds",
     "Time per stage of a fill: sized (all subscriptions planned), committed (received -> "
@@ -85,3 +103,18 @@ INSTRUMENT_LOADS = Counter(
     "Loads of a venue's instrument rules, by outcome (ok, error)",
     ["venue", "outcome"],
 )
+READY = Gauge(
+    "copytrade_ready",
+    "1 when this instance answers /readyz with 200 (Postgres, Redis, listeners up, not draining)",
+)
+DRAINING = Gauge("copytrade_draining", "1 once this instance has begun its SIGTERM drain")
+
+for _status in ("accepted", "duplicate"):
+    FILLS.labels(status=_status)
+ORDERS.labels(status="dispatched", reason="")
+for _reason in SkipReason:
+    ORDERS.labels(status="skipped", reason=_reason.value)
+for _outcome in ("applied", "dead_lettered"):
+    REPORTS.labels(outcome=_outcome)
+for _quarantine in QuarantineReason:
+    FILLS_QUARANTINED.labels(reason=_quarantine.value)

@@ -154,7 +154,10 @@ class Pipeline:
         FILLS.labels(status="accepted").inc()
         statuses = Counter((o.status, o.skip_reason or "") for o in outcome.orders)
         for (status, reason), count in statuses.items():
-            ORDERS.labels(status=status, reason=reason).inc(count)
+            # A row is stored "pending" until the fill is marked; every one of them reaches its
+            # stream (outbox), and "dispatched" is what the API and the dashboard call it.
+            shown = "dispatched" if status == "pending" else status
+            ORDERS.labels(status=shown, reason=reason).inc(count)
         skipped = sum(n for (status, _), n in statuses.items() if status == "skipped")
         # One line per fill at info, whatever its fan-out; one per order only at debug.
         log.info(

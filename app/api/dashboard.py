@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from prometheus_client import Histogram
+from pydantic import AwareDatetime
 
-from app.api.auth import AdminDep, FollowerPrincipal, PrincipalDep
+from app.api.auth import AdminDep, FollowerPrincipal, PrincipalDep, ensure_owner
 from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
 from app.api.leaders import list_leaders
@@ -36,6 +37,7 @@ from app.db.repositories.dashboard import DashboardRepository, ExposureRow
 from app.db.session import UnitOfWork
 from app.db.tables import Follower
 from app.domain.decimals import sizing_context
+from app.ingest.frames import SYMBOL_PATTERN
 from app.metrics import FILL_LATENCY, STAGE_LATENCY
 from app.runtime import Runtime
 
@@ -46,7 +48,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 RATIO_PLACES = Decimal("0.000001")
 
 
-async def _followers_in_view(
+async def followers_in_view(
     uow: UnitOfWork, principal: PrincipalDep, limit: int, offset: int
 ) -> list[Follower]:
     """The followers this credential may see: a page of all (admin), or itself."""
@@ -105,7 +107,7 @@ async def followers(
     offset: Offset = 0,
 ) -> list[FollowerOverview]:
     """Followers with their equity and live subscriptions (settings and status)."""
-    shown = await _followers_in_view(uow, principal, limit, offset)
+    shown = await followers_in_view(uow, principal, limit, offset)
     subs: dict[UUID, list[SubscriptionOut]] = defaultdict(list)
     for sub in await DashboardRepository(uow.session).subscriptions_of([f.id for f in shown]):
         subs[sub.follower_id].append(subscription_out(sub))
@@ -125,19 +127,61 @@ async def followers(
     return out
 
 
-@router.get("/orders", responses=errors(401))
+# The statuses the API shows, and the stored ones each stands for (app.domain.lifecycle).
+SHOWN_STATUSES = {
+    "dispatched": ("pending", "dispatched"),
+    "accepted": ("accepted",),
+    "partially_filled": ("partially_filled",),
+    "filled": ("filled",),
+    "rejected": ("rejected",),
+    "expired": ("expired",),
+    "skipped": ("skipped",),
+}
+ShownStatus = Literal[
+    "dispatched", "accepted", "partially_filled", "filled", "rejected", "expired", "skipped"
+]
+
+
+@router.get("/orders", responses=errors(401, 404, 422))
 async def recent_orders(
     principal: PrincipalDep,
     uow: UowDep,
     orders: Annotated[int, Query(ge=1, le=200, description="How many orders.")] = 50,
     limit: Limit = 100,
     offset: Offset = 0,
+    follower_id: Annotated[UUID | None, Query(description="Only this follower's.")] = None,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
+    status: ShownStatus | None = None,
+    before_at: Annotated[
+        AwareDatetime | None, Query(description="Page on: created_at of the last order shown.")
+    ] = None,
+    before_id: Annotated[
+        str | None, Query(max_length=32, description="Page on: order_id of the last order shown.")
+    ] = None,
 ) -> list[OrderOut]:
-    """The newest orders of the followers in view, newest first: the page's history before
-    its websocket takes over."""
-    shown = await _followers_in_view(uow, principal, limit, offset)
-    rows = await DashboardRepository(uow.session).recent_orders([f.id for f in shown], orders)
-    return [order_out(order, fill) for order, fill in rows]
+    """The newest orders of the followers in view (or of ``follower_id``), newest first,
+    filtered by symbol and status; ``before_at`` and ``before_id`` (the last order of a page)
+    give the next page."""
+    if follower_id is not None:
+        ensure_owner(principal, follower_id)
+        shown_ids = [follower_id]
+    else:
+        shown_ids = [f.id for f in await followers_in_view(uow, principal, limit, offset)]
+    if (before_at is None) != (before_id is None):
+        raise HTTPException(422, detail="before_at, before_id: give both or neither")
+    rows = await DashboardRepository(uow.session).recent_orders(
+        shown_ids,
+        orders,
+        symbol=symbol,
+        statuses=SHOWN_STATUSES[status] if status else None,
+        before=(before_at, before_id) if before_at and before_id else None,
+    )
+    return [
+        out
+        for out in (order_out(order, fill) for order, fill in rows)
+        # A stored "pending" is shown "dispatched" only once its fill is marked.
+        if status is None or out.status == status
+    ]
 
 
 def _ratio(qty: Decimal, price: Decimal | None, equity: Decimal | None) -> Decimal | None:
@@ -181,7 +225,7 @@ async def exposure(
     offset: Offset = 0,
 ) -> list[ExposureOut]:
     """Per follower, subscription and symbol: exposure / equity of both sides."""
-    shown = await _followers_in_view(uow, principal, limit, offset)
+    shown = await followers_in_view(uow, principal, limit, offset)
     rows = await DashboardRepository(uow.session).exposures([f.id for f in shown])
     return [_exposure(row, runtime) for row in rows]
 

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import RuntimeDep
-from app.metrics import OUTBOX_BACKLOG
+from app.metrics import DRAINING, OUTBOX_BACKLOG, READY
+from app.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -21,18 +22,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz",
-    responses={503: {"description": "Not ready: the body says which dependency is down"}},
-)
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Postgres and Redis answer, every leader listener task is running, and the instance is
-    not shutting down.
-
-    A leader's upstream being down does not make the instance unready (other leaders still
-    flow); its state is reported here and on GET /v1/leaders/{id}. While draining (after
-    SIGTERM) the answer is 503 so that load balancers send new leader connections elsewhere.
-    """
+async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
+    """Whether this instance is ready, and the details /readyz reports. Refreshes the gauges
+    that say the same on /metrics, so an alert sees what the probe sees."""
     pg, rd = await asyncio.gather(runtime.check_postgres(), runtime.check_redis())
     listeners = {
         str(leader_id): {**listener.status.as_dict(), "alive": listener.alive}
@@ -66,9 +58,29 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         "draining": draining,
     }
     OUTBOX_BACKLOG.set(runtime.relay.backlog)
+    READY.set(1 if ready else 0)
+    DRAINING.set(1 if draining else 0)
+    return ready, body
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Not ready: the body says which dependency is down"}},
+)
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Postgres and Redis answer, every leader listener task is running, and the instance is
+    not shutting down.
+
+    A leader's upstream being down does not make the instance unready (other leaders still
+    flow); its state is reported here and on GET /v1/leaders/{id}. While draining (after
+    SIGTERM) the answer is 503 so that load balancers send new leader connections elsewhere.
+    """
+    ready, body = await readiness(runtime)
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(runtime: RuntimeDep) -> Response:
+    # A scrape checks readiness too (two pings), so copytrade_ready is never older than it.
+    await readiness(runtime)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

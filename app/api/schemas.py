@@ -322,6 +322,36 @@ class SubscriptionPositionOut(BaseModel):
     )
 
 
+class DashboardPositionOut(SubscriptionPositionOut):
+    """A follower's position in one symbol next to its target, for the dashboard."""
+
+    follower_id: UUID
+    drift: DecimalStr | None = Field(
+        default=None, description="actual - target, when both are known."
+    )
+
+
+class ListenerHealthOut(BaseModel):
+    leader_id: UUID
+    state: str | None
+    alive: bool
+    reconnects: int | None = None
+    last_error: str | None = None
+
+
+class HealthOut(BaseModel):
+    """The health strip: this instance's readiness, the outbox, listeners, live instances."""
+
+    status: Literal["ready", "draining", "not_ready"]
+    ready: bool
+    draining: bool
+    postgres: str
+    redis: str
+    outbox_backlog: int
+    instances: int | None = Field(description="Instances alive (admin only).")
+    listeners: list[ListenerHealthOut] = Field(description="This instance's (admin only).")
+
+
 class LeaderPositionOut(BaseModel):
     symbol: str
     qty: DecimalStr

@@ -245,6 +245,13 @@ async def follower_positions(
     """Per subscription and symbol: the position sizing assumes, the target next to it (at
     the current equities), and what executors reported as filled."""
     await get_follower_or_404(uow, principal, follower_id)
+    return await positions_of(uow, runtime, follower_id)
+
+
+async def positions_of(
+    uow: UnitOfWork, runtime: Runtime, follower_id: UUID
+) -> list[SubscriptionPositionOut]:
+    """The positions GET /v1/followers/{id}/positions shows (the dashboard's too)."""
     rows = await PositionRepository(uow.session).for_follower(follower_id)
     follower_eq = runtime.equity.follower(follower_id)
     targets: list[Decimal | None] = []

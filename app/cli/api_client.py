@@ -1,8 +1,10 @@
-"""A small client of the v1 REST API for the account commands: errors become readable exits."""
+"""A small client of the v1 REST API for the commands: errors become readable exits."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -78,18 +80,35 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            fail(
-                f"cannot reach the API at {self.base_url} ({type(exc).__name__}: {exc}); "
-                "is the service running? (--api-url or COPYTRADE_API_URL)"
-            )
+            self._unreachable(exc)
         if response.status_code >= 400:
-            hint = ""
-            if response.status_code in (401, 403):
-                hint = " (check --token or COPYTRADE_ADMIN_TOKEN)"
-            fail(
-                f"{method} {path} answered {response.status_code}: {describe_error(response)}{hint}"
-            )
+            self._refused(method, path, response)
         return response.json() if response.content else None
+
+    def stream_lines(self, method: str, path: str, **kwargs: Any) -> Iterator[Any]:
+        """Send one request whose answer is NDJSON; yield each decoded line as it arrives."""
+        try:
+            with self._http.stream(method, path, timeout=None, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._refused(method, path, response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as exc:
+            self._unreachable(exc)
+
+    def _unreachable(self, exc: httpx.HTTPError) -> NoReturn:
+        fail(
+            f"cannot reach the API at {self.base_url} ({type(exc).__name__}: {exc}); "
+            "is the service running? (--api-url or COPYTRADE_API_URL)"
+        )
+
+    def _refused(self, method: str, path: str, response: httpx.Response) -> NoReturn:
+        hint = ""
+        if response.status_code in (401, 403):
+            hint = " (check --token or COPYTRADE_ADMIN_TOKEN)"
+        fail(f"{method} {path} answered {response.status_code}: {describe_error(response)}{hint}")
 
     def pages(self, path: str, page_size: int = 500) -> list[Any]:
         """GET every page of a list endpoint (``limit``/``offset``)."""

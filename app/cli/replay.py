@@ -1,10 +1,14 @@
-"""``copytrade replay``: what a subscription would have done over a leader's past fills."""
+"""``copytrade replay``: what a subscription would have done over a leader's past fills.
+
+Through the API by default (``POST /v1/leaders/{id}/replay``, an API token is all it needs),
+or straight from Postgres with ``--database-url``. Both give the same documents
+(app/sizing/replay.py), printed as a table or as JSON.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -15,12 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from app.cli.accounts import Mode
+from app.cli.api_client import DEFAULT_API_URL, ApiClient, ApiUrl, Token
 from app.cli.common import decimal_text, err, fail, out, parse_time
-from app.domain.decimals import fmt
-from app.domain.plan_model import SizingMode, SizingSettings
-from app.sizing.replay import ReplayError, ReplayInputs, ReplayResult, load_inputs, replay
 
-DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/copytrade"
 Amount = Annotated[
     str | None,
     typer.Option(
@@ -29,10 +30,63 @@ Amount = Annotated[
         show_default=False,
     ),
 ]
+Document = dict[str, Any]
 
 
-async def _load(database_url: str, **kwargs: Any) -> ReplayInputs:
+def _from_database(
+    database_url: str,
+    leader: UUID,
+    start: datetime,
+    end: datetime | None,
+    follower: UUID | None,
+    overrides: dict[str, str],
+    equity: str | None,
+) -> tuple[Document, list[Document], Document]:
+    """Read Postgres and replay here: the header, a document per fill, the summary."""
+    from app.domain.plan_model import SizingMode
+    from app.sizing.replay import (
+        Replayer,
+        ReplayError,
+        fill_document,
+        header_document,
+        summary_document,
+    )
+
+    settings: dict[str, Any] = {
+        key: SizingMode(value) if key == "mode" else Decimal(value)
+        for key, value in overrides.items()
+    }
+    try:
+        inputs = asyncio.run(
+            _load(
+                database_url,
+                leader_id=leader,
+                since=start,
+                until=end,
+                follower_id=follower,
+                overrides=settings,
+                equity=Decimal(equity) if equity is not None else None,
+            )
+        )
+    except ReplayError as exc:
+        fail(str(exc), code=2)
+    except OSError as exc:
+        fail(f"cannot reach Postgres ({type(exc).__name__}: {exc})")
+    replayer = Replayer(inputs)
+    with Progress(
+        TextColumn("sizing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("replay", total=len(inputs.fills))
+        fills = []
+        for fill in inputs.fills:
+            fills.append(fill_document(replayer.step(fill)))
+            progress.advance(task)
+    return header_document(inputs), fills, summary_document(replayer.result())
+
+
+async def _load(database_url: str, **kwargs: Any) -> Any:
     from app.db.session import make_engine, make_sessionmaker
+    from app.sizing.replay import load_inputs
 
     engine = make_engine(database_url, 1)
     try:
@@ -45,73 +99,45 @@ async def _load(database_url: str, **kwargs: Any) -> ReplayInputs:
         await engine.dispose()
 
 
-def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else fmt(value)
+def _from_api(
+    api: ApiClient, leader: UUID, body: dict[str, Any]
+) -> tuple[Document, list[Document], Document]:
+    """POST the replay and read its NDJSON as it streams in."""
+    header: Document = {}
+    fills: list[Document] = []
+    summary: Document | None = None
+    with Progress(
+        TextColumn("sizing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("replay", total=None)
+        for document in api.stream_lines("POST", f"/v1/leaders/{leader}/replay", json=body):
+            kind = document.pop("type", None)
+            if kind == "replay":
+                header = document
+                progress.update(task, total=document.get("fill_count"))
+            elif kind == "fill":
+                fills.append(document)
+                progress.advance(task)
+            elif kind == "summary":
+                summary = document
+    if summary is None:
+        fail("the replay ended before its summary: the service stopped or the connection broke")
+    return header, fills, summary
 
 
-def _settings_json(settings: SizingSettings) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key in (f.name for f in fields(settings)):
-        value = getattr(settings, key)
-        if isinstance(value, Decimal):
-            value = fmt(value)
-        elif isinstance(value, frozenset):
-            value = sorted(value)
-        elif key == "symbol_map":
-            value = dict(value)
-        if value not in (None, [], {}):
-            document[key] = str(value) if key in ("mode", "status") else value
-    return document
-
-
-def result_json(inputs: ReplayInputs, result: ReplayResult) -> dict[str, Any]:
-    """The replay as JSON: amounts as decimal strings."""
-    fills = []
-    for item in result.fills:
-        fill, plan = item.fill, item.plan
-        fills.append(
-            {
-                "fill_id": fill.fill_id,
-                "event_at": fill.event_at.isoformat(),
-                "symbol": fill.symbol,
-                "side": fill.side.value,
-                "qty": fmt(fill.qty),
-                "price": fmt(fill.price),
-                "leader_position_after": fmt(plan.leader_position_after),
-                "follower_symbol": plan.symbol,
-                "orders": [
-                    {
-                        "side": leg.side.value,
-                        "qty": fmt(leg.qty),
-                        "type": leg.order_type.value,
-                        "reduce_only": leg.reduce_only,
-                        "limit_price": _dec(leg.limit_price),
-                        "time_in_force": leg.time_in_force,
-                    }
-                    for leg in plan.legs
-                ],
-                "skip_reason": plan.skip_reason.value if plan.skip_reason else None,
-                "clamps": list(plan.clamps),
-                "target": _dec(plan.target),
-                "follower_position_after": fmt(plan.follower_position_after),
-            }
-        )
+def result_json(header: Document, fills: list[Document], summary: Document) -> Document:
+    """The replay as one JSON document: amounts as decimal strings."""
     return {
-        "leader_id": str(inputs.leader_id),
-        "follower_id": str(inputs.follower_id) if inputs.follower_id else None,
-        "settings_source": inputs.source,
-        "settings": _settings_json(inputs.settings),
+        "leader_id": header.get("leader_id"),
+        "follower_id": header.get("follower_id"),
+        "settings_source": header.get("settings_source"),
+        "settings": header.get("settings", {}),
         "fills": fills,
-        "summary": {
-            "fills": len(result.fills),
-            "orders": result.orders,
-            "skipped": dict(sorted(result.skips().items())),
-            "positions": {symbol: fmt(qty) for symbol, qty in result.positions.items()},
-        },
+        "summary": summary,
     }
 
 
-def _table(result: ReplayResult) -> Table:
+def _table(fills: list[Document]) -> Table:
     table = Table(title="Would-be orders (dry run: nothing was sent or written)")
     for name, justify in (
         ("time (UTC)", "left"),
@@ -123,23 +149,23 @@ def _table(result: ReplayResult) -> Table:
         ("follower pos", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for item in result.fills:
-        fill, plan = item.fill, item.plan
+    for fill in fills:
         orders = "\n".join(
-            f"[{'green' if leg.side.value == 'buy' else 'red'}]{leg.side.value}[/] "
-            f"{fmt(leg.qty)} {plan.symbol}"
-            + (" reduce-only" if leg.reduce_only else "")
-            + (f" limit {fmt(leg.limit_price)} {leg.time_in_force}" if leg.limit_price else "")
-            for leg in plan.legs
+            f"[{'green' if leg['side'] == 'buy' else 'red'}]{leg['side']}[/] "
+            f"{leg['qty']} {fill['follower_symbol']}"
+            + (" reduce-only" if leg["reduce_only"] else "")
+            + (f" limit {leg['limit_price']} {leg['time_in_force']}" if leg["limit_price"] else "")
+            for leg in fill["orders"]
         )
+        event_at = datetime.fromisoformat(fill["event_at"])
         table.add_row(
-            fill.event_at.strftime("%Y-%m-%d %H:%M:%S"),
-            fill.fill_id,
-            f"{fill.side.value} {fmt(fill.qty)} {fill.symbol} @ {fmt(fill.price)}",
-            fmt(plan.leader_position_after),
+            event_at.strftime("%Y-%m-%d %H:%M:%S"),
+            fill["fill_id"],
+            f"{fill['side']} {fill['qty']} {fill['symbol']} @ {fill['price']}",
+            fill["leader_position_after"],
             orders or "-",
-            plan.skip_reason.value if plan.skip_reason else "",
-            fmt(plan.follower_position_after),
+            fill["skip_reason"] or "",
+            fill["follower_position_after"],
         )
     return table
 
@@ -183,14 +209,24 @@ def replay_command(
         ),
     ] = None,
     database_url: Annotated[
-        str,
-        typer.Option("--database-url", envvar="COPYTRADE_DATABASE_URL", help="Postgres URL."),
-    ] = DEFAULT_DATABASE_URL,
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Read Postgres directly (and replay here) instead of asking the API.",
+            show_default=False,
+        ),
+    ] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Dry-run sizing over a leader's past fills: the orders a subscription would have sent."""
-    overrides: dict[str, Any] = {
-        key: Decimal(value)
+    """Dry-run sizing over a leader's past fills: the orders a subscription would have sent.
+
+    Needs only --api-url and --token (the admin token, or a follower's key for its own
+    subscription); --database-url reads Postgres directly instead.
+    """
+    overrides: dict[str, str] = {
+        key: value
         for key, value in (
             ("multiplier", multiplier),
             ("notional", notional),
@@ -198,54 +234,43 @@ def replay_command(
             ("max_position_notional", max_position_notional),
             ("max_leverage", max_leverage),
             ("max_slippage", max_slippage),
+            ("mode", mode.value if mode is not None else None),
         )
         if value is not None
     }
-    if mode is not None:
-        overrides["mode"] = SizingMode(mode.value)
-    start = parse_time(since)
-    end: datetime | None = parse_time(until) if until else None
+    start = parse_time(since, option="--from")
+    end: datetime | None = parse_time(until, option="--to") if until else None
     if end is not None and end <= start:
         fail("--to must be after --from", code=2)
-    try:
-        inputs = asyncio.run(
-            _load(
-                database_url,
-                leader_id=leader,
-                since=start,
-                until=end,
-                follower_id=follower,
-                overrides=overrides,
-                equity=Decimal(equity) if equity is not None else None,
-            )
+    if database_url:
+        header, fills, summary = _from_database(
+            database_url, leader, start, end, follower, overrides, equity
         )
-    except ReplayError as exc:
-        fail(str(exc), code=2)
-    except OSError as exc:
-        fail(f"cannot reach Postgres ({type(exc).__name__}: {exc})")
+    else:
+        body: dict[str, Any] = {
+            "from": start.isoformat(),
+            "to": end.isoformat() if end else None,
+            "follower_id": str(follower) if follower else None,
+            "equity": equity,
+            "overrides": overrides,
+        }
+        with ApiClient(api_url, token) as api:
+            header, fills, summary = _from_api(api, leader, body)
     err.print(
-        f"Replaying {len(inputs.fills)} fill(s) of leader {leader} from {start.isoformat()}"
-        f"{f' to {end.isoformat()}' if end else ''}; settings: {inputs.source}"
+        f"Replayed {len(fills)} fill(s) of leader {leader} from {start.isoformat()}"
+        f"{f' to {end.isoformat()}' if end else ''}; settings: {header.get('settings_source')}"
     )
-    with Progress(
-        TextColumn("sizing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("replay", total=len(inputs.fills))
-        result = replay(inputs, on_fill=lambda: progress.advance(task))
     if as_json:
-        out.print_json(json.dumps(result_json(inputs, result)))
+        out.print_json(json.dumps(result_json(header, fills, summary)))
         return
-    out.print(_table(result))
-    summary = Table(title="Summary", show_header=False, box=None)
-    summary.add_row("settings", f"{inputs.source}: {json.dumps(_settings_json(inputs.settings))}")
-    summary.add_row("fills replayed", str(len(result.fills)))
-    summary.add_row("orders it would send", str(result.orders))
-    for reason, count in sorted(result.skips().items()):
-        summary.add_row(f"skipped: {reason}", str(count))
-    for symbol, qty in result.positions.items():
-        summary.add_row(f"position {symbol}", fmt(qty))
-    out.print(summary)
+    out.print(_table(fills))
+    table = Table(title="Summary", show_header=False, box=None)
+    settings = json.dumps(header.get("settings", {}))
+    table.add_row("settings", f"{header.get('settings_source')}: {settings}")
+    table.add_row("fills replayed", str(summary["fills"]))
+    table.add_row("orders it would send", str(summary["orders"]))
+    for reason, count in summary["skipped"].items():
+        table.add_row(f"skipped: {reason}", str(count))
+    for symbol, qty in summary["positions"].items():
+        table.add_row(f"position {symbol}", qty)
+    out.print(table)

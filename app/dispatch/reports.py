@@ -603,7 +603,7 @@ class ReportReader:
                     except (ReportError, UnknownOrder, SQLAlchemyError) as exc:
                         if is_transient(exc):
                             raise  # the whole batch again: nothing is wrong with the report
-                        REPORTS.labels(outcome="rejected").inc()
+                        REPORTS.labels(outcome="dead_lettered").inc()
                         log.warning(
                             "report_rejected", follower_id=str(follower_id), error=str(exc)[:300]
                         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,7 @@ from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.repositories.history import HistoryRepository
 from app.db.repositories.instruments import VenueInstrumentRepository
 from app.db.repositories.trading import SubscriptionRepository
+from app.domain.decimals import fmt
 from app.domain.instruments import VENUES, not_listed_plan
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import InstrumentRules, Plan, PlanContext, SizingSettings
@@ -123,16 +124,19 @@ class ReplayResult:
         return Counter(item.plan.skip_reason.value for item in self.fills if item.plan.skip_reason)
 
 
-def replay(inputs: ReplayInputs, on_fill: Callable[[], None] | None = None) -> ReplayResult:
-    """Plan every fill of ``inputs`` in order and return what each would have produced.
+class Replayer:
+    """Plans the fills of ``inputs`` one at a time, moving the simulation as it goes."""
 
-    ``on_fill`` is called after each fill (a progress bar's advance).
-    """
-    sub = SubscriptionBook(NO_ID, inputs.follower_id or NO_ID, inputs.settings)
-    sub.venue, sub.quote = inputs.venue, inputs.quote
-    book = LeaderBook(inputs.leader_id, [sub], dict(inputs.leader_positions))
-    done: list[ReplayedFill] = []
-    for fill in inputs.fills:
+    def __init__(self, inputs: ReplayInputs) -> None:
+        self.inputs = inputs
+        self.sub = SubscriptionBook(NO_ID, inputs.follower_id or NO_ID, inputs.settings)
+        self.sub.venue, self.sub.quote = inputs.venue, inputs.quote
+        self.book = LeaderBook(inputs.leader_id, [self.sub], dict(inputs.leader_positions))
+        self.done: list[ReplayedFill] = []
+
+    def step(self, fill: Fill) -> ReplayedFill:
+        """Plan the next fill (in the inputs' order) and move both positions."""
+        inputs, sub, book = self.inputs, self.sub, self.book
         symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
         rules = inputs.instruments.get(symbol) or default_rules(symbol)
         placed = None
@@ -167,11 +171,27 @@ def replay(inputs: ReplayInputs, on_fill: Callable[[], None] | None = None) -> R
             signed_qty(fill.side, fill.qty),
             [(sub, symbol, delta, result.status_change)],
         )
-        done.append(ReplayedFill(fill, result))
+        item = ReplayedFill(fill, result)
+        self.done.append(item)
+        return item
+
+    def result(self) -> ReplayResult:
+        """What the fills stepped so far add up to."""
+        positions = {symbol: qty for symbol, qty in sorted(self.sub.positions.items()) if qty}
+        return ReplayResult(tuple(self.done), positions, self.sub.settings)
+
+
+def replay(inputs: ReplayInputs, on_fill: Callable[[], None] | None = None) -> ReplayResult:
+    """Plan every fill of ``inputs`` in order and return what each would have produced.
+
+    ``on_fill`` is called after each fill (a progress bar's advance).
+    """
+    replayer = Replayer(inputs)
+    for fill in inputs.fills:
+        replayer.step(fill)
         if on_fill is not None:
             on_fill()
-    positions = {symbol: qty for symbol, qty in sorted(sub.positions.items()) if qty}
-    return ReplayResult(tuple(done), positions, sub.settings)
+    return replayer.result()
 
 
 async def load_inputs(
@@ -250,3 +270,78 @@ async def load_inputs(
         if venue is not None
         else None,
     )
+
+
+# --- The result as JSON documents: amounts as decimal strings. The API streams them (a line
+# each) and the CLI prints them, so both say the same thing.
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else fmt(value)
+
+
+def settings_document(settings: SizingSettings) -> dict[str, Any]:
+    """The settings a replay used, without the unset ones."""
+    document: dict[str, Any] = {}
+    for key in (f.name for f in fields(settings)):
+        value = getattr(settings, key)
+        if isinstance(value, Decimal):
+            value = fmt(value)
+        elif isinstance(value, frozenset):
+            value = sorted(value)
+        elif key == "symbol_map":
+            value = dict(value)
+        if value not in (None, [], {}):
+            document[key] = str(value) if key in ("mode", "status") else value
+    return document
+
+
+def header_document(inputs: ReplayInputs) -> dict[str, Any]:
+    """Who was replayed with which settings, and how many fills follow."""
+    return {
+        "leader_id": str(inputs.leader_id),
+        "follower_id": str(inputs.follower_id) if inputs.follower_id else None,
+        "settings_source": inputs.source,
+        "settings": settings_document(inputs.settings),
+        "fill_count": len(inputs.fills),
+    }
+
+
+def fill_document(item: ReplayedFill) -> dict[str, Any]:
+    """One leader fill and the orders it would have produced."""
+    fill, plan = item.fill, item.plan
+    return {
+        "fill_id": fill.fill_id,
+        "event_at": fill.event_at.isoformat(),
+        "symbol": fill.symbol,
+        "side": fill.side.value,
+        "qty": fmt(fill.qty),
+        "price": fmt(fill.price),
+        "leader_position_after": fmt(plan.leader_position_after),
+        "follower_symbol": plan.symbol,
+        "orders": [
+            {
+                "side": leg.side.value,
+                "qty": fmt(leg.qty),
+                "type": leg.order_type.value,
+                "reduce_only": leg.reduce_only,
+                "limit_price": _dec(leg.limit_price),
+                "time_in_force": leg.time_in_force,
+            }
+            for leg in plan.legs
+        ],
+        "skip_reason": plan.skip_reason.value if plan.skip_reason else None,
+        "clamps": list(plan.clamps),
+        "target": _dec(plan.target),
+        "follower_position_after": fmt(plan.follower_position_after),
+    }
+
+
+def summary_document(result: ReplayResult) -> dict[str, Any]:
+    """Totals: fills, orders, skips per reason, the follower's positions at the end."""
+    return {
+        "fills": len(result.fills),
+        "orders": result.orders,
+        "skipped": dict(sorted(result.skips().items())),
+        "positions": {symbol: fmt(qty) for symbol, qty in result.positions.items()},
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import signal
 import uuid
@@ -10,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from tests.conftest import TEST_REDIS_URL
 from tests.integration.cli_runner import UUID_RE, cli_env, read_until, run_cli, start_cli
 from tests.support import Api, LiveServer, fill_frame, push_socket, read_stream, send_frame
 
@@ -141,7 +144,10 @@ async def test_orders_tail_follows_the_queue_live_and_stops_on_ctrl_c(
     leader, follower = await _subscribed(Api(server.http))
     async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
         await send_frame(ws, fill_frame("old-1", "BTCUSDT", "buy", "1", "50000"))
-    tail = await start_cli("orders", "tail", "--follower", follower["id"], env=cli_env())
+    tail = await start_cli(
+        "orders", "tail", "--follower", follower["id"], "--redis-url", TEST_REDIS_URL,
+        env=cli_env(),
+    )  # fmt: skip
     assert tail.stdout is not None
     assert tail.stderr is not None
     try:
@@ -179,7 +185,7 @@ async def test_orders_tail_from_start_prints_the_stream_as_json(
 
     result = await run_cli(
         "orders", "tail", "--follower", follower["id"], "--from-start", "--count", "2", "--json",
-        env=cli_env(),
+        "--redis-url", TEST_REDIS_URL, env=cli_env(),
     )  # fmt: skip
 
     assert result.code == 0, result
@@ -187,3 +193,90 @@ async def test_orders_tail_from_start_prints_the_stream_as_json(
     stream = await redis.xrange(f"copytrade:orders:{{{follower['id']}}}")
     assert printed == [fields["order"] for _, fields in stream]
     assert "2 order(s)" in result.stderr
+
+
+def api_only(server: LiveServer) -> dict[str, str]:
+    """The CLI's environment with the API's URL and no database, Redis or admin token."""
+    return cli_env(
+        server.base_url, COPYTRADE_DATABASE_URL="", COPYTRADE_REDIS_URL="", COPYTRADE_ADMIN_TOKEN=""
+    )
+
+
+async def feed_subscribed(redis: Any, follower_id: str) -> None:
+    """Wait until the server has subscribed the tail's socket to the follower's channel: the
+    socket opens first, and an order published in between reaches only the history."""
+    channel = f"copytrade:feed:{{{follower_id}}}"
+    deadline = asyncio.get_running_loop().time() + 10
+    while int((await redis.pubsub_numsub(channel))[0][1]) < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the feed never subscribed"
+        await asyncio.sleep(0.02)
+
+
+async def test_orders_tail_through_the_feed_with_only_a_follower_key(
+    server: LiveServer, redis: Any
+) -> None:
+    # Arrange: an order from before, which tail (from now) must not show
+    leader, follower = await _subscribed(Api(server.http))
+    async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
+        await send_frame(ws, fill_frame("old-1", "BTCUSDT", "buy", "1", "50000"))
+    tail = await start_cli(
+        "orders", "tail", "--follower", follower["id"], "--token", follower["api_key"],
+        env=api_only(server),
+    )  # fmt: skip
+    assert tail.stdout is not None
+    assert tail.stderr is not None
+    try:
+        await read_until(tail.stderr, "Following the order feed")
+        await feed_subscribed(redis, follower["id"])
+
+        # Act: an order sent, then one skipped (0.0001 rounds to nothing in 0.001 lots)
+        async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
+            await send_frame(ws, fill_frame("new-1", "BTCUSDT", "buy", "2", "50000"))
+            await send_frame(ws, fill_frame("tiny-1", "BTCUSDT", "buy", "0.001", "50000"))
+        shown = await read_until(tail.stdout, "tiny-1")
+        tail.send_signal(signal.SIGINT)
+        _, rest = await tail.communicate()
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+            await tail.wait()
+
+    # Assert
+    orders = await Api(server.http).call("GET", f"/v1/followers/{follower['id']}/orders", 200)
+    by_fill = {o["leader_fill_id"]: o for o in orders}
+    sent = next(line for line in shown.splitlines() if "new-1" in line)
+    skipped = next(line for line in shown.splitlines() if "tiny-1" in line)
+    assert sent.split()[1:6] == [by_fill["new-1"]["order_id"], "BTCUSDT", "buy", "0.2", "market"]
+    assert sent.split()[-1] == "dispatched"
+    assert skipped.split()[1:5] == [by_fill["tiny-1"]["order_id"], "BTCUSDT", "\u2014", "\u2014"]
+    assert skipped.rstrip().endswith("skipped: rounds_to_zero")
+    assert "old-1" not in shown
+    assert tail.returncode == 0
+    assert "stopped" in rest.decode()
+
+
+async def test_orders_tail_from_start_through_the_api_as_json(server: LiveServer) -> None:
+    leader, follower = await _subscribed(Api(server.http))
+    async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
+        await send_frame(ws, fill_frame("f-1", "BTCUSDT", "buy", "1", "50000"))
+        await send_frame(ws, fill_frame("f-2", "BTCUSDT", "sell", "1", "50000"))
+
+    result = await run_cli(
+        "orders", "tail", "--follower", follower["id"], "--from-start", "--count", "2", "--json",
+        "--token", follower["api_key"], env=api_only(server),
+    )  # fmt: skip
+    refused = await run_cli(
+        "orders", "tail", "--follower", follower["id"], "--token", "ctf_not-a-key-at-all",
+        env=api_only(server),
+    )  # fmt: skip
+    no_token = await run_cli("orders", "tail", "--follower", follower["id"], env=api_only(server))
+
+    assert result.code == 0, result
+    printed = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert [o["leader_fill_id"] for o in printed] == ["f-1", "f-2"]  # oldest first
+    assert [o["status"] for o in printed] == ["dispatched", "dispatched"]
+    assert "2 order(s)" in result.stderr
+    assert refused.code == 1
+    assert refused.stderr.startswith(f"error: GET /v1/followers/{follower['id']} answered 401")
+    assert no_token.code == 2
+    assert "no token" in no_token.stderr

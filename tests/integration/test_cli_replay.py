@@ -23,8 +23,13 @@ from typing import Any
 
 import asyncpg
 
+from app.api.auth import FOLLOWER_KEY_PREFIX, hash_secret, new_secret
+from tests.conftest import TEST_DATABASE_URL
 from tests.integration.cli_runner import cli_env, run_cli
+from tests.support import LiveServer
 
+# Straight from Postgres; without it the command asks the API.
+DIRECT = ("--database-url", TEST_DATABASE_URL)
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 COUNTED = (
     "leader",
@@ -124,12 +129,12 @@ async def test_replay_of_a_subscription_gives_the_exact_orders_and_writes_nothin
     result = await run_cli(
         "replay", "--leader", str(leader), "--follower", str(follower),
         "--from", T0.isoformat(), "--to", (T0 + timedelta(seconds=300)).isoformat(), "--json",
-        env=cli_env(),
+        *DIRECT, env=cli_env(),
     )  # fmt: skip
     table = await run_cli(
         "replay", "--leader", str(leader), "--follower", str(follower),
         "--from", T0.isoformat(), "--to", (T0 + timedelta(seconds=300)).isoformat(),
-        env=cli_env(),
+        *DIRECT, env=cli_env(),
     )  # fmt: skip
 
     # Assert
@@ -167,14 +172,15 @@ async def test_hypothetical_replay_for_someone_not_subscribed(db: asyncpg.Connec
         "replay", "--leader", str(leader), "--from", T0.isoformat(),
         "--to", (T0 + timedelta(seconds=300)).isoformat(),
         "--equity", "50000", "--mode", "fixed_multiplier", "--multiplier", "0.1", "--json",
-        env=cli_env(),
+        *DIRECT, env=cli_env(),
     )  # fmt: skip
     missing_equity = await run_cli(
-        "replay", "--leader", str(leader), "--from", T0.isoformat(), env=cli_env()
+        "replay", "--leader", str(leader), "--from", T0.isoformat(), *DIRECT, env=cli_env()
     )
     unknown_leader = await run_cli(
-        "replay", "--leader", str(uuid.uuid4()), "--from", "1h", "--equity", "1", env=cli_env()
-    )
+        "replay", "--leader", str(uuid.uuid4()), "--from", "1h", "--equity", "1", *DIRECT,
+        env=cli_env(),
+    )  # fmt: skip
 
     assert result.code == 0, result.stderr
     replayed = json.loads(result.stdout)
@@ -191,3 +197,114 @@ async def test_hypothetical_replay_for_someone_not_subscribed(db: asyncpg.Connec
     assert unknown_leader.code == 2
     assert "not found" in unknown_leader.stderr
     assert await _counts(db) == before
+
+
+async def _subscribe(db: asyncpg.Connection, leader: uuid.UUID, follower: uuid.UUID) -> str:
+    """The follower's live subscription to the leader, and an API key for the follower."""
+    await db.execute(
+        "INSERT INTO subscription (id, follower_id, leader_id, multiplier, status, sizing)"
+        " VALUES ($1, $2, $3, 1, 'active', '{}')",
+        uuid.uuid4(),
+        follower,
+        leader,
+    )
+    key = new_secret(FOLLOWER_KEY_PREFIX)
+    await db.execute(
+        "UPDATE follower SET api_key_hash = $1 WHERE id = $2", hash_secret(key), follower
+    )
+    return key
+
+
+async def test_replay_through_the_api_alone_matches_the_direct_replay(
+    db: asyncpg.Connection, server: LiveServer
+) -> None:
+    # Arrange: the CLI knows only the API's URL and a token, no database
+    leader, follower = await _history(db)
+    follower_key = await _subscribe(db, leader, follower)
+    window = ("--from", T0.isoformat(), "--to", (T0 + timedelta(seconds=300)).isoformat())
+    api_only = cli_env(server.base_url, COPYTRADE_DATABASE_URL="", COPYTRADE_REDIS_URL="")
+    before = await _counts(db)
+
+    # Act
+    direct = await run_cli(
+        "replay", "--leader", str(leader), "--follower", str(follower), *window, "--json",
+        *DIRECT, env=cli_env(),
+    )  # fmt: skip
+    as_admin = await run_cli(
+        "replay", "--leader", str(leader), "--follower", str(follower), *window, "--json",
+        env=api_only,
+    )  # fmt: skip
+    as_follower = await run_cli(
+        "replay", "--leader", str(leader), *window, "--json", "--token", follower_key,
+        env=api_only,
+    )  # fmt: skip
+    what_if = await run_cli(
+        "replay", "--leader", str(leader), *window, "--multiplier", "2", "--token", follower_key,
+        env=api_only,
+    )  # fmt: skip
+
+    # Assert
+    assert direct.code == 0, direct.stderr
+    assert as_admin.code == 0, as_admin.stderr
+    assert as_follower.code == 0, as_follower.stderr
+    assert as_admin.json() == direct.json()
+    assert as_follower.json() == direct.json()
+    assert _orders(as_admin.json())[0] == ("f1", "buy", "0.2", False, None, "0.2")
+    assert what_if.code == 0, what_if.stderr
+    assert "buy 0.4 BTCUSDT" in what_if.stdout  # twice the multiplier, twice the order
+    assert "with overrides" in what_if.stdout
+    assert await _counts(db) == before
+
+
+async def test_a_follower_replays_only_its_own_subscription(
+    db: asyncpg.Connection, server: LiveServer
+) -> None:
+    leader, follower = await _history(db)
+    follower_key = await _subscribe(db, leader, follower)
+    other_leader = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO leader (id, name, feed_kind) VALUES ($1, 'O', 'push')", other_leader
+    )
+    env = cli_env(server.base_url)
+
+    not_subscribed = await run_cli(
+        "replay", "--leader", str(other_leader), "--from", "1h", "--token", follower_key, env=env
+    )
+    someone_else = await run_cli(
+        "replay", "--leader", str(leader), "--follower", str(uuid.uuid4()), "--from", "1h",
+        "--token", follower_key, env=env,
+    )  # fmt: skip
+    fixed_equity = await run_cli(
+        "replay", "--leader", str(leader), "--from", "1h", "--equity", "1000000",
+        "--token", follower_key, env=env,
+    )  # fmt: skip
+
+    assert not_subscribed.code == 1
+    assert "answered 404: subscription not found" in not_subscribed.stderr
+    assert someone_else.code == 1
+    assert "answered 404: follower not found" in someone_else.stderr
+    assert fixed_equity.code == 1
+    assert "answered 403: equity: a follower replays with its own equity" in fixed_equity.stderr
+
+
+async def test_bad_option_values_get_one_line_errors(server: LiveServer) -> None:
+    env = cli_env(server.base_url)
+
+    bad_multiplier = await run_cli(
+        "replay", "--leader", str(uuid.uuid4()), "--from", "1h", "--multiplier", "x0.5", env=env
+    )
+    bad_time = await run_cli("replay", "--leader", str(uuid.uuid4()), "--from", "soon", env=env)
+    bad_uuid = await run_cli("replay", "--leader", "L1", "--from", "1h", env=env)
+    missing = await run_cli("replay", "--from", "1h", env=env)
+
+    for result in (bad_multiplier, bad_time, bad_uuid, missing):
+        assert result.code == 2
+        assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("error: ")
+        assert "╭" not in result.stderr
+        assert "Usage:" not in result.stderr
+    assert "--multiplier: 'x0.5' is not a decimal number" in bad_multiplier.stderr
+    assert "--from: 'soon': use ISO-8601" in bad_time.stderr
+    assert "--leader: Input should be a valid UUID" in bad_uuid.stderr
+    assert "--leader: required" in missing.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -22,6 +23,13 @@ _RECENT_ORDER_IDS = text(
       CROSS JOIN LATERAL (
             SELECT id, created_at FROM follower_order
              WHERE follower_id = f.id
+               AND (CAST(:symbol AS text) IS NULL OR symbol = CAST(:symbol AS text))
+               AND (CAST(:statuses AS text[]) IS NULL
+                    OR status = ANY(CAST(:statuses AS text[])))
+               AND (CAST(:before_at AS timestamptz) IS NULL
+                    OR created_at < CAST(:before_at AS timestamptz)
+                    OR (created_at = CAST(:before_at AS timestamptz)
+                        AND id > CAST(:before_id AS text)))
              ORDER BY created_at DESC, id
              LIMIT :limit) o
      ORDER BY o.created_at DESC, o.id
@@ -118,16 +126,28 @@ class DashboardRepository:
         return {leader_id: count for leader_id, count in (await self.session.execute(stmt)).all()}
 
     async def recent_orders(
-        self, follower_ids: Sequence[UUID], limit: int
+        self,
+        follower_ids: Sequence[UUID],
+        limit: int,
+        *,
+        symbol: str | None = None,
+        statuses: Sequence[str] | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[tuple[FollowerOrder, LeaderFill]]:
-        """The newest ``limit`` orders of these followers together, newest first."""
+        """The newest ``limit`` orders of these followers together, newest first; only those
+        in ``symbol`` and with a stored status in ``statuses`` when given, and only those after
+        ``before`` (the created_at and id of the last order of the previous page)."""
         if not follower_ids:
             return []
-        ids = (
-            await self.session.execute(
-                _RECENT_ORDER_IDS, {"follower_ids": list(follower_ids), "limit": limit}
-            )
-        ).scalars()
+        params = {
+            "follower_ids": list(follower_ids),
+            "limit": limit,
+            "symbol": symbol,
+            "statuses": list(statuses) if statuses is not None else None,
+            "before_at": before[0] if before else None,
+            "before_id": before[1] if before else None,
+        }
+        ids = (await self.session.execute(_RECENT_ORDER_IDS, params)).scalars()
         stmt = (
             select(FollowerOrder, LeaderFill)
             .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)

@@ -159,6 +159,11 @@ class FeedRepository:
         live: int = (await self.session.execute(_LIVE_INSTANCES, {"ttl": ttl_s})).scalar_one()
         return max(live, 1)
 
+    async def live_instances(self, ttl_s: float) -> int:
+        """How many instances heartbeated within ``ttl_s`` (those running the ingest role)."""
+        live: int = (await self.session.execute(_LIVE_INSTANCES, {"ttl": ttl_s})).scalar_one()
+        return live
+
     async def renew(self, me: str, ttl_s: float) -> set[UUID]:
         rows = await self.session.execute(_RENEW, {"me": me, "ttl": ttl_s})
         return {row[0] for row in rows}

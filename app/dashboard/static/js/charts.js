@@ -6,35 +6,57 @@ import { s } from "./dom.js";
 
 const WIDTH = 640;
 
+/** The smallest 1, 2 or 5 × 10^k at or above `value`: a round end for an axis. */
+export function niceCeil(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 5, 10]) if (step * power >= value) return step * power;
+  return 10 * power;
+}
+
 /**
- * Horizontal bars from a zero line, a group per row:
+ * Horizontal bars from a zero line in the middle, a group per row, on a symmetric scale with a
+ * labelled axis: a short position reads as far left as a long one reads right, and the scale
+ * never shrinks below `minExtent`, so a small exposure looks small.
  *   rows: [{ label, sublabel, bars: [{ value: "0.2", text: "+20.00%", cls: "bar-leader" }] }]
+ *   axis: { label: "exposure ÷ equity", tick: (value) => text, minExtent: 0.1 }
  */
-export function groupedBars(rows) {
-  const labelWidth = 200;
-  const right = 70;
+export function groupedBars(rows, axis) {
+  // Drawn at the container's own width (one unit a pixel), so text keeps its size on a phone;
+  // a narrow chart puts each label above its bars instead of beside them.
+  const width = Math.max(axis.width || WIDTH, 300);
+  const narrow = width < 480;
+  const labelWidth = narrow ? 12 : 200;
+  const labelSpace = narrow ? 32 : 0;
+  const right = narrow ? 12 : 70;
   const barHeight = 13;
   const gap = 4;
-  const groupHeight = Math.max(...rows.map((r) => r.bars.length), 1) * (barHeight + gap) + 22;
-  const height = rows.length * groupHeight + 24;
+  const groupHeight = Math.max(...rows.map((r) => r.bars.length), 1) * (barHeight + gap) + 22 + labelSpace;
+  const plotTop = 8;
+  const plotBottom = plotTop + rows.length * groupHeight;
+  const height = plotBottom + 40;
   const values = rows.flatMap((r) => r.bars.map((b) => Math.abs(Number(b.value) || 0)));
-  const extent = Math.max(...values, 0.0001) * 1.05;
-  const anyNegative = rows.some((r) => r.bars.some((b) => Number(b.value) < 0));
+  const extent = niceCeil(Math.max(...values, axis.minExtent));
   const plotLeft = labelWidth;
-  const plotRight = WIDTH - right;
-  const zero = anyNegative ? (plotLeft + plotRight) / 2 : plotLeft;
-  const scale = (anyNegative ? (plotRight - plotLeft) / 2 : plotRight - plotLeft) / extent;
+  const plotRight = width - right;
+  const zero = (plotLeft + plotRight) / 2;
+  // Room at each end for the value written past the longest bar.
+  const scale = (plotRight - plotLeft) / 2 / extent / (narrow ? 1.3 : 1);
 
-  const svg = s("svg", { viewBox: `0 0 ${WIDTH} ${height}`, role: "img" });
-  svg.append(s("line", { class: "axis", x1: zero, x2: zero, y1: 4, y2: height - 18 }));
-  svg.append(s("text", { x: zero, y: height - 4, "text-anchor": "middle" }, "0"));
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": axis.label });
+  for (const tick of [-extent, -extent / 2, 0, extent / 2, extent]) {
+    const x = zero + tick * scale;
+    svg.append(s("line", { class: tick === 0 ? "axis" : "grid", x1: x, x2: x, y1: plotTop - 4, y2: plotBottom }));
+    svg.append(s("text", { class: "tick", x, y: plotBottom + 14, "text-anchor": "middle" }, axis.tick(tick)));
+  }
+  svg.append(s("text", { class: "axis-label", x: zero, y: plotBottom + 32, "text-anchor": "middle" },
+    `${axis.label}  (← short · long →)`));
   rows.forEach((row, i) => {
-    const top = 8 + i * groupHeight;
+    const top = plotTop + i * groupHeight;
     svg.append(s("text", { class: "label", x: 0, y: top + 12 }, row.label));
     if (row.sublabel) svg.append(s("text", { x: 0, y: top + 27 }, row.sublabel));
     row.bars.forEach((bar, j) => {
       const value = Number(bar.value);
-      const y = top + j * (barHeight + gap);
+      const y = top + labelSpace + j * (barHeight + gap);
       if (bar.value === null || Number.isNaN(value)) {
         svg.append(s("text", { x: zero + 4, y: y + barHeight - 2 }, bar.text));
         return;

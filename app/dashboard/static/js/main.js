@@ -1,13 +1,16 @@
 // The dashboard: sign in, then keep every panel current. Orders arrive on the live feed;
-// accounts, exposures and latency are re-read shortly after orders and every few seconds.
+// health, positions, accounts, exposures and latency are re-read shortly after orders and
+// every few seconds.
 
 import { Api, AuthError, Feed } from "./api.js";
-import { $ } from "./dom.js";
+import { $, fill, h } from "./dom.js";
 import { renderExposure } from "./views/exposure.js";
 import { renderFollowers } from "./views/followers.js";
+import { renderHealth } from "./views/health.js";
 import { LatencyView } from "./views/latency.js";
 import { renderLeaders } from "./views/leaders.js";
 import { OrderStream } from "./views/orders.js";
+import { renderPositions } from "./views/positions.js";
 
 const TOKEN_KEY = "copytrade.token";
 const REFRESH_MS = 5000;
@@ -23,7 +26,7 @@ class Dashboard {
     this.api = api;
     this.session = session;
     this.admin = session.role === "admin";
-    this.orders = new OrderStream($("#orders"));
+    this.orders = new OrderStream($("#orders"), api);
     this.latency = new LatencyView($("#latency"));
     this.followerNames = new Map();
     this.leaderNames = new Map();
@@ -36,8 +39,21 @@ class Dashboard {
   async start() {
     for (const el of document.querySelectorAll("[data-admin-only]")) el.hidden = !this.admin;
     $("#who").textContent = this.admin ? "admin" : `follower: ${this.session.follower_name || this.session.follower_id}`;
+    $("#orders-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const form = new FormData(event.target);
+      this.orders.filter = {
+        follower_id: form.get("follower_id") || "",
+        symbol: (form.get("symbol") || "").trim(),
+        status: form.get("status") || "",
+      };
+      this.guard(this.refreshOrders());
+    });
     await this.refreshAccounts();
-    await Promise.all([this.refreshOrders(), this.refreshExposure(), this.refreshLatency()]);
+    await Promise.all([
+      this.refreshHealth(), this.refreshPositions(), this.refreshOrders(), this.refreshExposure(),
+      this.refreshLatency(),
+    ]);
     const path = this.admin ? "/v1/orders/ws" : `/v1/followers/${this.session.follower_id}/orders/ws`;
     this.feed = new Feed(path, this.api.token, {
       onMessage: (message) => this.receive(message),
@@ -47,7 +63,12 @@ class Dashboard {
       onRefused: () => this.onRefused(),
     });
     this.feed.start();
+    // The exposure chart is drawn at its card's width: draw it again when that changes.
+    this.onResize = () => this.soon("exposure", () => this.refreshExposure(), 150);
+    window.addEventListener("resize", this.onResize);
     this.timer = setInterval(() => {
+      this.guard(this.refreshHealth());
+      this.soon("positions", () => this.refreshPositions(), 0);
       this.guard(this.refreshAccounts());
       this.guard(this.refreshLatency());
       this.soon("exposure", () => this.refreshExposure(), 0);
@@ -56,6 +77,7 @@ class Dashboard {
 
   stop() {
     clearInterval(this.timer);
+    if (this.onResize) window.removeEventListener("resize", this.onResize);
     for (const timer of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
     if (this.feed) this.feed.stop();
@@ -63,6 +85,8 @@ class Dashboard {
 
   receive(message) {
     this.orders.receive(message);
+    if (message.type !== "order" && message.type !== "order_status") return;
+    this.soon("positions", () => this.refreshPositions(), 300);
     if (message.type !== "order") return;
     this.soon("exposure", () => this.refreshExposure(), 300);
     this.soon("latency", () => this.refreshLatency(), 800);
@@ -97,10 +121,29 @@ class Dashboard {
     this.orders.setNames(this.followerNames, this.leaderNames);
     if (this.admin) renderLeaders($("#leaders tbody"), leaders);
     renderFollowers($("#followers tbody"), followers, this.leaderNames);
+    this.followerChoices(followers);
+  }
+
+  /** The orders filter's follower list, keeping the current choice. */
+  followerChoices(followers) {
+    const select = $("#orders-filter select[name=follower_id]");
+    const chosen = select.value;
+    fill(select, h("option", { value: "" }, "all"),
+      followers.map((follower) => h("option", { value: follower.id }, follower.name)));
+    select.value = chosen;
+  }
+
+  async refreshHealth() {
+    renderHealth($("#health .health-items"), await this.api.get("/v1/dashboard/health"), this.leaderNames);
+  }
+
+  async refreshPositions() {
+    const rows = await this.api.get("/v1/dashboard/positions");
+    renderPositions($("#positions"), rows, this.followerNames, this.leaderNames);
   }
 
   async refreshOrders() {
-    this.orders.load(await this.api.get("/v1/dashboard/orders"));
+    await this.orders.reload();
   }
 
   async refreshExposure() {

@@ -5,6 +5,9 @@ import { groupedBars } from "../charts.js";
 import { fill, h } from "../dom.js";
 import { percent, shortId } from "../format.js";
 
+// The scale never ends below ±10% of equity: a 0.5% position is a short bar, not a full one.
+const MIN_EXTENT = 0.1;
+
 export function renderExposure(container, rows, followerNames, leaderNames) {
   const shown = rows.filter((row) => row.follower_position !== "0" || row.leader_position !== "0");
   if (!shown.length) {
@@ -37,8 +40,15 @@ export function renderExposure(container, rows, followerNames, leaderNames) {
       ],
     };
   });
+  const axis = {
+    label: "exposure ÷ equity",
+    // Ticks in whole or half percents: the scale's end is 1, 2 or 5 × 10^k.
+    tick: (ratio) => `${ratio > 0 ? "+" : ""}${+(ratio * 100).toFixed(2)}%`,
+    minExtent: MIN_EXTENT,
+    width: container.clientWidth,
+  };
   fill(container,
-    groupedBars(chartRows),
+    groupedBars(chartRows, axis),
     h("div", { class: "legend" },
       h("span", {}, h("span", { class: "swatch swatch-leader" }), "leader × multiplier"),
       h("span", {}, h("span", { class: "swatch swatch-follower" }), "follower"),
