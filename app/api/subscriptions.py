@@ -87,8 +87,11 @@ async def symbol_mappings(
     accounts = await FollowerAccountRepository(uow.session).venues(
         {sub.follower_id for sub in subs}
     )
+    if not accounts and not any((sub.sizing.get("symbols") or {}).get("venue") for sub in subs):
+        return {}
+    catalogue = Catalogue(await VenueInstrumentRepository(uow.session).listed(VENUES))
     for sub in subs:
-        venue, quote = follower_venue(sub.sizing, accounts.get(sub.follower_id))
+        venue, quote = follower_venue(sub.sizing, accounts.get(sub.follower_id), catalogue.venues)
         if venue is not None:
             placed.append((sub, venue, quote))
     if not placed:
@@ -96,7 +99,6 @@ async def symbol_mappings(
     seen = await SymbolsSeenRepository(uow.session).for_leaders(
         list({sub.leader_id for sub, _, _ in placed})
     )
-    catalogue = Catalogue(await VenueInstrumentRepository(uow.session).listed(VENUES))
     out: dict[UUID, list[SymbolMappingOut]] = {}
     for sub, venue, quote in placed:
         kind, symbols = seen.get(sub.leader_id, ("", []))

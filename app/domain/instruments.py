@@ -109,7 +109,7 @@ def to_venue_units(qty: Decimal, listing: Listing) -> Decimal:
 class Catalogue:
     """The listings of every venue, looked up by symbol and by base asset."""
 
-    __slots__ = ("_by_base", "_by_symbol")
+    __slots__ = ("_by_base", "_by_symbol", "venues")
 
     def __init__(self, listings: Iterable[Listing] = ()) -> None:
         self._by_symbol: dict[tuple[str, str], Listing] = {}
@@ -118,6 +118,8 @@ class Catalogue:
             self._by_symbol[listing.venue, listing.symbol] = listing
         for listing in self._by_symbol.values():
             self._by_base.setdefault((listing.venue, listing.base), []).append(listing)
+        # The venues whose list is loaded: only on those can a symbol be "not listed".
+        self.venues = frozenset(venue for venue, _ in self._by_symbol)
 
     def listing(self, venue: str, symbol: str) -> Listing | None:
         return self._by_symbol.get((venue, symbol))

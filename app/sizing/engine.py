@@ -225,7 +225,7 @@ class SizingEngine:
         }
         for row in rows.subscriptions:
             books[row["id"]].venue, books[row["id"]].quote = follower_venue(
-                row["sizing"], row["account_venue"]
+                row["sizing"], row["account_venue"], self._venue_rules.catalogue.venues
             )
         for row in rows.subscription_positions:
             if row["subscription_id"] in books:

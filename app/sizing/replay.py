@@ -231,7 +231,10 @@ async def load_inputs(
         if sub is not None:
             settings = settings_from_row(sub.multiplier, sub.status, sub.sizing)
             account = await FollowerAccountRepository(session).venues({follower_id})
-            venue, quote = follower_venue(sub.sizing, account.get(follower_id))
+            listed = VenueRules(await VenueInstrumentRepository(session).listed(VENUES))
+            venue, quote = follower_venue(
+                sub.sizing, account.get(follower_id), listed.catalogue.venues
+            )
             source = f"subscription {sub.id} ({sub.status})"
     elif equity is None:
         raise ReplayError("equity: required for a hypothetical follower (no follower given)")

@@ -8,7 +8,7 @@ the leader's symbol (or ``symbols.map``) with the rules of ``PUT /v1/instruments
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -29,16 +29,21 @@ async def leader_venue(conn: asyncpg.Connection, leader_id: UUID) -> str | None:
 
 
 def follower_venue(
-    sizing: dict[str, Any], account_venue: str | None = None
+    sizing: dict[str, Any],
+    account_venue: str | None = None,
+    listed_venues: Container[str] = frozenset(VENUES),
 ) -> tuple[str | None, str | None]:
     """(venue, preferred quote) of a subscription's stored sizing document and the kind of
     its follower's exchange account, if any.
 
-    The venue is the subscription's ``symbols.venue`` when set, else the account's venue.
+    The venue is the subscription's ``symbols.venue`` when set, else the account's venue
+    when that venue's instrument list is loaded (``listed_venues``). An account on a venue
+    whose list was never loaded (``COPYTRADE_INSTRUMENT_VENUES`` leaves it out) keeps the
+    operator's rules: without a list, every symbol would otherwise read as not listed.
     """
     symbols = sizing.get("symbols") or {}
     venue = symbols.get("venue")
-    if venue is None and account_venue in VENUES:
+    if venue is None and account_venue in VENUES and account_venue in listed_venues:
         venue = account_venue
     return venue, symbols.get("quote")
 

@@ -54,5 +54,8 @@ def test_the_accounts_venue_is_the_default_and_symbols_venue_overrides_it() -> N
     assert follower_venue({"symbols": {"quote": "USDC"}}, "okx") == ("okx", "USDC")
     assert follower_venue({"symbols": {"venue": "bybit"}}, "binance-usdm") == ("bybit", None)
     assert follower_venue({}, None) == (None, None)
+    # An account on a venue whose instrument list was never loaded keeps the operator's rules.
+    assert follower_venue({}, "binance-usdm", frozenset()) == (None, None)
+    assert follower_venue({"symbols": {"venue": "bybit"}}, "okx", frozenset()) == ("bybit", None)
     # A kind sizing knows no venue for keeps the follower unplaced, as without an account.
     assert follower_venue({}, "paper") == (None, None)
