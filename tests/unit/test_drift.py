@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain import drift
-from app.domain.drift import DriftMode
 from app.domain.model import Side, SkipReason
-from app.domain.plan_model import PlanContext, SizingSettings, SubscriptionStatus
+from app.domain.plan_model import DriftMode, Plan, PlanContext, SizingSettings, SubscriptionStatus
 from app.domain.planner import planning
 from app.domain.positions import sign
 from tests.unit.plan_builders import AT, equity, make_fill, rules
@@ -130,7 +129,7 @@ def _ctx(
     )
 
 
-def _plan(ctx: PlanContext) -> drift.Plan:
+def _plan(ctx: PlanContext) -> Plan:
     with planning():
         return drift.resync_plan(ctx)
 
