@@ -395,7 +395,8 @@ class FillFacts(BaseModel):
         description="trade: the leader's execution; sync: followers brought to target."
     )
     reason: str | None = Field(
-        description="Why a sync: copy_open_positions or leader_resync (None for a trade)."
+        description="Why a sync: copy_open_positions, leader_resync or follower_resync (None "
+        "for a trade)."
     )
 
 

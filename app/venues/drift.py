@@ -247,5 +247,6 @@ def _notice(
             "fraction": fmt(measured.fraction) if measured else None,
             "adopted": fmt(adopted),
             "at": datetime.now(UTC).isoformat(),
-        }
+        },
+        separators=(",", ":"),  # '{"type":' is how the feed tells a message from an order
     )
