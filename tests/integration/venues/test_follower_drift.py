@@ -17,12 +17,11 @@ import asyncpg
 from websockets.asyncio.client import connect
 
 from tests.integration.test_api_followers import wait_feed_subscribed
-from tests.integration.venues.test_binance_execution import (  # noqa: F401  (the fixture)
-    Desk,
-    desk,
-    until,
-)
+from tests.integration.venues import test_binance_execution as binance
+from tests.integration.venues.test_binance_execution import Desk, until
 from tests.support import ADMIN_TOKEN
+
+desk = binance.desk  # the fixture: the service, a push leader, the Binance account
 
 
 async def set_drift(desk: Desk, **sizing: Any) -> None:
