@@ -180,3 +180,38 @@ async def test_a_rejected_order_is_left_as_drift_then_resynced(desk: Desk) -> No
     resync = await resynced(desk)
     assert (resync["side"], resync["qty"], resync["reduce_only"]) == ("buy", "0.1", False)
     await row_where(desk, "the drift cleared", actual="0.1", drift_flagged=False)
+
+
+class LaggingPositions(dict[str, Decimal]):
+    """The fake venue's positions, whose account endpoint (which lists ``items()``) shows
+    ``shown`` while it is set: a venue that reports an old position."""
+
+    shown: dict[str, Decimal] | None = None
+
+    def items(self) -> Any:
+        return (dict(self) if self.shown is None else self.shown).items()
+
+
+async def test_a_resync_that_would_flip_the_follower_short_is_refused(desk: Desk) -> None:
+    # Arrange: resync; the follower holds 0.1 of the leader's long; then the venue's account
+    # endpoint goes on showing that 0.1 whatever happens
+    await set_drift(desk, drift="resync", drift_tolerance="0", drift_min_interval_s=3600)
+    await opened(desk)
+    lagging = LaggingPositions(desk.venue.positions)
+    lagging.shown = {"BTCUSDT": Decimal("0.1")}
+    desk.venue.positions = lagging
+
+    # Act: the leader closes; the follower's close fills (flat), the venue still shows 0.1
+    closed = await desk.order_in(await desk.fill("sell", "1"), "filled")
+
+    # Assert: the resync toward the flat leader is a reduce_only close, which the venue refuses
+    # (there is nothing to reduce): the follower is never sold short
+    assert closed["reduce_only"] is True
+
+    async def refused() -> bool:
+        return any(o["status"] == "rejected" for o in await resync_orders(desk))
+
+    await until(refused, "the resync refused")
+    [resync] = await resync_orders(desk)
+    assert (resync["side"], resync["qty"], resync["reduce_only"]) == ("sell", "0.1", True)
+    assert dict.get(lagging, "BTCUSDT") == 0
