@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from tests.deploy_files import (
+    ACCOUNT_METRICS,
     ALERT_SHAPE,
     ALERTS,
-    ACCOUNT_METRICS,
     alert_rules,
     dashboard_queries,
     used_names,
