@@ -14,6 +14,7 @@ from app.domain.model import Side, SkipReason
 from app.domain.plan_model import DriftMode, Plan, PlanContext, SizingSettings, SubscriptionStatus
 from app.domain.planner import planning
 from app.domain.positions import sign
+from app.sizing.books import settings_from_row
 from tests.unit.plan_builders import AT, equity, make_fill, rules
 
 D = Decimal
@@ -231,3 +232,28 @@ def test_a_resync_plan_ends_on_the_leaders_side_within_its_target(
     for leg in plan.legs:
         assert leg.qty > 0
         assert leg.qty % D("0.001") == 0
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("drift_tolerance", D(1)), ("drift_tolerance", D(-1)), ("drift_min_interval_s", -1.0)],
+)
+def test_invalid_drift_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        SizingSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_stored_drift_settings_are_read_back() -> None:
+    settings = settings_from_row(
+        D(1), "active", {"drift": "adopt", "drift_tolerance": "0.02", "drift_min_interval_s": 30}
+    )
+
+    assert (settings.drift, settings.drift_tolerance, settings.drift_min_interval_s) == (
+        DriftMode.ADOPT,
+        D("0.02"),
+        30.0,
+    )
+    assert settings_from_row(D(1), "active", {}).drift is DriftMode.ALERT
