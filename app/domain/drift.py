@@ -39,6 +39,9 @@ class Correction(NamedTuple):
     adopted: Decimal
 
 
+NO_CORRECTION = Correction(ZERO, ZERO)
+
+
 class Assessment(NamedTuple):
     """``drift``: actual - (target + adopted), signed base units; ``fraction``: its notional
     over the follower's equity; ``counts``: beyond a lot step and the tolerance."""

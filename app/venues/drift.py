@@ -3,7 +3,8 @@
 The executor holding a follower's account calls :meth:`DriftReconciler.check` after every
 reading it stores: on its interval, after each report of a fill (the account is read again at
 once) and after each position push. Per follower symbol, where no order of the follower is in
-flight and the reading is newer than its last report:
+flight, the reading is newer than its last report, and a difference from the tracked position
+was seen by two readings in a row (one taken while an order filled may not show it):
 
 1. the venue's position is taken as the truth: into the tracked position (``alert``,
    ``resync``), so the next fill is sized from it, or into what the follower holds on its
@@ -74,6 +75,8 @@ class DriftReconciler:
         self._redis = redis
         self._locks: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._gauged: defaultdict[UUID, set[str]] = defaultdict(set)  # symbols with a gauge
+        # (follower, symbol) -> (actual, tracked, adopted) of a difference seen once.
+        self._suspects: dict[tuple[UUID, str], tuple[Decimal, Decimal, Decimal]] = {}
 
     async def check(self, follower_id: UUID) -> None:
         """Compare the follower's venue positions with its targets and act (module doc).
@@ -89,6 +92,8 @@ class DriftReconciler:
     def forget(self, follower_id: UUID) -> None:
         """The account's executor stopped here: its gauges belong to whoever runs it next."""
         self._locks.pop(follower_id, None)
+        for key in [key for key in self._suspects if key[0] == follower_id]:
+            del self._suspects[key]
         for symbol in self._gauged.pop(follower_id, set()):
             FOLLOWER_DRIFT.remove(str(follower_id), symbol)
 
@@ -114,7 +119,9 @@ class DriftReconciler:
             states = await repo.states(follower_id)
             for symbol, entries in sorted(by_symbol.items()):
                 actual, read_at = venue.get(symbol, (Decimal(0), positions_at))
+                key = (follower_id, symbol)
                 if not _settled(flights.get(symbol), read_at):
+                    self._suspects.pop(key, None)
                     continue
                 primary = entries[0]
                 settings = _settings(primary.sub)
@@ -122,6 +129,13 @@ class DriftReconciler:
                 adopted = state.adopted if state is not None else Decimal(0)
                 tracked = sum((e.target.tracked for e in entries), Decimal(0))
                 correction = drift.reconcile(settings.drift, actual, tracked, adopted)
+                seen = (actual, tracked, adopted)
+                if correction != drift.NO_CORRECTION and self._suspects.get(key) != seen:
+                    # A reading taken while an order filled may miss it: act on a difference
+                    # only when the next reading shows it again, with nothing moved between.
+                    self._suspects[key] = seen
+                    continue
+                self._suspects.pop(key, None)
                 if correction.tracked:
                     await PositionRepository(uow.session).correct_subscription(
                         primary.sub.id, symbol, correction.tracked, primary.sub.leader_id
