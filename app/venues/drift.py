@@ -40,7 +40,7 @@ from app.dispatch.keys import feed_channel
 from app.domain import drift
 from app.domain.decimals import fmt
 from app.domain.model import EquityReading, Side
-from app.domain.plan_model import DriftMode, SizingSettings
+from app.domain.plan_model import DriftMode, SizingMode, SizingSettings
 from app.metrics import FOLLOWER_DRIFT
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
@@ -231,7 +231,10 @@ def _assess(
     equity: EquityReading | None,
 ) -> drift.Assessment | None:
     """The drift against the sum of the subscriptions' targets; None while a target, a price
-    or the follower's equity is unknown."""
+    or the follower's equity is unknown, or where a subscription sizes per fill: only the
+    target mode has a target to hold (the others' positions are whatever their fills made)."""
+    if any(_settings(e.sub).mode is not SizingMode.TARGET for e in entries):
+        return None
     targets = [e.target.target for e in entries]
     price = next((e.target.price for e in entries if e.target.price), None)
     if price is None or equity is None or equity.equity <= 0 or None in targets:

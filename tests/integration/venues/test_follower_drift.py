@@ -215,3 +215,29 @@ async def test_a_resync_that_would_flip_the_follower_short_is_refused(desk: Desk
     [resync] = await resync_orders(desk)
     assert (resync["side"], resync["qty"], resync["reduce_only"]) == ("sell", "0.1", True)
     assert dict.get(lagging, "BTCUSDT") == 0
+
+
+async def test_a_per_fill_subscription_is_corrected_but_never_resynced(
+    desk: Desk, db: asyncpg.Connection
+) -> None:
+    # Arrange: per_fill holds no target, only what its fills made
+    await set_drift(desk, mode="per_fill", drift="resync", drift_tolerance="0")
+    await opened(desk)
+
+    # Act: the follower buys 0.4 BTC by hand
+    desk.venue.positions["BTCUSDT"] = Decimal("0.5")
+    row = await row_where(desk, "the tracked position corrected", position="0.5")
+
+    # Assert: two checks later still no resync and nothing flagged
+    query = "SELECT checked_at FROM follower_drift WHERE symbol = 'BTCUSDT'"
+    seen = [await db.fetchval(query)]
+
+    async def checked_again() -> bool:
+        at = await db.fetchval(query)
+        if at != seen[-1]:
+            seen.append(at)
+        return len(seen) >= 3
+
+    await until(checked_again, "two more drift checks")
+    assert (row["actual"], row["drift_flagged"], row["drift_fraction"]) == ("0.5", False, None)
+    assert await resync_orders(desk) == []
