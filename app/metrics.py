@@ -118,3 +118,10 @@ for _outcome in ("applied", "dead_lettered"):
     REPORTS.labels(outcome=_outcome)
 for _quarantine in QuarantineReason:
     FILLS_QUARANTINED.labels(reason=_quarantine.value)
+FOLLOWER_DRIFT = Gauge(
+    "copytrade_follower_drift",
+    "A follower's drift from its target (venue position - target - adopted) in notional terms, "
+    "as a fraction of its equity; 0 while within its drift_tolerance. Set by the instance "
+    "whose executor holds the follower's account.",
+    ["follower", "symbol"],
+)

@@ -38,6 +38,7 @@ from app.sizing.copies import PositionCopier
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 from app.venues.accounts import AccountManager, AccountsParams
+from app.venues.drift import DriftReconciler
 from app.venues.executor import ExecutorParams
 from app.venues.instruments import InstrumentRefresher
 
@@ -211,6 +212,7 @@ class Runtime:
             self.cipher,
             self.listeners.me,
             self._rules_refused,
+            DriftReconciler(self.sessionmaker, self.pipeline, self.redis),
         )
         self._background: list[asyncio.Task[None]] = []
         self._opened = False

@@ -76,6 +76,7 @@ TEST_REDIS_URL = _worker_redis_url()
 
 # Tables no foreign key reaches (so CASCADE would not) are named as well.
 TABLES = (
+    "follower_drift",
     "venue_position",
     "follower_account",
     "position_copy",

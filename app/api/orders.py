@@ -28,6 +28,7 @@ from app.api.schemas import (
 from app.db.repositories.orders import LifecycleRepository, OrderRepository
 from app.db.tables import FollowerOrder, LeaderFill
 from app.dispatch.reports import REASON_PATTERN, UnknownOrder
+from app.domain.drift import FOLLOWER_RESYNC
 from app.domain.lifecycle import Report, ReportError, ReportStatus, shown_status
 
 _payload_decoder = msgspec.json.Decoder()
@@ -42,11 +43,18 @@ class ReportIn(Request):
     reason: Annotated[str, Field(max_length=200, pattern=REASON_PATTERN)] | None = None
 
 
+# A sync event's reason, from its fill id's prefix (app.ingest.venues.resync, app.venues.drift).
+SYNC_REASONS = (("resync:", "leader_resync"), (f"{FOLLOWER_RESYNC}:", FOLLOWER_RESYNC))
+
+
 def fill_facts(fill: LeaderFill) -> dict[str, object]:
     """The venue's word on a fill, and for a sync event why it was made."""
     reason = None
     if fill.kind == "sync":
-        reason = "leader_resync" if fill.fill_id.startswith("resync:") else "copy_open_positions"
+        reason = next(
+            (why for prefix, why in SYNC_REASONS if fill.fill_id.startswith(prefix)),
+            "copy_open_positions",
+        )
     return {
         "liquidation": fill.liquidation,
         "reduce_only": fill.reduce_only,

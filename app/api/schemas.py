@@ -232,6 +232,20 @@ class SizingIn(Request):
         description="Lot-step rounding: conservative never leaves a position above its target "
         "in size (openings round down, reductions up); nearest ends within half a step.",
     )
+    drift: Literal["alert", "resync", "adopt"] = Field(
+        default="alert",
+        description="When the venue's position differs from the target (an account connected): "
+        "alert flags it; resync sends a correcting sync order (follower_resync); adopt "
+        "accepts the venue's position as the follower's own.",
+    )
+    drift_tolerance: Annotated[_DecimalIn, Field(ge=0, lt=1)] = Field(
+        default=Decimal("0.01"),
+        description="A drift counts beyond one lot step and, in notional terms, beyond this "
+        "fraction of the follower's equity.",
+    )
+    drift_min_interval_s: Annotated[int, Field(ge=0, le=86400)] = Field(
+        default=60, description="The least time between two resyncs of one symbol."
+    )
 
     @field_validator("notional", mode="after")
     @classmethod
@@ -318,7 +332,20 @@ class SubscriptionPositionOut(BaseModel):
     symbol_target: DecimalStr | None = Field(
         default=None,
         description="The sum of the targets of the follower's subscriptions in this symbol: "
-        "what ``actual`` should be.",
+        "what ``actual`` should be (plus ``adopted``).",
+    )
+    drift_flagged: bool = Field(
+        default=False,
+        description="The venue's position is away from symbol_target + adopted by more than a "
+        "lot step and the subscription's drift_tolerance (drift: alert, resync).",
+    )
+    drift_fraction: DecimalStr | None = Field(
+        default=None, description="The last drift measured, in notional terms over equity."
+    )
+    adopted: DecimalStr = Field(
+        default=Decimal(0),
+        description="What the follower holds on its own in this symbol, accepted under "
+        "drift: adopt; sizing never trades it.",
     )
 
 
@@ -368,7 +395,8 @@ class FillFacts(BaseModel):
         description="trade: the leader's execution; sync: followers brought to target."
     )
     reason: str | None = Field(
-        description="Why a sync: copy_open_positions or leader_resync (None for a trade)."
+        description="Why a sync: copy_open_positions, leader_resync or follower_resync (None "
+        "for a trade)."
     )
 
 

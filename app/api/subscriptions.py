@@ -282,6 +282,9 @@ async def positions_of(
             actual=row.actual,
             actual_source=row.actual_source,
             symbol_target=totals[row.symbol],
+            drift_flagged=row.drift_flagged,
+            drift_fraction=row.drift_fraction,
+            adopted=row.adopted,
         )
         for row, target in zip(rows, targets, strict=True)
     ]

@@ -471,3 +471,22 @@ class VenuePosition(Base):
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
     qty: Mapped[Decimal]
     read_at: Mapped[datetime]
+
+
+class FollowerDrift(Base):
+    """Per follower and symbol: the position it holds on its own (accepted under the ``adopt``
+    drift mode, never traded by sizing), the drift last measured against its target, and when
+    a resync was last sent (``drift_min_interval_s`` is kept here, for every instance)."""
+
+    __tablename__ = "follower_drift"
+
+    follower_id: Mapped[UUID] = mapped_column(
+        ForeignKey("follower.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    adopted: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    drift: Mapped[Decimal | None]  # actual - (target + adopted), base units
+    fraction: Mapped[Decimal | None]  # |drift| x price / equity
+    flagged: Mapped[bool] = mapped_column(server_default=text("false"))
+    checked_at: Mapped[datetime | None]
+    resynced_at: Mapped[datetime | None]

@@ -38,6 +38,14 @@ class Rounding(enum.StrEnum):
     NEAREST = "nearest"
 
 
+class DriftMode(enum.StrEnum):
+    """What happens when a follower's venue position drifts from its target (app.domain.drift)."""
+
+    ALERT = "alert"  # flagged in the positions view, on the feed and in the metric
+    RESYNC = "resync"  # a correcting order toward the target, a ``sync`` event
+    ADOPT = "adopt"  # the venue's position is the follower's own: kept, not flagged
+
+
 class OrderType(enum.StrEnum):
     MARKET = "market"
     LIMIT = "limit"
@@ -70,6 +78,10 @@ class SizingSettings:
     equity_floor: Decimal | None = None  # follower equity below it turns the plan close_only
     status: SubscriptionStatus = SubscriptionStatus.ACTIVE
     rounding: Rounding = Rounding.CONSERVATIVE
+    drift: DriftMode = DriftMode.ALERT
+    # A drift counts beyond one lot step and, in notional terms, this fraction of equity.
+    drift_tolerance: Decimal = Decimal("0.01")
+    drift_min_interval_s: float = 60.0  # between two resyncs of one follower and symbol
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbol_map", MappingProxyType(dict(self.symbol_map)))
@@ -88,6 +100,10 @@ class SizingSettings:
             raise ValueError("max_equity_age_s: must not be negative")
         if self.equity_floor is not None and not self.equity_floor.is_finite():
             raise ValueError("equity_floor: must be finite")
+        if not (self.drift_tolerance.is_finite() and 0 <= self.drift_tolerance < 1):
+            raise ValueError("drift_tolerance: must be at least 0 and below 1")
+        if not self.drift_min_interval_s >= 0:
+            raise ValueError("drift_min_interval_s: must not be negative")
 
 
 @dataclass(frozen=True, slots=True)

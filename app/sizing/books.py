@@ -18,6 +18,7 @@ from uuid import UUID
 
 from app.domain.model import DEFAULT_QTY_STEP, Fill
 from app.domain.plan_model import (
+    DriftMode,
     InstrumentRules,
     Rounding,
     SizingMode,
@@ -51,7 +52,20 @@ def settings_from_row(multiplier: Decimal, status: str, sizing: dict[str, Any]) 
         equity_floor=dec("equity_floor"),
         status=SubscriptionStatus(status),
         rounding=Rounding(sizing.get("rounding", Rounding.CONSERVATIVE.value)),
+        **drift_settings(sizing),
     )
+
+
+def drift_settings(sizing: dict[str, Any]) -> dict[str, Any]:
+    """The drift settings a stored ``sizing`` sets (the defaults for those it leaves out)."""
+    out: dict[str, Any] = {}
+    if "drift" in sizing:
+        out["drift"] = DriftMode(sizing["drift"])
+    if "drift_tolerance" in sizing:
+        out["drift_tolerance"] = Decimal(str(sizing["drift_tolerance"]))
+    if "drift_min_interval_s" in sizing:
+        out["drift_min_interval_s"] = float(sizing["drift_min_interval_s"])
+    return out
 
 
 @dataclass(slots=True)

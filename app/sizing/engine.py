@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,11 +36,12 @@ from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import (
     InstrumentRules,
     OrderType,
+    Plan,
     PlanContext,
     PlannedLeg,
     SubscriptionStatus,
 )
-from app.domain.planner import plan_within, planning
+from app.domain.planner import plan_within, planning, target_position
 from app.domain.positions import signed_qty
 from app.metrics import BOOKS_EVICTED, STAGE_LATENCY
 from app.sizing.books import (
@@ -148,6 +149,22 @@ class _FillInputs:
     now: datetime
     messages: FillMessages
     order_ids: FillOrderIds
+    # What plans each subscription: the planner, or a follower resync's (app.domain.drift).
+    planner: Callable[[PlanContext], Plan] = plan_within
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolTarget:
+    """One symbol of a subscription as sizing sees it: the leader's position in the leader
+    symbol that maps to it, the tracked position, and the target (None without equities)."""
+
+    leader_symbol: str
+    symbol: str
+    leader_qty: Decimal
+    tracked: Decimal
+    target: Decimal | None
+    qty_step: Decimal
+    price: Decimal | None  # the leader's last fill price in leader_symbol
 
 
 @dataclass(slots=True)
@@ -427,6 +444,83 @@ class SizingEngine:
                     return outcome
                 self._moved(book, event)
 
+    # -- a follower's drift (app.venues.drift) ----------------------------------------------
+
+    async def symbol_targets(self, leader_id: UUID, subscription_id: UUID) -> list[SymbolTarget]:
+        """Each follower symbol the subscription is tracked in or its leader trades, with its
+        target at the current equities."""
+        book = await self._book(leader_id)
+        async with book.lock:
+            if book.stale or self._rules is None:
+                await self._load(leader_id, book)
+            sub = next((s for s in book.subscriptions if s.id == subscription_id), None)
+            if sub is None:
+                return []
+            leader_eq = self._equity.leader(leader_id)
+            follower_eq = self._equity.follower(sub.follower_id)
+            out: dict[str, SymbolTarget] = {}
+            for leader_symbol in sorted(book.positions.keys() | book.last_price.keys()):
+                placed = self._placement(book, sub, leader_symbol)
+                if placed is None:
+                    continue
+                symbol, rules = placed
+                leader_qty = book.positions.get(leader_symbol, Decimal(0))
+                target = None
+                if leader_eq and follower_eq and leader_eq.equity > 0 and follower_eq.equity > 0:
+                    target = target_position(
+                        leader_qty, leader_eq.equity, follower_eq.equity, sub.settings.multiplier
+                    )
+                if symbol not in out or leader_qty:
+                    out[symbol] = SymbolTarget(
+                        leader_symbol, symbol, leader_qty, sub.positions.get(symbol, Decimal(0)),
+                        target, rules.qty_step, book.last_price.get(leader_symbol),
+                    )  # fmt: skip
+            return list(out.values())
+
+    def _placement(
+        self, book: LeaderBook, sub: SubscriptionBook, leader_symbol: str
+    ) -> tuple[str, InstrumentRules] | None:
+        """The follower symbol and rules a leader symbol is sized in (None: not listed)."""
+        if sub.venue is None:
+            symbol = sub.settings.symbol_map.get(leader_symbol, leader_symbol)
+            return symbol, self._instrument(symbol)
+        assert self._rules is not None
+        return self._venue_rules.place(sub, leader_symbol, book.venue, self._rules)
+
+    async def resync_follower(
+        self,
+        leader_id: UUID,
+        subscription_id: UUID,
+        leader_symbol: str,
+        event: tuple[str, Side, Decimal],
+        planner: Callable[[PlanContext], Plan],
+    ) -> FillOutcome | None:
+        """Bring one subscription's tracked position in ``leader_symbol``'s follower symbol to
+        its target, planned by ``planner``; recorded as a ``sync`` event ``event`` (id, side,
+        qty) that leaves the leader's position alone. None without a leader price."""
+        book = await self._book(leader_id)
+        async with book.lock:
+            while True:
+                if book.stale or self._rules is None:
+                    await self._load(leader_id, book)
+                subs = [s for s in book.subscriptions if s.id == subscription_id]
+                price = book.last_price.get(leader_symbol)
+                if not subs or price is None:
+                    return None
+                now = datetime.now(UTC)
+                fill = Fill(leader_id, event[0], leader_symbol, event[1], event[2], price, now, now)
+                before = book.positions.get(leader_symbol, Decimal(0))
+                try:
+                    outcome = await self._process(
+                        book, fill, subs, before, Decimal(0), "sync", planner
+                    )
+                except BaseException:
+                    book.stale = True
+                    raise
+                if outcome is not None:
+                    return outcome
+                self._moved(book, fill)
+
     async def _process(
         self,
         book: LeaderBook,
@@ -435,6 +529,7 @@ class SizingEngine:
         leader_before: Decimal,
         leader_delta: Decimal,
         kind: str = "trade",
+        planner: Callable[[PlanContext], Plan] = plan_within,
     ) -> FillOutcome | None:
         """Plan and record one fill from the book; None when the book had moved elsewhere
         (nothing recorded)."""
@@ -449,6 +544,7 @@ class SizingEngine:
             now,
             FillMessages(fill, now, valid_until, leader_equity),
             FillOrderIds(fill.leader_id, fill.fill_id),
+            planner,
         )
         if len(subscriptions) <= min(self.first_chunk, self.chunk):
             batch = self._plan(book, inputs, subscriptions)
@@ -554,7 +650,7 @@ class SizingEngine:
                 if sub.venue is not None and placed is None:
                     result = not_listed_plan(fill, inputs.leader_before, follower_before)
                 else:
-                    result = plan_within(
+                    result = inputs.planner(
                         PlanContext(
                             fill=fill,
                             leader_position_before=inputs.leader_before,

@@ -36,6 +36,7 @@ from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.security.crypto import Credential, CredentialCipher
+from app.venues.drift import DriftReconciler
 from app.venues.executor import GROUP, AccountExecutor, ExecutorParams
 from app.venues.registry import AccountContext, factory
 
@@ -63,8 +64,10 @@ class AccountManager:
         cipher: CredentialCipher | None,
         instance: str,
         on_rules_refused: Callable[[str], None] | None = None,
+        drift: DriftReconciler | None = None,
     ) -> None:
         self._redis = redis
+        self._drift = drift
         self._sessionmaker = sessionmaker
         self._pipeline = pipeline
         self._params = params
@@ -198,6 +201,7 @@ class AccountManager:
             self.me,
             self._db_slots,
             self._on_rules_refused,
+            self._drift.check if self._drift is not None else None,
         )
         self.executors[spec.follower_id] = executor
         executor.start()
@@ -207,6 +211,8 @@ class AccountManager:
         executor = self.executors.pop(follower_id, None)
         if executor is not None:
             await executor.stop()
+            if self._drift is not None:
+                self._drift.forget(follower_id)
             log.info("executor_stopped", follower_id=str(follower_id))
 
     def _credentials(self, secret: str) -> dict[str, Credential]:

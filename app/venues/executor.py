@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -114,8 +114,11 @@ class AccountExecutor:
         me: str,
         db_slots: asyncio.Semaphore | None = None,
         on_rules_refused: Callable[[str], None] | None = None,
+        on_positions: Callable[[UUID], Awaitable[None]] | None = None,
     ) -> None:
         self.follower_id = follower_id
+        # Told after each reading of the venue's positions is stored (the drift check).
+        self._on_positions = on_positions
         # Shared by an instance's executors: their account writes never take the whole pool.
         self._db_slots = db_slots or asyncio.Semaphore(1)
         # Told the venue when it refused an order for its precision or minimums: the
@@ -275,8 +278,9 @@ class AccountExecutor:
         placed = self._placed.get(result.client_id)
         if placed is not None:
             placed.open = result.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
-        if filled > 0:
-            self._refresh.set()  # the position moved: read it now
+        if filled > 0 or status in ("rejected", "expired"):
+            # The position moved, or an order ended short: read it (and check the drift) now.
+            self._refresh.set()
 
     # -- the account ------------------------------------------------------------------------
 
@@ -344,6 +348,8 @@ class AccountExecutor:
             await uow.commit()
         if equity is not None:
             self.status, self.last_error = "ready", None
+        if (full or positions) and self._on_positions is not None:
+            await self._on_positions(self.follower_id)
 
     async def _set_status(self, status: str, error: str | None) -> None:
         if (status, error) == (self.status, self.last_error):

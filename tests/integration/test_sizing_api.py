@@ -152,6 +152,9 @@ async def test_sizing_settings_round_trip_and_are_stored_without_defaults(
         "max_slippage": "0.005",
         "max_equity_age_s": 300,
         "equity_floor": "2500",
+        "drift": "resync",
+        "drift_tolerance": "0.02",
+        "drift_min_interval_s": 30,
     }
     stored = {k: v for k, v in sizing.items() if k != "mode"} | {"max_order_notional": "5000"}
     lean = {"mode": "per_fill", "symbols": {"allow": ["BTCUSDT"], "deny": [], "map": {}}}
@@ -246,6 +249,19 @@ INVALID_SIZING: list[tuple[str, dict[str, Any], list[Any], str]] = [
         "String should match pattern",
     ),
     ("unknown key in sizing", {"leverage": 3}, ["body", "sizing", "leverage"], "Extra inputs"),
+    ("unknown drift mode", {"drift": "ignore"}, ["body", "sizing", "drift"], "Input should be"),
+    (
+        "drift_tolerance of 1",
+        {"drift_tolerance": "1"},
+        ["body", "sizing", "drift_tolerance"],
+        "less than 1",
+    ),
+    (
+        "negative drift_min_interval_s",
+        {"drift_min_interval_s": -1},
+        ["body", "sizing", "drift_min_interval_s"],
+        "greater than or equal to 0",
+    ),
     (
         "unknown key in symbols",
         {"symbols": {"block": ["BTCUSDT"]}},

@@ -35,7 +35,9 @@ _FOLLOWER_POSITIONS = text(
            CASE WHEN fa.positions_at IS NOT NULL THEN coalesce(vp.qty, 0) ELSE fp.qty END
                AS actual,
            CASE WHEN fa.positions_at IS NOT NULL THEN 'venue'
-                WHEN fp.qty IS NOT NULL THEN 'reports' END AS actual_source
+                WHEN fp.qty IS NOT NULL THEN 'reports' END AS actual_source,
+           coalesce(fd.flagged, false) AS drift_flagged, fd.fraction AS drift_fraction,
+           coalesce(fd.adopted, 0) AS adopted
       FROM pairs p
       LEFT JOIN subscription_position sp ON sp.subscription_id = p.id AND sp.symbol = p.symbol
       LEFT JOIN leader_position lp ON lp.leader_id = p.leader_id AND lp.symbol = p.leader_symbol
@@ -43,6 +45,7 @@ _FOLLOWER_POSITIONS = text(
              ON fp.follower_id = :follower_id AND fp.symbol = p.symbol
       LEFT JOIN follower_account fa ON fa.follower_id = :follower_id
       LEFT JOIN venue_position vp ON vp.follower_id = :follower_id AND vp.symbol = p.symbol
+      LEFT JOIN follower_drift fd ON fd.follower_id = :follower_id AND fd.symbol = p.symbol
      ORDER BY p.symbol, p.id
     """
 )
@@ -59,6 +62,10 @@ class PositionRow:
     leader_qty: Decimal
     actual: Decimal | None
     actual_source: str | None
+    # The drift check's (app.venues.drift), per follower and symbol.
+    drift_flagged: bool
+    drift_fraction: Decimal | None
+    adopted: Decimal
 
 
 class PositionRepository:
