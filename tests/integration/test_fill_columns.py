@@ -1,4 +1,4 @@
-"""The hot path's columns travel as joined text that Postgres splits: every value must come
+"""The fill repository's columns travel as joined text that Postgres splits: every value must come
 back exactly as it went, None as NULL, and a value that would break the split is refused."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.db.repositories.hotpath import join_column, split_column
+from app.db.repositories.fills import join_column, split_column
 
 TRICKY = [
     'quote " and \\ backslash',

@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 
-class ConnectionLine:
+class SmallPool:
+    """Hand out ``size`` connections one use at a time; connect lazily, replace the lost."""
+
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
         self._connect = connect
         self._idle: asyncio.LifoQueue[asyncpg.Connection | None] = asyncio.LifoQueue()
