@@ -167,10 +167,11 @@ def _plan(ctx: PlanContext) -> Plan:
         raise ValueError(f"fill.price: must be positive, got {fill.price}")
     if ctx.instrument.symbol != symbol:
         raise ValueError(f"instrument: rules of {ctx.instrument.symbol}, order in {symbol}")
-    l0, f0 = ctx.leader_position_before, ctx.follower_position_before
-    l1 = l0 + signed_qty(fill.side, fill.qty)  # raises for a qty that is not positive
-    effect = effect_of(l0, l1)
-    d = direction(fill.side)
+    leader_before, follower_before = ctx.leader_position_before, ctx.follower_position_before
+    # Raises for a qty that is not positive.
+    leader_after = leader_before + signed_qty(fill.side, fill.qty)
+    effect = effect_of(leader_before, leader_after)
+    fill_sign = direction(fill.side)  # +1 for a buy, -1 for a sell
 
     # What the Plan will hold besides the inputs: a skip leaves the defaults.
     status_change: SubscriptionStatus | None = None
@@ -181,7 +182,7 @@ def _plan(ctx: PlanContext) -> Plan:
     residue = ZERO
     legs: tuple[PlannedLeg, ...] = ()
     clamps: tuple[str, ...] = ()
-    position = f0
+    position = follower_before
 
     reason = _gate(settings, fill.symbol, symbol)
     if reason is None:
@@ -196,34 +197,34 @@ def _plan(ctx: PlanContext) -> Plan:
         ):
             close_only = True
             status_change, status_reason = _CLOSE_ONLY, EQUITY_FLOOR
-        if (effect is _REDUCE or effect is _CLOSE) and sign(f0) != sign(l0):
-            if f0:
+        if (effect is _REDUCE or effect is _CLOSE) and sign(follower_before) != sign(leader_before):
+            if follower_before:
                 # Held on the fill's side, against a leader that reduces the other side or
                 # goes flat: the fill cannot take it back, so close it whole.
-                held = abs(f0)
-                legs = (PlannedLeg(side=side_of(-f0), qty=held, reduce_only=True),)
+                held = abs(follower_before)
+                legs = (PlannedLeg(side=side_of(-follower_before), qty=held, reduce_only=True),)
                 raw_qty, position = held, ZERO
-                target = ZERO if l1 == 0 else None
+                target = ZERO if leader_after == 0 else None
             else:
                 reason = SkipReason.NO_POSITION_TO_REDUCE
         else:
             if settings.mode == _TARGET:
-                want = _target_want(ctx, d, l1, close_only)
+                want = _target_want(ctx, fill_sign, leader_after, close_only)
             else:
-                want = _fill_want(ctx, d, effect, l1, close_only)
+                want = _fill_want(ctx, fill_sign, effect, leader_after, close_only)
             ratio, target, reason = want.ratio, want.target, want.reason
             if reason is None:
                 raw_qty = want.close_raw + want.open_raw
                 residue = raw_qty - want.close - want.open
-                legs, reason, clamps, position = _legs(ctx, d, want, close_only)
+                legs, reason, clamps, position = _legs(ctx, fill_sign, want, close_only)
     return Plan(
         symbol=symbol,
         legs=legs,
         skip_reason=reason,
         effect=effect,
-        leader_position_before=l0,
-        leader_position_after=l1,
-        follower_position_before=f0,
+        leader_position_before=leader_before,
+        leader_position_after=leader_after,
+        follower_position_before=follower_before,
         follower_position_after=position,
         ratio=ratio,
         target=target,
@@ -261,14 +262,17 @@ def _equities(ctx: PlanContext) -> tuple[Decimal, Decimal] | SkipReason:
     return leader.equity, follower.equity
 
 
-def _target_want(ctx: PlanContext, d: int, l1: Decimal, close_only: bool) -> _Want:
-    """Ask for the target minus the follower's position, in the fill's direction ``d`` only."""
-    f0 = ctx.follower_position_before
-    held = abs(f0)
-    if l1 == 0:
+def _target_want(
+    ctx: PlanContext, fill_sign: int, leader_after: Decimal, close_only: bool
+) -> _Want:
+    """Ask for the target minus the follower's position, in the fill's direction only
+    (``fill_sign``: +1 for a buy, -1 for a sell)."""
+    follower_before = ctx.follower_position_before
+    held = abs(follower_before)
+    if leader_after == 0:
         # The leader is flat, so the follower goes exactly flat: the whole position.
         return _Want(close_raw=held, close=held, target=ZERO)
-    if sign(f0) == -d and sign(l1) == d:
+    if sign(follower_before) == -fill_sign and sign(leader_after) == fill_sign:
         # Through zero: close everything first; the new side needs the equities.
         want = _Want(close_raw=held, close=held)
         if close_only:
@@ -279,52 +283,52 @@ def _target_want(ctx: PlanContext, d: int, l1: Decimal, close_only: bool) -> _Wa
             want.open_reason = equities
             return want
         leader, follower = equities
-        target = _target(l1, leader, follower, ctx.settings.multiplier)
+        target = _target(leader_after, leader, follower, ctx.settings.multiplier)
         want.open_raw = abs(target)
         want.open = _round(want.open_raw, ctx.instrument.qty_step, ctx.settings.rounding, False)
         want.target, want.ratio = target, follower / leader
         return want
-    if close_only and sign(f0) != -d:
+    if close_only and sign(follower_before) != -fill_sign:
         return _Want(reason=SkipReason.CLOSE_ONLY)
     equities = _equities(ctx)
     if isinstance(equities, SkipReason):
         return _Want(reason=equities)
     leader, follower = equities
-    target = _target(l1, leader, follower, ctx.settings.multiplier)
-    order_raw = target - f0
-    if sign(order_raw) != d:
+    target = _target(leader_after, leader, follower, ctx.settings.multiplier)
+    order_raw = target - follower_before
+    if sign(order_raw) != fill_sign:
         # At the target already, or past it in the fill's direction: never trade back.
         return _Want(reason=SkipReason.TARGET_REACHED, target=target, ratio=follower / leader)
     step = ctx.instrument.qty_step
     size = abs(order_raw)
     # Here the target is on the follower's side or the order opens: an order against the
     # position reduces it, toward a target short of flat.
-    qty = _round(size, step, ctx.settings.rounding, sign(f0) == -d)
-    want = _split(f0, d, size, qty, step)
+    qty = _round(size, step, ctx.settings.rounding, sign(follower_before) == -fill_sign)
+    want = _split(follower_before, fill_sign, size, qty, step)
     want.target, want.ratio = target, follower / leader
     return want
 
 
 def _fill_want(
-    ctx: PlanContext, d: int, effect: FillEffect, l1: Decimal, close_only: bool
+    ctx: PlanContext, fill_sign: int, effect: FillEffect, leader_after: Decimal, close_only: bool
 ) -> _Want:
     """Ask for a size per fill: proportional reductions, mode-sized openings."""
-    l0, f0 = ctx.leader_position_before, ctx.follower_position_before
+    leader_before, follower_before = ctx.leader_position_before, ctx.follower_position_before
     step, rounding = ctx.instrument.qty_step, ctx.settings.rounding
     if effect is _REDUCE:
         # positions.proportional_reduction, whose checks a REDUCE always passes: the follower's
         # position x the share the leader closed, multiplied first and divided once.
-        held = abs(f0)
-        raw = held * (abs(l0) - abs(l1)) / abs(l0)
+        held = abs(follower_before)
+        raw = held * (abs(leader_before) - abs(leader_after)) / abs(leader_before)
         return _Want(close_raw=raw, close=min(held, _round(raw, step, rounding, True)))
     if effect is _CLOSE:
-        return _Want(close_raw=abs(f0), close=abs(f0))
+        return _Want(close_raw=abs(follower_before), close=abs(follower_before))
     # Open, add or reverse: whatever the follower holds on the other side is closed first
     # (a reversal's old side, or a follower out of sync), and the sized order opens.
-    close = abs(f0) if sign(f0) == -d else ZERO
+    close = abs(follower_before) if sign(follower_before) == -fill_sign else ZERO
     if close_only:
         return _opening_skipped(close, SkipReason.CLOSE_ONLY)
-    leader_qty = abs(l1) if effect is _REVERSE else ctx.fill.qty
+    leader_qty = abs(leader_after) if effect is _REVERSE else ctx.fill.qty
     sized = _size_opening(ctx, leader_qty)
     if isinstance(sized, SkipReason):
         return _opening_skipped(close, sized)
@@ -373,10 +377,10 @@ def _round(size: Decimal, step: Decimal, rounding: Rounding, reducing: bool) -> 
     return round_to_step(size, step)
 
 
-def _split(position: Decimal, d: int, raw: Decimal, qty: Decimal, step: Decimal) -> _Want:
-    """Split an order of ``qty`` in direction ``d`` into the part that reduces ``position``
-    and the part that opens beyond it."""
-    if sign(position) != -d:
+def _split(position: Decimal, fill_sign: int, raw: Decimal, qty: Decimal, step: Decimal) -> _Want:
+    """Split an order of ``qty`` in direction ``fill_sign`` into the part that reduces
+    ``position`` and the part that opens beyond it."""
+    if sign(position) != -fill_sign:
         return _Want(open_raw=raw, open=qty)
     held = abs(position)
     close_raw, close = min(raw, held), min(qty, held)
@@ -389,29 +393,29 @@ def _split(position: Decimal, d: int, raw: Decimal, qty: Decimal, step: Decimal)
 
 
 def _legs(
-    ctx: PlanContext, d: int, want: _Want, close_only: bool
+    ctx: PlanContext, fill_sign: int, want: _Want, close_only: bool
 ) -> tuple[tuple[PlannedLeg, ...], SkipReason | None, tuple[str, ...], Decimal]:
     """Turn what the mode asked for into legs: minimums, close_only, caps, price band.
 
     Return the legs, why (part of) the order is not sent, the caps that cut the opening leg
     and the follower's position once every leg fills.
     """
-    f0, side, price = ctx.follower_position_before, ctx.fill.side, ctx.fill.price
+    follower_before, side, price = ctx.follower_position_before, ctx.fill.side, ctx.fill.price
     reason: SkipReason | None = None
     clamps: tuple[str, ...] = ()
-    position = f0
+    position = follower_before
     close_leg: PlannedLeg | None = None
     if want.close_raw > 0:
         # A close to exactly flat always goes: a dust position must stay closable.
-        if want.close != abs(f0):
+        if want.close != abs(follower_before):
             reason = minimum_reason(want.close, price, ctx.instrument)
         if reason is None:
             close_leg = PlannedLeg(side=side, qty=want.close, reduce_only=True)
-            position = f0 + d * want.close
+            position = follower_before + fill_sign * want.close
     if reason is None and (want.open_raw > 0 or want.open_reason is not None):
         leg, reason, clamps = _opening_leg(ctx, want, abs(position), close_only)
         if leg is not None:
-            position += d * leg.qty
+            position += fill_sign * leg.qty
             legs = (leg,) if close_leg is None else (close_leg, leg)
             return legs, reason, clamps, position
     if close_leg is not None:
