@@ -255,9 +255,9 @@ class Settings(BaseSettings):
     )
     ws_compression: bool = Field(
         default=False,
-        description="Offer permessage-deflate on websockets. Off by default: with 1,000 feed "
-        "sockets, compressing each order message took about a tenth of the service's CPU, "
-        "for messages of about 1 KB.",
+        description="Offer permessage-deflate on websockets. Off by default: compressing "
+        "each order message for each feed socket costs CPU in proportion to the sockets, "
+        "for messages of about 1 KB (docs/measurements.md).",
     )
     demo_interval_s: float = Field(
         default=1.5, gt=0, description="Seconds between the demo leader's fills."

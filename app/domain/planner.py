@@ -85,9 +85,9 @@ EQUITY_FLOOR = "equity_floor"
 # localcontext() enters a copy, so nothing a call does reaches this object.
 _SIZING = sizing_context()
 
-# Enum members on the hot path, looked up once: on Python 3.11 (the image's) a lookup such as
-# ``SkipReason.NO_EQUITY`` costs ~0.09 us against ~0.01 us for a module global, and a plan
-# made about ten of them.
+# Enum members on the fill path, looked up once: on Python 3.11 (the image's) an attribute
+# lookup on an Enum class such as ``SkipReason.NO_EQUITY`` is several times dearer than a
+# module global, and a plan makes about ten of them (docs/measurements.md).
 _PAUSED, _CLOSE_ONLY = SubscriptionStatus.PAUSED, SubscriptionStatus.CLOSE_ONLY
 _TARGET, _FIXED_MULTIPLIER = SizingMode.TARGET, SizingMode.FIXED_MULTIPLIER
 _FIXED_NOTIONAL = SizingMode.FIXED_NOTIONAL
@@ -100,8 +100,8 @@ _NEAREST = Rounding.NEAREST
 class _Want:
     """What a sizing mode asks for, before caps and minimums (sizes unsigned).
 
-    Mutable, unlike the Plan: it never leaves the planner, and a frozen dataclass costs about
-    three times as much to build (every field goes through object.__setattr__).
+    Mutable, unlike the Plan: it never leaves the planner, and a frozen dataclass is dearer
+    to build (every field goes through object.__setattr__).
     """
 
     reason: SkipReason | None = None  # nothing at all can be planned
@@ -147,7 +147,8 @@ def plan(ctx: PlanContext) -> Plan:
 
 def planning() -> AbstractContextManager[Context]:
     """The decimal context plan() works in, entered once for many plans (plan_within):
-    entering it costs a third of a plan, and a fan-out plans thousands in a row."""
+    entering a context is a sizeable part of one plan, and a fan-out plans thousands in a
+    row."""
     return localcontext(_SIZING)
 
 
