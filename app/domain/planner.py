@@ -1,5 +1,9 @@
 """The sizing planner: one leader fill in, the follower's orders out.
 
+What each mode asks for is in app.domain.sizing_modes; here, the checks around it (paused,
+symbol lists, close_only, the equity floor) and the turning of its ask into legs (caps,
+minimums, the price band).
+
 Choices the sizing rules (README, Sizing) leave open, made here:
 
 - A close that takes the follower exactly flat is never held back by ``min_qty`` or
@@ -27,16 +31,7 @@ Choices the sizing rules (README, Sizing) leave open, made here:
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from decimal import (
-    ROUND_CEILING,
-    ROUND_DOWN,
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    getcontext,
-    localcontext,
-)
+from decimal import ROUND_DOWN, Context, Decimal, getcontext, localcontext
 
 from app.domain.controls import (
     clamp_opening,
@@ -45,7 +40,7 @@ from app.domain.controls import (
     limit_price,
     minimum_reason,
 )
-from app.domain.decimals import SIZING_PRECISION, round_to_step, sizing_context
+from app.domain.decimals import SIZING_PRECISION, sizing_context
 from app.domain.model import SkipReason
 from app.domain.plan_model import (
     IOC,
@@ -60,6 +55,7 @@ from app.domain.plan_model import (
     SubscriptionStatus,
 )
 from app.domain.positions import FillEffect, direction, effect_of, side_of, sign, signed_qty
+from app.domain.sizing_modes import Want, exact_target, fill_want, target_want
 
 __all__ = [
     "InstrumentRules",
@@ -89,29 +85,8 @@ _SIZING = sizing_context()
 # lookup on an Enum class such as ``SkipReason.NO_EQUITY`` is several times dearer than a
 # module global, and a plan makes about ten of them (docs/measurements.md).
 _PAUSED, _CLOSE_ONLY = SubscriptionStatus.PAUSED, SubscriptionStatus.CLOSE_ONLY
-_TARGET, _FIXED_MULTIPLIER = SizingMode.TARGET, SizingMode.FIXED_MULTIPLIER
-_FIXED_NOTIONAL = SizingMode.FIXED_NOTIONAL
-_REDUCE, _CLOSE, _REVERSE = FillEffect.REDUCE, FillEffect.CLOSE, FillEffect.REVERSE
-_NO_EQUITY, _STALE_EQUITY = SkipReason.NO_EQUITY, SkipReason.STALE_EQUITY
-_NEAREST = Rounding.NEAREST
-
-
-@dataclass(slots=True)
-class _Want:
-    """What a sizing mode asks for, before caps and minimums (sizes unsigned).
-
-    Mutable, unlike the Plan: it never leaves the planner, and a frozen dataclass is dearer
-    to build (every field goes through object.__setattr__).
-    """
-
-    reason: SkipReason | None = None  # nothing at all can be planned
-    close_raw: Decimal = ZERO
-    close: Decimal = ZERO  # rounded, or the whole position when it takes the follower flat
-    open_raw: Decimal = ZERO
-    open: Decimal = ZERO  # rounded to the step
-    open_reason: SkipReason | None = None  # the opening part could not be sized
-    target: Decimal | None = None
-    ratio: Decimal | None = None
+_TARGET = SizingMode.TARGET
+_REDUCE, _CLOSE = FillEffect.REDUCE, FillEffect.CLOSE
 
 
 def target_position(
@@ -124,15 +99,7 @@ def target_position(
     if leader_equity <= 0 or follower_equity <= 0:
         raise ValueError("equity: both equities must be positive")
     with localcontext(_SIZING):
-        return _target(leader_position, leader_equity, follower_equity, multiplier)
-
-
-def _target(
-    leader_position: Decimal, leader_equity: Decimal, follower_equity: Decimal, multiplier: Decimal
-) -> Decimal:
-    # Inside the sizing context, equities known positive. Multiply first and divide once: the
-    # only rounding is one quotient, toward zero.
-    return leader_position * follower_equity * multiplier / leader_equity
+        return exact_target(leader_position, leader_equity, follower_equity, multiplier)
 
 
 def plan(ctx: PlanContext) -> Plan:
@@ -210,9 +177,9 @@ def _plan(ctx: PlanContext) -> Plan:
                 reason = SkipReason.NO_POSITION_TO_REDUCE
         else:
             if settings.mode == _TARGET:
-                want = _target_want(ctx, fill_sign, leader_after, close_only)
+                want = target_want(ctx, fill_sign, leader_after, close_only)
             else:
-                want = _fill_want(ctx, fill_sign, effect, leader_after, close_only)
+                want = fill_want(ctx, fill_sign, effect, leader_after, close_only)
             ratio, target, reason = want.ratio, want.target, want.reason
             if reason is None:
                 raw_qty = want.close_raw + want.open_raw
@@ -250,151 +217,8 @@ def _gate(settings: SizingSettings, leader_symbol: str, symbol: str) -> SkipReas
     return None
 
 
-def _equities(ctx: PlanContext) -> tuple[Decimal, Decimal] | SkipReason:
-    """Return the leader's and the follower's equity, or why they cannot be used."""
-    max_age = ctx.settings.max_equity_age_s
-    leader, follower = ctx.leader_equity, ctx.follower_equity
-    reasons = (equity_reason(leader, ctx.now, max_age), equity_reason(follower, ctx.now, max_age))
-    # Missing beats stale: a fresher reading would not help a side that has none.
-    if _NO_EQUITY in reasons or leader is None or follower is None:
-        return _NO_EQUITY
-    if _STALE_EQUITY in reasons:
-        return _STALE_EQUITY
-    return leader.equity, follower.equity
-
-
-def _target_want(
-    ctx: PlanContext, fill_sign: int, leader_after: Decimal, close_only: bool
-) -> _Want:
-    """Ask for the target minus the follower's position, in the fill's direction only
-    (``fill_sign``: +1 for a buy, -1 for a sell)."""
-    follower_before = ctx.follower_position_before
-    held = abs(follower_before)
-    if leader_after == 0:
-        # The leader is flat, so the follower goes exactly flat: the whole position.
-        return _Want(close_raw=held, close=held, target=ZERO)
-    if sign(follower_before) == -fill_sign and sign(leader_after) == fill_sign:
-        # Through zero: close everything first; the new side needs the equities.
-        want = _Want(close_raw=held, close=held)
-        if close_only:
-            want.open_reason = SkipReason.CLOSE_ONLY
-            return want
-        equities = _equities(ctx)
-        if isinstance(equities, SkipReason):
-            want.open_reason = equities
-            return want
-        leader, follower = equities
-        target = _target(leader_after, leader, follower, ctx.settings.multiplier)
-        want.open_raw = abs(target)
-        want.open = _round(want.open_raw, ctx.instrument.qty_step, ctx.settings.rounding, False)
-        want.target, want.ratio = target, follower / leader
-        return want
-    if close_only and sign(follower_before) != -fill_sign:
-        return _Want(reason=SkipReason.CLOSE_ONLY)
-    equities = _equities(ctx)
-    if isinstance(equities, SkipReason):
-        return _Want(reason=equities)
-    leader, follower = equities
-    target = _target(leader_after, leader, follower, ctx.settings.multiplier)
-    order_raw = target - follower_before
-    if sign(order_raw) != fill_sign:
-        # At the target already, or past it in the fill's direction: never trade back.
-        return _Want(reason=SkipReason.TARGET_REACHED, target=target, ratio=follower / leader)
-    step = ctx.instrument.qty_step
-    size = abs(order_raw)
-    # Here the target is on the follower's side or the order opens: an order against the
-    # position reduces it, toward a target short of flat.
-    qty = _round(size, step, ctx.settings.rounding, sign(follower_before) == -fill_sign)
-    want = _split(follower_before, fill_sign, size, qty, step)
-    want.target, want.ratio = target, follower / leader
-    return want
-
-
-def _fill_want(
-    ctx: PlanContext, fill_sign: int, effect: FillEffect, leader_after: Decimal, close_only: bool
-) -> _Want:
-    """Ask for a size per fill: proportional reductions, mode-sized openings."""
-    leader_before, follower_before = ctx.leader_position_before, ctx.follower_position_before
-    step, rounding = ctx.instrument.qty_step, ctx.settings.rounding
-    if effect is _REDUCE:
-        # positions.proportional_reduction, whose checks a REDUCE always passes: the follower's
-        # position x the share the leader closed, multiplied first and divided once.
-        held = abs(follower_before)
-        raw = held * (abs(leader_before) - abs(leader_after)) / abs(leader_before)
-        return _Want(close_raw=raw, close=min(held, _round(raw, step, rounding, True)))
-    if effect is _CLOSE:
-        return _Want(close_raw=abs(follower_before), close=abs(follower_before))
-    # Open, add or reverse: whatever the follower holds on the other side is closed first
-    # (a reversal's old side, or a follower out of sync), and the sized order opens.
-    close = abs(follower_before) if sign(follower_before) == -fill_sign else ZERO
-    if close_only:
-        return _opening_skipped(close, SkipReason.CLOSE_ONLY)
-    leader_qty = abs(leader_after) if effect is _REVERSE else ctx.fill.qty
-    sized = _size_opening(ctx, leader_qty)
-    if isinstance(sized, SkipReason):
-        return _opening_skipped(close, sized)
-    raw, ratio = sized
-    return _Want(
-        close_raw=close,
-        close=close,
-        open_raw=raw,
-        open=_round(raw, step, rounding, False),
-        ratio=ratio,
-    )
-
-
-def _opening_skipped(close: Decimal, reason: SkipReason) -> _Want:
-    """The opening part cannot be sized: keep the reversal's close, if any, or skip it all."""
-    if close:
-        return _Want(close_raw=close, close=close, open_reason=reason)
-    return _Want(reason=reason)
-
-
-def _size_opening(
-    ctx: PlanContext, leader_qty: Decimal
-) -> tuple[Decimal, Decimal | None] | SkipReason:
-    """Return the unrounded opening size for the mode, and the equity ratio if it read one."""
-    settings = ctx.settings
-    if settings.mode == _FIXED_MULTIPLIER:
-        return leader_qty * settings.multiplier, None
-    if settings.mode == _FIXED_NOTIONAL:
-        if settings.notional is None:  # SizingSettings refuses this; narrow the type
-            raise ValueError("notional: required when mode is fixed_notional")
-        return settings.notional / ctx.fill.price, None
-    equities = _equities(ctx)
-    if isinstance(equities, SkipReason):
-        return equities
-    leader, follower = equities
-    return _target(leader_qty, leader, follower, settings.multiplier), follower / leader
-
-
-def _round(size: Decimal, step: Decimal, rounding: Rounding, reducing: bool) -> Decimal:
-    """Round an order size (>= 0) to the step as ``rounding`` says; ``reducing``: the order
-    takes a position toward flat (the caller caps it at the whole position)."""
-    if rounding == _NEAREST:
-        return (size / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
-    if reducing:
-        return (size / step).to_integral_value(rounding=ROUND_CEILING) * step
-    return round_to_step(size, step)
-
-
-def _split(position: Decimal, fill_sign: int, raw: Decimal, qty: Decimal, step: Decimal) -> _Want:
-    """Split an order of ``qty`` in direction ``fill_sign`` into the part that reduces
-    ``position`` and the part that opens beyond it."""
-    if sign(position) != -fill_sign:
-        return _Want(open_raw=raw, open=qty)
-    held = abs(position)
-    close_raw, close = min(raw, held), min(qty, held)
-    return _Want(
-        close_raw=close_raw,
-        close=close,
-        open_raw=raw - close_raw,
-        open=round_to_step(qty - close, step),
-    )
-
-
 def _legs(
-    ctx: PlanContext, fill_sign: int, want: _Want, close_only: bool
+    ctx: PlanContext, fill_sign: int, want: Want, close_only: bool
 ) -> tuple[tuple[PlannedLeg, ...], SkipReason | None, tuple[str, ...], Decimal]:
     """Turn what the mode asked for into legs: minimums, close_only, caps, price band.
 
@@ -425,7 +249,7 @@ def _legs(
 
 
 def _opening_leg(
-    ctx: PlanContext, want: _Want, held: Decimal, close_only: bool
+    ctx: PlanContext, want: Want, held: Decimal, close_only: bool
 ) -> tuple[PlannedLeg | None, SkipReason | None, tuple[str, ...]]:
     """Return the opening leg (or why there is none) and the caps that cut it."""
     settings, side, price = ctx.settings, ctx.fill.side, ctx.fill.price
