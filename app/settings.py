@@ -1,4 +1,11 @@
-"""Settings, from the environment with the COPYTRADE_ prefix, validated at start-up."""
+"""Settings, from the environment with the COPYTRADE_ prefix, validated at start-up.
+
+One module and one class on purpose, though past 400 lines: every variable the service reads
+is here, under one prefix, and the checks that relate settings of different concerns (client
+and server timeouts, lease renewal against its TTL, venue pings against the idle timeout) run
+together at start-up. Its length is the fields' descriptions, from which the README's settings
+table is generated (scripts/settings_table.py); the logic is a few validators.
+"""
 
 from __future__ import annotations
 

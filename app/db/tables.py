@@ -1,4 +1,10 @@
-"""Table definitions. Money and quantities are NUMERIC; timestamps are timestamptz, suffixed _at."""
+"""Table definitions. Money and quantities are NUMERIC; timestamps are timestamptz, suffixed _at.
+
+One module on purpose, though past 400 lines: it is the whole schema as one MetaData, the one
+alembic's autogenerate compares with the database (migrations/env.py) and the one a reader
+checks a migration against. Its length is declarations and the reasons for their constraints
+and indexes; the SQL that uses them lives in app/db/repositories.
+"""
 
 from __future__ import annotations
 
