@@ -16,7 +16,7 @@ from app.domain.controls import equity_reason
 from app.domain.decimals import round_to_step
 from app.domain.model import SkipReason
 from app.domain.plan_model import PlanContext, Rounding, SizingMode
-from app.domain.positions import FillEffect, sign
+from app.domain.positions import FillEffect, reduced_share, sign
 
 ZERO = Decimal(0)
 
@@ -119,10 +119,9 @@ def fill_want(
     leader_before, follower_before = ctx.leader_position_before, ctx.follower_position_before
     step, rounding = ctx.instrument.qty_step, ctx.settings.rounding
     if effect is _REDUCE:
-        # positions.proportional_reduction, whose checks a REDUCE always passes: the follower's
-        # position x the share the leader closed, multiplied first and divided once.
+        # The follower's position x the share the leader closed.
         held = abs(follower_before)
-        raw = held * (abs(leader_before) - abs(leader_after)) / abs(leader_before)
+        raw = reduced_share(held, leader_before, leader_after)
         return Want(close_raw=raw, close=min(held, round_size(raw, step, rounding, True)))
     if effect is _CLOSE:
         return Want(close_raw=abs(follower_before), close=abs(follower_before))
