@@ -16,7 +16,7 @@ from tests.support import eventually
 
 
 @pytest.fixture
-async def pool(clean: None) -> AsyncIterator[SmallPool]:
+async def pool(migrated_database: str) -> AsyncIterator[SmallPool]:
     connects = 0
 
     async def connect() -> asyncpg.Connection:
