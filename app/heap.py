@@ -26,9 +26,9 @@ def settle() -> None:
     """Call once, when start-up has loaded what lives for the process's lifetime (settings,
     the equity cache): collect the young garbage, freeze the rest.
 
-    Not on every cache reload: frozen objects are never collected as cycles (only
-    ``gc.unfreeze`` brings them back), so each freeze would keep whatever garbage cycle was
-    alive at that moment, and the collection before it ran on the fill path.
+    Not on every cache reload: frozen objects are never collected as cycles, and nothing
+    here thaws them, so each freeze would keep whatever garbage cycle was alive at that
+    moment for the process's lifetime, and the collection before it would run on the fill path.
     """
     gc.collect(1)
     gc.freeze()

@@ -75,7 +75,7 @@ class FillResult:
 class Pipeline:
     def __init__(
         self,
-        engine: SizingEngine,
+        sizing: SizingEngine,
         equity: EquityCache,
         enqueuer: Enqueuer,
         marker: DispatchMarker,
@@ -94,7 +94,7 @@ class Pipeline:
         # holds at most one slot: its backlog, its wide fan-out or its fill stuck on a lock
         # leaves the other slots to other leaders' fills (which queue in arrival order).
         self._gates: dict[UUID, _LeaderGate] = {}
-        self.engine = engine
+        self.sizing = sizing
         self.equity = equity
         self._enqueuer = enqueuer
         self._marker = marker
@@ -133,7 +133,7 @@ class Pipeline:
     async def _process(self, fill: Fill) -> FillOutcome:
         """Size and record ``fill``; whatever stops it before the commit is FillNotRecorded."""
         try:
-            return await self.engine.process(fill)
+            return await self.sizing.process(fill)
         except _TIMEOUTS as exc:
             DB_TIMEOUTS.labels(where="fill").inc()
             log.warning("fill_not_recorded", error=repr(exc))
@@ -193,7 +193,7 @@ class Pipeline:
         with structlog.contextvars.bound_contextvars(
             leader_id=str(leader_id), subscription_id=str(subscription_id)
         ):
-            copied = await self.engine.copy_open_positions(leader_id, subscription_id, marks)
+            copied = await self.sizing.copy_open_positions(leader_id, subscription_id, marks)
             outcome = copied.outcome
             log.info("open_positions_copied", orders=len(outcome.orders), symbols=copied.symbols)
             await self.dispatch(outcome.orders, outcome.fill_pks)
@@ -212,7 +212,7 @@ class Pipeline:
         its target with ``sync`` orders; False when they already agreed."""
         with structlog.contextvars.bound_contextvars(leader_id=str(leader_id), fill_id=event_id):
             async with self._slots:
-                outcome = await self.engine.resync(leader_id, symbol, venue_qty, price, event_id)
+                outcome = await self.sizing.resync(leader_id, symbol, venue_qty, price, event_id)
             if outcome is None or outcome.duplicate:
                 return False
             LEADER_RESYNCS.labels(venue=venue).inc()

@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from app import heap
-from app.db.line import ConnectionLine
 from app.db.repositories.accounts import FollowerRepository
 from app.db.session import PgTimeouts, UnitOfWork, make_engine, make_sessionmaker
+from app.db.small_pool import SmallPool
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.marker import DispatchMarker
 from app.dispatch.relay import OutboxRelay
@@ -82,8 +82,8 @@ class Runtime:
             idle_in_transaction_ms=settings.db_idle_in_transaction_timeout_ms,
             command_s=settings.db_command_timeout_s,
         )
-        self.engine = make_engine(settings.database_url, settings.db_pool_size, timeouts)
-        self.sessionmaker = make_sessionmaker(self.engine)
+        self.db_engine = make_engine(settings.database_url, settings.db_pool_size, timeouts)
+        self.sessionmaker = make_sessionmaker(self.db_engine)
         self.redis: AnyRedis = connect_redis(settings.redis_url, settings.redis_cluster)
         # Pub/sub (the order feed, revocations) on one plain connection, cluster or not.
         self.pubsub_redis = (
@@ -107,13 +107,11 @@ class Runtime:
             init=_json_codecs,
             **hot,
         )
-        # The fill statement itself: one connection per fill sized at once, no pool.
-        self.fill_line = ConnectionLine(
-            lambda: asyncpg.connect(dsn, **hot), settings.fill_concurrency
-        )
+        # The fill statement itself: a small pool of its own, one connection per fill sized at once.
+        self.fill_pool = SmallPool(lambda: asyncpg.connect(dsn, **hot), settings.fill_concurrency)
         self.sizing = SizingEngine(
             self.pg,
-            self.fill_line,
+            self.fill_pool,
             self.equity,
             settings.order_ttl_s,
             book_idle_s=settings.book_idle_s,
@@ -284,9 +282,9 @@ class Runtime:
         if self.pubsub_redis is not self.redis:
             await self.pubsub_redis.aclose()
         if self._opened:
-            await self.fill_line.close()
+            await self.fill_pool.close()
             await self.pg.close()
-        await self.engine.dispose()
+        await self.db_engine.dispose()
         log.info("runtime_stopped")
 
     async def follower_for_key_hash(self, key_hash: str) -> UUID | None:
@@ -300,7 +298,7 @@ class Runtime:
 
     async def check_postgres(self) -> str | None:
         try:
-            async with self.engine.connect() as conn:
+            async with self.db_engine.connect() as conn:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
         except Exception as exc:
             return f"{type(exc).__name__}"

@@ -1,4 +1,11 @@
-"""Settings, from the environment with the COPYTRADE_ prefix, validated at start-up."""
+"""Settings, from the environment with the COPYTRADE_ prefix, validated at start-up.
+
+One module and one class on purpose, though past 400 lines: every variable the service reads
+is here, under one prefix, and the checks that relate settings of different concerns (client
+and server timeouts, lease renewal against its TTL, venue pings against the idle timeout) run
+together at start-up. Its length is the fields' descriptions, from which the README's settings
+table is generated (scripts/settings_table.py); the logic is a few validators.
+"""
 
 from __future__ import annotations
 
@@ -255,9 +262,9 @@ class Settings(BaseSettings):
     )
     ws_compression: bool = Field(
         default=False,
-        description="Offer permessage-deflate on websockets. Off by default: with 1,000 feed "
-        "sockets, compressing each order message took about a tenth of the service's CPU, "
-        "for messages of about 1 KB.",
+        description="Offer permessage-deflate on websockets. Off by default: compressing "
+        "each order message for each feed socket costs CPU in proportion to the sockets, "
+        "for messages of about 1 KB (docs/measurements.md).",
     )
     demo_interval_s: float = Field(
         default=1.5, gt=0, description="Seconds between the demo leader's fills."

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
+from app.dispatch.keys import feed_channel
 from app.main import create_app
 from app.runtime import Runtime
 from app.settings import Settings
@@ -23,11 +24,15 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-async def eventually(check: Callable[[], Any], what: str = "", within_s: float = 10.0) -> Any:
+async def eventually(
+    check: Callable[[], Any], what: str = "", within_s: float = 10.0, every_s: float = 0.02
+) -> Any:
     """Call ``check`` (plain or async) until it returns something truthy, and return that.
 
     The one way tests wait for something to happen. ``within_s`` only bounds how long a
-    broken test hangs before it fails naming ``what``: it is not a performance figure."""
+    broken test hangs before it fails naming ``what``: it is not a performance figure.
+    ``every_s`` spaces the calls, for a check that is itself heavy (a Prometheus query).
+    To wait for a value that may be falsy (0, an empty list), return it in a tuple."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
     while True:
@@ -37,7 +42,18 @@ async def eventually(check: Callable[[], Any], what: str = "", within_s: float =
         if value:
             return value
         assert loop.time() < deadline, f"not within {within_s}s: {what or check}"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every_s)
+
+
+async def feed_subscribed(redis: Any, follower_id: str) -> None:
+    """Wait until the server has subscribed a follower's feed socket to its channel: the
+    socket opens first, and an order published in between reaches only the history."""
+    channel = feed_channel(follower_id)
+
+    async def subscribed() -> bool:
+        return int((await redis.pubsub_numsub(channel))[0][1]) >= 1
+
+    await eventually(subscribed, f"a subscriber on {channel}")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -68,10 +84,7 @@ async def serve_asgi(app: Any, **options: Any) -> AsyncIterator[int]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started or task.done(), "uvicorn started or failed")
     if not server.started:
         server.should_exit = True
         await task
@@ -116,13 +129,13 @@ class Api:
     ) -> Any:
         """GET the follower's orders once none is still 'pending': the "dispatched" mark is
         written in the background right after the order reaches Redis."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
+
+        async def settled() -> tuple[Any] | None:
             orders = await self.call("GET", f"/v1/followers/{follower_id}/orders", 200, token)
-            if all(o["status"] != "pending" for o in orders):
-                return orders
-            assert asyncio.get_running_loop().time() < deadline, "orders stayed pending"
-            await asyncio.sleep(0.02)
+            return (orders,) if all(o["status"] != "pending" for o in orders) else None
+
+        (orders,) = await eventually(settled, "no order still pending", timeout_s)
+        return orders
 
     async def leader(self, name: str = "leader", feed: dict[str, Any] | None = None) -> Any:
         body = {"name": name, "feed": feed or {"kind": "push"}}

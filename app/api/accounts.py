@@ -12,7 +12,7 @@ from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
 from app.api.followers import get_follower_or_404
 from app.api.responses import errors
-from app.api.schemas import AccountOut
+from app.api.views import AccountOut
 from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.tables import FollowerAccount
 from app.venues import registry

@@ -21,7 +21,9 @@ from app.api.deps import RuntimeDep, UowDep
 from app.api.leaders import list_leaders
 from app.api.orders import order_out
 from app.api.responses import errors
-from app.api.schemas import (
+from app.api.schemas import SubscriptionOut
+from app.api.subscriptions import subscription_out
+from app.api.views import (
     ExposureOut,
     FollowerOverview,
     HistogramBucketOut,
@@ -29,9 +31,7 @@ from app.api.schemas import (
     LeaderOverview,
     OrderOut,
     SessionOut,
-    SubscriptionOut,
 )
-from app.api.subscriptions import subscription_out
 from app.db.repositories.accounts import FollowerRepository
 from app.db.repositories.dashboard import DashboardRepository, ExposureRow
 from app.db.session import UnitOfWork

@@ -16,8 +16,8 @@ from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
 from app.api.health import readiness
 from app.api.responses import errors
-from app.api.schemas import DashboardPositionOut, HealthOut, ListenerHealthOut
 from app.api.subscriptions import positions_of
+from app.api.views import DashboardPositionOut, HealthOut, ListenerHealthOut
 from app.db.repositories.feeds import FeedRepository
 
 router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"], route_class=DecimalRoute)

@@ -15,16 +15,8 @@ from app.api.decimal_json import DecimalRoute
 from app.api.deps import RuntimeDep, UowDep
 from app.api.followers import get_follower_or_404
 from app.api.responses import errors
-from app.api.schemas import (
-    FillFacts,
-    FillOut,
-    NonNegative,
-    OrderDetail,
-    OrderEventOut,
-    OrderOut,
-    Positive,
-    Request,
-)
+from app.api.schemas import NonNegative, Positive, Request
+from app.api.views import FillFacts, FillOut, OrderDetail, OrderEventOut, OrderOut
 from app.db.repositories.orders import LifecycleRepository, OrderRepository
 from app.db.tables import FollowerOrder, LeaderFill
 from app.dispatch.reports import REASON_PATTERN, UnknownOrder

@@ -14,16 +14,15 @@ from app.api.deps import RuntimeDep, UowDep
 from app.api.followers import get_follower_or_404
 from app.api.responses import errors
 from app.api.schemas import (
-    LeaderPositionOut,
     OpenPositionsCopy,
     SizingIn,
     SkippedSymbol,
     SubscriptionCreate,
     SubscriptionOut,
     SubscriptionPatch,
-    SubscriptionPositionOut,
     SymbolMappingOut,
 )
+from app.api.views import LeaderPositionOut, SubscriptionPositionOut
 from app.db.repositories.accounts import LeaderRepository
 from app.db.repositories.copies import PositionCopyRepository
 from app.db.repositories.follower_accounts import FollowerAccountRepository

@@ -1,4 +1,10 @@
-"""Table definitions. Money and quantities are NUMERIC; timestamps are timestamptz, suffixed _at."""
+"""Table definitions. Money and quantities are NUMERIC; timestamps are timestamptz, suffixed _at.
+
+One module on purpose, though past 400 lines: it is the whole schema as one MetaData, the one
+alembic's autogenerate compares with the database (migrations/env.py) and the one a reader
+checks a migration against. Its length is declarations and the reasons for their constraints
+and indexes; the SQL that uses them lives in app/db/repositories.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ ORDER_STATUSES = (
     # Committed, no executor report yet. Shown as "dispatched" once its fill is marked
     # (leader_fill.dispatched_at): the outbox is the fills not yet marked.
     "pending",
-    "dispatched",  # rows stored with it stay valid; the service derives it now, see above
+    "dispatched",  # allowed so that stored rows carrying it stay valid; derived, see above
     "skipped",
     "accepted",
     "partially_filled",
@@ -294,9 +300,9 @@ class FollowerOrder(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     # What an order came from: its fill, subscription and equity snapshots. No foreign keys:
-    # each was a lookup and a row lock (itself a WAL record) per order, a tenth of a 10,000
-    # fan-out's time. Those tables are append-only instead (a trigger refuses DELETE, see
-    # migration 0012), and the ids are the ones the same statement or the loaded book holds.
+    # each would be a lookup and a row lock (itself a WAL record) per order on the fill path
+    # (docs/measurements.md). Those tables are append-only instead (a trigger refuses DELETE,
+    # see migration 0012), and the ids are the ones the same statement or the loaded book holds.
     fill_pk: Mapped[int] = mapped_column(BigInteger)
     leg: Mapped[int] = mapped_column(SmallInteger, default=0)
     # Denormalised from the subscription, for the per-follower history index.

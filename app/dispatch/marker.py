@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 import structlog
 
-from app.db.repositories.hotpath import mark_dispatched
+from app.db.repositories.fills import mark_dispatched
 from app.loops import Backoff, SupervisedTask
 
 log = structlog.get_logger(__name__)

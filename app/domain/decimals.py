@@ -66,7 +66,7 @@ def fmt(value: Decimal) -> str:
     if value.is_zero():
         return "0"
     # Not value.normalize(): it rounds to the ambient context precision (28 digits by default).
-    # str() is plain for the amounts sizing produces and a quarter faster than format(); it
+    # str() is plain for the amounts sizing produces and faster than format(); it
     # writes an exponent only for large exponents and tiny values, which format() then takes.
     text = str(value)
     if "E" in text or "e" in text:

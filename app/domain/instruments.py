@@ -96,11 +96,6 @@ def order_rules(listing: Listing, limit_orders: bool) -> InstrumentRules:
     )
 
 
-def to_base(qty: Decimal, listing: Listing) -> Decimal:
-    """A quantity in the venue's units (contracts on OKX) in base units."""
-    return qty * listing.contract_size
-
-
 def to_venue_units(qty: Decimal, listing: Listing) -> Decimal:
     """A base quantity in the venue's units, rounded toward zero to the venue's lot."""
     return round_down(qty / listing.contract_size, listing.qty_step / listing.contract_size)

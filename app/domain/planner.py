@@ -1,5 +1,9 @@
 """The sizing planner: one leader fill in, the follower's orders out.
 
+What each mode asks for is in app.domain.sizing_modes; here, the checks around it (paused,
+symbol lists, close_only, the equity floor) and the turning of its ask into legs (caps,
+minimums, the price band).
+
 Choices the sizing rules (README, Sizing) leave open, made here:
 
 - A close that takes the follower exactly flat is never held back by ``min_qty`` or
@@ -27,16 +31,7 @@ Choices the sizing rules (README, Sizing) leave open, made here:
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from decimal import (
-    ROUND_CEILING,
-    ROUND_DOWN,
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    getcontext,
-    localcontext,
-)
+from decimal import ROUND_DOWN, Context, Decimal, getcontext, localcontext
 
 from app.domain.controls import (
     clamp_opening,
@@ -45,7 +40,7 @@ from app.domain.controls import (
     limit_price,
     minimum_reason,
 )
-from app.domain.decimals import SIZING_PRECISION, round_to_step, sizing_context
+from app.domain.decimals import SIZING_PRECISION, sizing_context
 from app.domain.model import SkipReason
 from app.domain.plan_model import (
     IOC,
@@ -60,6 +55,7 @@ from app.domain.plan_model import (
     SubscriptionStatus,
 )
 from app.domain.positions import FillEffect, direction, effect_of, side_of, sign, signed_qty
+from app.domain.sizing_modes import Want, exact_target, fill_want, target_want
 
 __all__ = [
     "InstrumentRules",
@@ -85,33 +81,12 @@ EQUITY_FLOOR = "equity_floor"
 # localcontext() enters a copy, so nothing a call does reaches this object.
 _SIZING = sizing_context()
 
-# Enum members on the hot path, looked up once: on Python 3.11 (the image's) a lookup such as
-# ``SkipReason.NO_EQUITY`` costs ~0.09 us against ~0.01 us for a module global, and a plan
-# made about ten of them.
+# Enum members on the fill path, looked up once: on Python 3.11 (the image's) an attribute
+# lookup on an Enum class such as ``SkipReason.NO_EQUITY`` is several times dearer than a
+# module global, and a plan makes about ten of them (docs/measurements.md).
 _PAUSED, _CLOSE_ONLY = SubscriptionStatus.PAUSED, SubscriptionStatus.CLOSE_ONLY
-_TARGET, _FIXED_MULTIPLIER = SizingMode.TARGET, SizingMode.FIXED_MULTIPLIER
-_FIXED_NOTIONAL = SizingMode.FIXED_NOTIONAL
-_REDUCE, _CLOSE, _REVERSE = FillEffect.REDUCE, FillEffect.CLOSE, FillEffect.REVERSE
-_NO_EQUITY, _STALE_EQUITY = SkipReason.NO_EQUITY, SkipReason.STALE_EQUITY
-_NEAREST = Rounding.NEAREST
-
-
-@dataclass(slots=True)
-class _Want:
-    """What a sizing mode asks for, before caps and minimums (sizes unsigned).
-
-    Mutable, unlike the Plan: it never leaves the planner, and a frozen dataclass costs about
-    three times as much to build (every field goes through object.__setattr__).
-    """
-
-    reason: SkipReason | None = None  # nothing at all can be planned
-    close_raw: Decimal = ZERO
-    close: Decimal = ZERO  # rounded, or the whole position when it takes the follower flat
-    open_raw: Decimal = ZERO
-    open: Decimal = ZERO  # rounded to the step
-    open_reason: SkipReason | None = None  # the opening part could not be sized
-    target: Decimal | None = None
-    ratio: Decimal | None = None
+_TARGET = SizingMode.TARGET
+_REDUCE, _CLOSE = FillEffect.REDUCE, FillEffect.CLOSE
 
 
 def target_position(
@@ -124,15 +99,7 @@ def target_position(
     if leader_equity <= 0 or follower_equity <= 0:
         raise ValueError("equity: both equities must be positive")
     with localcontext(_SIZING):
-        return _target(leader_position, leader_equity, follower_equity, multiplier)
-
-
-def _target(
-    leader_position: Decimal, leader_equity: Decimal, follower_equity: Decimal, multiplier: Decimal
-) -> Decimal:
-    # Inside the sizing context, equities known positive. Multiply first and divide once: the
-    # only rounding is one quotient, toward zero.
-    return leader_position * follower_equity * multiplier / leader_equity
+        return exact_target(leader_position, leader_equity, follower_equity, multiplier)
 
 
 def plan(ctx: PlanContext) -> Plan:
@@ -147,7 +114,8 @@ def plan(ctx: PlanContext) -> Plan:
 
 def planning() -> AbstractContextManager[Context]:
     """The decimal context plan() works in, entered once for many plans (plan_within):
-    entering it costs a third of a plan, and a fan-out plans thousands in a row."""
+    entering a context is a sizeable part of one plan, and a fan-out plans thousands in a
+    row."""
     return localcontext(_SIZING)
 
 
@@ -167,10 +135,11 @@ def _plan(ctx: PlanContext) -> Plan:
         raise ValueError(f"fill.price: must be positive, got {fill.price}")
     if ctx.instrument.symbol != symbol:
         raise ValueError(f"instrument: rules of {ctx.instrument.symbol}, order in {symbol}")
-    l0, f0 = ctx.leader_position_before, ctx.follower_position_before
-    l1 = l0 + signed_qty(fill.side, fill.qty)  # raises for a qty that is not positive
-    effect = effect_of(l0, l1)
-    d = direction(fill.side)
+    leader_before, follower_before = ctx.leader_position_before, ctx.follower_position_before
+    # Raises for a qty that is not positive.
+    leader_after = leader_before + signed_qty(fill.side, fill.qty)
+    effect = effect_of(leader_before, leader_after)
+    fill_sign = direction(fill.side)  # +1 for a buy, -1 for a sell
 
     # What the Plan will hold besides the inputs: a skip leaves the defaults.
     status_change: SubscriptionStatus | None = None
@@ -181,7 +150,7 @@ def _plan(ctx: PlanContext) -> Plan:
     residue = ZERO
     legs: tuple[PlannedLeg, ...] = ()
     clamps: tuple[str, ...] = ()
-    position = f0
+    position = follower_before
 
     reason = _gate(settings, fill.symbol, symbol)
     if reason is None:
@@ -196,34 +165,34 @@ def _plan(ctx: PlanContext) -> Plan:
         ):
             close_only = True
             status_change, status_reason = _CLOSE_ONLY, EQUITY_FLOOR
-        if (effect is _REDUCE or effect is _CLOSE) and sign(f0) != sign(l0):
-            if f0:
+        if (effect is _REDUCE or effect is _CLOSE) and sign(follower_before) != sign(leader_before):
+            if follower_before:
                 # Held on the fill's side, against a leader that reduces the other side or
                 # goes flat: the fill cannot take it back, so close it whole.
-                held = abs(f0)
-                legs = (PlannedLeg(side=side_of(-f0), qty=held, reduce_only=True),)
+                held = abs(follower_before)
+                legs = (PlannedLeg(side=side_of(-follower_before), qty=held, reduce_only=True),)
                 raw_qty, position = held, ZERO
-                target = ZERO if l1 == 0 else None
+                target = ZERO if leader_after == 0 else None
             else:
                 reason = SkipReason.NO_POSITION_TO_REDUCE
         else:
             if settings.mode == _TARGET:
-                want = _target_want(ctx, d, l1, close_only)
+                want = target_want(ctx, fill_sign, leader_after, close_only)
             else:
-                want = _fill_want(ctx, d, effect, l1, close_only)
+                want = fill_want(ctx, fill_sign, effect, leader_after, close_only)
             ratio, target, reason = want.ratio, want.target, want.reason
             if reason is None:
                 raw_qty = want.close_raw + want.open_raw
                 residue = raw_qty - want.close - want.open
-                legs, reason, clamps, position = _legs(ctx, d, want, close_only)
+                legs, reason, clamps, position = _legs(ctx, fill_sign, want, close_only)
     return Plan(
         symbol=symbol,
         legs=legs,
         skip_reason=reason,
         effect=effect,
-        leader_position_before=l0,
-        leader_position_after=l1,
-        follower_position_before=f0,
+        leader_position_before=leader_before,
+        leader_position_after=leader_after,
+        follower_position_before=follower_before,
         follower_position_after=position,
         ratio=ratio,
         target=target,
@@ -248,170 +217,30 @@ def _gate(settings: SizingSettings, leader_symbol: str, symbol: str) -> SkipReas
     return None
 
 
-def _equities(ctx: PlanContext) -> tuple[Decimal, Decimal] | SkipReason:
-    """Return the leader's and the follower's equity, or why they cannot be used."""
-    max_age = ctx.settings.max_equity_age_s
-    leader, follower = ctx.leader_equity, ctx.follower_equity
-    reasons = (equity_reason(leader, ctx.now, max_age), equity_reason(follower, ctx.now, max_age))
-    # Missing beats stale: a fresher reading would not help a side that has none.
-    if _NO_EQUITY in reasons or leader is None or follower is None:
-        return _NO_EQUITY
-    if _STALE_EQUITY in reasons:
-        return _STALE_EQUITY
-    return leader.equity, follower.equity
-
-
-def _target_want(ctx: PlanContext, d: int, l1: Decimal, close_only: bool) -> _Want:
-    """Ask for the target minus the follower's position, in the fill's direction ``d`` only."""
-    f0 = ctx.follower_position_before
-    held = abs(f0)
-    if l1 == 0:
-        # The leader is flat, so the follower goes exactly flat: the whole position.
-        return _Want(close_raw=held, close=held, target=ZERO)
-    if sign(f0) == -d and sign(l1) == d:
-        # Through zero: close everything first; the new side needs the equities.
-        want = _Want(close_raw=held, close=held)
-        if close_only:
-            want.open_reason = SkipReason.CLOSE_ONLY
-            return want
-        equities = _equities(ctx)
-        if isinstance(equities, SkipReason):
-            want.open_reason = equities
-            return want
-        leader, follower = equities
-        target = _target(l1, leader, follower, ctx.settings.multiplier)
-        want.open_raw = abs(target)
-        want.open = _round(want.open_raw, ctx.instrument.qty_step, ctx.settings.rounding, False)
-        want.target, want.ratio = target, follower / leader
-        return want
-    if close_only and sign(f0) != -d:
-        return _Want(reason=SkipReason.CLOSE_ONLY)
-    equities = _equities(ctx)
-    if isinstance(equities, SkipReason):
-        return _Want(reason=equities)
-    leader, follower = equities
-    target = _target(l1, leader, follower, ctx.settings.multiplier)
-    order_raw = target - f0
-    if sign(order_raw) != d:
-        # At the target already, or past it in the fill's direction: never trade back.
-        return _Want(reason=SkipReason.TARGET_REACHED, target=target, ratio=follower / leader)
-    step = ctx.instrument.qty_step
-    size = abs(order_raw)
-    # Here the target is on the follower's side or the order opens: an order against the
-    # position reduces it, toward a target short of flat.
-    qty = _round(size, step, ctx.settings.rounding, sign(f0) == -d)
-    want = _split(f0, d, size, qty, step)
-    want.target, want.ratio = target, follower / leader
-    return want
-
-
-def _fill_want(
-    ctx: PlanContext, d: int, effect: FillEffect, l1: Decimal, close_only: bool
-) -> _Want:
-    """Ask for a size per fill: proportional reductions, mode-sized openings."""
-    l0, f0 = ctx.leader_position_before, ctx.follower_position_before
-    step, rounding = ctx.instrument.qty_step, ctx.settings.rounding
-    if effect is _REDUCE:
-        # positions.proportional_reduction, whose checks a REDUCE always passes: the follower's
-        # position x the share the leader closed, multiplied first and divided once.
-        held = abs(f0)
-        raw = held * (abs(l0) - abs(l1)) / abs(l0)
-        return _Want(close_raw=raw, close=min(held, _round(raw, step, rounding, True)))
-    if effect is _CLOSE:
-        return _Want(close_raw=abs(f0), close=abs(f0))
-    # Open, add or reverse: whatever the follower holds on the other side is closed first
-    # (a reversal's old side, or a follower out of sync), and the sized order opens.
-    close = abs(f0) if sign(f0) == -d else ZERO
-    if close_only:
-        return _opening_skipped(close, SkipReason.CLOSE_ONLY)
-    leader_qty = abs(l1) if effect is _REVERSE else ctx.fill.qty
-    sized = _size_opening(ctx, leader_qty)
-    if isinstance(sized, SkipReason):
-        return _opening_skipped(close, sized)
-    raw, ratio = sized
-    return _Want(
-        close_raw=close,
-        close=close,
-        open_raw=raw,
-        open=_round(raw, step, rounding, False),
-        ratio=ratio,
-    )
-
-
-def _opening_skipped(close: Decimal, reason: SkipReason) -> _Want:
-    """The opening part cannot be sized: keep the reversal's close, if any, or skip it all."""
-    if close:
-        return _Want(close_raw=close, close=close, open_reason=reason)
-    return _Want(reason=reason)
-
-
-def _size_opening(
-    ctx: PlanContext, leader_qty: Decimal
-) -> tuple[Decimal, Decimal | None] | SkipReason:
-    """Return the unrounded opening size for the mode, and the equity ratio if it read one."""
-    settings = ctx.settings
-    if settings.mode == _FIXED_MULTIPLIER:
-        return leader_qty * settings.multiplier, None
-    if settings.mode == _FIXED_NOTIONAL:
-        if settings.notional is None:  # SizingSettings refuses this; narrow the type
-            raise ValueError("notional: required when mode is fixed_notional")
-        return settings.notional / ctx.fill.price, None
-    equities = _equities(ctx)
-    if isinstance(equities, SkipReason):
-        return equities
-    leader, follower = equities
-    return _target(leader_qty, leader, follower, settings.multiplier), follower / leader
-
-
-def _round(size: Decimal, step: Decimal, rounding: Rounding, reducing: bool) -> Decimal:
-    """Round an order size (>= 0) to the step as ``rounding`` says; ``reducing``: the order
-    takes a position toward flat (the caller caps it at the whole position)."""
-    if rounding == _NEAREST:
-        return (size / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
-    if reducing:
-        return (size / step).to_integral_value(rounding=ROUND_CEILING) * step
-    return round_to_step(size, step)
-
-
-def _split(position: Decimal, d: int, raw: Decimal, qty: Decimal, step: Decimal) -> _Want:
-    """Split an order of ``qty`` in direction ``d`` into the part that reduces ``position``
-    and the part that opens beyond it."""
-    if sign(position) != -d:
-        return _Want(open_raw=raw, open=qty)
-    held = abs(position)
-    close_raw, close = min(raw, held), min(qty, held)
-    return _Want(
-        close_raw=close_raw,
-        close=close,
-        open_raw=raw - close_raw,
-        open=round_to_step(qty - close, step),
-    )
-
-
 def _legs(
-    ctx: PlanContext, d: int, want: _Want, close_only: bool
+    ctx: PlanContext, fill_sign: int, want: Want, close_only: bool
 ) -> tuple[tuple[PlannedLeg, ...], SkipReason | None, tuple[str, ...], Decimal]:
     """Turn what the mode asked for into legs: minimums, close_only, caps, price band.
 
     Return the legs, why (part of) the order is not sent, the caps that cut the opening leg
     and the follower's position once every leg fills.
     """
-    f0, side, price = ctx.follower_position_before, ctx.fill.side, ctx.fill.price
+    follower_before, side, price = ctx.follower_position_before, ctx.fill.side, ctx.fill.price
     reason: SkipReason | None = None
     clamps: tuple[str, ...] = ()
-    position = f0
+    position = follower_before
     close_leg: PlannedLeg | None = None
     if want.close_raw > 0:
         # A close to exactly flat always goes: a dust position must stay closable.
-        if want.close != abs(f0):
+        if want.close != abs(follower_before):
             reason = minimum_reason(want.close, price, ctx.instrument)
         if reason is None:
             close_leg = PlannedLeg(side=side, qty=want.close, reduce_only=True)
-            position = f0 + d * want.close
+            position = follower_before + fill_sign * want.close
     if reason is None and (want.open_raw > 0 or want.open_reason is not None):
         leg, reason, clamps = _opening_leg(ctx, want, abs(position), close_only)
         if leg is not None:
-            position += d * leg.qty
+            position += fill_sign * leg.qty
             legs = (leg,) if close_leg is None else (close_leg, leg)
             return legs, reason, clamps, position
     if close_leg is not None:
@@ -420,7 +249,7 @@ def _legs(
 
 
 def _opening_leg(
-    ctx: PlanContext, want: _Want, held: Decimal, close_only: bool
+    ctx: PlanContext, want: Want, held: Decimal, close_only: bool
 ) -> tuple[PlannedLeg | None, SkipReason | None, tuple[str, ...]]:
     """Return the opening leg (or why there is none) and the caps that cut it."""
     settings, side, price = ctx.settings, ctx.fill.side, ctx.fill.price

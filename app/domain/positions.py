@@ -74,36 +74,13 @@ def effect_of(position: Decimal, after: Decimal) -> FillEffect:
     return FillEffect.ADD if abs(after) > abs(position) else FillEffect.REDUCE
 
 
-def reduction_fraction(before: Decimal, after: Decimal) -> Decimal:
-    """Return the fraction of ``before`` that a move to ``after`` closed, in [0, 1].
+def reduced_share(held: Decimal, before: Decimal, after: Decimal) -> Decimal:
+    """Return how much of ``held`` (a size, >= 0) to close when ``before`` shrinks to ``after``
+    on the same side (a REDUCE: ``0 < |after| < |before|``; a close or a reversal takes all).
 
-    A close or a reversal closes all of it (1). The quotient is rounded toward zero at 80
-    digits; to scale another position by it, use ``proportional_reduction`` (exact first).
+    ``held x (|before| - |after|) / |before|``, multiplied first and divided once, so a
+    reduction that is a whole number of steps stays exact. Not rounded to a step. The caller
+    is inside the sizing context (app.domain.decimals.sizing_context), where the one quotient
+    rounds toward zero; the planner enters it once per plan.
     """
-    _check_reduction(before, after)
-    if after == 0 or opposite(before, after):
-        return Decimal(1)
-    with localcontext(_SIZING):
-        return (abs(before) - abs(after)) / abs(before)
-
-
-def proportional_reduction(held: Decimal, before: Decimal, after: Decimal) -> Decimal:
-    """Return how much of ``held`` (a size, >= 0) to close when ``before`` shrinks to ``after``.
-
-    ``held x reduction_fraction(before, after)``, but multiplied first and divided once, so
-    a reduction that is exactly a whole number of steps stays exact. Not rounded to a step.
-    """
-    if held < 0:
-        raise ValueError(f"held: must not be negative, got {held}")
-    _check_reduction(before, after)
-    if after == 0 or opposite(before, after):
-        return held
-    with localcontext(_SIZING):
-        return held * (abs(before) - abs(after)) / abs(before)
-
-
-def _check_reduction(before: Decimal, after: Decimal) -> None:
-    if before == 0:
-        raise ValueError("before: a flat position cannot be reduced")
-    if not opposite(before, after) and abs(after) > abs(before):
-        raise ValueError(f"after: {after} is larger than {before}, not a reduction")
+    return held * (abs(before) - abs(after)) / abs(before)

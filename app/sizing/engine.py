@@ -26,9 +26,9 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from app.db.line import ConnectionLine
-from app.db.repositories import hotpath
+from app.db.repositories import fills
 from app.db.repositories.instruments import load_listings
+from app.db.small_pool import SmallPool
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.instruments import not_listed_plan
@@ -171,9 +171,9 @@ class SymbolTarget:
 class _Batch:
     """The planned rows of some subscriptions, and the cache moves they make once committed."""
 
-    rows: hotpath.OrderRows = field(default_factory=hotpath.OrderRows)
-    moves: hotpath.PositionMoves = field(default_factory=hotpath.PositionMoves)
-    changes: hotpath.StatusChanges = field(default_factory=hotpath.StatusChanges)
+    rows: fills.OrderRows = field(default_factory=fills.OrderRows)
+    moves: fills.PositionMoves = field(default_factory=fills.PositionMoves)
+    changes: fills.StatusChanges = field(default_factory=fills.StatusChanges)
     produced: list[PlannedOrder] = field(default_factory=list)
     applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = field(
         default_factory=list
@@ -184,7 +184,7 @@ class SizingEngine:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        line: ConnectionLine,
+        fill_pool: SmallPool,
         equity: EquityCache,
         order_ttl_s: float,
         chunk: int = CHUNK,
@@ -199,7 +199,7 @@ class SizingEngine:
         self._used: dict[UUID, float] = {}
         self._swept = time.monotonic()
         self._pool = pool  # loading books
-        self._line = line  # recording fills
+        self._fill_pool = fill_pool  # recording fills
         self._equity = equity
         self._ttl = timedelta(seconds=order_ttl_s)
         self._books: dict[UUID, LeaderBook] = {}
@@ -224,12 +224,11 @@ class SizingEngine:
 
     async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
         async with self._pool.acquire() as conn:
-            rows = await hotpath.load_book(conn, leader_id)
+            rows = await fills.load_book(conn, leader_id)
             venue = await leader_venue(conn, leader_id)
             if self._rules is None:
                 self._rules = {
-                    row["symbol"]: rules_from_row(row)
-                    for row in await hotpath.load_instruments(conn)
+                    row["symbol"]: rules_from_row(row) for row in await fills.load_instruments(conn)
                 }
                 self._venue_rules = VenueRules(await load_listings(conn))
         books = {
@@ -549,8 +548,8 @@ class SizingEngine:
         if len(subscriptions) <= min(self.first_chunk, self.chunk):
             batch = self._plan(book, inputs, subscriptions)
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
-            async with self._line.connection() as conn:
-                recorded = await hotpath.record_fill(
+            async with self._fill_pool.connection() as conn:
+                recorded = await fills.record_fill(
                     conn, fill, kind, now, valid_until, batch.rows, leader_delta, batch.moves,
                     batch.changes, book.seq,
                 )  # fmt: skip
@@ -580,14 +579,14 @@ class SizingEngine:
         valid_until: datetime,
         leader_delta: Decimal,
         started: float,
-    ) -> tuple[hotpath.Recorded, list[_Batch]]:
+    ) -> tuple[fills.Recorded, list[_Batch]]:
         """A large fan-out in one transaction: the fill, then each chunk's orders written
         while the next chunk is planned (the event loop sends a chunk, then plans on while
         Postgres inserts it). Returns what the fill's statement recorded, and the batches."""
         fill = inputs.fill
         batches: list[_Batch] = []
-        async with self._line.connection() as conn, conn.transaction():
-            recorded = await hotpath.insert_fill(conn, fill, kind, leader_delta, book.seq)
+        async with self._fill_pool.connection() as conn, conn.transaction():
+            recorded = await fills.insert_fill(conn, fill, kind, leader_delta, book.seq)
             fill_pk = recorded.fill_pk
             if fill_pk is None:
                 return recorded, []
@@ -599,7 +598,7 @@ class SizingEngine:
                     if writing is not None:
                         await writing
                     writing = asyncio.ensure_future(
-                        hotpath.record_orders(
+                        fills.record_orders(
                             conn, fill_pk, fill.leader_id, inputs.now, valid_until, batch.rows,
                             batch.moves, batch.changes,
                         )
@@ -615,7 +614,7 @@ class SizingEngine:
                     writing.cancel()
                     await asyncio.gather(writing, return_exceptions=True)
             if not any(o.status == "pending" for b in batches for o in b.produced):
-                await hotpath.mark_nothing_to_send(conn, fill_pk, inputs.now)
+                await fills.mark_nothing_to_send(conn, fill_pk, inputs.now)
         return recorded, batches
 
     def _plan(

@@ -98,7 +98,7 @@ class DriftReconciler:
             FOLLOWER_DRIFT.remove(str(follower_id), symbol)
 
     async def _check(self, follower_id: UUID) -> None:
-        engine = self._pipeline.engine
+        engine = self._pipeline.sizing
         async with self._sessionmaker() as session:
             repo = DriftRepository(session)
             positions_at, venue = await repo.venue(follower_id)
@@ -190,7 +190,7 @@ class DriftReconciler:
         slot_ms = int(resync.slot.timestamp() * 1000)
         event_id = f"{drift.FOLLOWER_RESYNC}:{entry.sub.id}:{target.symbol}:{slot_ms}"
         side = Side.BUY if want > 0 else Side.SELL
-        outcome = await self._pipeline.engine.resync_follower(
+        outcome = await self._pipeline.sizing.resync_follower(
             entry.sub.leader_id,
             entry.sub.id,
             target.leader_symbol,

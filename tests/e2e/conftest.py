@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, eventually
 
 OUTPUT = ROOT / "test-output"
 
@@ -64,29 +64,29 @@ class ServiceProcess:
                 sys.executable, "-m", "app", cwd=ROOT, env=self.env, stdout=log, stderr=log
             )
         self.starts += 1
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while asyncio.get_running_loop().time() < deadline:
-            if self.process.returncode is not None:
+        process = self.process
+
+        async def healthy() -> bool:
+            if process.returncode is not None:
                 raise RuntimeError(f"service exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if (await self.http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.02)
-        await self.kill()
-        raise RuntimeError(f"service did not start: {self.log_path.read_text()[-3000:]}")
+            return await self._answers("/healthz")
+
+        try:
+            await eventually(healthy, "the service's /healthz", timeout_s)
+        except AssertionError:
+            await self.kill()
+            raise RuntimeError(
+                f"service did not start: {self.log_path.read_text()[-3000:]}"
+            ) from None
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                if (await self.http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError("service never became ready")
+        await eventually(lambda: self._answers("/readyz"), "the service's /readyz", timeout_s)
+
+    async def _answers(self, path: str) -> bool:
+        try:
+            return (await self.http.get(path)).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def logged(self, event: str) -> int:
         """How many times the process has logged ``event`` so far."""

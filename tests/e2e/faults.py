@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from app.domain.ids import order_id
-from tests.support import bearer, fill_frame
+from tests.support import bearer, eventually, fill_frame
 
 
 class ResendingLeader:
@@ -78,13 +78,16 @@ async def stream_order_ids(redis: Any, follower_ids: list[str]) -> Counter[str]:
 async def wait_for_orders(
     redis: Any, follower_ids: list[str], must_have: set[str], timeout_s: float = 15.0
 ) -> Counter[str]:
-    """Poll until every id in ``must_have`` is in the streams; return what is there."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+    """Wait until every id in ``must_have`` is in the streams; return what is there."""
+
+    async def arrived() -> tuple[Counter[str]] | None:
         present = await stream_order_ids(redis, follower_ids)
-        if must_have <= present.keys() or asyncio.get_running_loop().time() > deadline:
-            return present
-        await asyncio.sleep(0.05)
+        return (present,) if must_have <= present.keys() else None
+
+    found: tuple[Counter[str]] = await eventually(
+        arrived, f"{len(must_have)} orders in the streams", timeout_s
+    )
+    return found[0]
 
 
 class TcpCutter:

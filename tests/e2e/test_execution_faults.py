@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from app.domain.ids import order_id
 from app.security.crypto import generate_key
 from tests.e2e.conftest import ServiceProcess, log_path_for
-from tests.support import Api, fill_frame, push_socket
+from tests.support import Api, eventually, fill_frame, push_socket
 from tests.venues.binance_usdm_trading import FakeBinanceTrading
 from tests.venues.harness import run_venue
 
@@ -96,7 +96,13 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
                 for _ in range(KILLS):
                     # Kill only once the executor has placed something since its start.
                     placed = sum(venue.placements.values())
-                    await until(lambda p=placed: sum(venue.placements.values()) > p)
+
+                    def placed_more(before: int = placed) -> bool:
+                        return sum(venue.placements.values()) > before
+
+                    await eventually(
+                        placed_more, "a placement since the executor started", within_s=30
+                    )
                     await asyncio.sleep(rng.uniform(0.0, 0.15))
                     await executor.kill()
                     await executor.start()
@@ -104,7 +110,9 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
 
             # Assert: every order of every fill reached the venue, each exactly once
             expected = {order_id(UUID(leader["id"]), f, UUID(sub["id"])) for f in sent}
-            await until(lambda: expected <= venue.placements.keys(), within_s=60)
+            await eventually(
+                lambda: expected <= venue.placements.keys(), "every order placed", within_s=60
+            )
             doubled = {cid: n for cid, n in venue.placements.items() if n > 1}
             assert not doubled, f"placed more than once: {doubled}"
             assert venue.placements.keys() == expected
@@ -123,14 +131,4 @@ async def until_ready(api: Api, path: str) -> None:
     async def ready() -> bool:
         return bool((await api.call("GET", path, 200))["status"] == "ready")
 
-    deadline = asyncio.get_running_loop().time() + 30
-    while not await ready():
-        assert asyncio.get_running_loop().time() < deadline, "the account never got ready"
-        await asyncio.sleep(0.05)
-
-
-async def until(check: Any, within_s: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+    await eventually(ready, "the account ready", within_s=30)

@@ -165,16 +165,18 @@ async def start_redis(binary: str, workdir: Path, port: int) -> asyncio.subproce
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     client = Redis(port=port)
+
+    async def answers() -> bool:
+        try:
+            return bool(await client.ping())
+        except Exception:
+            return False
+
     try:
-        for _ in range(200):
-            try:
-                if await client.ping():
-                    return process
-            except Exception:
-                await asyncio.sleep(0.02)
+        await eventually(answers, "the private redis-server answering PING")
     finally:
         await client.aclose()
-    raise RuntimeError("private redis-server did not start")
+    return process
 
 
 async def test_redis_restart_mid_burst(

@@ -10,7 +10,6 @@ reduce_only, and the leader position its explanation names.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import uuid
@@ -22,7 +21,7 @@ import pytest
 from app.domain.ids import order_id
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.e2e.feeds import ReplayingFeeds
-from tests.support import Api, fill_frame, push_socket, read_stream, send_frame
+from tests.support import Api, eventually, fill_frame, push_socket, read_stream, send_frame
 
 LEASE_TTL_S = 3.0
 HEARTBEAT_S = 0.5
@@ -106,13 +105,14 @@ def got(stream: list[dict[str, Any]]) -> list[tuple[str, str, str, str, bool, st
 
 
 async def wait_stream(redis: Any, follower_id: str, count: int) -> list[dict[str, Any]]:
-    """The follower's stream once it holds ``count`` orders (or what it holds after 30 s)."""
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
+    """The follower's stream once it holds ``count`` orders."""
+
+    async def enough() -> list[dict[str, Any]] | None:
         stream = await read_stream(redis, follower_id)
-        if len(stream) >= count or asyncio.get_running_loop().time() > deadline:
-            return stream
-        await asyncio.sleep(0.05)
+        return stream if len(stream) >= count else None
+
+    stream: list[dict[str, Any]] = await eventually(enough, f"{count} orders", within_s=30)
+    return stream
 
 
 async def test_a_push_leader_alternating_between_instances_is_sized_from_the_database(
@@ -162,13 +162,16 @@ async def owner_of(service: ServiceProcess, leader_id: str) -> str | None:
 async def wait_owner(service: ServiceProcess, leader_id: str, owner: str | None) -> str:
     """Poll ``service``'s view until the feed runs on the ``owner`` pid (None: on any instance
     but ``service`` itself); return the owner's pid."""
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
+
+    async def moved() -> str | None:
         current = await owner_of(service, leader_id)
         if current is not None and (current == owner if owner else current != pid(service)):
             return current
-        assert asyncio.get_running_loop().time() < deadline, (owner, current)
-        await asyncio.sleep(0.1)
+        return None
+
+    where = owner or f"an instance other than {pid(service)}"
+    found: str = await eventually(moved, f"the feed on {where}", within_s=30, every_s=0.1)
+    return found
 
 
 # (fill_id, side, qty, leader position before, the follower's orders)
@@ -191,10 +194,9 @@ async def test_a_lease_that_leaves_an_instance_and_comes_back_sizes_from_the_dat
     for fill_id, _, _, before, legs in LEASE_SCRIPT:
         want += expected(leader["id"], subscription_id, fill_id, before, legs)
     frames = {f: fill_frame(f, SYMBOL, side, qty, PRICE) for f, side, qty, _, _ in LEASE_SCRIPT}
-    deadline = asyncio.get_running_loop().time() + 30
-    while (owner := await owner_of(pair[0], leader["id"])) is None:
-        assert asyncio.get_running_loop().time() < deadline, "no instance took the leader"
-        await asyncio.sleep(0.1)
+    owner = await eventually(
+        lambda: owner_of(pair[0], leader["id"]), "an instance taking the leader", 30, every_s=0.1
+    )
     first = next(s for s in pair if pid(s) == owner)
     second = next(s for s in pair if s is not first)
 

@@ -24,7 +24,7 @@ from tests.deploy_files import (
     used_names,
 )
 from tests.e2e.conftest import ServiceProcess, free_port
-from tests.support import Api, fill_frame, push_socket, send_frame
+from tests.support import Api, eventually, fill_frame, push_socket, send_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +35,14 @@ T = TypeVar("T")
 async def wait_for(
     probe: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 60.0
 ) -> T:
-    """Poll ``probe`` until it returns something; fail naming ``what`` after the bound."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting: {what}"
-        await asyncio.sleep(0.25)
+    """Wait until ``probe`` returns something other than None (an empty list counts)."""
+
+    async def found() -> tuple[T] | None:
+        value = await probe()
+        return None if value is None else (value,)
+
+    result: tuple[T] = await eventually(found, what, timeout_s, every_s=0.25)
+    return result[0]
 
 
 class Prometheus:

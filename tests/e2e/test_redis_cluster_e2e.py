@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.client import connect
 
@@ -17,7 +17,15 @@ from app.dispatch.keys import order_stream, report_stream
 from tests.cluster import needs_redis_binaries, redis_cluster
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.e2e.faults import expected_orders
-from tests.support import Api, bearer, fill_frame, push_socket, send_frame
+from tests.support import (
+    Api,
+    bearer,
+    eventually,
+    feed_subscribed,
+    fill_frame,
+    push_socket,
+    send_frame,
+)
 
 pytestmark = needs_redis_binaries
 FOLLOWERS = 12
@@ -58,7 +66,7 @@ async def service_on_cluster(
 
 
 async def test_the_service_runs_on_a_redis_cluster(
-    service_on_cluster: ServiceProcess, cluster: RedisCluster
+    service_on_cluster: ServiceProcess, cluster: RedisCluster, cluster_nodes: list[int]
 ) -> None:
     # Arrange: followers whose streams spread over the three nodes' slots.
     service = service_on_cluster
@@ -76,7 +84,9 @@ async def test_the_service_runs_on_a_redis_cluster(
     # Act: fills pushed while a feed socket of the first follower listens.
     feed_url = f"{service.ws_url}/v1/followers/{followers[0]['id']}/orders/ws"
     async with connect(feed_url, additional_headers=bearer(followers[0]["api_key"])) as feed:
-        await asyncio.sleep(0.3)
+        # The service's pub/sub runs on the node it is configured with; NUMSUB is per node.
+        async with Redis(port=cluster_nodes[1]) as node:
+            await feed_subscribed(node, followers[0]["id"])
         async with push_socket(service.ws_url, leader["id"], leader["push_token"]) as ws:
             acks = [
                 await send_frame(ws, fill_frame(f, "BTCUSDT", "buy", "0.1", "50000"))
@@ -111,13 +121,10 @@ async def test_the_service_runs_on_a_redis_cluster(
     await cluster.xadd(report_stream(followers[0]["id"]), {"report": json.dumps(report)})
 
     # Assert: the report reader (per-slot reads on a cluster) applied it.
-    status: Any = None
-    for _ in range(200):
+    async def filled() -> bool:
         order = await api.call(
             "GET", f"/v1/followers/{followers[0]['id']}/orders/{first['order_id']}", 200
         )
-        status = order["status"]
-        if status == "filled":
-            break
-        await asyncio.sleep(0.05)
-    assert status == "filled"
+        return bool(order["status"] == "filled")
+
+    await eventually(filled, "the first order filled by the report")

@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.e2e.faults import expected_orders, wait_for_orders
 from tests.e2e.feeds import ReplayingFeeds
-from tests.support import Api, bearer, fill_frame
+from tests.support import Api, bearer, eventually, feed_subscribed, fill_frame
 
 LEASE_TTL_S = 3.0
 HEARTBEAT_S = 0.5
@@ -69,14 +69,16 @@ async def owners(api: Api, leader_ids: list[str]) -> dict[str, str | None]:
 async def wait_owned(
     api: Api, leader_ids: list[str], pids: set[str], timeout_s: float = 30
 ) -> dict[str, str | None]:
-    """Poll until every leader is run by one of ``pids``, each of them by at least one."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """Wait until every leader is run by one of ``pids``, each of them by at least one."""
+
+    async def spread() -> dict[str, str | None] | None:
         current = await owners(api, leader_ids)
-        spread = set(current.values())
-        if spread == pids or time.monotonic() > deadline:
-            return current
-        await asyncio.sleep(0.1)
+        return current if set(current.values()) == pids else None
+
+    owned: dict[str, str | None] = await eventually(
+        spread, f"the leaders spread over {sorted(pids)}", timeout_s, every_s=0.1
+    )
+    return owned
 
 
 async def seed(api: Api, feeds: ReplayingFeeds) -> tuple[list[str], list[str], list[str], str]:
@@ -139,7 +141,7 @@ async def test_leaders_spread_and_move_when_an_instance_dies(
 
 
 async def test_feed_on_one_instance_gets_orders_made_on_another(
-    cluster: list[ServiceProcess], feeds: ReplayingFeeds
+    cluster: list[ServiceProcess], feeds: ReplayingFeeds, redis: Any
 ) -> None:
     # Arrange: a follower's feed socket on instance A; its leader run by another instance.
     api = Api(cluster[0].http)
@@ -160,7 +162,7 @@ async def test_feed_on_one_instance_gets_orders_made_on_another(
         f"{cluster[0].ws_url}/v1/followers/{followers[0]}/orders/ws",
         additional_headers=bearer(api_key),
     ) as ws:
-        await asyncio.sleep(0.3)  # the subscription is in place once the socket is open
+        await feed_subscribed(redis, followers[0])
         await feeds.publish(f"L{index}", fill(1))
         message = json.loads(await asyncio.wait_for(ws.recv(), timeout=20))
 

@@ -133,12 +133,12 @@ async def test_sigterm_closes_an_idle_push_socket_with_1012(
         accounts = await seed(service, followers=1)
         url = f"{service.ws_url}/v1/leaders/{accounts.leader_id}/fills/ws"
         async with connect(url, additional_headers=bearer(accounts.push_token)) as ws:
-            # The session registers just after the handshake: give it a moment.
-            for _ in range(100):
-                ready = (await service.http.get("/readyz")).json()
-                if ready["push_feeds"]:
-                    break
-                await asyncio.sleep(0.05)
+            # The session registers just after the handshake.
+            async def registered() -> dict[str, Any] | None:
+                ready: dict[str, Any] = (await service.http.get("/readyz")).json()
+                return ready if ready["push_feeds"] else None
+
+            ready = await eventually(registered, "the push session in /readyz")
             assert ready["push_feeds"] == {accounts.leader_id: {"sockets": 1}}
             assert ready["draining"] is False
 

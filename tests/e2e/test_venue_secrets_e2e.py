@@ -4,7 +4,6 @@ the database as plaintext, or in the service's log, while the feed works."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -14,7 +13,7 @@ from redis.asyncio import Redis
 
 from app.security.crypto import generate_key
 from tests.e2e.conftest import ServiceProcess, log_path_for
-from tests.support import ADMIN, Api, read_stream
+from tests.support import ADMIN, Api, eventually, read_stream
 from tests.venues.fake_bybit import FakeBybit, execution
 from tests.venues.harness import run_venue
 
@@ -58,12 +57,11 @@ async def test_venue_credentials_never_leave_the_service(
             await api.subscribe(follower["id"], created["id"])
             await venue.wait_subscribed(30)
             await venue.trade(execution("BTCUSDT", "Buy", "0.5", "50000"))
-            orders: list[dict[str, Any]] = []
-            for _ in range(300):
-                orders = await read_stream(redis, follower["id"])
-                if orders:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def an_order() -> list[dict[str, Any]]:
+                return await read_stream(redis, follower["id"])
+
+            orders: list[dict[str, Any]] = await eventually(an_order, "the trade's order", 15)
             for path in ("/v1/leaders", f"/v1/leaders/{created['id']}", "/readyz"):
                 seen.append((await service.http.get(path, headers=ADMIN)).text)
             stored = await db.fetchval(

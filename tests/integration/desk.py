@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,13 +90,6 @@ async def wait_for_order(
         return order if done(order) else None
 
     return await eventually(reached, f"order {order_id} to get there", within)
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[object]], within: float = 5.0, what: str = ""
-) -> None:
-    """``tests.support.eventually`` in the argument order some tests still use."""
-    await eventually(check, what, within)
 
 
 # --- typed stream access (redis-py's own annotations cover both decode modes) ------------------

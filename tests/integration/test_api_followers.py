@@ -20,6 +20,7 @@ from tests.support import (
     LiveServer,
     bearer,
     eventually,
+    feed_subscribed,
     fill_frame,
     push_socket,
     read_stream,
@@ -84,16 +85,6 @@ async def push_fills(server: LiveServer, leader: dict[str, Any], *frames: str) -
                 "fill_id": json.loads(frame)["fill_id"],
                 "status": "accepted",
             }
-
-
-async def wait_feed_subscribed(redis: Redis, follower_id: str) -> None:
-    """The order feed socket is live once the server's pub/sub listens on the channel."""
-    channel = f"copytrade:feed:{{{follower_id}}}"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2.0
-    while (await redis.pubsub_numsub(channel))[0][1] < 1:
-        assert loop.time() < deadline, f"nobody subscribed to {channel}"
-        await asyncio.sleep(0.01)
 
 
 async def orders_of(api: Api, follower_id: str, query: str = "") -> list[dict[str, Any]]:
@@ -682,7 +673,7 @@ async def test_order_feed_streams_own_orders_with_own_key(server: LiveServer, re
 
     # Act
     async with connect(url, additional_headers=bearer(desk.follower["api_key"])) as feed:
-        await wait_feed_subscribed(redis, follower_id)
+        await feed_subscribed(redis, follower_id)
         await push_fills(server, desk.leader, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
         message = json.loads(await asyncio.wait_for(feed.recv(), timeout=5))
 
@@ -709,7 +700,7 @@ async def test_order_feed_admin_with_query_token_sees_skipped_orders(
 
     # Act
     async with connect(url) as feed:
-        await wait_feed_subscribed(redis, follower_id)
+        await feed_subscribed(redis, follower_id)
         await push_fills(server, desk.leader, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
         message = json.loads(await asyncio.wait_for(feed.recv(), timeout=5))
 
@@ -738,7 +729,7 @@ async def test_order_feed_carries_only_that_followers_orders(
 
     # Act
     async with connect(url, additional_headers=bearer(desk.follower["api_key"])) as feed:
-        await wait_feed_subscribed(redis, a_id)
+        await feed_subscribed(redis, a_id)
         await api.call("PATCH", path, 200, json={"status": "paused"})
         await push_fills(server, desk.leader, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
         await api.call("PATCH", path, 200, json={"status": "active"})

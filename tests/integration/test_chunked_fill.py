@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.db.repositories import hotpath
+from app.db.repositories import fills
 from app.domain.model import Side
 from app.pipeline import FillNotRecorded
 from app.runtime import Runtime
@@ -86,7 +86,7 @@ async def test_a_chunk_that_fails_leaves_nothing_of_the_fill(
     # Arrange: the second chunk's write fails after the first one went through.
     leader_id, _ = await seed(live, FOLLOWERS)
     await live.equity.reload()
-    real = hotpath.record_orders
+    real = fills.record_orders
     calls = 0
 
     async def second_fails(*args: Any) -> None:
@@ -96,7 +96,7 @@ async def test_a_chunk_that_fails_leaves_nothing_of_the_fill(
             raise ConnectionResetError("lost mid-fill")
         await real(*args)
 
-    monkeypatch.setattr(hotpath, "record_orders", second_fails)
+    monkeypatch.setattr(fills, "record_orders", second_fails)
 
     # Act
     with pytest.raises(FillNotRecorded) as failed:
@@ -107,7 +107,7 @@ async def test_a_chunk_that_fails_leaves_nothing_of_the_fill(
     assert await db.fetchval("SELECT count(*) FROM leader_fill") == 0
     assert await order_rows(db) == []
     assert await db.fetchval("SELECT count(*) FROM subscription_position") == 0
-    monkeypatch.setattr(hotpath, "record_orders", real)
+    monkeypatch.setattr(fills, "record_orders", real)
     retried = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
     assert retried.status == "accepted"
     assert len(await order_rows(db)) == FOLLOWERS
@@ -123,7 +123,7 @@ async def test_a_book_another_instance_moved_is_planned_again_from_the_database(
     leader_id, _ = await seed(live, FOLLOWERS)
     await live.equity.reload()
     await live.pipeline.handle_fill(fill(leader_id, "f-1", Side.BUY, "2"))
-    elsewhere = SizingEngine(live.pg, live.fill_line, live.equity, order_ttl_s=30, chunk=2)
+    elsewhere = SizingEngine(live.pg, live.fill_pool, live.equity, order_ttl_s=30, chunk=2)
     await elsewhere.process(fill(leader_id, "f-2", Side.SELL, "2"))
 
     # Act: a sale of 1 is a new short, not a reduction of the long this book still holds.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import signal
@@ -14,7 +13,15 @@ import asyncpg
 
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.cli_runner import UUID_RE, cli_env, read_until, run_cli, start_cli
-from tests.support import Api, LiveServer, fill_frame, push_socket, read_stream, send_frame
+from tests.support import (
+    Api,
+    LiveServer,
+    feed_subscribed,
+    fill_frame,
+    push_socket,
+    read_stream,
+    send_frame,
+)
 
 PUSH_TOKEN_RE = re.compile(r"ctp_[A-Za-z0-9_-]+")
 API_KEY_RE = re.compile(r"ctf_[A-Za-z0-9_-]+")
@@ -200,16 +207,6 @@ def api_only(server: LiveServer) -> dict[str, str]:
     return cli_env(
         server.base_url, COPYTRADE_DATABASE_URL="", COPYTRADE_REDIS_URL="", COPYTRADE_ADMIN_TOKEN=""
     )
-
-
-async def feed_subscribed(redis: Any, follower_id: str) -> None:
-    """Wait until the server has subscribed the tail's socket to the follower's channel: the
-    socket opens first, and an order published in between reaches only the history."""
-    channel = f"copytrade:feed:{{{follower_id}}}"
-    deadline = asyncio.get_running_loop().time() + 10
-    while int((await redis.pubsub_numsub(channel))[0][1]) < 1:
-        assert asyncio.get_running_loop().time() < deadline, "the feed never subscribed"
-        await asyncio.sleep(0.02)
 
 
 async def test_orders_tail_through_the_feed_with_only_a_follower_key(

@@ -17,6 +17,7 @@ from tests.integration.cli_runner import cli_env, run_cli, start_cli
 from tests.support import (
     ADMIN,
     Api,
+    eventually,
     fill_frame,
     push_socket,
     read_stream,
@@ -65,11 +66,10 @@ async def test_api_only_and_ingest_dispatch_processes_split_the_work(
             # The worker serves no REST, runs the dispatch loops and the generic leader's
             # listener (its lease claimed at the first heartbeat), and takes the push fill.
             no_rest = await worker.http.get("/v1/leaders", headers=ADMIN)
-            for _ in range(200):
-                worker_loops = _loops()
-                if f"feed:{generic['id']}" in worker_loops:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: f"feed:{generic['id']}" in _loops(), "the generic leader's listener"
+            )
+            worker_loops = _loops()
             async with push_socket(worker.ws_url, leader["id"], leader["push_token"]) as ws:
                 ack = await send_frame(ws, fill_frame("f-1", "BTCUSDT", "buy", "2", "50000"))
             stream = await read_stream(redis, follower["id"])
@@ -98,14 +98,15 @@ async def test_serve_role_flag_runs_only_that_role(clean: None) -> None:
     process = await start_cli("serve", "--role", "dispatch", env=env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            for _ in range(600):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
+
+            async def healthy() -> bool:
                 assert process.returncode is None, await process.communicate()
-                await asyncio.sleep(0.05)
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(healthy, "the service's /healthz", within_s=30)
             health = await _health(http)
             rest = await http.get("/v1/leaders", headers=ADMIN)
         process.send_signal(signal.SIGTERM)

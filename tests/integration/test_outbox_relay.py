@@ -217,5 +217,5 @@ async def test_a_hanging_redis_does_not_hold_up_the_ack(clean: None, db: Any) ->
         assert isinstance(runtime.redis, Redis)
         await runtime.redis.aclose(close_connection_pool=True)
         await runtime.pg.close()
-        await runtime.engine.dispose()
+        await runtime.db_engine.dispose()
         server.close()

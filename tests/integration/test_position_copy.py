@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from tests.support import Api, LiveServer, read_stream
+from tests.support import Api, LiveServer, eventually, read_stream
 
 WAIT_S = 20.0
 
@@ -41,14 +40,14 @@ async def copying(api: Api, follower_id: str, leader_id: str) -> dict[str, Any]:
 
 async def report(api: Api, follower_id: str) -> dict[str, Any]:
     """The copy report once the job is done."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
+
+    async def done() -> dict[str, Any] | None:
         [sub] = await api.call("GET", f"/v1/followers/{follower_id}/subscriptions", 200)
         copy: dict[str, Any] = sub["open_positions"]
-        if copy["status"] == "done":
-            return copy
-        assert asyncio.get_running_loop().time() < deadline, f"copy job still {copy}"
-        await asyncio.sleep(0.05)
+        return copy if copy["status"] == "done" else None
+
+    copy: dict[str, Any] = await eventually(done, "the copy job done", WAIT_S)
+    return copy
 
 
 async def test_a_leader_without_fills_is_copied_at_the_venue_mark_and_says_what_it_skipped(

@@ -12,9 +12,8 @@ import json
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from tests.integration.test_api_followers import wait_feed_subscribed
 from tests.integration.test_sizing_api import btc, copier, orders_by_fill, push, streamed
-from tests.support import Api, LiveServer, bearer
+from tests.support import Api, LiveServer, bearer, feed_subscribed
 
 
 async def test_a_reversal_held_back_by_min_notional_records_its_opening_leg_as_skipped(
@@ -28,7 +27,7 @@ async def test_a_reversal_held_back_by_min_notional_records_its_opening_leg_as_s
 
     # Act: the leader goes from 0.05 long to 0.02 short
     async with connect(url, additional_headers=bearer(c.key)) as feed:
-        await wait_feed_subscribed(redis, c.follower_id)
+        await feed_subscribed(redis, c.follower_id)
         await push(server, c.leader, btc("f-2", "sell", "0.07", "1000"))
         messages = [json.loads(await asyncio.wait_for(feed.recv(), timeout=5)) for _ in range(2)]
 

@@ -12,7 +12,15 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import make_settings
-from tests.support import Api, LiveServer, fill_frame, push_socket, send_frame, start_live_server
+from tests.support import (
+    Api,
+    LiveServer,
+    eventually,
+    fill_frame,
+    push_socket,
+    send_frame,
+    start_live_server,
+)
 
 
 @pytest.fixture
@@ -39,10 +47,7 @@ async def waiting_on_locks(db: Any) -> int:
 
 
 async def until_waiting_on_a_lock(db: Any) -> None:
-    deadline = asyncio.get_running_loop().time() + 30
-    while not await waiting_on_locks(db):
-        assert asyncio.get_running_loop().time() < deadline, "no fill ever waited on the lock"
-        await asyncio.sleep(0.02)
+    await eventually(lambda: waiting_on_locks(db), "a fill waiting on the lock", within_s=30)
 
 
 async def error_then_close(ws: ClientConnection) -> tuple[dict[str, Any], int | None]:

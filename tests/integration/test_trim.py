@@ -22,7 +22,7 @@ RETENTION_S = 3600.0
 
 
 @pytest.fixture
-async def raw_redis(clean: None) -> AsyncIterator[Redis]:
+async def raw_redis(fresh_redis: None) -> AsyncIterator[Redis]:
     client = Redis.from_url(TEST_REDIS_URL)
     yield client
     await client.aclose()

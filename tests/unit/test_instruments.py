@@ -17,7 +17,6 @@ from app.domain.instruments import (
     map_symbol,
     not_listed_plan,
     order_rules,
-    to_base,
     to_venue_units,
 )
 from app.domain.model import Side, SkipReason
@@ -150,7 +149,6 @@ def test_okx_contracts_convert_through_base_units() -> None:
     # 0.1234 BTC on BTC-USDT-SWAP (ctVal 0.01 BTC, lotSz 0.01 contracts = 0.0001 BTC).
     assert to_venue_units(D("0.1234"), OKX_BTC) == D("12.34")
     assert to_venue_units(D("0.12345"), OKX_BTC) == D("12.34")  # never more than sized
-    assert to_base(D("12.34"), OKX_BTC) == D("0.1234")
 
 
 @pytest.mark.parametrize(
@@ -285,9 +283,9 @@ def test_property_contract_units_round_trip_and_never_round_up(
 
     # Act
     units = to_venue_units(on_lot, venue)
-    rounded = to_base(to_venue_units(off_lot, venue), venue)
+    rounded = to_venue_units(off_lot, venue) * venue.contract_size
 
     # Assert: on the lot it is exact both ways; off it, rounded down by less than a lot.
-    assert to_base(units, venue) == on_lot
+    assert units * venue.contract_size == on_lot
     assert units % lot_contracts == 0
     assert on_lot <= rounded <= off_lot

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.domain.decimals import sizing_context
 from app.domain.model import Side
 from app.domain.positions import (
     FillEffect,
@@ -16,8 +17,7 @@ from app.domain.positions import (
     direction,
     effect_of,
     opposite,
-    proportional_reduction,
-    reduction_fraction,
+    reduced_share,
     side_of,
     sign,
     signed_qty,
@@ -95,64 +95,22 @@ def test_signs_sides_and_directions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "fraction"),
-    [
-        pytest.param("2", "1", "0.5", id="half-long"),
-        pytest.param("-2", "-1.5", "0.25", id="quarter-short"),
-        pytest.param("2", "2", "0", id="unchanged"),
-        pytest.param("2", "0", "1", id="close"),
-        pytest.param("2", "-5", "1", id="reverse"),
-        pytest.param("3", "2", "0." + "3" * 80, id="a-third-to-80-digits"),
-    ],
-)
-def test_reduction_fraction(before: str, after: str, fraction: str) -> None:
-    # Act
-    result = reduction_fraction(D(before), D(after))
-
-    # Assert
-    assert result == D(fraction)
-
-
-@pytest.mark.parametrize(
     ("held", "before", "after", "expected"),
     [
         pytest.param("0.3", "3", "2", "0.1", id="a-third-of-0.3-is-exact"),
         pytest.param("0.25", "2", "1", "0.125", id="half"),
-        pytest.param("0.25", "-2", "0", "0.25", id="close-takes-all"),
-        pytest.param("0.25", "2", "-1", "0.25", id="reverse-takes-all"),
+        pytest.param("0.25", "-2", "-1", "0.125", id="half-short"),
         pytest.param("0", "2", "1", "0", id="nothing-held"),
+        pytest.param("1", "3", "2", "0." + "3" * 80, id="a-third-rounded-toward-zero"),
     ],
 )
-def test_proportional_reduction_multiplies_first(
-    held: str, before: str, after: str, expected: str
-) -> None:
-    # Act
-    result = proportional_reduction(D(held), D(before), D(after))
+def test_reduced_share_multiplies_first(held: str, before: str, after: str, expected: str) -> None:
+    # Act: inside the sizing context, as the planner calls it.
+    with localcontext(sizing_context()):
+        result = reduced_share(D(held), D(before), D(after))
 
     # Assert
     assert result == D(expected)
-
-
-@pytest.mark.parametrize(
-    ("before", "after", "field"),
-    [
-        pytest.param("0", "1", "before", id="from-flat"),
-        pytest.param("1", "2", "after", id="grows"),
-        pytest.param("-1", "-2", "after", id="grows-short"),
-    ],
-)
-def test_a_reduction_must_shrink_a_position(before: str, after: str, field: str) -> None:
-    # Act / Assert
-    with pytest.raises(ValueError, match=field):
-        reduction_fraction(D(before), D(after))
-    with pytest.raises(ValueError, match=field):
-        proportional_reduction(D(1), D(before), D(after))
-
-
-def test_held_must_not_be_negative() -> None:
-    # Act / Assert
-    with pytest.raises(ValueError, match="held"):
-        proportional_reduction(D(-1), D(2), D(1))
 
 
 # --- properties ---
@@ -204,33 +162,25 @@ def test_effect_of_matches_the_positions_before_and_after(
         assert effect is FillEffect.REDUCE
 
 
-@given(
-    held=quantities(), before=quantities(signed=True), side=st.sampled_from(Side), data=st.data()
-)
-def test_proportional_reduction_is_the_exact_share(
-    held: Decimal, before: Decimal, side: Side, data: st.DataObject
+@given(held=quantities(), before=quantities(signed=True), data=st.data())
+def test_reduced_share_is_the_exact_share_rounded_toward_zero(
+    held: Decimal, before: Decimal, data: st.DataObject
 ) -> None:
-    # Arrange: a fill against the position, up to twice its size
+    # Arrange: a fill against the position that leaves some of it (a REDUCE)
     if before == 0:
         before = Decimal(1)
     against = Side.SELL if before > 0 else Side.BUY
-    qty = data.draw(st.integers(1, 200).map(lambda k: abs(before) * k / 100))
+    qty = data.draw(st.integers(1, 99).map(lambda k: abs(before) * k / 100))
     after = apply_fill(before, against, qty)
+    assert effect_of(before, after) is FillEffect.REDUCE
 
     # Act
-    share = proportional_reduction(held, before, after)
-    fraction = reduction_fraction(before, after)
+    with localcontext(sizing_context()):
+        share = reduced_share(held, before, after)
 
     # Assert
-    assert 0 <= fraction <= 1
     assert 0 <= share <= held
-    if after == 0 or opposite(before, after):
-        assert share == held
-        assert fraction == 1
-    else:
-        exact = (
-            Fraction(held) * (abs(Fraction(before)) - abs(Fraction(after))) / abs(Fraction(before))
-        )
-        # One quotient at 80 digits, rounded toward zero.
-        assert Fraction(share) <= exact
-        assert exact - Fraction(share) < Fraction(1, 10**60) * max(Fraction(1), exact)
+    exact = Fraction(held) * (abs(Fraction(before)) - abs(Fraction(after))) / abs(Fraction(before))
+    # One quotient at 80 digits, rounded toward zero.
+    assert Fraction(share) <= exact
+    assert exact - Fraction(share) < Fraction(1, 10**60) * max(Fraction(1), exact)

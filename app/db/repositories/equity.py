@@ -56,9 +56,9 @@ class EquityRepository:
         """(leader_id, follower_id, reading) for every account's newest snapshot, or only
         among the snapshots inserted in the last ``within_s`` seconds, ``page`` at a time.
 
-        Read through a server-side cursor: the rows of 42,000 accounts fetched and turned into
-        readings at once held the event loop for about 200 ms; a page at a time, it is free
-        between pages (the caller's session holds the cursor's transaction)."""
+        Read through a server-side cursor: turning every account's row into a reading at once
+        holds the event loop for as long as that takes (docs/measurements.md); a page at a
+        time, it is free between pages (the caller's session holds the cursor's transaction)."""
         if within_s is None:
             statement, params = _NEWEST_SQL, {}
         else:

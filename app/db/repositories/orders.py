@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.repositories.hotpath import MARK_DISPATCHED
+from app.db.repositories.fills import MARK_DISPATCHED
 from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
 
 

@@ -366,7 +366,7 @@ class VenueListener:
         await self._check.save_marks(venue, as_of)
         if seeded:
             self._floor = max(self._floor, as_of)
-            self._pipeline.engine.invalidate(self.leader_id)
+            self._pipeline.sizing.invalidate(self.leader_id)
             log.info(
                 "venue_positions_seeded", leader_id=str(self.leader_id), symbols=len(positions)
             )

@@ -57,7 +57,7 @@ class PositionCheck:
 
     async def before_fill(self, fill: Fill, start: Decimal) -> None:
         """The venue says the position was ``start`` just before ``fill``: resync if not."""
-        tracked = await self._pipeline.engine.leader_positions(self.leader_id)
+        tracked = await self._pipeline.sizing.leader_positions(self.leader_id)
         if tracked.get(fill.symbol, Decimal(0)) == start:
             return
         async with self._pipeline.unit_of_work() as uow:
@@ -89,7 +89,7 @@ class PositionCheck:
             return
         await self.save_marks(venue)
         touched, self._touched = self._touched, set()
-        tracked = await self._pipeline.engine.leader_positions(self.leader_id)
+        tracked = await self._pipeline.sizing.leader_positions(self.leader_id)
         by_symbol = {p.symbol: p for p in venue}
         missing = sorted(tracked.keys() - by_symbol.keys())
         if missing:
@@ -117,7 +117,7 @@ class PositionCheck:
         price = (
             position.price
             or self._marks.get(name)
-            or self._pipeline.engine.last_price(self.leader_id, name)
+            or self._pipeline.sizing.last_price(self.leader_id, name)
         )
         if price is None:
             log.warning("leader_resync_without_price", leader_id=str(self.leader_id), symbol=name)

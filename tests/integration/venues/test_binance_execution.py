@@ -5,9 +5,8 @@ and the venue's answers back to the order's status, events and the actual positi
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,7 +16,15 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 
 from app.domain.ids import order_id
-from tests.support import Api, LiveServer, fill_frame, push_socket, send_frame, start_live_server
+from tests.support import (
+    Api,
+    LiveServer,
+    eventually,
+    fill_frame,
+    push_socket,
+    send_frame,
+    start_live_server,
+)
 from tests.venues.binance_usdm_trading import FakeBinanceTrading
 from tests.venues.harness import Running, run_venue, venue_settings
 
@@ -53,7 +60,7 @@ class Desk:
         async def done() -> bool:
             return (await self.order(oid))["status"] in statuses
 
-        await until(done, f"order {oid} {statuses}")
+        await eventually(done, f"order {oid} {statuses}", within_s=30)
         return await self.order(oid)
 
     async def account(self) -> dict[str, Any]:
@@ -61,13 +68,6 @@ class Desk:
             "GET", f"/v1/followers/{self.follower_id}/account", 200
         )
         return body
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within_s: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def account_body(venue: FakeBinanceTrading, running: Running) -> dict[str, str]:
@@ -107,7 +107,9 @@ async def desk(redis: Redis, request: pytest.FixtureRequest) -> AsyncIterator[De
         async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
             desk = Desk(api, server, running, venue, redis, leader, follower["id"], sub["id"], ws)
             if not (marker and marker.kwargs.get("dual_side")):
-                await until(lambda: _ready(desk), "the account read from the venue", within_s=30)
+                await eventually(
+                    lambda: _ready(desk), "the account read from the venue", within_s=30
+                )
             yield desk
 
 
@@ -160,7 +162,7 @@ async def test_fills_in_parts_move_the_status_and_the_actual_position(desk: Desk
         rows = await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/positions", 200)
         return any(r["actual"] == "0.2" and r["actual_source"] == "venue" for r in rows)
 
-    await until(venue_actual, "the venue's position in GET positions")
+    await eventually(venue_actual, "the venue's position in GET positions", within_s=30)
     rows = await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/positions", 200)
     assert rows[0]["symbol_target"] == "0.2"
 
@@ -250,7 +252,7 @@ async def test_equity_read_from_the_venue_sizes_the_next_fill(desk: Desk) -> Non
     async def grown() -> bool:
         return bool((await desk.account())["equity"] == "20000")
 
-    await until(grown, "the new equity read")
+    await eventually(grown, "the new equity read", within_s=30)
 
     # Act
     oid = await desk.fill("buy", "1")
@@ -266,7 +268,7 @@ async def test_a_hedge_mode_account_is_refused(desk: Desk) -> None:
     async def refused() -> bool:
         return bool((await desk.account())["status"] == "error")
 
-    await until(refused, "the account in error")
+    await eventually(refused, "the account in error", within_s=30)
     assert "hedge mode" in (await desk.account())["last_error"]
 
 
@@ -276,7 +278,7 @@ async def test_disconnecting_expires_the_queued_orders_and_removes_the_group(des
     async def refused() -> bool:
         return bool((await desk.account())["status"] == "error")
 
-    await until(refused, "the account in error")
+    await eventually(refused, "the account in error", within_s=30)
     await desk.api.follower_equity(desk.follower_id, "10000")
     oid = await desk.fill("buy", "1")
     stream = f"copytrade:orders:{{{desk.follower_id}}}"
@@ -284,7 +286,7 @@ async def test_disconnecting_expires_the_queued_orders_and_removes_the_group(des
     async def queued() -> bool:
         return bool(await desk.redis.xlen(stream) == 1)
 
-    await until(queued, "the order in the stream")
+    await eventually(queued, "the order in the stream", within_s=30)
 
     # Act
     await desk.api.call("DELETE", f"/v1/followers/{desk.follower_id}/account", 204)
@@ -307,12 +309,12 @@ async def test_reconnecting_with_new_keys_rebuilds_the_executor(desk: Desk) -> N
     async def refused() -> bool:
         return bool((await desk.account())["status"] == "error")
 
-    await until(refused, "the account in error")
+    await eventually(refused, "the account in error", within_s=30)
     assert "refused the API key" in (await desk.account())["last_error"]
 
     # Act: the right keys again
     await desk.api.call("PUT", path, 200, json=account_body(desk.venue, desk.running))
-    await until(lambda: _ready(desk), "the account ready again")
+    await eventually(lambda: _ready(desk), "the account ready again", within_s=30)
     oid = await desk.fill("buy", "1")
 
     # Assert

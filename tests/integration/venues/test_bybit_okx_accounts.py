@@ -5,9 +5,8 @@ the order's status, events and the follower's actual position."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 
 from app.domain.ids import order_id
 from app.venues.okx.ids import cl_ord_id
-from tests.support import Api, fill_frame, push_socket, send_frame, start_live_server
+from tests.support import Api, eventually, fill_frame, push_socket, send_frame, start_live_server
 from tests.venues import bybit_trading, fake_okx
 from tests.venues.bybit_trading import BybitTrading
 from tests.venues.harness import Running, run_venue, venue_settings
@@ -101,7 +100,7 @@ class Desk:
         async def done() -> bool:
             return (await self.order(oid))["status"] in statuses
 
-        await until(done, f"order {oid} {statuses}")
+        await eventually(done, f"order {oid} {statuses}", within_s=30)
         return await self.order(oid)
 
     async def account(self) -> dict[str, Any]:
@@ -115,13 +114,6 @@ class Desk:
             for call in self.fake.rest_calls
             if call.path == self.venue.create_path and call.method == "POST"
         ]
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within_s: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(params=[BYBIT, OKX], ids=["bybit", "okx"])
@@ -148,7 +140,9 @@ async def desk(redis: object, request: pytest.FixtureRequest) -> AsyncIterator[D
         async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
             desk = Desk(api, running, venue, fake, leader, follower["id"], sub["id"], ws)
             if not hedged:
-                await until(lambda: _ready(desk), "the account read from the venue")
+                await eventually(
+                    lambda: _ready(desk), "the account read from the venue", within_s=30
+                )
             yield desk
 
 
@@ -196,7 +190,7 @@ async def test_fills_in_parts_move_the_status_and_the_actual_position(desk: Desk
         rows = await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/positions", 200)
         return any(r["actual"] == "0.2" and r["actual_source"] == "venue" for r in rows)
 
-    await until(venue_actual, "the venue's position in GET positions")
+    await eventually(venue_actual, "the venue's position in GET positions", within_s=30)
 
 
 async def test_a_venue_rejection_is_reported_with_its_reason_and_code(desk: Desk) -> None:
@@ -250,7 +244,7 @@ async def test_equity_read_from_the_venue_sizes_the_next_fill(desk: Desk) -> Non
     async def grown() -> bool:
         return Decimal((await desk.account())["equity"]) == 20000
 
-    await until(grown, "the new equity read")
+    await eventually(grown, "the new equity read", within_s=30)
 
     # Act
     oid = await desk.fill("buy", "1")
@@ -266,5 +260,5 @@ async def test_a_hedge_mode_account_is_refused(desk: Desk) -> None:
     async def refused() -> bool:
         return bool((await desk.account())["status"] == "error")
 
-    await until(refused, "the account in error")
+    await eventually(refused, "the account in error", within_s=30)
     assert "hedge mode" in (await desk.account())["last_error"]

@@ -16,10 +16,9 @@ from typing import Any
 import asyncpg
 from websockets.asyncio.client import connect
 
-from tests.integration.test_api_followers import wait_feed_subscribed
 from tests.integration.venues import test_binance_execution as binance
-from tests.integration.venues.test_binance_execution import Desk, until
-from tests.support import ADMIN_TOKEN
+from tests.integration.venues.test_binance_execution import Desk
+from tests.support import ADMIN_TOKEN, eventually, feed_subscribed
 
 desk = binance.desk  # the fixture: the service, a push leader, the Binance account
 
@@ -46,7 +45,7 @@ async def row_where(desk: Desk, what: str, **expected: Any) -> dict[str, Any]:
         row = await btc_row(desk)
         return all(row.get(k) == v for k, v in expected.items())
 
-    await until(shown, what)
+    await eventually(shown, what, within_s=30)
     return await btc_row(desk)
 
 
@@ -67,7 +66,7 @@ async def resynced(desk: Desk) -> dict[str, Any]:
     async def filled() -> bool:
         return any(o["status"] == "filled" for o in await resync_orders(desk))
 
-    await until(filled, "a follower_resync order filled")
+    await eventually(filled, "a follower_resync order filled", within_s=30)
     [resync] = await resync_orders(desk)
     return resync
 
@@ -80,7 +79,7 @@ async def test_a_hand_trade_is_flagged_under_alert_and_the_next_fill_starts_from
     url = f"{desk.server.ws_url}/v1/followers/{desk.follower_id}/orders/ws?token={ADMIN_TOKEN}"
 
     async with connect(url) as feed:
-        await wait_feed_subscribed(desk.redis, desk.follower_id)
+        await feed_subscribed(desk.redis, desk.follower_id)
 
         # Act: the follower buys 0.4 BTC by hand
         desk.venue.positions["BTCUSDT"] = Decimal("0.5")
@@ -211,7 +210,7 @@ async def test_a_resync_that_would_flip_the_follower_short_is_refused(desk: Desk
     async def refused() -> bool:
         return any(o["status"] == "rejected" for o in await resync_orders(desk))
 
-    await until(refused, "the resync refused")
+    await eventually(refused, "the resync refused", within_s=30)
     [resync] = await resync_orders(desk)
     assert (resync["side"], resync["qty"], resync["reduce_only"]) == ("sell", "0.1", True)
     assert dict.get(lagging, "BTCUSDT") == 0
@@ -238,6 +237,6 @@ async def test_a_per_fill_subscription_is_corrected_but_never_resynced(
             seen.append(at)
         return len(seen) >= 3
 
-    await until(checked_again, "two more drift checks")
+    await eventually(checked_again, "two more drift checks", within_s=30)
     assert (row["actual"], row["drift_flagged"], row["drift_fraction"]) == ("0.5", False, None)
     assert await resync_orders(desk) == []

@@ -3,14 +3,14 @@ built from the stored account and driven by the shared executor loop."""
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
+from typing import Any
 
 from eth_account import Account as Wallet
 from redis.asyncio import Redis
 
 from app.domain.ids import order_id
-from tests.support import Api, fill_frame, push_socket, send_frame, start_live_server
+from tests.support import Api, eventually, fill_frame, push_socket, send_frame, start_live_server
 from tests.venues.harness import run_venue, venue_settings
 from tests.venues.hyperliquid_trading import Account, FakeHyperliquidTrading
 
@@ -42,10 +42,11 @@ async def test_a_leader_fill_becomes_a_hyperliquid_order_and_comes_back_filled(
         }
         shown = await api.call("PUT", path, 200, json=body)
         assert AGENT_KEY[2:] not in str(shown)
-        deadline = asyncio.get_running_loop().time() + 30
-        while (await api.call("GET", path, 200))["equity"] != "10000":
-            assert asyncio.get_running_loop().time() < deadline, "equity never read"
-            await asyncio.sleep(0.05)
+
+        async def equity_read() -> bool:
+            return bool((await api.call("GET", path, 200))["equity"] == "10000")
+
+        await eventually(equity_read, "the account's equity read", within_s=30)
 
         # Act
         async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:
@@ -53,9 +54,12 @@ async def test_a_leader_fill_becomes_a_hyperliquid_order_and_comes_back_filled(
             assert reply["type"] == "ack"
         oid = order_id(leader["id"], "hl-1", sub["id"])
         order_path = f"/v1/followers/{follower['id']}/orders/{oid}"
-        while (order := await api.call("GET", order_path, 200))["status"] != "filled":
-            assert asyncio.get_running_loop().time() < deadline + 30, order["status"]
-            await asyncio.sleep(0.05)
+
+        async def filled() -> dict[str, Any] | None:
+            order: dict[str, Any] = await api.call("GET", order_path, 200)
+            return order if order["status"] == "filled" else None
+
+        order = await eventually(filled, f"order {oid} filled", within_s=30)
 
     # Assert: one order at the venue under the order's cloid, a tenth of the leader's move
     assert (order["filled_qty"], order["avg_price"]) == ("0.1", "50000")

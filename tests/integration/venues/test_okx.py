@@ -3,7 +3,6 @@ exact follower orders come out, through a normal run, a dropped connection and a
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,16 +35,16 @@ class Desk:
     async def orders(self, count: int) -> list[tuple[str, str, str, str, bool]]:
         """The follower's stream once it holds ``count`` orders, as (fill, symbol, side, qty,
         reduce_only); fails if it does not get there in time."""
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while True:
+
+        async def enough() -> list[dict[str, Any]] | None:
             stream = await read_stream(self.redis, self.follower_id)
-            if len(stream) >= count:
-                return [
-                    (o["leader_fill_id"], o["symbol"], o["side"], o["qty"], o["reduce_only"])
-                    for o in stream
-                ]
-            assert asyncio.get_running_loop().time() < deadline, stream
-            await asyncio.sleep(0.05)
+            return stream if len(stream) >= count else None
+
+        stream = await eventually(enough, f"{count} orders in the stream", WAIT_S)
+        return [
+            (o["leader_fill_id"], o["symbol"], o["side"], o["qty"], o["reduce_only"])
+            for o in stream
+        ]
 
     async def listener(self) -> dict[str, Any]:
         leader = await self.api.call("GET", f"/v1/leaders/{self.leader_id}", 200)

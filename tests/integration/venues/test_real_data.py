@@ -5,8 +5,7 @@ copied at the venue's mark."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,23 +15,13 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from tests.support import Api, LiveServer, read_stream, start_live_server
+from tests.support import Api, LiveServer, eventually, read_stream, start_live_server
 from tests.venues.drivers import DRIVERS, Driver, new_driver
 from tests.venues.harness import Running, run_venue, venue_settings
 
 T = TypeVar("T")
 WAIT_S = 60.0
 VENUES = pytest.mark.parametrize("kind", sorted(DRIVERS))
-
-
-async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -54,7 +43,10 @@ class Scene:
             seen = {o["leader_fill_id"] for o in orders}
             return orders if set(fill_ids) <= seen else None
 
-        return await until(probe, f"orders of {fill_ids}")
+        orders: list[dict[str, Any]] = await eventually(
+            probe, f"orders of {fill_ids}", within_s=WAIT_S
+        )
+        return orders
 
     async def listener(self) -> dict[str, Any]:
         leader = await self.api.call("GET", f"/v1/leaders/{self.leader_id}", 200)
@@ -152,7 +144,7 @@ async def test_an_unreadable_row_in_a_backfill_page_does_not_stop_the_backfill(
             count: int = (await s.listener())["reconnects"]
             return count > before
 
-        await until(reconnecting, "the idle timeout")
+        await eventually(reconnecting, "the idle timeout", within_s=WAIT_S)
         good = s.driver.history_with_bad_row("ETH", "3000")
         s.running.proxy.thaw()
 
@@ -192,7 +184,7 @@ async def test_a_missed_fill_is_corrected_by_a_leader_resync(
             sync = [o for o in orders if o["leader_fill_id"].startswith("resync:")]
             return sync or None
 
-        [sync] = await until(resynced, "a leader resync")
+        [sync] = await eventually(resynced, "a leader resync", within_s=WAIT_S)
         assert (sync["symbol"], sync["side"], sync["qty"]) == (s.driver.symbol("SOL"), "buy", "5")
         positions = await s.api.call("GET", f"/v1/leaders/{s.leader_id}/positions", 200)
         held = [p["qty"] for p in positions if p["symbol"] == s.driver.symbol("SOL")]
@@ -229,7 +221,7 @@ async def test_a_leader_added_with_open_positions_is_copied_at_the_venue_mark(
             copy: dict[str, Any] = sub["open_positions"]
             return copy if copy["status"] == "done" else None
 
-        copy = await until(copied, "the copy job")
+        copy = await eventually(copied, "the copy job", within_s=WAIT_S)
         assert copy["synced"] == sorted([s.driver.symbol("BTC"), s.driver.symbol("ETH")])
         assert copy["skipped"] == []
         orders = await read_stream(s.redis, s.follower_id)

@@ -8,11 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.session import make_engine, make_sessionmaker
 from app.metrics import INSTRUMENT_ROWS_SKIPPED
 from app.venues.instruments import InstrumentRefresher
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, Rolled
 from tests.integration.venues.instrument_fakes import Venues, running_venues
 from tests.support import eventually
 
@@ -26,10 +27,17 @@ RULES = (
 BTC_STEP = "SELECT qty_step FROM venue_instrument WHERE venue = 'hyperliquid' AND symbol = 'BTC'"
 
 
-def refresher(venues: Venues, min_interval_s: float = 0.0) -> InstrumentRefresher:
-    engine = make_engine(TEST_DATABASE_URL, 2)
+def refresher(
+    venues: Venues,
+    min_interval_s: float = 0.0,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+) -> InstrumentRefresher:
+    """A refresher of every fake venue: on ``sessions`` (a test's rolled-back transaction)
+    or, without, on a pool of its own that commits."""
+    if sessions is None:
+        sessions = make_sessionmaker(make_engine(TEST_DATABASE_URL, 2))
     return InstrumentRefresher(
-        make_sessionmaker(engine), list(venues.urls), venues.urls, 3600.0, min_interval_s, 5.0
+        sessions, list(venues.urls), venues.urls, 3600.0, min_interval_s, 5.0
     )
 
 
@@ -41,7 +49,8 @@ def skipped(venue: str) -> float:
     return float(INSTRUMENT_ROWS_SKIPPED.labels(venue=venue)._value.get())
 
 
-async def test_each_venue_list_loads_as_base_unit_rules(db: asyncpg.Connection) -> None:
+async def test_each_venue_list_loads_as_base_unit_rules(tx: Rolled) -> None:
+    db = tx.db
     async with running_venues() as venues:
         # Arrange: a malformed row on each venue, between good ones.
         venues.binance.symbols.insert(1, {"symbol": "BADUSDT", "contractType": "PERPETUAL"})
@@ -51,7 +60,7 @@ async def test_each_venue_list_loads_as_base_unit_rules(db: asyncpg.Connection) 
                                           "lotSz": "1"})  # fmt: skip
         venues.hyperliquid.universe.insert(1, {"name": "BAD", "szDecimals": "five"})
         before = {venue: skipped(venue) for venue in venues.urls}
-        loader = refresher(venues)
+        loader = refresher(venues, sessions=tx.sessions)
 
         # Act
         loaded = {venue: await loader.refresh(venue) for venue in venues.urls}
@@ -119,9 +128,10 @@ async def test_a_reload_writes_changes_keeps_operator_rules_and_drops_delisted(
         assert unchanged == stamps["BTCUSDT"]  # rewritten only when its rules changed
 
 
-async def test_a_load_with_a_bad_row_removes_nothing(db: asyncpg.Connection) -> None:
+async def test_a_load_with_a_bad_row_removes_nothing(tx: Rolled) -> None:
+    db = tx.db
     async with running_venues() as venues:
-        loader = refresher(venues)
+        loader = refresher(venues, sessions=tx.sessions)
         await loader.refresh("okx")
         # ETH's row turns malformed: it may still be listed, so it is not removed.
         venues.okx.instruments[1]["lotSz"] = "n/a"

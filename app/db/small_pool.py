@@ -1,8 +1,8 @@
 """A few dedicated Postgres connections for the fill statement, without a pool's round trip.
 
 asyncpg's pool releases a connection through ``asyncio.shield`` (a task of its own), a reset
-under a timeout and an inactivity timer: about 60 us of a 1 ms fill, measured inside the
-service. The fill statement needs none of that: its connections keep no session state and
+under a timeout and an inactivity timer, on every fill (docs/measurements.md). The fill
+statement needs none of that: its connections keep no session state and
 are only ever used one statement or one transaction at a time. A connection that fails or is
 abandoned mid-statement is closed and replaced by a new one on the next use.
 """
@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 
-class ConnectionLine:
+class SmallPool:
+    """Hand out ``size`` connections one use at a time; connect lazily, replace the lost."""
+
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
         self._connect = connect
         self._idle: asyncio.LifoQueue[asyncpg.Connection | None] = asyncio.LifoQueue()

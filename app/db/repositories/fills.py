@@ -1,4 +1,4 @@
-"""The hot path's SQL, on raw asyncpg: one statement records a fill and everything it caused.
+"""The fill path's SQL, on raw asyncpg: one statement records a fill and everything it caused.
 
 One statement is one transaction in autocommit: the fill, its orders, the position moves and
 any subscription status change commit together or not at all, in a single round trip. A fill id

@@ -1,4 +1,4 @@
-"""The fill statement's dedicated connections: reused, and replaced when one is lost."""
+"""The fill statement's small pool: a connection is reused, and replaced when one is lost."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.db.line import ConnectionLine
+from app.db.small_pool import SmallPool
 from tests.conftest import pg_dsn
 from tests.support import eventually
 
 
 @pytest.fixture
-async def line(clean: None) -> AsyncIterator[ConnectionLine]:
+async def pool(migrated_database: str) -> AsyncIterator[SmallPool]:
     connects = 0
 
     async def connect() -> asyncpg.Connection:
@@ -24,68 +24,68 @@ async def line(clean: None) -> AsyncIterator[ConnectionLine]:
         connects += 1
         return await asyncpg.connect(pg_dsn())
 
-    made = ConnectionLine(connect, size=2)
+    made = SmallPool(connect, size=2)
     made.connects = lambda: connects  # type: ignore[attr-defined]
     yield made
     await made.close()
 
 
-async def backend(line: ConnectionLine) -> int:
-    async with line.connection() as conn:
+async def backend(pool: SmallPool) -> int:
+    async with pool.connection() as conn:
         pid: int = await conn.fetchval("SELECT pg_backend_pid()")
         return pid
 
 
-async def test_a_connection_is_reused(line: Any) -> None:
+async def test_a_connection_is_reused(pool: Any) -> None:
     # Act
-    first = await backend(line)
-    second = await backend(line)
+    first = await backend(pool)
+    second = await backend(pool)
 
     # Assert
     assert first == second
-    assert line.connects() == 1
+    assert pool.connects() == 1
 
 
-async def test_a_server_error_keeps_the_connection(line: Any) -> None:
+async def test_a_server_error_keeps_the_connection(pool: Any) -> None:
     # Arrange
-    before = await backend(line)
+    before = await backend(pool)
 
     # Act
     with pytest.raises(asyncpg.DivisionByZeroError):
-        async with line.connection() as conn:
+        async with pool.connection() as conn:
             await conn.fetchval("SELECT 1 / 0")
 
     # Assert
-    assert await backend(line) == before
+    assert await backend(pool) == before
 
 
-async def test_a_connection_killed_by_the_server_is_replaced(line: Any, db: Any) -> None:
+async def test_a_connection_killed_by_the_server_is_replaced(pool: Any, db: Any) -> None:
     # Arrange
-    killed = await backend(line)
+    killed = await backend(pool)
     # With a timeout, pg_terminate_backend returns once the backend has exited: otherwise the
     # next statement can race the signal and still be answered by the doomed backend.
     assert await db.fetchval("SELECT pg_terminate_backend($1, 10000)", killed)
 
     # Act: the next use fails on the dead connection (as a fill would) if the client has not
-    # noticed the close yet, else the line already hands out a new one; either way the use
+    # noticed the close yet, else the pool already hands out a new one; either way the use
     # after it works. A failure shows as the server's FATAL message, a closed socket, or
     # asyncpg caught mid-operation.
     lost = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
     with contextlib.suppress(*lost):
-        async with line.connection() as conn:
+        async with pool.connection() as conn:
             await conn.fetchval("SELECT 1")
-    replaced = await backend(line)
+    replaced = await backend(pool)
 
     # Assert
     assert replaced != killed
 
 
-async def test_a_statement_cancelled_midway_does_not_poison_the_line(line: Any, db: Any) -> None:
+async def test_a_statement_cancelled_midway_does_not_poison_the_pool(pool: Any, db: Any) -> None:
     # Arrange
-    before = await backend(line)
+    before = await backend(pool)
 
     async def slow() -> None:
-        async with line.connection() as conn:
+        async with pool.connection() as conn:
             await conn.execute("SELECT pg_sleep(5)")
 
     # Act
@@ -100,5 +100,5 @@ async def test_a_statement_cancelled_midway_does_not_poison_the_line(line: Any, 
         await task
 
     # Assert: a fresh connection, ready at once.
-    after = await asyncio.wait_for(backend(line), timeout=2)
+    after = await asyncio.wait_for(backend(pool), timeout=2)
     assert after != before

@@ -1,4 +1,4 @@
-"""The hot path's columns travel as joined text that Postgres splits: every value must come
+"""The fill repository's columns travel as joined text that Postgres splits: every value must come
 back exactly as it went, None as NULL, and a value that would break the split is refused."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.db.repositories.hotpath import join_column, split_column
+from app.db.repositories.fills import join_column, split_column
+from tests.conftest import Rolled
 
 TRICKY = [
     'quote " and \\ backslash',
@@ -26,23 +27,23 @@ async def round_trip(db: Any, sql_type: str, values: list[Any], text: bool) -> A
     return await db.fetchval(f"SELECT {split_column('$1', sql_type)}", join_column(values, text))
 
 
-async def test_text_values_come_back_exactly(db: Any) -> None:
+async def test_text_values_come_back_exactly(tx: Rolled) -> None:
     # Act
-    back = await round_trip(db, "text", TRICKY, text=True)
+    back = await round_trip(tx.db, "text", TRICKY, text=True)
 
     # Assert
     assert back == TRICKY
 
 
-async def test_none_is_null_and_numbers_keep_their_digits(db: Any) -> None:
+async def test_none_is_null_and_numbers_keep_their_digits(tx: Rolled) -> None:
     # Arrange
     amounts = [Decimal("0.00000001"), Decimal("1E-8"), None, Decimal("-123456789.123456789")]
     flags = [True, False, None]
 
     # Act
-    numbers = await round_trip(db, "numeric", amounts, text=False)
-    bools = await round_trip(db, "bool", flags, text=False)
-    empty = await round_trip(db, "text", [], text=True)
+    numbers = await round_trip(tx.db, "numeric", amounts, text=False)
+    bools = await round_trip(tx.db, "bool", flags, text=False)
+    empty = await round_trip(tx.db, "text", [], text=True)
 
     # Assert
     assert numbers == amounts
