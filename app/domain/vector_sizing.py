@@ -24,14 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from app.domain.decimals import sizing_context
+from app.domain.decimals import round_to_step, sizing_context
 from app.domain.model import EquityReading, Fill, Side, SkipReason
 from app.domain.plan_model import (
     InstrumentRules,
@@ -278,7 +278,7 @@ class Sized:
 
     __slots__ = (
         "after", "after_steps", "against", "case", "close", "effect", "fallback", "floor_hit",
-        "inputs", "opened", "reason", "rounded", "rows", "status_change", "targeted",
+        "inputs", "nearest", "opened", "reason", "rounded", "rows", "status_change", "targeted",
     )  # fmt: skip
 
     def __init__(
@@ -300,6 +300,7 @@ class Sized:
         # rounding kept before minimums (the residue's complement).
         self.targeted: list[bool] = columns["targeted"].tolist()
         self.rounded: list[int] = columns["rounded"].tolist()
+        self.nearest: list[bool] = rows.nearest.tolist()
 
     def plan(
         self,
@@ -472,60 +473,80 @@ def _build_plan(
     follower: EquityReading | None,
     multiplier: Decimal,
 ) -> Plan:
+    """The kernel decided the branch, the legs and the reason; the figures are the
+    planner's own Decimal expressions, so that each one is the same to the digit (a stored
+    NUMERIC keeps its scale: 0.2 and 0.20000000 are not the same row)."""
     inputs = sized.inputs
     fill, l0, l1 = inputs.fill, inputs.leader_before, inputs.leader_after
+    d = 1 if fill.side is Side.BUY else -1
     step = sized.rows.steps[row]
     case = sized.case[row]
-    reason = REASONS[sized.reason[row]]
-    close, opened = sized.close[row], sized.opened[row]
-    legs: list[PlannedLeg] = []
-    if close:
-        side = fill.side
-        if sized.against[row]:
-            side = Side.SELL if side is Side.BUY else Side.BUY
-        legs.append(PlannedLeg(side=side, qty=close * step, reduce_only=True))
-    if opened:
-        legs.append(PlannedLeg(side=fill.side, qty=opened * step, reduce_only=False))
+    held = abs(f0)
+    legs: tuple[PlannedLeg, ...] = ()
     ratio: Decimal | None = None
     target: Decimal | None = None
     raw: Decimal | None = None
     residue = _ZERO
-    held = abs(f0)
-    if sized.targeted[row]:
-        # The planner's own expressions, in its context: the same figures to the digit.
-        assert inputs.leader is not None
-        assert follower is not None
-        leader_equity, follower_equity = inputs.leader.equity, follower.equity
-        target = l1 * follower_equity * multiplier / leader_equity
-        ratio = follower_equity / leader_equity
-        kept = sized.rounded[row]
-        if case == THROUGH:
-            raw = held + abs(target)
-            residue = raw - held - kept * step
-        elif case == TRADE:
-            size = abs(target - f0)
-            reducing = sign(f0) == (-1 if fill.side is Side.BUY else 1)
-            kept_close = min(kept * step, held) if reducing else _ZERO
-            close_raw = min(size, held) if reducing else _ZERO
-            raw = close_raw + (size - close_raw)
-            residue = raw - kept_close - (kept * step - kept_close)
-    elif case == THROUGH:
-        raw = held
-    elif case == HELD:
-        raw, target = held, (_ZERO if l1 == 0 else None)
+    position = f0
+    if case == HELD:
+        side = Side.SELL if f0 > 0 else Side.BUY
+        legs = (PlannedLeg(side=side, qty=held, reduce_only=True),)
+        raw, position = held, _ZERO
+        target = _ZERO if l1 == 0 else None
     elif case == FLAT:
-        raw, target = held, _ZERO
+        legs = (PlannedLeg(side=fill.side, qty=held, reduce_only=True),)
+        raw, target, position = held + _ZERO, _ZERO, f0 + d * held
+        residue = raw - held - _ZERO
+    elif case in (THROUGH, TRADE, REACHED):
+        close, opened = _ZERO, _ZERO
+        if sized.targeted[row]:
+            assert inputs.leader is not None
+            assert follower is not None
+            leader_equity, follower_equity = inputs.leader.equity, follower.equity
+            target = l1 * follower_equity * multiplier / leader_equity
+            ratio = follower_equity / leader_equity
+        if case == THROUGH:
+            close = held
+            if target is not None:
+                open_raw = abs(target)
+                opened = _step_round(open_raw, step, sized.nearest[row], False)
+                raw = held + open_raw
+            else:
+                raw = held + _ZERO
+            residue = raw - close - opened
+        elif case == TRADE:
+            assert target is not None
+            size = abs(target - f0)
+            reducing = sign(f0) == -d
+            qty = _step_round(size, step, sized.nearest[row], reducing)
+            if reducing:
+                close_raw = min(size, held)
+                close = min(qty, held)
+                raw = close_raw + (size - close_raw)
+                opened = round_to_step(qty - close, step)
+            else:
+                raw, opened = _ZERO + size, qty
+            residue = raw - close - opened
+        built: list[PlannedLeg] = []
+        if sized.close[row]:
+            built.append(PlannedLeg(side=fill.side, qty=close, reduce_only=True))
+            position = f0 + d * close
+        if sized.opened[row]:
+            built.append(PlannedLeg(side=fill.side, qty=opened, reduce_only=False))
+            position += d * opened
+        legs = tuple(built)
+    if not legs:
+        position = f0
     floor_hit = sized.status_change[row]
-    after = sized.after[row]
     return Plan(
         symbol=symbol,
-        legs=tuple(legs),
-        skip_reason=reason,
+        legs=legs,
+        skip_reason=REASONS[sized.reason[row]],
         effect=sized.effect,
         leader_position_before=l0,
         leader_position_after=l1,
         follower_position_before=f0,
-        follower_position_after=f0 if not legs else after * step,
+        follower_position_after=position,
         ratio=ratio,
         target=target,
         raw_qty=raw,
@@ -533,3 +554,9 @@ def _build_plan(
         status_change=SubscriptionStatus.CLOSE_ONLY if floor_hit else None,
         status_reason=EQUITY_FLOOR if floor_hit else None,
     )
+
+
+def _step_round(size: Decimal, step: Decimal, nearest: bool, reducing: bool) -> Decimal:
+    """planner._round, in the caller's (sizing) context."""
+    mode = ROUND_HALF_EVEN if nearest else ROUND_CEILING if reducing else ROUND_DOWN
+    return (size / step).to_integral_value(rounding=mode) * step
