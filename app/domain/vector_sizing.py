@@ -22,6 +22,7 @@ value, while an exact value that is not on a boundary is at least ``1 / (2 D)`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
@@ -93,11 +94,32 @@ def _clamp(value: int) -> int:
     return max(-LIMIT, min(LIMIT, value))
 
 
-def _whole(value: Fraction) -> int | None:
-    """The integer ``value`` is, if it is one and fits."""
-    if value.denominator != 1 or abs(value.numerator) >= LIMIT:
+def _steps(position: Decimal, step: Decimal) -> int | None:
+    """``position`` in whole steps, if it is whole and fits."""
+    if not position:
+        return 0
+    with localcontext(_SIZING):
+        # Exact when the position is whole in steps (80 digits hold any bounded quotient);
+        # otherwise the quotient has a fraction.
+        steps = position / step
+    if steps != steps.to_integral_value() or abs(steps) >= LIMIT:
         return None
-    return value.numerator
+    return int(steps)
+
+
+def _equity_units(reading: EquityReading | None) -> tuple[int | None, int]:
+    """(equity in 1e-8 units, as_of in microseconds); units None: not whole or too large
+    (or no reading), as_of 0 without a usable timestamp."""
+    if reading is None:
+        return None, 0
+    with localcontext(_SIZING):
+        units = reading.equity.scaleb(8)
+    if units != units.to_integral_value() or abs(units) >= LIMIT:
+        return None, 0
+    try:
+        return int(units), micros(reading.as_of)
+    except TypeError:  # a naive timestamp: the planner raises on it
+        return None, 0
 
 
 def micros(at: datetime) -> int:
@@ -105,94 +127,110 @@ def micros(at: datetime) -> int:
     return (at - _EPOCH) // _US
 
 
+# One row's settings and rules in the kernel's integers (``_static``): gate, nearest,
+# close_only, max_age, has_floor, floor, gn, gd, min_qty, notional rules index, multiplier
+# digits, and whether the planner must size it instead.
+_Static = tuple[int, bool, bool, int, bool, int, int, int, int, int, int, bool]
+
+
 class TargetRows:
     """The integer columns of many subscriptions sized in one leader symbol.
 
-    Rows are set one by one (``set_row``, ``set_position``, ``set_equity``) and kept in numpy
-    arrays, so a fill reads them without a Python loop; ``commit`` moves them after a fill.
+    Built at once from each row's settings, rules, position and equity reading, and kept in
+    numpy arrays, so a fill reads them without a Python loop; ``commit`` moves them after a
+    fill, ``set_position``, ``set_status`` and ``set_equity`` one row at a time.
     """
 
-    def __init__(self, size: int) -> None:
-        self.count = size
-        zeros = np.zeros(size, dtype=np.int64)
-        self.gate, self.max_age, self.floor = zeros.copy(), zeros.copy(), zeros.copy()
-        self.gn, self.gd, self.min_qty = zeros.copy(), np.ones(size, dtype=np.int64), zeros.copy()
-        self.rules, self.m_digits = zeros.copy(), zeros.copy()
-        self.position, self.equity, self.as_of = zeros.copy(), zeros.copy(), zeros.copy()
-        falses = np.zeros(size, dtype=np.bool_)
-        self.close_only, self.nearest, self.has_floor = falses.copy(), falses.copy(), falses.copy()
-        self.has_equity = falses.copy()
-        # Rows the planner sizes: settings, position or equity not whole in these units.
-        self.bad_row, self.bad_position = ~falses, ~falses
-        self.bad_equity = falses.copy()
-        self.steps: list[Decimal] = [Decimal(1)] * size
+    def __init__(
+        self,
+        leader_symbol: str,
+        rows: Sequence[tuple[SizingSettings, InstrumentRules, Decimal]],
+        readings: Sequence[EquityReading | None],
+    ) -> None:
+        self.count = len(rows)
+        self.leader_symbol = leader_symbol
+        self.steps: list[Decimal] = [rules.qty_step for _, rules, _ in rows]
         # Distinct (step, min_notional) pairs: the notional minimum in steps is per fill.
         self.notional_rules: list[tuple[Fraction, Fraction]] = []
         self._notional_index: dict[tuple[Fraction, Fraction], int] = {}
+        # Subscriptions share a few settings and rules: each distinct pair is converted once.
+        known: dict[tuple[Any, ...], _Static] = {}
+        statics: list[_Static] = []
+        for settings, rules, _ in rows:
+            key = (
+                settings.multiplier, settings.rounding, settings.status, settings.equity_floor,
+                settings.max_equity_age_s, settings.allow, settings.deny, id(rules),
+            )  # fmt: skip
+            static = known.get(key)
+            if static is None:
+                static = known[key] = self._static(settings, rules)
+            statics.append(static)
+        columns = list(zip(*statics, strict=True)) if statics else [()] * 12
+        ints = [np.array(column, dtype=np.int64) for column in columns]
+        self.gate, self.max_age, self.floor = ints[0], ints[3], ints[5]
+        self.gn, self.gd, self.min_qty, self.rules, self.m_digits = ints[6:11]
+        flags = [np.array(column, dtype=np.bool_) for column in columns]
+        self.nearest, self.close_only, self.has_floor = flags[1], flags[2], flags[4]
+        self.bad_row = flags[11]  # rows the planner sizes: settings not whole in these units
+        positions = [_steps(p, step) for (_, _, p), step in zip(rows, self.steps, strict=True)]
+        self.position = np.array([p or 0 for p in positions], dtype=np.int64)
+        self.bad_position = np.array([p is None for p in positions], dtype=np.bool_)
+        equities = [_equity_units(reading) for reading in readings]
+        self.has_equity = np.array([r is not None for r in readings], dtype=np.bool_)
+        self.equity = np.array([units or 0 for units, _ in equities], dtype=np.int64)
+        self.as_of = np.array([as_of for _, as_of in equities], dtype=np.int64)
+        self.bad_equity = np.array(
+            [
+                units is None and r is not None
+                for (units, _), r in zip(equities, readings, strict=True)
+            ],
+            dtype=np.bool_,
+        )
 
-    def set_row(
-        self,
-        row: int,
-        settings: SizingSettings,
-        leader_symbol: str,
-        rules: InstrumentRules,
-        position: Decimal,
-    ) -> None:
-        """Set a row's settings, its follower symbol's rules and its position."""
-        self.bad_row[row] = True
+    def _static(self, settings: SizingSettings, rules: InstrumentRules) -> _Static:
         step = Fraction(rules.qty_step)
-        self.steps[row] = rules.qty_step
-        gate = _gate(settings, leader_symbol, rules.symbol)
-        self.gate[row] = _CODE[gate]
-        self.nearest[row] = settings.rounding == Rounding.NEAREST
-        self.set_status(row, settings.status)
-        age = settings.max_equity_age_s
-        try:
-            self.max_age[row] = LIMIT if age is None else timedelta(seconds=age) // _US
-        except OverflowError:
-            return  # the planner reports it
-        self.has_floor[row] = settings.equity_floor is not None
-        if settings.equity_floor is not None:
-            self.floor[row] = _clamp(_ceil(Fraction(settings.equity_floor) * EQUITY_SCALE))
-        ratio = Fraction(settings.multiplier) / (step * EQUITY_SCALE)
-        self.min_qty[row] = _clamp(_ceil(Fraction(rules.min_qty) / step))
+        gate = _CODE[_gate(settings, self.leader_symbol, rules.symbol)]
+        nearest = settings.rounding == Rounding.NEAREST
+        close_only = settings.status == SubscriptionStatus.CLOSE_ONLY
         key = (step, Fraction(rules.min_notional))
         index = self._notional_index.get(key)
         if index is None:
             index = self._notional_index[key] = len(self.notional_rules)
             self.notional_rules.append(key)
-        self.rules[row] = index
-        self.m_digits[row] = len(settings.multiplier.as_tuple().digits)
-        if ratio.numerator >= LIMIT or ratio.denominator >= LIMIT:
-            return
-        self.gn[row], self.gd[row] = ratio.numerator, ratio.denominator
-        self.bad_row[row] = False
-        self.set_position(row, position)
+        min_qty = _clamp(_ceil(Fraction(rules.min_qty) / step))
+        digits = len(settings.multiplier.as_tuple().digits)
+        floor = settings.equity_floor
+        floor_units = 0 if floor is None else _clamp(_ceil(Fraction(floor) * EQUITY_SCALE))
+        ratio = Fraction(settings.multiplier) / (step * EQUITY_SCALE)
+        age = settings.max_equity_age_s
+        try:
+            max_age = LIMIT if age is None else timedelta(seconds=age) // _US
+        except OverflowError:  # the planner reports it
+            max_age = LIMIT
+            ratio = Fraction(LIMIT)
+        bad = ratio.numerator >= LIMIT or ratio.denominator >= LIMIT
+        gn, gd = (0, 1) if bad else (ratio.numerator, ratio.denominator)
+        return (
+            gate, nearest, close_only, max_age, floor is not None, floor_units, gn, gd, min_qty,
+            index, digits, bad,
+        )  # fmt: skip
 
     def set_status(self, row: int, status: SubscriptionStatus) -> None:
-        # A paused subscription is gated (set_row): only close_only is read here.
+        # A paused subscription is gated at build: only close_only moves.
         self.close_only[row] = status == SubscriptionStatus.CLOSE_ONLY
 
     def set_position(self, row: int, position: Decimal) -> None:
         """Set a row's position (its follower symbol's, signed)."""
-        steps = _whole(Fraction(position) / Fraction(self.steps[row]))
+        steps = _steps(position, self.steps[row])
         self.bad_position[row] = steps is None
         self.position[row] = steps or 0
 
     def set_equity(self, row: int, reading: EquityReading | None) -> None:
         """Set a row's follower equity reading (None: there is none)."""
+        units, as_of = _equity_units(reading)
         self.has_equity[row] = reading is not None
-        self.bad_equity[row] = False
-        if reading is None:
-            self.equity[row] = 0
-            return
-        units = _whole(Fraction(reading.equity) * EQUITY_SCALE)
-        try:
-            self.as_of[row] = micros(reading.as_of)
-        except TypeError:  # a naive timestamp: the planner raises on it
-            units = None
-        self.bad_equity[row] = units is None
-        self.equity[row] = units or 0
+        self.bad_equity[row] = units is None and reading is not None
+        self.equity[row], self.as_of[row] = units or 0, as_of
 
     def size(
         self, fill: Fill, leader_before: Decimal, leader: EquityReading | None, now: datetime

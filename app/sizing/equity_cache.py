@@ -104,6 +104,11 @@ class EquityCache:
                     del self._changed[:half]
                     self._changed_dropped += half
 
+    @property
+    def changes_cursor(self) -> int:
+        """The cursor ``follower_changes`` would return now."""
+        return self._changed_dropped + len(self._changed)
+
     def follower_changes(self, cursor: int) -> tuple[int, list[UUID] | None]:
         """The followers whose reading changed since ``cursor`` (0: since the start), and
         the cursor to pass next time; None instead of the list when that is too far back."""

@@ -54,20 +54,32 @@ class FillVector:
 
 
 def build(
-    subscriptions: list[SubscriptionBook], leader_symbol: str, place: Placement
+    subscriptions: list[SubscriptionBook],
+    leader_symbol: str,
+    place: Placement,
+    equity: EquityCache,
 ) -> SymbolColumns:
-    """The columns of ``subscriptions`` for fills in ``leader_symbol``."""
+    """The columns of ``subscriptions`` for fills in ``leader_symbol``, with the equity
+    cache's readings as they are now."""
     eligible: list[tuple[int, SubscriptionBook, str, InstrumentRules]] = []
     for index, sub in enumerate(subscriptions):
         placed = place(sub, leader_symbol)
         if placed is not None and covers(sub.settings):
             eligible.append((index, sub, *placed))
-    rows = TargetRows(len(eligible))
+    cursor = equity.changes_cursor
+    readings = [equity.follower(sub.follower_id) for _, sub, _, _ in eligible]
+    rows = TargetRows(
+        leader_symbol,
+        [
+            (sub.settings, rules, sub.positions.get(symbol, _ZERO))
+            for _, sub, symbol, rules in eligible
+        ],
+        readings,
+    )
     row_of = [-1] * len(subscriptions)
     followers: dict[UUID, list[int]] = {}
-    for row, (index, sub, symbol, rules) in enumerate(eligible):
+    for row, (index, sub, _, _) in enumerate(eligible):
         row_of[index] = row
-        rows.set_row(row, sub.settings, leader_symbol, rules, sub.positions.get(symbol, _ZERO))
         followers.setdefault(sub.follower_id, []).append(row)
     return SymbolColumns(
         rows=rows,
@@ -75,17 +87,17 @@ def build(
         subs=[sub for _, sub, _, _ in eligible],
         symbols=[symbol for _, _, symbol, _ in eligible],
         rules=[rules for _, _, _, rules in eligible],
-        readings=[None] * len(eligible),
+        readings=readings,
         followers=followers,
         cover=frozenset(symbol for _, _, symbol, _ in eligible),
-        equity_cursor=-1,  # every reading is read on the first fill
+        equity_cursor=cursor,
     )
 
 
 def _refresh_equity(columns: SymbolColumns, equity: EquityCache) -> None:
     """Bring the equity columns up to the cache: the followers changed since last time."""
-    cursor, changed = equity.follower_changes(max(columns.equity_cursor, 0))
-    if changed is None or columns.equity_cursor < 0:
+    cursor, changed = equity.follower_changes(columns.equity_cursor)
+    if changed is None:
         changed = list(columns.followers)
     columns.equity_cursor = cursor
     rows, readings = columns.rows, columns.readings
@@ -109,7 +121,8 @@ def size_fill(
     """Size the book's vector rows for one fill; None when the planner sizes them all."""
     columns = book.columns.get(fill.symbol)
     if columns is None:
-        columns = book.columns[fill.symbol] = build(book.subscriptions, fill.symbol, place)
+        columns = build(book.subscriptions, fill.symbol, place, equity)
+        book.columns[fill.symbol] = columns
     _refresh_equity(columns, equity)
     sized = columns.rows.size(fill, leader_before, leader_equity, now)
     return None if sized is None else FillVector(columns, sized)

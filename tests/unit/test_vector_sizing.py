@@ -53,13 +53,29 @@ class Row:
 
 
 def vector_plans(
-    fill: Fill, leader_before: Decimal, leader: EquityReading | None, rows: list[Row]
+    fill: Fill,
+    leader_before: Decimal,
+    leader: EquityReading | None,
+    rows: list[Row],
+    incremental: bool = False,
 ) -> list[Plan | None]:
-    """Each row's Plan from the vector path (None: left to the planner)."""
-    table = TargetRows(len(rows))
-    for index, row in enumerate(rows):
-        table.set_row(index, row.settings, fill.symbol, row.rules, row.position)
-        table.set_equity(index, row.follower)
+    """Each row's Plan from the vector path (None: left to the planner). ``incremental``:
+    built flat and without readings, then moved row by row, as a cached book is."""
+    if incremental:
+        table = TargetRows(
+            fill.symbol,
+            [(row.settings, row.rules, Decimal(0)) for row in rows],
+            [None] * len(rows),
+        )
+        for index, row in enumerate(rows):
+            table.set_position(index, row.position)
+            table.set_equity(index, row.follower)
+    else:
+        table = TargetRows(
+            fill.symbol,
+            [(row.settings, row.rules, row.position) for row in rows],
+            [row.follower for row in rows],
+        )
     sized = table.size(fill, leader_before, leader, AT)
     if sized is None:
         return [None] * len(rows)
@@ -99,6 +115,7 @@ def assert_same(
     fill: Fill, leader_before: Decimal, leader: EquityReading | None, rows: list[Row]
 ) -> list[Plan | None]:
     vector = vector_plans(fill, leader_before, leader, rows)
+    assert vector_plans(fill, leader_before, leader, rows, incremental=True) == vector
     for row, got in zip(rows, vector, strict=True):
         if got is not None:
             expected = planner_plan(fill, leader_before, leader, row)
@@ -367,11 +384,8 @@ def test_covers_only_target_mode_without_caps_or_band() -> None:
 
 def test_commit_moves_positions_and_status() -> None:
     settings_ = SizingSettings(equity_floor=Decimal("5000"))
-    table = TargetRows(2)
-    for index in range(2):
-        table.set_row(index, settings_, SYMBOL, rules(), Decimal(0))
-    table.set_equity(0, TENTH)
-    table.set_equity(1, equity("4000", 3))
+    table = TargetRows(SYMBOL, [(settings_, rules(), Decimal(0))] * 2, [TENTH, None])
+    table.set_equity(1, equity("4000", 3))  # one at a time, as the equity cache moves
     sized = table.size(make_fill(Side.BUY, "2"), Decimal(0), LEADER, AT)
     assert sized is not None
     table.commit(sized)
