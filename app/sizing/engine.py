@@ -175,8 +175,12 @@ class SizingEngine:
         chunk: int = CHUNK,
         first_chunk: int = FIRST_CHUNK,
         book_idle_s: float = 3600.0,
+        vector: bool = True,
     ) -> None:
         self.chunk = chunk
+        # Size what the vector path covers with it (app.sizing.vector_books); False: the
+        # planner sizes everything, as the reference it is.
+        self.vector = vector
         self.first_chunk = first_chunk
         # A book unused this long is dropped (the next fill reads it again): leaders that
         # stopped trading must not hold their followers' books for the process's lifetime.
@@ -466,7 +470,7 @@ class SizingEngine:
             FillOrderIds(fill.leader_id, fill.fill_id),
         )
         vector = None
-        if subscriptions is book.subscriptions:
+        if self.vector and subscriptions is book.subscriptions:
             # Every subscription of the book: its columns hold them (a subset is planned).
             vector = size_fill(
                 book, fill, leader_before, leader_equity, now, self._equity,
