@@ -239,6 +239,8 @@ class TargetRows:
         fill it refuses, or values past the exactness bound)."""
         if fill.price <= 0 or fill.qty <= 0 or self.count == 0:
             return None  # the planner raises the error
+        if leader is not None and leader.as_of.tzinfo is None:
+            return None  # a naive timestamp: the planner compares it only under a max age
         with localcontext(_SIZING):
             leader_after = leader_before + signed_qty(fill.side, fill.qty)
         inputs = _FillScalars(fill, leader_before, leader_after, leader, now)
