@@ -18,6 +18,9 @@ the same code runs on Python ints (numpy object arrays). The planner rounds its 
 80 digits: a rounding boundary it could then misjudge lies within ``|t| * 1e-79`` of the exact
 value, while an exact value that is not on a boundary is at least ``1 / (2 D)`` from it; with
 ``|t|`` and ``D`` below 1e38 the two never meet, and past that the rows go to the planner.
+
+Longer than 400 lines on purpose: the columns, the kernel and the Plans it builds each mirror
+``planner._plan`` branch by branch, and are read (and changed) beside it and each other.
 """
 
 from __future__ import annotations
