@@ -115,6 +115,7 @@ class Runtime:
             self.equity,
             settings.order_ttl_s,
             book_idle_s=settings.book_idle_s,
+            vector=settings.vector_sizing,
         )
         self.equity.on_change(self._on_change)
         self.marker = DispatchMarker(self.pg)

@@ -310,6 +310,12 @@ class Settings(BaseSettings):
         description="A leader's cached book (its subscriptions and positions) is dropped "
         "after this long without a fill, and read again by the next one.",
     )
+    vector_sizing: bool = Field(
+        default=True,
+        description="Size target-mode subscriptions without caps or a price band with the "
+        "vector path (numpy, whole lot steps); false: every subscription through the Decimal "
+        "planner, which gives the same orders.",
+    )
     report_attempts: int = Field(
         default=5,
         ge=1,

@@ -1,10 +1,13 @@
 """Micro benchmark of the sizing engine's CPU per order: planning a fan-out, then encoding it
 for Redis. No database, no Redis: what one core spends per follower before any I/O.
 
-    .venv/bin/python -m bench.engine_micro [--followers 10000] [--repeat 5]
+    .venv/bin/python -m bench.engine_micro [--followers 1000 10000] [--repeat 5]
 
 Each figure is the best of ``--repeat`` runs over every follower, in chunks as the engine
 plans them (best, not mean: the floor is what the code costs, the rest is the machine's noise).
+The planning stage is measured both ways in the same run: every subscription through the
+Decimal planner, and through the vector path (app.domain.vector_sizing), split into the
+kernel, the Plans built from it, and the rest of the stage (explanation, payload, rows).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from app.dispatch.enqueue import Enqueuer
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
-from app.domain.plan_model import SizingSettings
+from app.domain.plan_model import PlanContext, SizingSettings
+from app.domain.planner import plan_within, planning
 from app.sizing.books import LeaderBook, SubscriptionBook
 from app.sizing.engine import (
     CHUNK,
@@ -32,6 +36,7 @@ from app.sizing.engine import (
     chunk_bounds,
 )
 from app.sizing.equity_cache import EquityCache
+from app.sizing.vector_books import FillVector, build, size_fill, vector_plan
 
 NOW = datetime.now(UTC)
 NONE: Any = None  # stands for the pool, connections and sessions this benchmark never uses
@@ -65,12 +70,76 @@ def best_of(repeat: int, run: Callable[[], object]) -> float:
     return best / 1000
 
 
+def stages(followers: int, repeat: int) -> None:
+    """Print the planning stage for ``followers``, planner and vector path, per order."""
+    engine, book, inputs = setup(followers)
+    subs = book.subscriptions
+    bounds = chunk_bounds(len(subs), FIRST_CHUNK, CHUNK)
+    fill = inputs.fill
+
+    def place(sub: SubscriptionBook, symbol: str) -> Any:
+        return engine._placement(book, sub, symbol)
+
+    def sized() -> FillVector:
+        vector = size_fill(
+            book, fill, inputs.leader_before, inputs.leader_equity, NOW, engine._equity, place
+        )
+        assert vector is not None
+        return vector
+
+    def plan_all(vector: FillVector | None) -> list[PlannedOrder]:
+        orders: list[PlannedOrder] = []
+        for start, end in bounds:
+            orders += engine._plan(book, inputs, subs[start:end], vector, start).produced
+        return orders
+
+    def planner_plans() -> None:
+        with planning():
+            for sub in subs:
+                plan_within(
+                    PlanContext(
+                        fill, inputs.leader_before, inputs.leader_equity,
+                        engine._equity.follower(sub.follower_id), NOW, Decimal(0), Decimal(0),
+                        engine._instrument(fill.symbol), sub.settings,
+                    )
+                )  # fmt: skip
+
+    def vector_plans() -> None:
+        vector = sized()
+        with planning():
+            for index, sub in enumerate(subs):
+                vector_plan(vector, index, sub)
+
+    built = best_of(1, lambda: build(subs, fill.symbol, place, engine._equity))
+    vector = sized()
+    # The same orders either way, to the byte (ids are derived from the fill and subscription).
+    assert plan_all(vector) == plan_all(None)
+    n = len(plan_all(None))
+    figures = {
+        "planner: stage (plans, explanation, payload, rows)": best_of(
+            repeat, lambda: plan_all(None)
+        ),
+        "planner: Plans only": best_of(repeat, planner_plans),
+        "vector: stage (kernel, Plans, explanation, payload, rows)": best_of(
+            repeat, lambda: plan_all(sized())
+        ),
+        "vector: kernel only (numpy, incl. equity refresh)": best_of(repeat, sized),
+        "vector: kernel + Plans": best_of(repeat, vector_plans),
+    }
+    print(f"{followers} followers, {n} orders, best of {repeat}")
+    print(f"  {'vector: columns built once per book and symbol':58} {built / 1000:8.2f} ms")
+    for name, micros in figures.items():
+        print(f"  {name:58} {micros / 1000:8.2f} ms  {micros / n:6.2f} us/order")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--followers", type=int, default=10_000)
+    parser.add_argument("--followers", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    engine, book, inputs = setup(args.followers)
+    for followers in args.followers:
+        stages(followers, args.repeat)
+    engine, book, inputs = setup(args.followers[-1])
     subs = book.subscriptions
     chunks = [subs[start:end] for start, end in chunk_bounds(len(subs), FIRST_CHUNK, CHUNK)]
 
@@ -86,7 +155,8 @@ def main() -> None:
     n = len(orders)
     planned = best_of(args.repeat, plan_all)
     encoded = best_of(args.repeat, lambda: enqueuer._encode(orders))
-    print(f"{args.followers} followers, {n} orders, best of {args.repeat}, microseconds per order")
+    print(f"{args.followers[-1]} followers, {n} orders, best of {args.repeat}, planner path,")
+    print("microseconds per order")
     print(f"  plan + record rows + payload   {planned / n:6.2f}")
     print(f"  encode for Redis               {encoded / n:6.2f}")
     print(f"  total                          {(planned + encoded) / n:6.2f}")

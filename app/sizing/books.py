@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from app.domain.model import DEFAULT_QTY_STEP, Fill
@@ -25,6 +25,9 @@ from app.domain.plan_model import (
     SizingSettings,
     SubscriptionStatus,
 )
+
+if TYPE_CHECKING:
+    from app.sizing.vector_books import SymbolColumns
 
 
 def settings_from_row(multiplier: Decimal, status: str, sizing: dict[str, Any]) -> SizingSettings:
@@ -104,6 +107,8 @@ class LeaderBook:
     venue: str | None = None  # the leader's venue, when its feed is a venue's
     stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Leader symbol -> the vector path's columns (app.sizing.vector_books); dropped on reload.
+    columns: dict[str, SymbolColumns] = field(default_factory=dict)
 
     def gross_exposure(self, sub: SubscriptionBook, except_symbol: str) -> Decimal:
         """|position| x last price over the subscription's other symbols."""

@@ -53,6 +53,7 @@ from app.sizing.books import (
     settings_from_row,
 )
 from app.sizing.equity_cache import EquityCache
+from app.sizing.vector_books import FillVector, committed, size_fill, vector_plan
 from app.sizing.venue_rules import VenueRules, follower_venue, leader_venue
 
 log = structlog.get_logger(__name__)
@@ -190,8 +191,12 @@ class SizingEngine:
         chunk: int = CHUNK,
         first_chunk: int = FIRST_CHUNK,
         book_idle_s: float = 3600.0,
+        vector: bool = True,
     ) -> None:
         self.chunk = chunk
+        # Size what the vector path covers with it (app.sizing.vector_books); False: the
+        # planner sizes everything, as the reference it is.
+        self.vector = vector
         self.first_chunk = first_chunk
         # A book unused this long is dropped (the next fill reads it again): leaders that
         # stopped trading must not hold their followers' books for the process's lifetime.
@@ -253,6 +258,7 @@ class SizingEngine:
                 leader_id, list(books.values()), positions, prices, rows.seq, venue=venue
             )
         into.subscriptions = list(books.values())
+        into.columns = {}
         into.positions = positions
         into.last_price = prices
         into.seq = rows.seq
@@ -296,6 +302,18 @@ class SizingEngine:
             book = self._books.setdefault(leader_id, loaded)
             self._used[leader_id] = time.monotonic()
         return book
+
+    def _placement(
+        self, book: LeaderBook, sub: SubscriptionBook, leader_symbol: str
+    ) -> tuple[str, InstrumentRules] | None:
+        """The follower's symbol and rules for ``leader_symbol``; None when the follower's
+        venue does not list it. A follower on a known venue is placed there
+        (app.sizing.venue_rules); any other trades the leader's symbol or its rename."""
+        if sub.venue is None:
+            symbol = sub.settings.symbol_map.get(leader_symbol, leader_symbol)
+            return symbol, self._instrument(symbol)
+        assert self._rules is not None
+        return self._venue_rules.place(sub, leader_symbol, book.venue, self._rules)
 
     def _instrument(self, symbol: str) -> InstrumentRules:
         assert self._rules is not None
@@ -476,16 +494,6 @@ class SizingEngine:
                     )  # fmt: skip
             return list(out.values())
 
-    def _placement(
-        self, book: LeaderBook, sub: SubscriptionBook, leader_symbol: str
-    ) -> tuple[str, InstrumentRules] | None:
-        """The follower symbol and rules a leader symbol is sized in (None: not listed)."""
-        if sub.venue is None:
-            symbol = sub.settings.symbol_map.get(leader_symbol, leader_symbol)
-            return symbol, self._instrument(symbol)
-        assert self._rules is not None
-        return self._venue_rules.place(sub, leader_symbol, book.venue, self._rules)
-
     async def resync_follower(
         self,
         leader_id: UUID,
@@ -545,8 +553,16 @@ class SizingEngine:
             FillOrderIds(fill.leader_id, fill.fill_id),
             planner,
         )
+        vector = None
+        if self.vector and subscriptions is book.subscriptions and planner is plan_within:
+            # Every subscription of the book: its columns hold them (a subset is planned). The
+            # kernel is the reference planner's twin, so another planner (a resync's) plans alone.
+            vector = size_fill(
+                book, fill, leader_before, leader_equity, now, self._equity,
+                lambda sub, symbol: self._placement(book, sub, symbol),
+            )  # fmt: skip
         if len(subscriptions) <= min(self.first_chunk, self.chunk):
-            batch = self._plan(book, inputs, subscriptions)
+            batch = self._plan(book, inputs, subscriptions, vector)
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             async with self._fill_pool.connection() as conn:
                 recorded = await fills.record_fill(
@@ -556,7 +572,7 @@ class SizingEngine:
             batches = [batch]
         else:
             recorded, batches = await self._record_in_chunks(
-                book, inputs, subscriptions, kind, valid_until, leader_delta, started
+                book, inputs, subscriptions, kind, valid_until, leader_delta, started, vector
             )
         if recorded.seq is None:
             return None
@@ -566,7 +582,9 @@ class SizingEngine:
             return FillOutcome(duplicate=True)
 
         # Committed: move the cache the way the statement moved the database.
-        move_book(book, fill, leader_delta, (moved for b in batches for moved in b.applied))
+        applied = [moved for b in batches for moved in b.applied]
+        move_book(book, fill, leader_delta, applied)
+        committed(book, vector, applied)
         produced: list[PlannedOrder] = [order for batch in batches for order in batch.produced]
         return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
 
@@ -579,6 +597,7 @@ class SizingEngine:
         valid_until: datetime,
         leader_delta: Decimal,
         started: float,
+        vector: FillVector | None,
     ) -> tuple[fills.Recorded, list[_Batch]]:
         """A large fan-out in one transaction: the fill, then each chunk's orders written
         while the next chunk is planned (the event loop sends a chunk, then plans on while
@@ -593,7 +612,7 @@ class SizingEngine:
             writing: asyncio.Future[None] | None = None
             try:
                 for start, end in chunk_bounds(len(subscriptions), self.first_chunk, self.chunk):
-                    batch = self._plan(book, inputs, subscriptions[start:end])
+                    batch = self._plan(book, inputs, subscriptions[start:end], vector, start)
                     batches.append(batch)
                     if writing is not None:
                         await writing
@@ -618,11 +637,17 @@ class SizingEngine:
         return recorded, batches
 
     def _plan(
-        self, book: LeaderBook, inputs: _FillInputs, subscriptions: list[SubscriptionBook]
+        self,
+        book: LeaderBook,
+        inputs: _FillInputs,
+        subscriptions: list[SubscriptionBook],
+        vector: FillVector | None = None,
+        offset: int = 0,
     ) -> _Batch:
         """Plan ``subscriptions`` for one fill: their order rows, position moves and status
-        changes, and what the cache applies once they commit."""
-        fill, now, messages = inputs.fill, inputs.now, inputs.messages
+        changes, and what the cache applies once they commit. ``vector``: the fill sized by
+        the vector path, where ``subscriptions`` start at the book's ``offset``-th."""
+        fill, messages = inputs.fill, inputs.messages
         leader_equity = inputs.leader_equity
         order_ids = inputs.order_ids
         batch = _Batch()
@@ -634,33 +659,17 @@ class SizingEngine:
         # lookup in Python, 0.2 us each): a StrEnum member is a str holding its value, and
         # asyncpg, msgspec and the metrics take it as that str.
         with planning():
-            for sub in subscriptions:
-                # A follower on a known venue: its symbol and rules there (app.sizing.venue_rules).
-                placed = None
-                if sub.venue is None:
-                    symbol = sub.settings.symbol_map.get(fill.symbol, fill.symbol)
-                    rules = self._instrument(symbol)
+            for position, sub in enumerate(subscriptions, offset):
+                hit = None if vector is None else vector_plan(vector, position, sub)
+                if hit is not None:
+                    result, symbol, rules, follower_equity, follower_before = hit
                 else:
-                    assert self._rules is not None
-                    placed = self._venue_rules.place(sub, fill.symbol, book.venue, self._rules)
+                    placed = self._placement(book, sub, fill.symbol)
                     symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
-                follower_equity = self._equity.follower(sub.follower_id)
-                follower_before = sub.positions.get(symbol, Decimal(0))
-                if sub.venue is not None and placed is None:
-                    result = not_listed_plan(fill, inputs.leader_before, follower_before)
-                else:
-                    result = inputs.planner(
-                        PlanContext(
-                            fill=fill,
-                            leader_position_before=inputs.leader_before,
-                            leader_equity=leader_equity,
-                            follower_equity=follower_equity,
-                            now=now,
-                            follower_position_before=follower_before,
-                            follower_gross_exposure=book.gross_exposure(sub, symbol),
-                            instrument=rules,
-                            settings=sub.settings,
-                        )
+                    follower_equity = self._equity.follower(sub.follower_id)
+                    follower_before = sub.positions.get(symbol, Decimal(0))
+                    result = self._plan_one(
+                        book, inputs, sub, placed is not None, symbol, rules, follower_equity
                     )
                 sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
                 legs: tuple[PlannedLeg | None, ...] = result.legs
@@ -718,3 +727,31 @@ class SizingEngine:
                     applied.append((sub, symbol, delta, result.status_change))
 
         return batch
+
+    def _plan_one(
+        self,
+        book: LeaderBook,
+        inputs: _FillInputs,
+        sub: SubscriptionBook,
+        listed: bool,
+        symbol: str,
+        rules: InstrumentRules,
+        follower_equity: EquityReading | None,
+    ) -> Plan:
+        """One subscription's plan by the Decimal planner (inside ``planning()``)."""
+        follower_before = sub.positions.get(symbol, Decimal(0))
+        if not listed:
+            return not_listed_plan(inputs.fill, inputs.leader_before, follower_before)
+        return inputs.planner(
+            PlanContext(
+                fill=inputs.fill,
+                leader_position_before=inputs.leader_before,
+                leader_equity=inputs.leader_equity,
+                follower_equity=follower_equity,
+                now=inputs.now,
+                follower_position_before=follower_before,
+                follower_gross_exposure=book.gross_exposure(sub, symbol),
+                instrument=rules,
+                settings=sub.settings,
+            )
+        )

@@ -33,6 +33,10 @@ AccountKey = tuple[str, UUID]  # ("L" | "F", id)
 RESYNC_MARGIN_S = 60.0
 # Snapshots read per round trip of a reload: the event loop is free between two.
 RELOAD_PAGE = 2000
+# Follower ids whose reading changed, kept for the vector path's books
+# (app.sizing.vector_books) to update their equity columns by; past this many the older
+# half is dropped, and a book that had not read it rereads every reading.
+CHANGES_KEPT = 200_000
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -54,6 +58,8 @@ class EquityCache:
         self._connect_args = connect_args or {}
         self._resync_s = resync_s
         self._readings: dict[AccountKey, EquityReading] = {}
+        self._changed: list[UUID] = []
+        self._changed_dropped = 0
         self._loop = SupervisedTask("equity_listen", self._listen, Backoff(0.2, 10.0))
         self.listening = False
         self._on_change: ChangeHook | None = None
@@ -91,6 +97,25 @@ class EquityCache:
             current.snapshot_id,
         ):
             self._readings[key] = reading
+            if follower_id is not None and leader_id is None:
+                self._changed.append(follower_id)
+                if len(self._changed) > CHANGES_KEPT:
+                    half = len(self._changed) // 2
+                    del self._changed[:half]
+                    self._changed_dropped += half
+
+    @property
+    def changes_cursor(self) -> int:
+        """The cursor ``follower_changes`` would return now."""
+        return self._changed_dropped + len(self._changed)
+
+    def follower_changes(self, cursor: int) -> tuple[int, list[UUID] | None]:
+        """The followers whose reading changed since ``cursor`` (0: since the start), and
+        the cursor to pass next time; None instead of the list when that is too far back."""
+        end = self._changed_dropped + len(self._changed)
+        if cursor < self._changed_dropped:
+            return end, None
+        return end, self._changed[cursor - self._changed_dropped :]
 
     async def reload(self, within_s: float | None = None) -> None:
         """Take the newest snapshot of every account, or of those with a snapshot inserted
