@@ -26,7 +26,6 @@ from app.dispatch.reports import ReportReader, ReportService
 from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
-from app.ingest.manager import ListenerManager, ManagerParams
 from app.metrics import AUTH_LOOKUPS
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis, connect_pubsub
@@ -40,6 +39,7 @@ from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 from app.venues.accounts import AccountManager, AccountsParams
 from app.venues.executor import ExecutorParams
 from app.venues.instruments import InstrumentRefresher
+from app.venues.leaders import ListenerManager, ManagerParams
 
 log = structlog.get_logger(__name__)
 # Connections of the executors' Redis client: about one per account this instance trades.

@@ -1,6 +1,6 @@
 """Which follower accounts this instance trades: one executor per account, leased in Postgres.
 
-The same lease rounds as the leader listeners (``app.ingest.manager``): every heartbeat,
+The same lease rounds as the leader listeners (``app.venues.leaders``): every heartbeat,
 renew, release what is gone or beyond a fair share, claim expired or unowned leases up to
 the share. An instance that dies stops renewing; after ``lease_ttl_s`` another takes its
 accounts, and their unacknowledged orders are delivered to it again (it asks the venue

@@ -17,9 +17,8 @@ import pytest
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues import adapter_class
-from app.ingest.venues.base import VenueError
-from app.ingest.venues.bybit import (
+from app.security.crypto import Credential
+from app.venues.bybit.feed import (
     HISTORY_PAGE,
     BybitAdapter,
     auth_frame,
@@ -27,7 +26,8 @@ from app.ingest.venues.bybit import (
     rest_headers,
     sign,
 )
-from app.security.crypto import Credential
+from app.venues.feed import VenueError
+from app.venues.registry import adapter_class
 from tests.venues.fake_bybit import FakeBybit, execution
 from tests.venues.harness import backfilled, fills_of, run_venue
 

@@ -30,9 +30,9 @@ from aiolimiter import AsyncLimiter
 from websockets.asyncio.client import connect
 
 from app.domain.decimals import fmt
-from app.ingest.venues.binance_usdm import RECV_WINDOW_MS, sign
 from app.security.crypto import Credential
 from app.venues.binance_usdm import schemas
+from app.venues.binance_usdm.feed import RECV_WINDOW_MS, sign
 from app.venues.execution import (
     AccountError,
     AccountEvent,

@@ -36,7 +36,7 @@ import httpx
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import (
+from app.venues.feed import (
     BadRow,
     Item,
     StreamExpired,
@@ -45,7 +45,7 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,

@@ -3,7 +3,7 @@
 An adapter knows one venue's protocol and nothing about sizing or storage: it opens and
 authenticates the private stream, turns the venue's messages into domain ``Fill`` values, and
 reads the leader's equity, positions and past fills over REST. ``VenueListener``
-(app.ingest.venues.listener) does the rest, identically for every venue: reconnects with
+(app.venues.listener) does the rest, identically for every venue: reconnects with
 backoff, heartbeats, the idle watchdog, backfill after every (re)connect, ordering, dedupe.
 """
 
@@ -93,7 +93,7 @@ class VenueAdapter(ABC):
     """One venue. Subclasses set ``kind`` and implement the abstract methods.
 
     ``config`` is what the API stored as not secret (base URLs and venue options, already
-    validated by the venue's feed model in app.ingest.venues.configs); ``credentials`` are
+    validated by the venue's feed model in app.venues.configs); ``credentials`` are
     the decrypted secrets, as ``Credential`` values that never print themselves.
     """
 

@@ -38,7 +38,7 @@ import structlog
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError, positive
-from app.ingest.venues.base import (
+from app.venues.feed import (
     BadRow,
     Item,
     StreamExpired,
@@ -47,7 +47,7 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,

@@ -33,7 +33,7 @@ import msgspec
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import (
+from app.venues.feed import (
     BadRow,
     Item,
     VenueAdapter,
@@ -41,7 +41,7 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,

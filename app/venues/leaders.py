@@ -29,12 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.repositories.feeds import FeedRepository, FeedSpec
 from app.db.session import UnitOfWork
 from app.ingest.client import GenericFeedListener, ListenerState
-from app.ingest.venues import VENUE_KINDS, adapter_class
-from app.ingest.venues.listener import ListenerParams, VenueListener, http_client
 from app.loops import Backoff, SupervisedTask
 from app.metrics import LEASES_OWNED
 from app.pipeline import Pipeline
 from app.security.crypto import Credential, CredentialCipher
+from app.venues.listener import ListenerParams, VenueListener, http_client
+from app.venues.registry import VENUE_KINDS, adapter_class
 
 log = structlog.get_logger(__name__)
 
