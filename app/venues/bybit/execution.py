@@ -50,7 +50,7 @@ from app.venues.bybit.errors import (
     is_hedge_mode_refusal,
     reject_reason,
 )
-from app.venues.bybit.signing import BybitSigner
+from app.venues.bybit.signing import BybitSigner, query_string
 from app.venues.bybit.stream import Fills, add_position, decimal, parse_stream, venue_order
 from app.venues.execution import (
     AccountError,
@@ -312,7 +312,7 @@ class BybitExecution:
         """A signed request; the signature covers the exact query string or JSON body sent."""
         if method == "GET":
             # Values are symbols, ids and Bybit's own (already percent-encoded) cursors.
-            payload = "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
+            payload = query_string(params or {})
             url, data = f"{self._rest}{path}?{payload}", None
         else:
             payload = json.dumps(body, separators=(",", ":"))
