@@ -118,6 +118,23 @@ class VenueAdapter(ABC):
         # fill_id -> the leader's position just before that fill, where the venue says it.
         self._starts: OrderedDict[str, Decimal] = OrderedDict()
 
+    async def rest(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One REST call to the venue, ``url`` relative to ``config["rest_url"]`` and sent as
+        given (its query string is what was signed). A call that fails in transport raises
+        VenueError; the answer, whatever its status, is the venue's to read."""
+        try:
+            return await self.http.request(method, url, headers=headers, json=json)
+        except httpx.HTTPError as exc:
+            path = url.partition("?")[0]
+            raise VenueError(f"{self.kind} {method} {path}: {type(exc).__name__}") from exc
+
     @abstractmethod
     async def ws_url(self) -> str:
         """The private stream's URL (may need a REST call first, e.g. a listenKey)."""

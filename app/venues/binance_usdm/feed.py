@@ -30,8 +30,6 @@ from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
 from app.venues.binance_usdm.signing import BinanceSigner
@@ -362,10 +360,7 @@ class BinanceUsdmAdapter(VenueAdapter):
             query = urlencode(dict(params or {}))
         url = f"{path}?{query}" if query else path
         headers = self._signer.headers()
-        try:
-            response = await self.http.request(method, url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise VenueError(f"{method} {path}: {type(exc).__name__}") from exc
+        response = await self.rest(method, url, headers=headers)
         try:
             body = load_json(response.content)
         except FrameError as exc:

@@ -34,8 +34,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cached_property
 from typing import Any, ClassVar
 
-import httpx
-
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
 from app.venues.bybit.signing import BybitSigner, query_string
@@ -183,10 +181,7 @@ class BybitAdapter(VenueAdapter):
         """A signed GET; the ``result`` of a ``retCode`` 0 answer, else VenueError."""
         query = query_string(params)
         headers = self._signer.headers(query, int(time.time() * 1000))
-        try:
-            response = await self.http.get(f"{path}?{query}", headers=headers)
-        except httpx.HTTPError as exc:
-            raise VenueError(f"bybit {path}: {type(exc).__name__}") from exc
+        response = await self.rest("GET", f"{path}?{query}", headers=headers)
         if response.status_code != 200:
             raise VenueError(f"bybit {path}: HTTP {response.status_code}")
         try:

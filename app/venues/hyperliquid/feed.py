@@ -28,7 +28,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import httpx
 import msgspec
 
 from app.domain.model import Fill, Side
@@ -255,10 +254,7 @@ class HyperliquidAdapter(VenueAdapter):
     # -- REST ---------------------------------------------------------------------------------
 
     async def _info(self, body: dict[str, Any]) -> Any:
-        try:
-            response = await self.http.post("/info", json=body)
-        except httpx.HTTPError as exc:
-            raise VenueError(f"{body['type']}: {type(exc).__name__}: {exc}") from exc
+        response = await self.rest("POST", "/info", json=body)
         if response.status_code != 200:
             raise VenueError(f"{body['type']}: HTTP {response.status_code} {response.text[:200]}")
         try:

@@ -373,7 +373,7 @@ class OkxAdapter(VenueAdapter):
             headers = self._signer.headers("GET", request_path, "", datetime.now(UTC))
         else:
             headers = {"x-simulated-trading": "1"} if self.config.get("simulated") else {}
-        response = await self.http.get(request_path, headers=headers)
+        response = await self.rest("GET", request_path, headers=headers)
         try:
             body = load_json(response.content)
         except FrameError:
