@@ -17,7 +17,6 @@ made per client id.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,8 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.venues.fake_binance_usdm import check_request, error, now_ms
-from tests.venues.harness import FakeVenue
+from tests.venues.fake_binance_usdm import BinanceAccount, error, now_ms
 
 LEVERAGE = Decimal(10)
 
@@ -55,7 +53,7 @@ class Rules:
 
 
 @dataclass
-class FakeBinanceTrading(FakeVenue):
+class FakeBinanceTrading(BinanceAccount):
     api_key: str = "binance-follower-key-77ad"
     api_secret: str = "binance-follower-secret-c3e1"
     ws_path: str = "/ws/{listen_key}"
@@ -84,7 +82,6 @@ class FakeBinanceTrading(FakeVenue):
     throttle: int = 0
     retry_after_s: int = 1
     lose_answers: int = 0
-    listen_key: str | None = None
     next_order_id: int = 7_000_000_001
     order_requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -103,18 +100,6 @@ class FakeBinanceTrading(FakeVenue):
             Route("/fapi/v3/account", self._account),
             Route("/fapi/v1/positionSide/dual", self._dual),
         ]
-
-    async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
-        return await check_request(self, request, self.api_key, self.api_secret, signed=signed)
-
-    async def _listen_key(self, request: Request) -> JSONResponse:
-        if refused := await self._check(request, signed=False):
-            return refused
-        if request.method == "POST":
-            self.listen_key = self.listen_key or secrets.token_urlsafe(48)[:64]
-        elif self.listen_key is None:
-            return error(400, -1125, "This listenKey does not exist.")
-        return JSONResponse({"listenKey": self.listen_key})
 
     async def _dual(self, request: Request) -> JSONResponse:
         if refused := await self._check(request):

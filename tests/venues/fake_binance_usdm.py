@@ -39,30 +39,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def check_request(
-    venue: FakeVenue, request: Request, api_key: str, api_secret: str, *, signed: bool
-) -> JSONResponse | None:
-    """Record ``request`` and check it as Binance does; the refusal to answer, if any.
-
-    Every call carries the API key (``X-MBX-APIKEY``); a signed one also the HMAC-SHA256 of
-    its exact query string, as ``signature``, and a ``timestamp`` within ``recvWindow``.
-    """
-    call = await venue.record(request)
-    if call.headers.get("x-mbx-apikey") != api_key:
-        return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-    if not signed:
-        return None
-    query, _, signature = request.url.query.rpartition("&signature=")
-    expected = hmac.new(api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(signature, expected):
-        return error(400, -1022, "Signature for this request is not valid.")
-    params = request.query_params
-    stamp = int(params.get("timestamp", "0"))
-    if abs(now_ms() - stamp) > int(params.get("recvWindow", "5000")):
-        return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-    return None
-
-
 def order_trade_update(
     symbol: str, side: str, qty: str, price: str, trade_id: int, order_id: int, at: int
 ) -> dict[str, Any]:
@@ -111,13 +87,57 @@ def order_trade_update(
 
 
 @dataclass
-class FakeBinanceUsdm(FakeVenue):
+class BinanceAccount(FakeVenue):
+    """What both Binance fakes (a leader's account here, a follower's in
+    binance_usdm_trading.py) check and serve alike: the request checks and the listenKey."""
+
     api_key: str = "binance-test-key-4f1c"
     api_secret: str = "binance-test-secret-9a7e"
-    ws_path: str = "/private/ws"
-    equity: Decimal = Decimal("100000")
     listen_key: str | None = None
     keepalives: int = 0
+
+    async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
+        """Record ``request`` and check it as Binance does; the refusal to answer, if any.
+
+        Every call carries the API key (``X-MBX-APIKEY``); a signed one also the HMAC-SHA256
+        of its exact query string, as ``signature``, and a ``timestamp`` within ``recvWindow``.
+        """
+        call = await self.record(request)
+        if call.headers.get("x-mbx-apikey") != self.api_key:
+            return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        if not signed:
+            return None
+        query, _, signature = request.url.query.rpartition("&signature=")
+        expected = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return error(400, -1022, "Signature for this request is not valid.")
+        params = request.query_params
+        stamp = int(params.get("timestamp", "0"))
+        if abs(now_ms() - stamp) > int(params.get("recvWindow", "5000")):
+            return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        return None
+
+    async def _listen_key(self, request: Request) -> JSONResponse:
+        if refused := await self._check(request, signed=False):
+            return refused
+        if request.method == "POST":
+            # "Doing a POST on an account with an active listenKey will return the currently
+            # active listenKey and extend its validity."
+            self.listen_key = self.listen_key or secrets.token_urlsafe(48)[:64]
+        elif self.listen_key is None:
+            return error(400, -1125, "This listenKey does not exist.")
+        elif request.method == "PUT":
+            self.keepalives += 1
+        else:
+            self.listen_key = None
+            return JSONResponse({})
+        return JSONResponse({"listenKey": self.listen_key})
+
+
+@dataclass
+class FakeBinanceUsdm(BinanceAccount):
+    ws_path: str = "/private/ws"
+    equity: Decimal = Decimal("100000")
     # False: stream connections are refused (a venue gateway that is down).
     accepting: bool = True
     positions: dict[str, Decimal] = field(default_factory=dict)
@@ -246,25 +266,6 @@ class FakeBinanceUsdm(FakeVenue):
             Route("/fapi/v3/positionRisk", self._position_risk),
             Route("/fapi/v3/account", self._account),
         ]
-
-    async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
-        return await check_request(self, request, self.api_key, self.api_secret, signed=signed)
-
-    async def _listen_key(self, request: Request) -> JSONResponse:
-        if refused := await self._check(request, signed=False):
-            return refused
-        if request.method == "POST":
-            # "Doing a POST on an account with an active listenKey will return the currently
-            # active listenKey and extend its validity."
-            self.listen_key = self.listen_key or secrets.token_urlsafe(48)[:64]
-        elif self.listen_key is None:
-            return error(400, -1125, "This listenKey does not exist.")
-        elif request.method == "PUT":
-            self.keepalives += 1
-        else:
-            self.listen_key = None
-            return JSONResponse({})
-        return JSONResponse({"listenKey": self.listen_key})
 
     async def _user_trades(self, request: Request) -> JSONResponse:
         if refused := await self._check(request):

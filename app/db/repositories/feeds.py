@@ -76,6 +76,7 @@ FEED_LEASES = LeaseKind(
         "WHERE owner = :me AND leader_id = ANY(:ids)"
     ),
     release_all=text("DELETE FROM feed_lease WHERE owner = :me"),
+    forget_dead=True,
 )
 _SAVE_STATE = text(
     "UPDATE feed_lease SET state = CAST(:state AS jsonb) WHERE owner = :me AND leader_id = :leader"

@@ -47,6 +47,9 @@ class LeaseKind:
     claim: TextClause
     release: TextClause
     release_all: TextClause
+    # Whether this kind's rounds delete the rows of instances dead for ten lease periods (of
+    # every kind): one kind doing it is enough, and two would wait on each other's deletes.
+    forget_dead: bool = False
 
     @property
     def round_lock(self) -> TextClause:
@@ -70,7 +73,8 @@ class LeaseRepository:
         instance alive; return how many instances of the kind are alive (itself included)."""
         await self.session.execute(self.kind.round_lock)
         await self.session.execute(_HEARTBEAT, {"me": me})
-        await self.session.execute(_FORGET_DEAD, {"ttl": ttl_s})
+        if self.kind.forget_dead:
+            await self.session.execute(_FORGET_DEAD, {"ttl": ttl_s})
         return max(await self.live_instances(ttl_s), 1)
 
     async def live_instances(self, ttl_s: float) -> int:
