@@ -58,7 +58,16 @@ class LeadersParams:
     def from_settings(cls, settings: Settings) -> LeadersParams:
         return cls(
             leases=LeaseParams.from_settings(settings),
-            venue=ListenerParams.from_settings(settings),
+            venue=ListenerParams(
+                ping_interval_s=settings.feed_ping_interval_s,
+                idle_timeout_s=settings.venue_idle_timeout_s,
+                max_frame_bytes=settings.venue_max_frame_bytes,
+                backfill_overlap_s=settings.venue_backfill_overlap_s,
+                equity_interval_s=settings.venue_equity_interval_s,
+                retry_initial_s=settings.reconnect_initial_s,
+                retry_max_s=settings.reconnect_max_s,
+                resync_interval_s=settings.venue_resync_interval_s,
+            ),
             idle_timeout_s=settings.feed_idle_timeout_s,
             max_frame_bytes=settings.max_frame_bytes,
             rest_timeout_s=settings.venue_rest_timeout_s,
@@ -92,6 +101,7 @@ class ListenerManager(LeaseKeeper[Listener, _Plan]):
         self._params = params
         # Leaders this instance owns but could not build a listener for (bad config, no key).
         self.broken: dict[UUID, ListenerState] = {}
+        # What the current round found wanted (_wanted to _plan; rounds run one at a time).
         self._wanted_now: dict[UUID, FeedSpec] = {}
 
     @property

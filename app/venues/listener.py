@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 import httpx
 import msgspec
@@ -48,9 +47,6 @@ from app.pipeline import Pipeline
 from app.venues.feed import BadRow, Item, VenueAdapter
 from app.venues.resync import PositionCheck
 
-if TYPE_CHECKING:
-    from app.settings import Settings
-
 log = structlog.get_logger(__name__)
 # Fill ids remembered per leader to drop stream/backfill overlaps without a database trip.
 RECENT_IDS = 10_000
@@ -70,19 +66,6 @@ class ListenerParams:
     retry_initial_s: float
     retry_max_s: float
     resync_interval_s: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ListenerParams:
-        return cls(
-            ping_interval_s=settings.feed_ping_interval_s,
-            idle_timeout_s=settings.venue_idle_timeout_s,
-            max_frame_bytes=settings.venue_max_frame_bytes,
-            backfill_overlap_s=settings.venue_backfill_overlap_s,
-            equity_interval_s=settings.venue_equity_interval_s,
-            retry_initial_s=settings.reconnect_initial_s,
-            retry_max_s=settings.reconnect_max_s,
-            resync_interval_s=settings.venue_resync_interval_s,
-        )
 
 
 @dataclass(frozen=True, slots=True)
