@@ -26,7 +26,6 @@ from app.dispatch.reports import ReportReader, ReportService
 from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
-from app.ingest.manager import ListenerManager, ManagerParams
 from app.metrics import AUTH_LOOKUPS
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis, connect_pubsub
@@ -39,8 +38,8 @@ from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache, asyncpg_dsn
 from app.venues.accounts import AccountManager, AccountsParams
 from app.venues.drift import DriftReconciler
-from app.venues.executor import ExecutorParams
 from app.venues.instruments import InstrumentRefresher
+from app.venues.leaders import LeadersParams, ListenerManager
 
 log = structlog.get_logger(__name__)
 # Connections of the executors' Redis client: about one per account this instance trades.
@@ -158,24 +157,7 @@ class Runtime:
             else None
         )
         self.listeners = ListenerManager(
-            self.pipeline,
-            self.sessionmaker,
-            ManagerParams(
-                reconnect_initial_s=settings.reconnect_initial_s,
-                reconnect_max_s=settings.reconnect_max_s,
-                ping_interval_s=settings.feed_ping_interval_s,
-                idle_timeout_s=settings.feed_idle_timeout_s,
-                venue_idle_timeout_s=settings.venue_idle_timeout_s,
-                max_frame_bytes=settings.max_frame_bytes,
-                venue_max_frame_bytes=settings.venue_max_frame_bytes,
-                venue_resync_interval_s=settings.venue_resync_interval_s,
-                backfill_overlap_s=settings.venue_backfill_overlap_s,
-                equity_interval_s=settings.venue_equity_interval_s,
-                rest_timeout_s=settings.venue_rest_timeout_s,
-                lease_ttl_s=settings.lease_ttl_s,
-                lease_heartbeat_s=settings.lease_heartbeat_s,
-            ),
-            self.cipher,
+            self.pipeline, self.sessionmaker, LeadersParams.from_settings(settings), self.cipher
         )
         # Each venue's instrument rules; run by ingest processes (sizing's), and the hook an
         # executor calls when a venue refuses an order for precision or minimums.
@@ -197,17 +179,7 @@ class Runtime:
             self.exec_redis,
             self.sessionmaker,
             self.pipeline,
-            AccountsParams(
-                lease_ttl_s=settings.lease_ttl_s,
-                lease_heartbeat_s=settings.lease_heartbeat_s,
-                rest_timeout_s=settings.venue_rest_timeout_s,
-                executor=ExecutorParams(
-                    equity_interval_s=settings.account_equity_interval_s,
-                    claim_idle_ms=settings.exec_claim_idle_ms,
-                    retry_initial_s=settings.reconnect_initial_s,
-                    retry_max_s=settings.reconnect_max_s,
-                ),
-            ),
+            AccountsParams.from_settings(settings),
             self.cipher,
             self.listeners.me,
             self._rules_refused,

@@ -33,7 +33,7 @@ from app.db.repositories.accounts import LeaderRepository
 from app.db.repositories.feeds import FeedRepository
 from app.db.repositories.trading import SubscriptionRepository
 from app.db.tables import Leader
-from app.ingest.venues.configs import VenueFeed, split_secrets
+from app.venues.configs import VenueFeed, split_secrets
 
 MAX_OFFSET = 1_000_000
 router = APIRouter(prefix="/v1/leaders", tags=["leaders"], route_class=DecimalRoute)

@@ -35,7 +35,7 @@ class ReportIn(Request):
     reason: Annotated[str, Field(max_length=200, pattern=REASON_PATTERN)] | None = None
 
 
-# A sync event's reason, from its fill id's prefix (app.ingest.venues.resync, app.venues.drift).
+# A sync event's reason, from its fill id's prefix (app.venues.resync, app.venues.drift).
 SYNC_REASONS = (("resync:", "leader_resync"), (f"{FOLLOWER_RESYNC}:", FOLLOWER_RESYNC))
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 
 from app.domain.decimals import fmt
 from app.ingest.frames import MAX_CLOCK_SKEW, SYMBOL_PATTERN
-from app.ingest.venues.configs import BinanceUsdmFeed, BybitFeed, HyperliquidFeed, OkxFeed
+from app.venues.configs import BinanceUsdmFeed, BybitFeed, HyperliquidFeed, OkxFeed
 
 # Bounded so that sizing products stay exact (see app.domain.decimals.SIZING_PRECISION): at most
 # 30 digits in all, wherever the point is (decimal_places=18 would cap the whole part at 12).

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from app.ingest.venues.binance_usdm import sign
+from app.venues.binance_usdm.signing import sign
 
 # aiohttp's server rather than uvicorn's: it installs no signal handlers in the service.
 

@@ -1,23 +1,17 @@
 """Which follower accounts this instance trades: one executor per account, leased in Postgres.
 
-The same lease rounds as the leader listeners (``app.ingest.manager``): every heartbeat,
-renew, release what is gone or beyond a fair share, claim expired or unowned leases up to
-the share. An instance that dies stops renewing; after ``lease_ttl_s`` another takes its
-accounts, and their unacknowledged orders are delivered to it again (it asks the venue
-before resending any). An instance that cannot reach Postgres stops its executors before
-its leases can expire.
+The lease rounds are ``leases.py``'s, as for the leader listeners (``leaders.py``). When
+another instance takes a dead one's accounts, their unacknowledged orders are delivered to it
+again (it asks the venue before resending any).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import structlog
@@ -25,6 +19,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.follower_accounts import (
+    ACCOUNT_LEASES,
     EXEC_PREFIX,
     AccountSpec,
     FollowerAccountRepository,
@@ -32,13 +27,16 @@ from app.db.repositories.follower_accounts import (
 from app.db.session import UnitOfWork
 from app.dispatch.consumer import ReportWriter
 from app.dispatch.keys import exec_fence, order_stream
-from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
-from app.security.crypto import Credential, CredentialCipher
+from app.security.crypto import CredentialCipher
 from app.venues.drift import DriftReconciler
 from app.venues.executor import GROUP, AccountExecutor, ExecutorParams
+from app.venues.leases import Held, LeaseKeeper, LeaseParams
 from app.venues.registry import AccountContext, factory
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = structlog.get_logger(__name__)
 # Stream entries read per call while expiring a disconnected account's queue.
@@ -48,13 +46,33 @@ DB_SLOTS = 3
 
 @dataclass(frozen=True, slots=True)
 class AccountsParams:
-    lease_ttl_s: float
-    lease_heartbeat_s: float
+    leases: LeaseParams
     rest_timeout_s: float
     executor: ExecutorParams
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccountsParams:
+        return cls(
+            leases=LeaseParams.from_settings(settings),
+            rest_timeout_s=settings.venue_rest_timeout_s,
+            executor=ExecutorParams(
+                equity_interval_s=settings.account_equity_interval_s,
+                claim_idle_ms=settings.exec_claim_idle_ms,
+                retry_initial_s=settings.reconnect_initial_s,
+                retry_max_s=settings.reconnect_max_s,
+            ),
+        )
 
-class AccountManager:
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    running: set[UUID]
+    start: list[AccountSpec]
+
+
+class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
+    worker_name: ClassVar[str] = "executor"
+
     def __init__(
         self,
         redis: AnyRedis,
@@ -66,111 +84,43 @@ class AccountManager:
         on_rules_refused: Callable[[str], None] | None = None,
         drift: DriftReconciler | None = None,
     ) -> None:
+        super().__init__(
+            ACCOUNT_LEASES, sessionmaker, params.leases, EXEC_PREFIX + instance, cipher
+        )
         self._redis = redis
         self._drift = drift
-        self._sessionmaker = sessionmaker
         self._pipeline = pipeline
         self._params = params
-        self._cipher = cipher
         self._on_rules_refused = on_rules_refused
-        self.me = EXEC_PREFIX + instance
-        self.executors: dict[UUID, AccountExecutor] = {}
-        self._started = False
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._valid_until = 0.0
         # Executors' account writes at once: a few, so that a thousand accounts read at the
         # same moment leave the pool to the fills and the lease rounds.
         self._db_slots = asyncio.Semaphore(DB_SLOTS)
-        self._loop = SupervisedTask(
-            "account_leases",
-            self._run,
-            Backoff(params.executor.retry_initial_s, params.lease_heartbeat_s),
-        )
-
-    def start(self) -> None:
-        self._started = True
-        self._loop.start()
 
     @property
-    def healthy(self) -> bool:
-        return (self._loop.alive or not self._started) and all(
-            e.alive for e in self.executors.values()
-        )
-
-    async def refresh(self) -> None:
-        """Reconcile now (an account was connected or disconnected here)."""
-        if not self._started:
-            return
-        try:
-            async with self._lock:
-                await self._reconcile()
-        except Exception as exc:
-            log.warning("accounts_refresh_deferred", error=repr(exc))
-            self._wake.set()
-
-    async def stop_all(self) -> None:
-        await self._loop.stop()
-        for follower_id in list(self.executors):
-            await self._stop(follower_id)
-        if not self._started:
-            return
-        try:
-            async with UnitOfWork(self._sessionmaker) as uow:
-                await FollowerAccountRepository(uow.session).leave(self.me)
-                await uow.commit()
-        except Exception as exc:
-            log.warning("account_leases_not_released", error=repr(exc))
+    def executors(self) -> dict[UUID, AccountExecutor]:
+        return self.running
 
     async def stop_here(self, follower_id: UUID) -> None:
         """Stop the account's executor if this instance runs it (a DELETE answered here)."""
         async with self._lock:
             await self._stop(follower_id)
 
-    async def _run(self, backoff: Backoff) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self._params.lease_ttl_s / 2):
-                    async with self._lock:
-                        await self._reconcile()
-            except Exception:
-                if time.monotonic() > self._valid_until and self.executors:
-                    log.warning("account_leases_lost", accounts=len(self.executors))
-                    for follower_id in list(self.executors):
-                        await self._stop(follower_id)
-                raise
-            backoff.reset()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._params.lease_heartbeat_s):
-                    await self._wake.wait()
-            self._wake.clear()
+    async def _wanted(self, session: AsyncSession) -> tuple[int, None]:
+        # Every account row is wanted: a disconnected account's row is gone.
+        return await FollowerAccountRepository(session).count(), None
 
-    async def _reconcile(self) -> None:
-        ttl = self._params.lease_ttl_s
-        started = time.monotonic()
-        async with UnitOfWork(self._sessionmaker) as uow:
-            repo = FollowerAccountRepository(uow.session)
-            live = await repo.heartbeat(self.me, ttl)
-            total = await repo.count()
-            renewed = await repo.renew(self.me, ttl)
-            keep = set(renewed)
-            share = math.ceil(total / live)
-            surplus = len(keep) - share
-            if surplus > 0:
-                extra = sorted(keep, key=str)[:surplus]
-                keep -= set(extra)
-                await repo.release(self.me, extra)
-            keep |= await repo.claim(self.me, ttl, share - len(keep))
-            # Running on and renewed: kept as is. Any other executor stops, even when its
-            # account was claimed again: it was reconnected (PUT frees the lease) with new keys.
-            running = keep & renewed & self.executors.keys()
-            specs = await repo.specs(keep - running)
-            await uow.commit()
-        self._valid_until = started + ttl * 0.8
-        for follower_id in list(self.executors):
-            if follower_id not in running:
+    async def _plan(self, session: AsyncSession, held: Held) -> _Plan:
+        # Running on and renewed: kept as is. Any other executor stops, even when its
+        # account was claimed again: it was reconnected (PUT frees the lease) with new keys.
+        running = held.keep & held.renewed & self.running.keys()
+        specs = await FollowerAccountRepository(session).specs(held.keep - running)
+        return _Plan(running, list(specs.values()))
+
+    async def _apply(self, plan: _Plan) -> None:
+        for follower_id in list(self.running):
+            if follower_id not in plan.running:
                 await self._stop(follower_id)
-        for spec in specs.values():
+        for spec in plan.start:
             await self._start(spec)
 
     async def _start(self, spec: AccountSpec) -> None:
@@ -203,23 +153,14 @@ class AccountManager:
             self._on_rules_refused,
             self._drift.check if self._drift is not None else None,
         )
-        self.executors[spec.follower_id] = executor
+        self.running[spec.follower_id] = executor
         executor.start()
         log.info("executor_started", follower_id=str(spec.follower_id), kind=spec.kind)
 
-    async def _stop(self, follower_id: UUID) -> None:
-        executor = self.executors.pop(follower_id, None)
-        if executor is not None:
-            await executor.stop()
-            if self._drift is not None:
-                self._drift.forget(follower_id)
-            log.info("executor_stopped", follower_id=str(follower_id))
-
-    def _credentials(self, secret: str) -> dict[str, Credential]:
-        if self._cipher is None:
-            raise ValueError("COPYTRADE_CREDENTIALS_KEY is not set: cannot read the credentials")
-        values = json.loads(self._cipher.decrypt(secret).reveal())
-        return {name: Credential(value) for name, value in values.items()}
+    async def _stop(self, key: UUID) -> None:
+        await super()._stop(key)
+        if self._drift is not None:
+            self._drift.forget(key)
 
 
 async def fence(redis: AnyRedis, follower_id: UUID) -> None:

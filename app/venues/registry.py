@@ -1,8 +1,9 @@
-"""Which execution client trades each kind of account: one line per venue.
+"""Which code serves each venue kind, in both directions: one line per venue and direction.
 
-A venue folder provides a ``build(context) -> ExecutionClient`` function and adds itself to
-``_CLIENTS`` as ``"<kind>": "app.venues.<venue>.client:build"``. Modules are imported on first
-use, so a service with no account of a venue never loads its client.
+A venue folder provides its leader feed (``feed.py``: a ``VenueAdapter`` subclass, listed in
+``_FEEDS``) and its execution client (``execution.py``: a ``build(context) -> ExecutionClient``
+function, listed in ``_CLIENTS``). Modules are imported on first use, so a service with no
+leader or account on a venue never loads that venue's code.
 """
 
 from __future__ import annotations
@@ -15,6 +16,22 @@ from uuid import UUID
 
 from app.security.crypto import Credential
 from app.venues.execution import ExecutionClient
+from app.venues.feed import VenueAdapter
+
+_FEEDS = {
+    "binance-usdm": "app.venues.binance_usdm.feed:BinanceUsdmAdapter",
+    "bybit": "app.venues.bybit.feed:BybitAdapter",
+    "okx": "app.venues.okx.feed:OkxAdapter",
+    "hyperliquid": "app.venues.hyperliquid.feed:HyperliquidAdapter",
+}
+VENUE_KINDS = tuple(_FEEDS)
+
+
+def adapter_class(kind: str) -> type[VenueAdapter]:
+    """The leader feed adapter of ``kind`` (a KeyError for an unknown kind)."""
+    module, _, name = _FEEDS[kind].partition(":")
+    cls: type[VenueAdapter] = getattr(import_module(module), name)
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +48,7 @@ class AccountContext:
 ClientFactory = Callable[[AccountContext], ExecutionClient]
 
 _CLIENTS: dict[str, str] = {
-    "binance-usdm": "app.venues.binance_usdm.client:build",
+    "binance-usdm": "app.venues.binance_usdm.execution:build",
     "bybit": "app.venues.bybit.execution:build",
     "hyperliquid": "app.venues.hyperliquid.execution:build",
     "okx": "app.venues.okx.execution:build",

@@ -1,10 +1,12 @@
 """What the venues' execution clients share below their protocols: one pooled aiohttp session
-per client, exact decimal text on the wire, and the one rule for a request whose answer never
-came (OutcomeUnknown: the loop queries by client id before it sends anything again)."""
+per client, a private stream's text frames kept alive by the venue's ping, exact decimal text
+on the wire, and the one rule for a request whose answer never came (OutcomeUnknown: the loop
+queries by client id before it sends anything again)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Protocol
@@ -40,6 +42,56 @@ def new_session(timeout_s: float = DEFAULT_TIMEOUT_S) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         connector=aiohttp.TCPConnector(limit=50, ttl_dns_cache=300),
     )
+
+
+class SessionSlot:
+    """A client's session: the one it was given (the giver closes it), else one it makes on
+    first use, again after it was closed, and closes itself."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, timeout_s: float) -> None:
+        self._session = session
+        self._owned = session is None
+        self._timeout_s = timeout_s
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session(self._timeout_s)
+            self._owned = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._owned and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+
+WS_CLOSED = frozenset(
+    {
+        aiohttp.WSMsgType.CLOSE,
+        aiohttp.WSMsgType.CLOSING,
+        aiohttp.WSMsgType.CLOSED,
+        aiohttp.WSMsgType.ERROR,
+    }
+)
+
+
+async def text_frames(
+    ws: aiohttp.ClientWebSocketResponse, ping: str, interval_s: float
+) -> AsyncIterator[str]:
+    """The text frames of a private stream until it closes, sending the venue's application
+    ping (``ping``) every ``interval_s``: Bybit and OKX drop a connection that stays silent."""
+    next_ping = time.monotonic() + interval_s
+    while True:
+        try:
+            message = await ws.receive(timeout=max(0.0, next_ping - time.monotonic()))
+        except TimeoutError:
+            await ws.send_str(ping)
+            next_ping = time.monotonic() + interval_s
+            continue
+        if message.type is aiohttp.WSMsgType.TEXT:
+            yield message.data
+        elif message.type in WS_CLOSED:
+            return
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,6 @@ made per client id.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import secrets
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,17 +27,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.venues.harness import FakeVenue
+from tests.venues.fake_binance_usdm import BinanceAccount, error, now_ms
 
 LEVERAGE = Decimal(10)
-
-
-def _error(status: int, code: int, msg: str) -> JSONResponse:
-    return JSONResponse({"code": code, "msg": msg}, status_code=status)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _on_step(value: Decimal, step: Decimal) -> bool:
@@ -65,7 +53,7 @@ class Rules:
 
 
 @dataclass
-class FakeBinanceTrading(FakeVenue):
+class FakeBinanceTrading(BinanceAccount):
     api_key: str = "binance-follower-key-77ad"
     api_secret: str = "binance-follower-secret-c3e1"
     ws_path: str = "/ws/{listen_key}"
@@ -94,7 +82,6 @@ class FakeBinanceTrading(FakeVenue):
     throttle: int = 0
     retry_after_s: int = 1
     lose_answers: int = 0
-    listen_key: str | None = None
     next_order_id: int = 7_000_000_001
     order_requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -113,32 +100,6 @@ class FakeBinanceTrading(FakeVenue):
             Route("/fapi/v3/account", self._account),
             Route("/fapi/v1/positionSide/dual", self._dual),
         ]
-
-    async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
-        call = await self.record(request)
-        if call.headers.get("x-mbx-apikey") != self.api_key:
-            return _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        if not signed:
-            return None
-        query, _, signature = request.url.query.rpartition("&signature=")
-        expected = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
-            return _error(400, -1022, "Signature for this request is not valid.")
-        params = request.query_params
-        if abs(now_ms() - int(params.get("timestamp", "0"))) > int(
-            params.get("recvWindow", "5000")
-        ):
-            return _error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-        return None
-
-    async def _listen_key(self, request: Request) -> JSONResponse:
-        if refused := await self._check(request, signed=False):
-            return refused
-        if request.method == "POST":
-            self.listen_key = self.listen_key or secrets.token_urlsafe(48)[:64]
-        elif self.listen_key is None:
-            return _error(400, -1125, "This listenKey does not exist.")
-        return JSONResponse({"listenKey": self.listen_key})
 
     async def _dual(self, request: Request) -> JSONResponse:
         if refused := await self._check(request):
@@ -186,7 +147,7 @@ class FakeBinanceTrading(FakeVenue):
         if request.method == "GET":
             order = self.orders.get(q.get("origClientOrderId", ""))
             if order is None or order["symbol"] != q.get("symbol"):
-                return _error(400, -2013, "Order does not exist.")
+                return error(400, -2013, "Order does not exist.")
             return JSONResponse(order)
         self.order_requests += 1
         if self.throttle > 0:
@@ -209,37 +170,37 @@ class FakeBinanceTrading(FakeVenue):
         symbol = q.get("symbol", "")
         rules = self.rules.get(symbol)
         if rules is None:
-            return _error(400, -1121, "Invalid symbol.")
+            return error(400, -1121, "Invalid symbol.")
         client_id = q.get("newClientOrderId", "")
         existing = self.orders.get(client_id)
         if existing is not None and existing["status"] in ("NEW", "PARTIALLY_FILLED"):
-            return _error(400, -4116, "ClientOrderId is duplicated.")
+            return error(400, -4116, "ClientOrderId is duplicated.")
         qty = Decimal(q.get("quantity", "0"))
         if qty <= 0:
-            return _error(400, -4003, "Quantity less than or equal to zero.")
+            return error(400, -4003, "Quantity less than or equal to zero.")
         if -qty.as_tuple().exponent > rules.quantity_precision:  # type: ignore[operator]
-            return _error(400, -1111, "Precision is over the maximum defined for this asset.")
+            return error(400, -1111, "Precision is over the maximum defined for this asset.")
         market = q.get("type") == "MARKET"
         step = rules.market_step if market else rules.step
         if not _on_step(qty, step):
-            return _error(400, -4023, f"Qty not increased by step size {step}.")
+            return error(400, -4023, f"Qty not increased by step size {step}.")
         if qty < (rules.market_min_qty if market else rules.min_qty):
-            return _error(400, -4004, "Quantity less than min quantity.")
+            return error(400, -4004, "Quantity less than min quantity.")
         if qty > (rules.market_max_qty if market else rules.max_qty):
-            return _error(400, -4005, "Quantity greater than max quantity.")
+            return error(400, -4005, "Quantity greater than max quantity.")
         price = self.prices[symbol]
         if not market:
             limit = Decimal(q.get("price", "0"))
             if not _on_step(limit, rules.tick):
-                return _error(400, -4014, f"Price not increased by tick size {rules.tick}.")
+                return error(400, -4014, f"Price not increased by tick size {rules.tick}.")
             price = limit
         side = 1 if q.get("side") == "BUY" else -1
         held = self.positions.get(symbol, Decimal(0))
         reduce_only = q.get("reduceOnly") == "true"
         if reduce_only and (held * side >= 0 or qty > abs(held)):
-            return _error(400, -2022, "ReduceOnly Order is rejected.")
+            return error(400, -2022, "ReduceOnly Order is rejected.")
         if not reduce_only and qty * price < rules.min_notional:
-            return _error(
+            return error(
                 400,
                 -4164,
                 f"Order's notional must be no smaller than {rules.min_notional} (unless you "
@@ -247,7 +208,7 @@ class FakeBinanceTrading(FakeVenue):
             )
         opening = not reduce_only and held * side >= 0
         if opening and (abs(held) + qty) * self.prices[symbol] / LEVERAGE > self.equity:
-            return _error(400, -2019, "Margin is insufficient.")
+            return error(400, -2019, "Margin is insufficient.")
         return None
 
     def _make(self, q: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 FEE_RATE = Decimal("0.0004")
 
 
-def _error(status: int, code: int, msg: str) -> JSONResponse:
+def error(status: int, code: int, msg: str) -> JSONResponse:
     return JSONResponse({"code": code, "msg": msg}, status_code=status)
 
 
@@ -87,13 +87,57 @@ def order_trade_update(
 
 
 @dataclass
-class FakeBinanceUsdm(FakeVenue):
+class BinanceAccount(FakeVenue):
+    """What both Binance fakes (a leader's account here, a follower's in
+    binance_usdm_trading.py) check and serve alike: the request checks and the listenKey."""
+
     api_key: str = "binance-test-key-4f1c"
     api_secret: str = "binance-test-secret-9a7e"
-    ws_path: str = "/private/ws"
-    equity: Decimal = Decimal("100000")
     listen_key: str | None = None
     keepalives: int = 0
+
+    async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
+        """Record ``request`` and check it as Binance does; the refusal to answer, if any.
+
+        Every call carries the API key (``X-MBX-APIKEY``); a signed one also the HMAC-SHA256
+        of its exact query string, as ``signature``, and a ``timestamp`` within ``recvWindow``.
+        """
+        call = await self.record(request)
+        if call.headers.get("x-mbx-apikey") != self.api_key:
+            return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        if not signed:
+            return None
+        query, _, signature = request.url.query.rpartition("&signature=")
+        expected = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return error(400, -1022, "Signature for this request is not valid.")
+        params = request.query_params
+        stamp = int(params.get("timestamp", "0"))
+        if abs(now_ms() - stamp) > int(params.get("recvWindow", "5000")):
+            return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        return None
+
+    async def _listen_key(self, request: Request) -> JSONResponse:
+        if refused := await self._check(request, signed=False):
+            return refused
+        if request.method == "POST":
+            # "Doing a POST on an account with an active listenKey will return the currently
+            # active listenKey and extend its validity."
+            self.listen_key = self.listen_key or secrets.token_urlsafe(48)[:64]
+        elif self.listen_key is None:
+            return error(400, -1125, "This listenKey does not exist.")
+        elif request.method == "PUT":
+            self.keepalives += 1
+        else:
+            self.listen_key = None
+            return JSONResponse({})
+        return JSONResponse({"listenKey": self.listen_key})
+
+
+@dataclass
+class FakeBinanceUsdm(BinanceAccount):
+    ws_path: str = "/private/ws"
+    equity: Decimal = Decimal("100000")
     # False: stream connections are refused (a venue gateway that is down).
     accepting: bool = True
     positions: dict[str, Decimal] = field(default_factory=dict)
@@ -223,57 +267,25 @@ class FakeBinanceUsdm(FakeVenue):
             Route("/fapi/v3/account", self._account),
         ]
 
-    async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
-        call = await self.record(request)
-        if call.headers.get("x-mbx-apikey") != self.api_key:
-            return _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        if not signed:
-            return None
-        query, _, signature = request.url.query.rpartition("&signature=")
-        expected = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
-            return _error(400, -1022, "Signature for this request is not valid.")
-        params = request.query_params
-        stamp = int(params.get("timestamp", "0"))
-        if abs(now_ms() - stamp) > int(params.get("recvWindow", "5000")):
-            return _error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-        return None
-
-    async def _listen_key(self, request: Request) -> JSONResponse:
-        if refused := await self._check(request, signed=False):
-            return refused
-        if request.method == "POST":
-            # "Doing a POST on an account with an active listenKey will return the currently
-            # active listenKey and extend its validity."
-            self.listen_key = self.listen_key or secrets.token_urlsafe(48)[:64]
-        elif self.listen_key is None:
-            return _error(400, -1125, "This listenKey does not exist.")
-        elif request.method == "PUT":
-            self.keepalives += 1
-        else:
-            self.listen_key = None
-            return JSONResponse({})
-        return JSONResponse({"listenKey": self.listen_key})
-
     async def _user_trades(self, request: Request) -> JSONResponse:
         if refused := await self._check(request):
             return refused
         q = request.query_params
         if "symbol" not in q:
-            return _error(400, -1102, "Mandatory parameter 'symbol' was not sent.")
+            return error(400, -1102, "Mandatory parameter 'symbol' was not sent.")
         limit = int(q.get("limit", "500"))
         if not 1 <= limit <= 1000:
-            return _error(400, -1130, "Invalid data sent for a parameter.")
+            return error(400, -1130, "Invalid data sent for a parameter.")
         history = self.trades.get(q["symbol"], [])
         if "fromId" in q:
             if "startTime" in q or "endTime" in q:
-                return _error(400, -1128, "Combination of optional parameters invalid.")
+                return error(400, -1128, "Combination of optional parameters invalid.")
             rows = [t for t in history if t["id"] >= int(q["fromId"])]
         else:
             end = int(q.get("endTime", now_ms()))
             start = int(q.get("startTime", end - SEVEN_DAYS_MS))
             if end - start > SEVEN_DAYS_MS:
-                return _error(400, -1127, "More than 7 days between startTime and endTime.")
+                return error(400, -1127, "More than 7 days between startTime and endTime.")
             rows = [t for t in history if start <= t["time"] <= end]
         return JSONResponse(rows[:limit])
 
@@ -283,7 +295,7 @@ class FakeBinanceUsdm(FakeVenue):
         q = request.query_params
         limit = int(q.get("limit", "100"))
         if not 1 <= limit <= 1000:
-            return _error(400, -1130, "Invalid data sent for a parameter.")
+            return error(400, -1130, "Invalid data sent for a parameter.")
         start, end = int(q.get("startTime", "0")), int(q.get("endTime", now_ms()))
         rows = sorted(
             (r for r in self.income if start <= r["time"] <= end), key=lambda r: r["time"]
@@ -296,7 +308,7 @@ class FakeBinanceUsdm(FakeVenue):
         q = request.query_params
         limit = int(q.get("limit", "50"))
         if not 1 <= limit <= 100:
-            return _error(400, -1130, "Invalid data sent for a parameter.")
+            return error(400, -1130, "Invalid data sent for a parameter.")
         end = int(q.get("endTime", now_ms()))
         start = int(q.get("startTime", end - SEVEN_DAYS_MS))
         rows = [

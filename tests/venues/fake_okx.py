@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 
-from app.ingest.venues.okx import sign
+from app.venues.okx.signing import sign
 from tests.venues.harness import FakeVenue
 
 API_KEY = "okx-test-key-0f4e"

@@ -30,9 +30,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.domain.model import Fill
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import BadRow, Item
 from app.security.crypto import generate_key
 from app.settings import Settings
+from app.venues.feed import BadRow, Item
 from tests.conftest import make_settings
 from tests.support import serve_asgi
 

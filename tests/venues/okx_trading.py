@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 
-from app.ingest.venues.okx import sign
+from app.venues.okx.signing import sign
 from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, instrument
 from tests.venues.harness import FakeVenue
 

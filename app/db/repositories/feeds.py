@@ -1,9 +1,8 @@
 """Client-mode feeds: which leaders need a listener, who runs each (leases), where to resume.
 
-A lease is a row per leader: the owner renews it on every heartbeat, and anyone may take it
-once it has expired. Postgres' row locks make the take-over a compare-and-set, so two
-instances never both believe they won the same lease; even then, fills are deduplicated by
-(leader_id, fill_id), so a moment of double ownership costs a duplicate read, not an order.
+A feed lease is a row per leader in ``feed_lease``, in the rounds of ``leases.py``. Should two
+instances ever both run a leader, fills are deduplicated by (leader_id, fill_id): a moment of
+double ownership costs a duplicate read, not an order.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.repositories.leases import LeaseKind, LeaseRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,54 +41,43 @@ _WANTED = text(
      WHERE deleted_at IS NULL AND status = 'active' AND feed_kind <> 'push'
     """
 )
-# Lease rounds of all instances take turns (a few ms each): no two rounds lock lease rows in
-# different orders, so they never deadlock, and a fair share is computed on settled counts.
-_ROUND_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('copytrade.feed_lease'))")
-_HEARTBEAT = text(
-    """
-    INSERT INTO service_instance (id, heartbeat_at) VALUES (:me, now())
-    ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
-    """
-)
 # Executor instances heartbeat as 'exec:<id>' (follower_accounts.py): not listener instances.
-_LIVE_INSTANCES = text(
-    "SELECT count(*) FROM service_instance "
-    "WHERE id NOT LIKE 'exec:%' AND heartbeat_at > now() - make_interval(secs => :ttl)"
+# A release leaves the row to its owner until someone claims it (the claim resets its state).
+# The claim's conditional DO UPDATE is re-checked against the committed row when another
+# instance got there first, so only one wins.
+FEED_LEASES = LeaseKind(
+    name="feed_lease",
+    instances="id NOT LIKE 'exec:%'",
+    renew=text(
+        """
+        UPDATE feed_lease SET expires_at = now() + make_interval(secs => :ttl)
+         WHERE owner = :me
+        RETURNING leader_id
+        """
+    ),
+    claim=text(
+        """
+        INSERT INTO feed_lease AS fl (leader_id, owner, expires_at)
+        SELECT l.id, :me, now() + make_interval(secs => :ttl)
+          FROM leader l LEFT JOIN feed_lease cur ON cur.leader_id = l.id
+         WHERE l.deleted_at IS NULL AND l.status = 'active' AND l.feed_kind <> 'push'
+           AND (cur.leader_id IS NULL OR cur.expires_at < now())
+         ORDER BY l.id
+         LIMIT :room
+        ON CONFLICT (leader_id) DO UPDATE
+            SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, acquired_at = now(),
+                state = NULL
+          WHERE fl.expires_at < now()
+        RETURNING leader_id
+        """
+    ),
+    release=text(
+        "UPDATE feed_lease SET expires_at = now() - interval '1 second' "
+        "WHERE owner = :me AND leader_id = ANY(:ids)"
+    ),
+    release_all=text("DELETE FROM feed_lease WHERE owner = :me"),
+    forget_dead=True,
 )
-_FORGET_DEAD = text(
-    "DELETE FROM service_instance WHERE heartbeat_at < now() - make_interval(secs => 10 * :ttl)"
-)
-_RENEW = text(
-    """
-    UPDATE feed_lease SET expires_at = now() + make_interval(secs => :ttl)
-     WHERE owner = :me
-    RETURNING leader_id
-    """
-)
-# Take up to :room leaders whose lease is missing or expired. The conditional DO UPDATE is
-# re-checked against the committed row when another instance got there first, so only one wins.
-_CLAIM = text(
-    """
-    INSERT INTO feed_lease AS fl (leader_id, owner, expires_at)
-    SELECT l.id, :me, now() + make_interval(secs => :ttl)
-      FROM leader l LEFT JOIN feed_lease cur ON cur.leader_id = l.id
-     WHERE l.deleted_at IS NULL AND l.status = 'active' AND l.feed_kind <> 'push'
-       AND (cur.leader_id IS NULL OR cur.expires_at < now())
-     ORDER BY l.id
-     LIMIT :room
-    ON CONFLICT (leader_id) DO UPDATE
-        SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, acquired_at = now(),
-            state = NULL
-      WHERE fl.expires_at < now()
-    RETURNING leader_id
-    """
-)
-_RELEASE = text(
-    "UPDATE feed_lease SET expires_at = now() - interval '1 second' "
-    "WHERE owner = :me AND leader_id = ANY(:ids)"
-)
-_RELEASE_ALL = text("DELETE FROM feed_lease WHERE owner = :me")
-_LEAVE = text("DELETE FROM service_instance WHERE id = :me")
 _SAVE_STATE = text(
     "UPDATE feed_lease SET state = CAST(:state AS jsonb) WHERE owner = :me AND leader_id = :leader"
 )
@@ -150,40 +140,9 @@ class FeedRepository:
             for row in rows
         }
 
-    async def heartbeat(self, me: str, ttl_s: float) -> int:
-        """Start a lease round (one at a time across instances, until commit) and mark this
-        instance alive; return how many instances are alive (itself included)."""
-        await self.session.execute(_ROUND_LOCK)
-        await self.session.execute(_HEARTBEAT, {"me": me})
-        await self.session.execute(_FORGET_DEAD, {"ttl": ttl_s})
-        live: int = (await self.session.execute(_LIVE_INSTANCES, {"ttl": ttl_s})).scalar_one()
-        return max(live, 1)
-
     async def live_instances(self, ttl_s: float) -> int:
         """How many instances heartbeated within ``ttl_s`` (those running the ingest role)."""
-        live: int = (await self.session.execute(_LIVE_INSTANCES, {"ttl": ttl_s})).scalar_one()
-        return live
-
-    async def renew(self, me: str, ttl_s: float) -> set[UUID]:
-        rows = await self.session.execute(_RENEW, {"me": me, "ttl": ttl_s})
-        return {row[0] for row in rows}
-
-    async def claim(self, me: str, ttl_s: float, room: int) -> set[UUID]:
-        if room <= 0:
-            return set()
-        rows = await self.session.execute(_CLAIM, {"me": me, "ttl": ttl_s, "room": room})
-        return {row[0] for row in rows}
-
-    async def release(self, me: str, leader_ids: list[UUID]) -> None:
-        """Let others take these leases at once (they backfill from the last fill)."""
-        if leader_ids:
-            await self.session.execute(_RELEASE, {"me": me, "ids": leader_ids})
-
-    async def leave(self, me: str) -> None:
-        """Drop every lease and the instance row: a clean shutdown hands over at once."""
-        await self.session.execute(_ROUND_LOCK)
-        await self.session.execute(_RELEASE_ALL, {"me": me})
-        await self.session.execute(_LEAVE, {"me": me})
+        return await LeaseRepository(self.session, FEED_LEASES).live_instances(ttl_s)
 
     async def save_state(self, me: str, leader_id: UUID, state: dict[str, Any]) -> None:
         await self.session.execute(

@@ -1,9 +1,8 @@
 """Follower exchange accounts: credentials, status and live equity; which instance trades each
 (leases, as the leader listeners have); the positions the venues report.
 
-Executor leases work like the listener leases of ``feeds.py``: a round at a time across
-instances (an advisory lock), renewals by the owner, expired or unowned leases taken up to a
-fair share. Instances running ``execute`` heartbeat under ``exec:<instance id>`` in
+Executor leases are the rounds of ``leases.py``, held in the account row's ``owner`` and
+``lease_expires_at``. Instances running ``execute`` heartbeat under ``exec:<instance id>`` in
 ``service_instance`` so that each kind of lease shares over its own instances.
 """
 
@@ -19,6 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.repositories.leases import LeaseKind
 from app.db.tables import FollowerAccount, VenuePosition
 
 EXEC_PREFIX = "exec:"
@@ -34,45 +34,38 @@ class AccountSpec:
     secret: str
 
 
-_ROUND_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('copytrade.account_lease'))")
-_HEARTBEAT = text(
-    """
-    INSERT INTO service_instance (id, heartbeat_at) VALUES (:me, now())
-    ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
-    """
+# A release frees the row at once. The claim's WHERE is re-checked on the row another round
+# may have just updated: one winner only.
+ACCOUNT_LEASES = LeaseKind(
+    name="account_lease",
+    instances=f"id LIKE '{EXEC_PREFIX}%'",
+    renew=text(
+        """
+        UPDATE follower_account SET lease_expires_at = now() + make_interval(secs => :ttl)
+         WHERE owner = :me
+        RETURNING follower_id
+        """
+    ),
+    claim=text(
+        """
+        UPDATE follower_account SET owner = :me,
+               lease_expires_at = now() + make_interval(secs => :ttl)
+         WHERE follower_id IN (
+             SELECT follower_id FROM follower_account
+              WHERE owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now()
+              ORDER BY follower_id LIMIT :room FOR UPDATE SKIP LOCKED)
+           AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now())
+        RETURNING follower_id
+        """
+    ),
+    release=text(
+        "UPDATE follower_account SET owner = NULL, lease_expires_at = NULL "
+        "WHERE owner = :me AND follower_id = ANY(:ids)"
+    ),
+    release_all=text(
+        "UPDATE follower_account SET owner = NULL, lease_expires_at = NULL WHERE owner = :me"
+    ),
 )
-_LIVE = text(
-    "SELECT count(*) FROM service_instance "
-    "WHERE id LIKE 'exec:%' AND heartbeat_at > now() - make_interval(secs => :ttl)"
-)
-_RENEW = text(
-    """
-    UPDATE follower_account SET lease_expires_at = now() + make_interval(secs => :ttl)
-     WHERE owner = :me
-    RETURNING follower_id
-    """
-)
-# The WHERE is re-checked on the row another round may have just updated: one winner only.
-_CLAIM = text(
-    """
-    UPDATE follower_account SET owner = :me,
-           lease_expires_at = now() + make_interval(secs => :ttl)
-     WHERE follower_id IN (
-         SELECT follower_id FROM follower_account
-          WHERE owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now()
-          ORDER BY follower_id LIMIT :room FOR UPDATE SKIP LOCKED)
-       AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now())
-    RETURNING follower_id
-    """
-)
-_RELEASE = text(
-    "UPDATE follower_account SET owner = NULL, lease_expires_at = NULL "
-    "WHERE owner = :me AND follower_id = ANY(:ids)"
-)
-_RELEASE_ALL = text(
-    "UPDATE follower_account SET owner = NULL, lease_expires_at = NULL WHERE owner = :me"
-)
-_LEAVE = text("DELETE FROM service_instance WHERE id = :me")
 # An account's venue is its follower's default sizing venue (app.sizing.venue_rules): the books
 # of the leaders it follows, cached on every instance, are reloaded at the commit. Not a
 # trigger: lease renewals and equity updates touch the row far more often than its kind.
@@ -168,35 +161,6 @@ class FollowerAccountRepository:
             await self.session.execute(text("SELECT count(*) FROM follower_account"))
         ).scalar_one()
         return value
-
-    # -- leases -----------------------------------------------------------------------------
-
-    async def heartbeat(self, me: str, ttl_s: float) -> int:
-        """Start a lease round (one at a time, until commit), mark this executor instance
-        alive; return how many are alive (itself included)."""
-        await self.session.execute(_ROUND_LOCK)
-        await self.session.execute(_HEARTBEAT, {"me": me})
-        live: int = (await self.session.execute(_LIVE, {"ttl": ttl_s})).scalar_one()
-        return max(live, 1)
-
-    async def renew(self, me: str, ttl_s: float) -> set[UUID]:
-        rows = await self.session.execute(_RENEW, {"me": me, "ttl": ttl_s})
-        return {row[0] for row in rows}
-
-    async def claim(self, me: str, ttl_s: float, room: int) -> set[UUID]:
-        if room <= 0:
-            return set()
-        rows = await self.session.execute(_CLAIM, {"me": me, "ttl": ttl_s, "room": room})
-        return {row[0] for row in rows}
-
-    async def release(self, me: str, follower_ids: list[UUID]) -> None:
-        if follower_ids:
-            await self.session.execute(_RELEASE, {"me": me, "ids": follower_ids})
-
-    async def leave(self, me: str) -> None:
-        await self.session.execute(_ROUND_LOCK)
-        await self.session.execute(_RELEASE_ALL, {"me": me})
-        await self.session.execute(_LEAVE, {"me": me})
 
     # -- what the venue says ----------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from app.venues.bybit.errors import (
     is_hedge_mode_refusal,
     reject_reason,
 )
-from app.venues.bybit.signing import BybitSigner
+from app.venues.bybit.signing import BybitSigner, query_string
 from app.venues.bybit.stream import Fills, add_position, decimal, parse_stream, venue_order
 from app.venues.execution import (
     AccountError,
@@ -69,9 +69,10 @@ from app.venues.transport import (
     DEFAULT_TIMEOUT_S,
     ClientContext,
     Reply,
-    new_session,
+    SessionSlot,
     plain,
     send,
+    text_frames,
     to_step,
 )
 
@@ -127,9 +128,7 @@ class BybitExecution:
         self._rest = rest_url.rstrip("/")
         self._ws_url = ws_url
         self._settle_coins = tuple(settle_coins)
-        self._timeout_s = timeout_s
-        self._session = session
-        self._owns_session = session is None
+        self._session = SessionSlot(session, timeout_s)
         self._order_limiter = AsyncLimiter(10, 1)
         self._read_limiter = AsyncLimiter(50, 1)
         self._instruments: dict[str, schemas.Instrument] = {}
@@ -267,39 +266,21 @@ class BybitExecution:
     # -- the private stream ---------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[AccountEvent]:
-        async with self._http().ws_connect(self._ws_url, autoping=True) as ws:
+        async with self._session.get().ws_connect(self._ws_url, autoping=True) as ws:
             expires = int(time.time() * 1000) + 10_000
             await ws.send_str(json.dumps(self._signer.ws_auth(expires)))
             await _expect(ws, "auth")
             await ws.send_str(json.dumps({"op": "subscribe", "args": list(TOPICS)}))
             await _expect(ws, "subscribe")
             fills = Fills()
-            next_ping = time.monotonic() + PING_INTERVAL_S
-            while True:
-                try:
-                    message = await ws.receive(timeout=max(0.0, next_ping - time.monotonic()))
-                except TimeoutError:
-                    await ws.send_str('{"op":"ping"}')
-                    next_ping = time.monotonic() + PING_INTERVAL_S
-                    continue
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    for event in parse_stream(message.data, fills):
-                        yield event
-                elif message.type in _CLOSED:
-                    return
+            async for text in text_frames(ws, '{"op":"ping"}', PING_INTERVAL_S):
+                for event in parse_stream(text, fills):
+                    yield event
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._session.close()
 
     # -- REST plumbing --------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = new_session(self._timeout_s)
-            self._owns_session = True
-        return self._session
 
     async def _call(
         self,
@@ -312,7 +293,7 @@ class BybitExecution:
         """A signed request; the signature covers the exact query string or JSON body sent."""
         if method == "GET":
             # Values are symbols, ids and Bybit's own (already percent-encoded) cursors.
-            payload = "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
+            payload = query_string(params or {})
             url, data = f"{self._rest}{path}?{payload}", None
         else:
             payload = json.dumps(body, separators=(",", ":"))
@@ -321,7 +302,7 @@ class BybitExecution:
         async with shared_limiter(f"bybit:{self._rest}:ip", *IP_LIMIT):
             if signed:  # signed after the wait: the timestamp must be within recv_window
                 headers |= self._signer.headers(payload, int(time.time() * 1000))
-            reply = await send(self._http(), method, url, headers, data)
+            reply = await send(self._session.get(), method, url, headers, data)
         if reply.status == 429:
             raise RateLimited(_retry_after(reply.headers), f"bybit {path}: HTTP 429")
         if reply.status == 403:
@@ -362,16 +343,6 @@ class BybitExecution:
             raise AccountError(f"bybit {what}: retCode {code}: {message:.200}")
         if code in OUTCOME_UNKNOWN:
             raise OutcomeUnknown(f"bybit {what}: retCode {code}: {message:.200}")
-
-
-_CLOSED = frozenset(
-    {
-        aiohttp.WSMsgType.CLOSE,
-        aiohttp.WSMsgType.CLOSING,
-        aiohttp.WSMsgType.CLOSED,
-        aiohttp.WSMsgType.ERROR,
-    }
-)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from app.security.crypto import Credential
@@ -17,7 +18,14 @@ RECV_WINDOW_MS = 5000
 
 
 def sign(secret: str, payload: str) -> str:
+    """Bybit's HMAC_SHA256 signature: lowercase hex."""
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def query_string(params: Mapping[str, str]) -> str:
+    """``k=v&...`` sorted by key, values as given: a cursor comes back from Bybit already
+    percent-encoded and is signed and sent exactly as received (as Bybit's own SDK does)."""
+    return "&".join(f"{key}={value}" for key, value in sorted(params.items()))
 
 
 class BybitSigner:

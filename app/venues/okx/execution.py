@@ -75,9 +75,10 @@ from app.venues.transport import (
     DEFAULT_TIMEOUT_S,
     ClientContext,
     Reply,
-    new_session,
+    SessionSlot,
     plain,
     send,
+    text_frames,
     to_step,
 )
 
@@ -144,9 +145,7 @@ class OkxExecution:
         self._td_mode = td_mode
         self._rest = rest_url.rstrip("/")
         self._ws_url = ws_url
-        self._timeout_s = timeout_s
-        self._session = session
-        self._owns_session = session is None
+        self._session = SessionSlot(session, timeout_s)
         self._order_limits: defaultdict[str, AsyncLimiter] = defaultdict(lambda: _window(60))
         self._query_limits: defaultdict[str, AsyncLimiter] = defaultdict(lambda: _window(60))
         self._limits = {
@@ -291,37 +290,18 @@ class OkxExecution:
         instruments = shared(self._rest)
         # Fresh contract values on a connect: a listing since the last load becomes known.
         await instruments.refresh(self._fetch_instruments, INSTRUMENTS_TTL_S)
-        async with self._http().ws_connect(self._ws_url, autoping=True) as ws:
+        async with self._session.get().ws_connect(self._ws_url, autoping=True) as ws:
             await ws.send_str(json.dumps(self._signer.ws_login(int(time.time()))))
             await _expect_login(ws)
             await ws.send_str(json.dumps({"id": "ct", "op": "subscribe", "args": CHANNELS}))
-            next_ping = time.monotonic() + PING_INTERVAL_S
-            while True:
-                try:
-                    message = await ws.receive(timeout=max(0.0, next_ping - time.monotonic()))
-                except TimeoutError:
-                    await ws.send_str("ping")
-                    next_ping = time.monotonic() + PING_INTERVAL_S
-                    continue
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    if message.type in _CLOSED:
-                        return
-                    continue
-                for event in parse_stream(message.data, instruments.contracts, datetime.now(UTC)):
+            async for text in text_frames(ws, "ping", PING_INTERVAL_S):
+                for event in parse_stream(text, instruments.contracts, datetime.now(UTC)):
                     yield event
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._session.close()
 
     # -- REST plumbing --------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = new_session(self._timeout_s)
-            self._owns_session = True
-        return self._session
 
     async def _read(
         self,
@@ -355,21 +335,11 @@ class OkxExecution:
         if signed:
             headers |= self._signer.headers(method, request_path, payload, datetime.now(UTC))
         reply = await send(
-            self._http(), method, self._rest + request_path, headers, payload or None
+            self._session.get(), method, self._rest + request_path, headers, payload or None
         )
         if reply.status >= 500:
             raise OutcomeUnknown(f"okx {path}: HTTP {reply.status}")
         return reply
-
-
-_CLOSED = frozenset(
-    {
-        aiohttp.WSMsgType.CLOSE,
-        aiohttp.WSMsgType.CLOSING,
-        aiohttp.WSMsgType.CLOSED,
-        aiohttp.WSMsgType.ERROR,
-    }
-)
 
 
 def _rejected(client_id: str, reason: RejectReason, code: str | None, message: str) -> VenueOrder:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from app.security.crypto import Credential
-from app.venues.binance_usdm.client import BinanceUsdmClient
+from app.venues.binance_usdm.execution import BinanceUsdmClient
 from app.venues.execution import AccountError, OrderRequest, OrderState, RejectReason
 from tests.venues.binance_usdm_trading import FakeBinanceTrading
 from tests.venues.harness import run_venue

@@ -13,8 +13,8 @@ import httpx
 from redis.asyncio import Redis
 
 from app.domain.model import Fill, Side
-from app.ingest.venues.base import Item, VenueAdapter, VenuePosition
-from app.ingest.venues.resync import PositionCheck
+from app.venues.feed import Item, VenueAdapter, VenuePosition
+from app.venues.resync import PositionCheck
 from tests.integration.desk import push_fills, seed_desk
 from tests.support import Api, LiveServer, fill_frame, read_stream
 

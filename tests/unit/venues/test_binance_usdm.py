@@ -19,10 +19,11 @@ import pytest
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues import adapter_class
-from app.ingest.venues.base import StreamExpired, VenueError
-from app.ingest.venues.binance_usdm import BinanceUsdmAdapter, sign
 from app.security.crypto import Credential
+from app.venues.binance_usdm.feed import BinanceUsdmAdapter
+from app.venues.binance_usdm.signing import sign
+from app.venues.feed import StreamExpired, VenueError
+from app.venues.registry import adapter_class
 from tests.venues.fake_binance_usdm import FakeBinanceUsdm, now_ms
 from tests.venues.harness import Running, backfilled, fills_of, run_venue
 

@@ -17,17 +17,11 @@ import pytest
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues import adapter_class
-from app.ingest.venues.base import VenueError
-from app.ingest.venues.bybit import (
-    HISTORY_PAGE,
-    BybitAdapter,
-    auth_frame,
-    query_string,
-    rest_headers,
-    sign,
-)
 from app.security.crypto import Credential
+from app.venues.bybit.feed import HISTORY_PAGE, BybitAdapter
+from app.venues.bybit.signing import BybitSigner, query_string, sign
+from app.venues.feed import VenueError
+from app.venues.registry import adapter_class
 from tests.venues.fake_bybit import FakeBybit, execution
 from tests.venues.harness import backfilled, fills_of, run_venue
 
@@ -323,7 +317,9 @@ def test_data_must_be_a_list() -> None:
 
 def test_websocket_auth_signature_hand_computed() -> None:
     # openssl: printf 'GET/realtime1662350400000' | openssl dgst -sha256 -hmac bybit-secret
-    frame = auth_frame("api_key", "bybit-secret", 1662350400000)
+    signer = BybitSigner(Credential("api_key"), Credential("bybit-secret"))
+
+    frame = signer.ws_auth(1662350400000)
 
     assert frame == {
         "op": "auth",
@@ -342,7 +338,9 @@ def test_rest_signature_of_the_documented_get_example() -> None:
     #   | openssl dgst -sha256 -hmac bybit-secret
     query = query_string({"symbol": "BTC-29JUL22-25000-C", "category": "option"})
 
-    headers = rest_headers("XXXXXXXXXX", "bybit-secret", 1658384314791, query)
+    signer = BybitSigner(Credential("XXXXXXXXXX"), Credential("bybit-secret"))
+
+    headers = signer.headers(query, 1658384314791)
 
     assert query == "category=option&symbol=BTC-29JUL22-25000-C"
     assert headers == {

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.venues.binance_usdm import schemas
-from app.venues.binance_usdm.client import parse_event
+from app.venues.binance_usdm.stream import parse_event
 from app.venues.execution import OrderState, RejectReason
 from app.venues.urls import url_allowed
 

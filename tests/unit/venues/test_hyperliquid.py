@@ -17,9 +17,9 @@ from websockets.asyncio.client import connect
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues import adapter_class
-from app.ingest.venues.base import VenueError
-from app.ingest.venues.hyperliquid import PAGE_LIMIT, HyperliquidAdapter
+from app.venues.feed import VenueError
+from app.venues.hyperliquid.feed import PAGE_LIMIT, HyperliquidAdapter
+from app.venues.registry import adapter_class
 from tests.venues.fake_hyperliquid import ADDRESS, FakeHyperliquid
 from tests.venues.harness import Running, backfilled, fills_of, run_venue
 

@@ -20,10 +20,11 @@ from websockets.asyncio.client import connect
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues import adapter_class
-from app.ingest.venues.base import StreamExpired, VenueError
-from app.ingest.venues.okx import OkxAdapter, rest_timestamp, sign
 from app.security.crypto import Credential
+from app.venues.feed import StreamExpired, VenueError
+from app.venues.okx.feed import OkxAdapter
+from app.venues.okx.signing import rest_timestamp, sign
+from app.venues.registry import adapter_class
 from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, FakeOkx, Trade, now_ms
 from tests.venues.harness import Running, backfilled, fills_of, run_venue
 

@@ -19,9 +19,9 @@ from websockets.exceptions import InvalidStatus
 
 from app.domain.model import Fill
 from app.domain.quarantine import QuarantineReason
-from app.ingest.venues.base import BadRow, Item
-from app.ingest.venues.okx import sign
 from app.sizing.copies import copy_report
+from app.venues.feed import BadRow, Item
+from app.venues.okx.signing import sign
 from tests.conftest import make_settings
 from tests.unit.venues import test_bybit, test_hyperliquid, test_okx
 from tests.venues.fake_binance_usdm import FakeBinanceUsdm, order_trade_update

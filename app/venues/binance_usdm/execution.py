@@ -10,7 +10,7 @@
 - HTTP 429/418 carry ``Retry-After``; HTTP 5xx, a timeout or a dropped connection after
   sending leave the execution status unknown, as Binance's docs say.
 
-Signing is the leader adapter's (HMAC-SHA256 of the exact query string).
+Signing is ``signing.BinanceSigner``, the leader feed's signer too.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from aiolimiter import AsyncLimiter
 from websockets.asyncio.client import connect
 
 from app.domain.decimals import fmt
-from app.ingest.venues.binance_usdm import RECV_WINDOW_MS, sign
 from app.security.crypto import Credential
 from app.venues.binance_usdm import schemas
+from app.venues.binance_usdm.signing import BinanceSigner
+from app.venues.binance_usdm.stream import EVENT_DECODER, parse_event, venue_order
 from app.venues.execution import (
     AccountError,
     AccountEvent,
@@ -55,7 +56,6 @@ WEIGHT_PER_MINUTE = 2400
 WEIGHTS = {"/fapi/v1/order": 1, "/fapi/v3/account": 5, "/fapi/v1/positionSide/dual": 30}
 KEEPALIVE_S = 30 * 60  # a listenKey lapses after 60 minutes without a PUT
 _error_decoder = msgspec.json.Decoder(schemas.ApiError)
-_event_decoder = msgspec.json.Decoder(schemas.StreamEvent)
 
 
 class _Answer:
@@ -89,8 +89,7 @@ class BinanceUsdmClient:
     ) -> None:
         self._rest_url = rest_url.rstrip("/")
         self._ws_url = ws_url.rstrip("/")
-        self._api_key = api_key
-        self._api_secret = api_secret
+        self._signer = BinanceSigner(api_key, api_secret)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._orders = AsyncLimiter(ORDERS_PER_10S, 10)
@@ -120,7 +119,7 @@ class BinanceUsdmClient:
         await self._orders.acquire()
         answer = await self._send("POST", "/fapi/v1/order", params, placing=True)
         if answer.status == 200:
-            return _venue_order(msgspec.json.decode(answer.body, type=schemas.Order))
+            return venue_order(msgspec.json.decode(answer.body, type=schemas.Order))
         error = _error(answer)
         if error.code == schemas.DUPLICATE_CLIENT_ID:
             # Already placed (and open): what it is now is what counts.
@@ -144,7 +143,7 @@ class BinanceUsdmClient:
             "GET", "/fapi/v1/order", {"symbol": symbol, "origClientOrderId": client_id}
         )
         if answer.status == 200:
-            return _venue_order(msgspec.json.decode(answer.body, type=schemas.Order))
+            return venue_order(msgspec.json.decode(answer.body, type=schemas.Order))
         error = _error(answer)
         if error.code == schemas.NO_SUCH_ORDER:
             return None
@@ -181,7 +180,7 @@ class BinanceUsdmClient:
             async with connect(f"{self._ws_url}/ws/{key}", ping_interval=20) as ws:
                 async for raw in ws:
                     try:
-                        event = _event_decoder.decode(raw)
+                        event = EVENT_DECODER.decode(raw)
                     except msgspec.DecodeError:
                         continue  # another event type's shape: not ours to read
                     if event.e == "listenKeyExpired":
@@ -229,13 +228,12 @@ class BinanceUsdmClient:
         if weight and not placing:
             limiter = shared_limiter(f"binance-usdm:{self._host}:weight", WEIGHT_PER_MINUTE, 60)
             await limiter.acquire(weight)
-        query = urlencode(dict(params))
         if signed:
-            stamp = urlencode({"recvWindow": RECV_WINDOW_MS, "timestamp": int(time.time() * 1000)})
-            query = f"{query}&{stamp}" if query else stamp
-            query += "&signature=" + sign(query, self._api_secret.reveal())
+            query = self._signer.query(params, int(time.time() * 1000))
+        else:
+            query = urlencode(dict(params))
         url = f"{self._rest_url}{path}?{query}" if query else f"{self._rest_url}{path}"
-        headers = {"X-MBX-APIKEY": self._api_key.reveal()}
+        headers = self._signer.headers()
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
@@ -276,39 +274,3 @@ def _error(answer: _Answer) -> schemas.ApiError:
         return _error_decoder.decode(answer.body)
     except msgspec.DecodeError:
         return schemas.ApiError(0, f"HTTP {answer.status}, not a Binance error payload")
-
-
-def _venue_order(order: schemas.Order) -> VenueOrder:
-    filled = order.executedQty
-    return VenueOrder(
-        client_id=order.clientOrderId,
-        state=schemas.STATES.get(order.status, OrderState.ACCEPTED),
-        filled_qty=filled,
-        avg_price=order.avgPrice if filled > 0 else None,
-        venue_order_id=str(order.orderId),
-    )
-
-
-def parse_event(event: schemas.StreamEvent) -> AccountEvent | None:
-    at = datetime.now(UTC)
-    if event.e == "ORDER_TRADE_UPDATE" and event.o is not None:
-        o = event.o
-        if o.X not in schemas.STATES:
-            return None
-        return AccountEvent(
-            order=VenueOrder(
-                client_id=o.c,
-                state=schemas.STATES[o.X],
-                filled_qty=o.z,
-                avg_price=o.ap if o.z > 0 else None,
-                venue_order_id=str(o.i),
-            ),
-            at=at,
-        )
-    if event.e == "ACCOUNT_UPDATE" and event.a is not None:
-        # Positions only: the balances it carries are wallet balances, not the equity.
-        positions: dict[str, Decimal] = {}
-        for p in event.a.P:
-            positions[p.s] = positions.get(p.s, Decimal(0)) + p.pa
-        return AccountEvent(positions=positions, at=at) if positions else None
-    return None

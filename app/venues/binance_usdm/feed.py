@@ -12,8 +12,7 @@ Formats and rules from Binance's USD-M Futures docs
 - Fills are ``ORDER_TRADE_UPDATE`` events with execution type ``x == "TRADE"``, one execution
   per event. Liquidation orders have client order ids starting ``autoclose-``, ADL orders
   ``adl_autoclose``, delisting/delivery settlements ``settlement_autoclose-``.
-- Signed REST: HMAC-SHA256 of the exact query string (incl. ``timestamp`` and
-  ``recvWindow``), hex, appended as ``signature``; the key goes in ``X-MBX-APIKEY``.
+- Signed REST: ``signing.BinanceSigner``, the execution client's signer too.
 - ``GET /fapi/v1/userTrades`` needs a symbol, spans at most 7 days per call (or pages by
   ``fromId``, which excludes a time range), returns at most 1000 trades, ascending.
 
@@ -23,20 +22,18 @@ alone is not unique in an account that trades several symbols.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import (
+from app.venues.binance_usdm.signing import BinanceSigner
+from app.venues.feed import (
     BadRow,
     Item,
     StreamExpired,
@@ -45,7 +42,7 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,
@@ -67,14 +64,8 @@ FORCE_ORDERS_PAGE = 100  # forceOrders: "Default 50; max 100."
 TRADES_WINDOW_MS = 7 * 24 * 3600 * 1000 - 1
 # "Only support querying trade in the past 6 months": older starts are clamped.
 TRADES_HISTORY = timedelta(days=180)
-RECV_WINDOW_MS = 10_000  # tolerates some clock drift; Binance's default is 5000
 # "This listenKey does not exist." (on PUT): recreate it, i.e. reconnect.
 LISTEN_KEY_MISSING = -1125
-
-
-def sign(query: str, secret: str) -> str:
-    """Binance's HMAC-SHA256 signature of a query string, lowercase hex."""
-    return hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
 
 
 def _side(value: object, field: str) -> Side:
@@ -349,6 +340,10 @@ class BinanceUsdmAdapter(VenueAdapter):
 
     # -- signed REST ------------------------------------------------------------------------
 
+    @cached_property
+    def _signer(self) -> BinanceSigner:
+        return BinanceSigner(self.credentials["api_key"], self.credentials["api_secret"])
+
     async def _request(
         self,
         method: str,
@@ -359,17 +354,13 @@ class BinanceUsdmAdapter(VenueAdapter):
     ) -> Any:
         """One REST call. Signed calls carry timestamp, recvWindow and the signature of the
         exact query string sent; listenKey calls (USER_STREAM) carry the API key only."""
-        query = urlencode(dict(params or {}))
         if signed:
-            stamp = urlencode({"recvWindow": RECV_WINDOW_MS, "timestamp": int(time.time() * 1000)})
-            query = f"{query}&{stamp}" if query else stamp
-            query += "&signature=" + sign(query, self.credentials["api_secret"].reveal())
+            query = self._signer.query(params or {}, int(time.time() * 1000))
+        else:
+            query = urlencode(dict(params or {}))
         url = f"{path}?{query}" if query else path
-        headers = {"X-MBX-APIKEY": self.credentials["api_key"].reveal()}
-        try:
-            response = await self.http.request(method, url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise VenueError(f"{method} {path}: {type(exc).__name__}") from exc
+        headers = self._signer.headers()
+        response = await self.rest(method, url, headers=headers)
         try:
             body = load_json(response.content)
         except FrameError as exc:

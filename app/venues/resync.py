@@ -26,9 +26,9 @@ import structlog
 
 from app.db.repositories.feeds import FeedRepository
 from app.domain.model import Fill
-from app.ingest.venues.base import VenueAdapter, VenuePosition
-from app.ingest.venues.parsing import to_epoch_ms
 from app.pipeline import Pipeline
+from app.venues.feed import VenueAdapter, VenuePosition
+from app.venues.parsing import to_epoch_ms
 
 log = structlog.get_logger(__name__)
 

@@ -28,12 +28,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import httpx
 import msgspec
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import (
+from app.venues.feed import (
     BadRow,
     Item,
     VenueAdapter,
@@ -41,7 +40,7 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,
@@ -255,10 +254,7 @@ class HyperliquidAdapter(VenueAdapter):
     # -- REST ---------------------------------------------------------------------------------
 
     async def _info(self, body: dict[str, Any]) -> Any:
-        try:
-            response = await self.http.post("/info", json=body)
-        except httpx.HTTPError as exc:
-            raise VenueError(f"{body['type']}: {type(exc).__name__}: {exc}") from exc
+        response = await self.rest("POST", "/info", json=body)
         if response.status_code != 200:
             raise VenueError(f"{body['type']}: HTTP {response.status_code} {response.text[:200]}")
         try:

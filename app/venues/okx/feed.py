@@ -4,8 +4,8 @@ Formats follow https://www.okx.com/docs-v5/en/ (WebSocket login and connect, the
 channel, REST authentication, GET /api/v5/trade/fills and /fills-history, account balance
 and positions, public instruments).
 
-- Login: ``{"op": "login"}`` signed with Base64(HMAC-SHA256(secret, ts + "GET" +
-  "/users/self/verify")), ts in seconds; then one ``orders`` subscription for the configured
+- Login: ``{"op": "login"}`` signed by ``signing.OkxSigner`` (the execution client's signer
+  too); then one ``orders`` subscription for the configured
   instrument type. OKX drops a connection silent for 30 s: the text ``ping`` keeps it up and
   is answered by the text ``pong``.
 - A fill is an order update with a ``tradeId`` and a non-zero ``fillSz``. OKX's trade ids are
@@ -23,14 +23,12 @@ and positions, public instruments).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -38,7 +36,7 @@ import structlog
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError, positive
-from app.ingest.venues.base import (
+from app.venues.feed import (
     BadRow,
     Item,
     StreamExpired,
@@ -47,7 +45,8 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.okx.signing import OkxSigner
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,
@@ -60,7 +59,6 @@ from app.ingest.venues.parsing import (
 
 log = structlog.get_logger(__name__)
 
-VERIFY_PATH: Final = "/users/self/verify"
 PAGE_LIMIT: Final = 100  # the documented maximum of both fills endpoints
 MAX_PAGES: Final = 2_000  # 200k fills: a venue that never stops paging is an error
 # GET /trade/fills holds the last 3 days; older fills only come from /fills-history
@@ -79,17 +77,6 @@ TRADE_SUBTYPES: Final = frozenset({"", "1", "2", "3", "4", "5", "6"})
 LIQUIDATION_SUBTYPES: Final = frozenset({str(n) for n in (*range(100, 108), 125, 126, 127, 128)})
 # Instrument types whose sizes are already base quantities (no contracts).
 BASE_SIZED: Final = frozenset({"SPOT", "MARGIN"})
-
-
-def sign(secret: str, prehash: str) -> str:
-    """OKX's signature: Base64 of HMAC-SHA256(secret, prehash)."""
-    digest = hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def rest_timestamp(at: datetime) -> str:
-    """OK-ACCESS-TIMESTAMP: ISO 8601 UTC with milliseconds, e.g. 2020-12-08T09:08:57.715Z."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +110,7 @@ class OkxAdapter(VenueAdapter):
         self.remember_instruments(
             await self._get("/api/v5/public/instruments", {"instType": self._inst_type}, False)
         )
-        now = str(int(datetime.now(UTC).timestamp()))
-        login = {
-            "apiKey": self.credentials["api_key"].reveal(),
-            "passphrase": self.credentials["passphrase"].reveal(),
-            "timestamp": now,
-            "sign": sign(self.credentials["api_secret"].reveal(), now + "GET" + VERIFY_PATH),
-        }
-        await ws.send(_dumps({"op": "login", "args": [login]}))
+        await ws.send(_dumps(self._signer.ws_login(int(datetime.now(UTC).timestamp()))))
         await _expect(ws, "login")
         channel = {"channel": "orders", "instType": self._inst_type}
         await ws.send(_dumps({"id": "orders", "op": "subscribe", "args": [channel]}))
@@ -375,24 +355,25 @@ class OkxAdapter(VenueAdapter):
             await asyncio.sleep(PAGE_INTERVAL_S.get(path, 0.2))
         raise VenueError(f"okx {path}: more than {MAX_PAGES} pages")
 
+    @cached_property
+    def _signer(self) -> OkxSigner:
+        credentials = self.credentials
+        return OkxSigner(
+            credentials["api_key"],
+            credentials["api_secret"],
+            credentials["passphrase"],
+            simulated=bool(self.config.get("simulated")),
+        )
+
     async def _get(self, path: str, params: dict[str, str], signed: bool = True) -> list[Any]:
         """GET a v5 endpoint; its ``data`` list. The signature covers the query string."""
         query = urlencode(params)
         request_path = f"{path}?{query}" if query else path
-        headers: dict[str, str] = {}
-        if self.config.get("simulated"):
-            headers["x-simulated-trading"] = "1"
         if signed:
-            now = rest_timestamp(datetime.now(UTC))
-            headers |= {
-                "OK-ACCESS-KEY": self.credentials["api_key"].reveal(),
-                "OK-ACCESS-SIGN": sign(
-                    self.credentials["api_secret"].reveal(), now + "GET" + request_path
-                ),
-                "OK-ACCESS-TIMESTAMP": now,
-                "OK-ACCESS-PASSPHRASE": self.credentials["passphrase"].reveal(),
-            }
-        response = await self.http.get(request_path, headers=headers)
+            headers = self._signer.headers("GET", request_path, "", datetime.now(UTC))
+        else:
+            headers = {"x-simulated-trading": "1"} if self.config.get("simulated") else {}
+        response = await self.rest("GET", request_path, headers=headers)
         try:
             body = load_json(response.content)
         except FrameError:

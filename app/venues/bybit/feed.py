@@ -19,27 +19,25 @@ to every follower's position in that contract too: none of them is copied.
 Inverse contracts (``BTCUSD``) trade in USD contracts: a fill's base quantity is
 ``execQty / execPrice`` (in BTC), rounded to 1e-12. See ``INVERSE_QTY_STEP``.
 
-REST: v5 HMAC signing (``timestamp + api_key + recv_window + queryString``) over the exact query
-string that is sent. Backfill pages ``/v5/execution/list`` (at most 7 days per query, 100 rows a
-page, ``nextPageCursor``), per configured category.
+REST: v5 HMAC signing over the exact query string that is sent (``signing.BybitSigner``, the
+execution client's signer too). Backfill pages ``/v5/execution/list`` (at most 7 days per
+query, 100 rows a page, ``nextPageCursor``), per configured category.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cached_property
 from typing import Any, ClassVar
-
-import httpx
 
 from app.domain.model import Fill, Side
 from app.ingest.frames import FrameError
-from app.ingest.venues.base import (
+from app.venues.bybit.signing import BybitSigner, query_string
+from app.venues.feed import (
     BadRow,
     Item,
     VenueAdapter,
@@ -47,7 +45,7 @@ from app.ingest.venues.base import (
     VenuePosition,
     WebSocketLike,
 )
-from app.ingest.venues.parsing import (
+from app.venues.parsing import (
     decimal,
     epoch_ms,
     load_json,
@@ -65,42 +63,12 @@ LIQUIDATION_CREATE_TYPES = frozenset(
 )
 # An inverse fill converted to base units: exact to well below any venue's lot size.
 INVERSE_QTY_STEP = Decimal("1e-12")
-RECV_WINDOW_MS = 5000
 # The execution list answers at most 7 days per query and 100 rows per page.
 HISTORY_WINDOW = timedelta(days=7)
 HISTORY_PAGE = 100
 POSITIONS_PAGE = 200
 # Bounds a runaway cursor (a venue that keeps answering the same page).
 MAX_PAGES = 1000
-
-
-def sign(secret: str, payload: str) -> str:
-    """Bybit's HMAC_SHA256 signature: lowercase hex."""
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
-def auth_frame(api_key: str, secret: str, expires_ms: int) -> dict[str, Any]:
-    """The websocket ``auth`` request, signed over ``"GET/realtime" + expires``."""
-    return {"op": "auth", "args": [api_key, expires_ms, sign(secret, f"GET/realtime{expires_ms}")]}
-
-
-def rest_headers(
-    api_key: str, secret: str, timestamp_ms: int, query: str, recv_window: int = RECV_WINDOW_MS
-) -> dict[str, str]:
-    """The v5 auth headers of a GET with ``query`` (the exact query string sent)."""
-    payload = f"{timestamp_ms}{api_key}{recv_window}{query}"
-    return {
-        "X-BAPI-API-KEY": api_key,
-        "X-BAPI-TIMESTAMP": str(timestamp_ms),
-        "X-BAPI-RECV-WINDOW": str(recv_window),
-        "X-BAPI-SIGN": sign(secret, payload),
-    }
-
-
-def query_string(params: Mapping[str, str]) -> str:
-    """``k=v&...`` sorted by key, values as given: a cursor comes back from Bybit already
-    percent-encoded and is signed and sent exactly as received (as Bybit's own SDK does)."""
-    return "&".join(f"{key}={value}" for key, value in sorted(params.items()))
 
 
 class BybitAdapter(VenueAdapter):
@@ -116,8 +84,7 @@ class BybitAdapter(VenueAdapter):
 
     async def on_open(self, ws: WebSocketLike) -> None:
         expires = int(time.time() * 1000) + 10_000
-        key, secret = self._keys()
-        await ws.send(json.dumps(auth_frame(key, secret, expires)))
+        await ws.send(json.dumps(self._signer.ws_auth(expires)))
         await self._ack(ws, "auth")
         topics = [f"execution.{category}" for category in self.categories]
         await ws.send(json.dumps({"op": "subscribe", "args": topics}))
@@ -206,18 +173,15 @@ class BybitAdapter(VenueAdapter):
 
     # -- REST -------------------------------------------------------------------------------
 
-    def _keys(self) -> tuple[str, str]:
-        return self.credentials["api_key"].reveal(), self.credentials["api_secret"].reveal()
+    @cached_property
+    def _signer(self) -> BybitSigner:
+        return BybitSigner(self.credentials["api_key"], self.credentials["api_secret"])
 
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
         """A signed GET; the ``result`` of a ``retCode`` 0 answer, else VenueError."""
         query = query_string(params)
-        key, secret = self._keys()
-        headers = rest_headers(key, secret, int(time.time() * 1000), query)
-        try:
-            response = await self.http.get(f"{path}?{query}", headers=headers)
-        except httpx.HTTPError as exc:
-            raise VenueError(f"bybit {path}: {type(exc).__name__}") from exc
+        headers = self._signer.headers(query, int(time.time() * 1000))
+        response = await self.rest("GET", f"{path}?{query}", headers=headers)
         if response.status_code != 200:
             raise VenueError(f"bybit {path}: HTTP {response.status_code}")
         try:

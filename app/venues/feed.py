@@ -3,7 +3,7 @@
 An adapter knows one venue's protocol and nothing about sizing or storage: it opens and
 authenticates the private stream, turns the venue's messages into domain ``Fill`` values, and
 reads the leader's equity, positions and past fills over REST. ``VenueListener``
-(app.ingest.venues.listener) does the rest, identically for every venue: reconnects with
+(app.venues.listener) does the rest, identically for every venue: reconnects with
 backoff, heartbeats, the idle watchdog, backfill after every (re)connect, ordering, dedupe.
 """
 
@@ -93,7 +93,7 @@ class VenueAdapter(ABC):
     """One venue. Subclasses set ``kind`` and implement the abstract methods.
 
     ``config`` is what the API stored as not secret (base URLs and venue options, already
-    validated by the venue's feed model in app.ingest.venues.configs); ``credentials`` are
+    validated by the venue's feed model in app.venues.configs); ``credentials`` are
     the decrypted secrets, as ``Credential`` values that never print themselves.
     """
 
@@ -117,6 +117,23 @@ class VenueAdapter(ABC):
         self.http = http
         # fill_id -> the leader's position just before that fill, where the venue says it.
         self._starts: OrderedDict[str, Decimal] = OrderedDict()
+
+    async def rest(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One REST call to the venue, ``url`` relative to ``config["rest_url"]`` and sent as
+        given (its query string is what was signed). A call that fails in transport raises
+        VenueError; the answer, whatever its status, is the venue's to read."""
+        try:
+            return await self.http.request(method, url, headers=headers, json=json)
+        except httpx.HTTPError as exc:
+            path = url.partition("?")[0]
+            raise VenueError(f"{self.kind} {method} {path}: {type(exc).__name__}") from exc
 
     @abstractmethod
     async def ws_url(self) -> str:

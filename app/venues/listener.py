@@ -11,7 +11,7 @@ nothing received, not even a pong, for ``idle_timeout_s``.
 A row that cannot be read (live or in a backfill page) is quarantined with its reason and
 the rows around it are applied. The venue's positions are the truth: before each fill where the
 venue gives the position before it, and between messages every ``resync_interval_s``, the
-tracked positions are checked against the venue's (app.ingest.venues.resync).
+tracked positions are checked against the venue's (app.venues.resync).
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from app.domain.model import Fill
 from app.ingest.client import ListenerState, until_recorded
 from app.ingest.frames import FrameError
 from app.ingest.handler import process_fill, quarantine_frame
-from app.ingest.venues.base import BadRow, Item, VenueAdapter
-from app.ingest.venues.resync import PositionCheck
 from app.loops import Backoff, SupervisedTask
 from app.metrics import (
     FILLS_BACKFILLED,
@@ -46,6 +44,8 @@ from app.metrics import (
     VENUE_ROWS_QUARANTINED,
 )
 from app.pipeline import Pipeline
+from app.venues.feed import BadRow, Item, VenueAdapter
+from app.venues.resync import PositionCheck
 
 log = structlog.get_logger(__name__)
 # Fill ids remembered per leader to drop stream/backfill overlaps without a database trip.
