@@ -100,6 +100,9 @@ class _Placed:
     symbol: str
     qty: Decimal
     open: bool
+    # The last (status, filled) reported: the venue's answer and its private stream often
+    # tell the same thing, and a repeat would cost the report reader a transaction for nothing.
+    reported: tuple[str, Decimal] | None = None
 
 
 class AccountExecutor:
@@ -264,17 +267,27 @@ class AccountExecutor:
             reason = _UNPRINTABLE.sub(" ", reason)[:200]
         elif result.state in (OrderState.CANCELED, OrderState.EXPIRED):
             reason = f"venue: {result.state.value}"
-        await self.reports.report(
-            self.follower_id,
-            order_id,
-            status,
-            filled_qty=filled,
-            avg_price=result.avg_price if filled > 0 else None,
-            reason=reason,
-        )
         placed = self._placed.get(result.client_id)
+        before = None
         if placed is not None:
             placed.open = result.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+            if placed.reported == (status, filled):
+                return
+            # Claimed before the write: the answer and the push may be reported concurrently.
+            before, placed.reported = placed.reported, (status, filled)
+        try:
+            await self.reports.report(
+                self.follower_id,
+                order_id,
+                status,
+                filled_qty=filled,
+                avg_price=result.avg_price if filled > 0 else None,
+                reason=reason,
+            )
+        except BaseException:
+            if placed is not None:
+                placed.reported = before
+            raise
         if filled > 0:
             self._refresh.set()  # the position moved: read it now
 
