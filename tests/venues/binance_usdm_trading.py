@@ -28,9 +28,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.venues.binance_usdm_ws_api import WS_FAPI_PATH, WsFapi
 from tests.venues.harness import FakeVenue
 
 LEVERAGE = Decimal(10)
@@ -98,6 +99,9 @@ class FakeBinanceTrading(FakeVenue):
     next_order_id: int = 7_000_000_001
     order_requests: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # ws-fapi: the order socket refuses handshakes while down; after placing an order it
+    # closes without answering ``drop_ws_after_place`` times (an unknown outcome).
+    ws_api: WsFapi = field(default_factory=lambda: WsFapi())
 
     def order_calls(self) -> list[dict[str, str]]:
         return [
@@ -108,6 +112,7 @@ class FakeBinanceTrading(FakeVenue):
 
     def routes(self) -> list[BaseRoute]:
         return [
+            WebSocketRoute(WS_FAPI_PATH, self.ws_api.serve(self)),
             Route("/fapi/v1/listenKey", self._listen_key, methods=["POST", "PUT", "DELETE"]),
             Route("/fapi/v1/order", self._order, methods=["POST", "GET"]),
             Route("/fapi/v3/account", self._account),
@@ -116,19 +121,36 @@ class FakeBinanceTrading(FakeVenue):
 
     async def _check(self, request: Request, signed: bool = True) -> JSONResponse | None:
         call = await self.record(request)
-        if call.headers.get("x-mbx-apikey") != self.api_key:
-            return _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        if not signed:
-            return None
         query, _, signature = request.url.query.rpartition("&signature=")
-        expected = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
-            return _error(400, -1022, "Signature for this request is not valid.")
         params = request.query_params
-        if abs(now_ms() - int(params.get("timestamp", "0"))) > int(
-            params.get("recvWindow", "5000")
-        ):
-            return _error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        refused = self.refusal(
+            call.headers.get("x-mbx-apikey"),
+            query if signed else None,
+            signature,
+            params.get("timestamp", "0"),
+            params.get("recvWindow", "5000"),
+        )
+        return _error(*refused) if refused else None
+
+    def refusal(
+        self,
+        api_key: str | None,
+        payload: str | None,
+        signature: str,
+        timestamp: str,
+        recv_window: str,
+    ) -> tuple[int, int, str] | None:
+        """(status, code, msg) when Binance would refuse the key, the HMAC-SHA256 signature
+        of ``payload`` (None: an unsigned request) or the time; REST's and ws-fapi's check."""
+        if api_key != self.api_key:
+            return 401, -2015, "Invalid API-key, IP, or permissions for action."
+        if payload is None:
+            return None
+        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return 400, -1022, "Signature for this request is not valid."
+        if abs(now_ms() - int(timestamp)) > int(recv_window):
+            return 400, -1021, "Timestamp for this request is outside of the recvWindow."
         return None
 
     async def _listen_key(self, request: Request) -> JSONResponse:
@@ -188,6 +210,17 @@ class FakeBinanceTrading(FakeVenue):
             if order is None or order["symbol"] != q.get("symbol"):
                 return _error(400, -2013, "Order does not exist.")
             return JSONResponse(order)
+        refusal = self._admit(q)
+        if refusal is not None:
+            return refusal
+        order = self._make(q)
+        if self.lose_answers > 0:
+            self.lose_answers -= 1
+            return JSONResponse({"code": -1007, "msg": "Unknown error"}, status_code=503)
+        return JSONResponse(order)
+
+    def _admit(self, q: Any) -> JSONResponse | None:
+        """The rate limit and the filters, REST's and ws-fapi's alike: None means place it."""
         self.order_requests += 1
         if self.throttle > 0:
             self.throttle -= 1
@@ -196,14 +229,7 @@ class FakeBinanceTrading(FakeVenue):
                 status_code=429,
                 headers={"Retry-After": str(self.retry_after_s)},
             )
-        refusal = self._validate(q)
-        if refusal is not None:
-            return refusal
-        order = self._make(q)
-        if self.lose_answers > 0:
-            self.lose_answers -= 1
-            return JSONResponse({"code": -1007, "msg": "Unknown error"}, status_code=503)
-        return JSONResponse(order)
+        return self._validate(q)
 
     def _validate(self, q: Any) -> JSONResponse | None:
         symbol = q.get("symbol", "")
