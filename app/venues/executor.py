@@ -21,7 +21,6 @@ placed. A found order that ended (expired, canceled) is reported as it is, never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -65,6 +64,8 @@ log = structlog.get_logger(__name__)
 GROUP = "copytrade-exec"
 # Client ids of the orders this executor placed, to tell its own in the private stream.
 RECENT_ORDERS = 10_000
+# The account is read this long after a fill rather than at once.
+REFRESH_AFTER_FILL_S = 0.25
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _REPORTED = {
     OrderState.ACCEPTED: "accepted",
@@ -309,9 +310,14 @@ class AccountExecutor:
             await self._poll_open_orders()
             backoff.reset()
             self._refresh.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self._params.equity_interval_s):
                     await self._refresh.wait()
+            except TimeoutError:
+                continue
+            # After a fill: one read for a burst of fills, and not in the way of the next
+            # fill's order (the same process sizes and places it).
+            await asyncio.sleep(REFRESH_AFTER_FILL_S)
 
     async def _poll_open_orders(self) -> None:
         """Orders accepted but not ended: ask the venue, in case the stream missed their end."""
