@@ -1,6 +1,7 @@
 """Bybit v5 execution client: one follower's unified account, linear contracts, one-way mode.
 
-- Orders: POST /v5/order/create, ``category`` linear, ``positionIdx`` 0 (one-way), the order id
+- Orders: ``order.create`` on the trade socket (``ws_orders.py``) while it is up, else
+  POST /v5/order/create; ``category`` linear, ``positionIdx`` 0 (one-way), the order id
   itself as ``orderLinkId`` (Bybit takes up to 36 of ``[A-Za-z0-9_-]``; Copytrade's ids are 24
   of those), ``reduceOnly`` as asked; an IOC ``Limit`` at the limit price on the symbol's tick
   (a buy rounds down, a sell up: never past the limit), else a ``Market`` order. Quantities
@@ -52,6 +53,7 @@ from app.venues.bybit.errors import (
 )
 from app.venues.bybit.signing import BybitSigner
 from app.venues.bybit.stream import Fills, add_position, decimal, parse_stream, venue_order
+from app.venues.bybit.ws_orders import WsOrders, order_socket_url
 from app.venues.execution import (
     AccountError,
     AccountEvent,
@@ -74,6 +76,7 @@ from app.venues.transport import (
     send,
     to_step,
 )
+from app.venues.ws_orders import SocketUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +109,7 @@ def build(context: ClientContext) -> BybitExecution:
         ws_url=str(config.get("ws_url") or WS_URL),
         settle_coins=config.get("settle_coins") or SETTLE_COINS,
         timeout_s=context.timeout_s,
+        ws_orders_url=order_socket_url(config),
     )
 
 
@@ -122,8 +126,12 @@ class BybitExecution:
         settle_coins: Iterable[str] = SETTLE_COINS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: aiohttp.ClientSession | None = None,
+        ws_orders_url: str | None = None,
     ) -> None:
         self._signer = BybitSigner(api_key, api_secret)
+        self.ws_orders = (
+            WsOrders(ws_orders_url, self._http, self._signer, timeout_s) if ws_orders_url else None
+        )
         self._rest = rest_url.rstrip("/")
         self._ws_url = ws_url
         self._settle_coins = tuple(settle_coins)
@@ -168,7 +176,7 @@ class BybitExecution:
             price = to_step(request.limit_price, tick, up=request.side == "sell")
             body |= {"orderType": "Limit", "price": plain(price)}
         async with self._order_limiter:
-            reply = await self._call("POST", "/v5/order/create", body=body)
+            reply = await self._create(body)
         envelope = self._decode(schemas.CREATED, reply, "order/create")
         code, message = envelope.retCode, envelope.retMsg
         if code == 0:
@@ -192,6 +200,15 @@ class BybitExecution:
             raw_code=str(code),
             raw_message=message[:500],
         )
+
+    async def _create(self, body: Mapping[str, Any]) -> Reply:
+        """Over the trade socket while it is up (REST's envelope), else REST."""
+        if self.ws_orders is not None:
+            try:
+                return await self.ws_orders.create(body)
+            except SocketUnavailable:
+                pass  # not sent: REST
+        return await self._call("POST", "/v5/order/create", body=body)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:
         params = {"category": CATEGORY, "symbol": symbol, "orderLinkId": client_id}
@@ -289,6 +306,8 @@ class BybitExecution:
                     return
 
     async def close(self) -> None:
+        if self.ws_orders is not None:
+            await self.ws_orders.close()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
