@@ -55,6 +55,7 @@ ADMIN = {"Authorization": "Bearer bench-admin-token-0123456789"}
 # a quarter of an hour to be read before their first order.
 VENUE_PORTS = 32
 EQUITY = "1000000"
+SEED_CONCURRENCY = 32
 # Between one follower's fills: the previous order's report and account read are the same
 # process's work, and a fill every 20 ms is the main bench's paced latency rate.
 GAP_S = 0.02
@@ -124,21 +125,25 @@ class Seeder:
         """A push leader and its followers: on venue accounts, or (naive) with posted equity."""
         body = await self.call("POST", "/v1/leaders", json={"name": name, "feed": {"kind": "push"}})
         await self.call("POST", f"/v1/leaders/{body['id']}/equity", json={"equity": "10000000"})
-        ids = []
-        for n in range(followers):
-            follower = await self.call("POST", "/v1/followers", json={"name": f"{name}-{n}"})
-            fid = follower["id"]
-            await self.call(
-                "POST",
-                f"/v1/followers/{fid}/subscriptions",
-                json={"leader_id": body["id"], "multiplier": "1"},
-            )
-            if accounts:
-                port = self.ports[n % len(self.ports)]
-                await self.call("PUT", f"/v1/followers/{fid}/account", json=self.account(port))
-            else:
-                await self.call("POST", f"/v1/followers/{fid}/equity", json={"equity": EQUITY})
-            ids.append(fid)
+        slots = asyncio.Semaphore(SEED_CONCURRENCY)
+
+        async def one(n: int) -> str:
+            async with slots:
+                follower = await self.call("POST", "/v1/followers", json={"name": f"{name}-{n}"})
+                fid: str = follower["id"]
+                await self.call(
+                    "POST",
+                    f"/v1/followers/{fid}/subscriptions",
+                    json={"leader_id": body["id"], "multiplier": "1"},
+                )
+                if accounts:
+                    port = self.ports[n % len(self.ports)]
+                    await self.call("PUT", f"/v1/followers/{fid}/account", json=self.account(port))
+                else:
+                    await self.call("POST", f"/v1/followers/{fid}/equity", json={"equity": EQUITY})
+                return fid
+
+        ids = list(await asyncio.gather(*(one(n) for n in range(followers))))
         return Leader(body["id"], body["push_token"], ids)
 
     def account(self, port: int) -> dict[str, str]:
@@ -152,14 +157,19 @@ class Seeder:
         }
 
     async def until_ready(self, followers: list[str]) -> None:
-        for follower_id in followers:  # every account read from the venue
-            for _ in range(6000):
-                path = f"/v1/followers/{follower_id}/account"
-                if (await self.call("GET", path))["status"] == "ready":
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"account of {follower_id} never ready")
+        """Every account read from the venue (its first order waits for that)."""
+        slots = asyncio.Semaphore(SEED_CONCURRENCY)
+
+        async def one(follower_id: str) -> None:
+            async with slots:
+                for _ in range(6000):
+                    path = f"/v1/followers/{follower_id}/account"
+                    if (await self.call("GET", path))["status"] == "ready":
+                        return
+                    await asyncio.sleep(0.05)
+            raise RuntimeError(f"account of {follower_id} never ready")
+
+        await asyncio.gather(*(one(f) for f in followers))
 
 
 def prepare() -> None:
@@ -288,6 +298,10 @@ async def run(fills_n: int, accounts: int, fan_fills: int) -> list[Measurement]:
                 COPYTRADE_CREDENTIALS_KEY=key,
                 COPYTRADE_RATE_LIMIT_PER_S="100000",
                 COPYTRADE_RATE_LIMIT_BURST="100000",
+                # One instance holds every account: a lease lost to a slow heartbeat on a
+                # loaded machine would stop its executors in the middle of the run.
+                COPYTRADE_LEASE_TTL_S="60",
+                COPYTRADE_LEASE_HEARTBEAT_S="5",
             )
         await service.start()
         await executor.start()
