@@ -226,7 +226,7 @@ class Stamps:
     async def _watch(self) -> None:
         last: bytes | str = "0-0"
         while True:
-            batch: Any = await self.redis.xread({self.key: last}, block=0)
+            batch: Any = await self.redis.xread({self.key: last}, block=1000)
             for _key, entries in batch:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -52,7 +52,7 @@ async def run(args: argparse.Namespace, followers: list[str]) -> None:
     last: dict[str, bytes | str] = {order_stream(f): "0-0" for f in followers}
     print("ready", flush=True)
     while True:
-        batch: Any = await redis.xread(last, block=0)  # type: ignore[arg-type]
+        batch: Any = await redis.xread(last, block=1000)  # type: ignore[arg-type]
         for key, entries in batch:
             for entry_id, fields in entries:
                 last[key.decode()] = entry_id

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import structlog
 
 from app.loops import Backoff
+from app.venues.configs import DEFAULT_URLS
 from app.venues.execution import OutcomeUnknown
 
 log = structlog.get_logger(__name__)
@@ -34,6 +35,16 @@ RETRY_MAX_S = 60.0
 
 Decode = Callable[[str], tuple[str | None, Any]]
 Login = Callable[["Exchange"], Awaitable[None]]
+
+
+def order_socket_url(config: Mapping[str, Any], kind: str, venue_url: str) -> str | None:
+    """An account's order socket: ``ws_api_url`` when set; ``venue_url``, the venue's own,
+    for an account on the venue's public stream URL; None (REST only) for another server
+    (a testnet, a local one) named without one."""
+    if config.get("ws_api_url"):
+        return str(config["ws_api_url"])
+    public = DEFAULT_URLS[kind][1]
+    return venue_url if str(config.get("ws_url") or public).rstrip("/") == public else None
 
 
 class SocketUnavailable(Exception):

@@ -5,23 +5,15 @@
 every param but ``signature``, sorted by name. Key, signature, time, rate limit and filters
 are the REST endpoint's own checks (``FakeBinanceTrading.refusal`` and ``_admit``), so the
 socket and REST refuse alike; a 429 carries ``error.data.retryAfter`` (epoch ms).
-
-``down`` refuses the handshake (the client falls back to REST); ``drop_after_place`` places
-the order, then closes the socket without answering (an unknown outcome).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
-if TYPE_CHECKING:
-    from tests.venues.binance_usdm_trading import FakeBinanceTrading
+from tests.venues.order_socket import FakeOrderSocket
 
 WS_FAPI_PATH = "/ws-fapi/v1"
 RATE_LIMITS = [
@@ -32,41 +24,15 @@ RATE_LIMITS = [
 ]  # fmt: skip
 
 
-@dataclass
-class WsFapi:
-    down: bool = False
-    drop_after_place: int = 0
-    connections: int = 0
-    # Each order.place's params as received (signature included).
-    orders: list[dict[str, Any]] = field(default_factory=list)
+class WsFapi(FakeOrderSocket):
+    def reply(self, venue: Any, raw: str, session: dict[str, Any]) -> str:
+        return json.dumps(self.answer(venue, json.loads(raw)))
 
-    def serve(self, venue: FakeBinanceTrading) -> Callable[[WebSocket], Awaitable[None]]:
-        async def endpoint(ws: WebSocket) -> None:
-            if self.down:
-                await ws.close(code=1013)  # before accept: the handshake is refused
-                return
-            await ws.accept()
-            self.connections += 1
-            try:
-                while True:
-                    request = json.loads(await ws.receive_text())
-                    reply = self.answer(venue, request)
-                    if reply is None:
-                        await ws.close(code=1011)
-                        return
-                    await ws.send_text(json.dumps(reply))
-            except WebSocketDisconnect:
-                pass
-
-        return endpoint
-
-    def answer(self, venue: FakeBinanceTrading, request: dict[str, Any]) -> dict[str, Any] | None:
-        """The reply to one request; None: placed, and the socket closes unanswered."""
+    def answer(self, venue: Any, request: dict[str, Any]) -> dict[str, Any]:
         request_id = request.get("id")
         if request.get("method") != "order.place":
-            return _failed(
-                request_id, 400, -1100, "Illegal characters found in parameter 'method'."
-            )
+            message = "Illegal characters found in parameter 'method'."
+            return _failed(request_id, 400, -1100, message)
         params: dict[str, Any] = dict(request.get("params") or {})
         self.orders.append(dict(params))
         signature = str(params.pop("signature", ""))
@@ -89,9 +55,7 @@ class WsFapi:
                 error["data"] = {"serverTime": _now_ms(), "retryAfter": retry_at}
             return _failed(request_id, refusal.status_code, error["code"], error["msg"], error)
         order = venue._make(q)
-        if self.drop_after_place > 0:
-            self.drop_after_place -= 1
-            return None
+        self.placed()
         return {"id": request_id, "status": 200, "result": order, "rateLimits": RATE_LIMITS}
 
 

@@ -7,69 +7,32 @@ expires, signature]}`` first (the private stream's check, ``auth_ok``), answered
 ``{"reqId", "retCode", "retMsg", "op", "data", "header", "connId"}``. The order goes through
 the REST endpoint's own rate limit and filters (``BybitTrading.create``), so both refuse
 alike; a 10006 carries ``X-Bapi-Limit-Reset-Timestamp`` in the answer's header.
-
-``down`` refuses the handshake (the client falls back to REST); ``drop_after_place``
-accepts the order, then closes the socket without answering (an unknown outcome).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
-if TYPE_CHECKING:
-    from tests.venues.bybit_trading import BybitTrading
+from tests.venues.order_socket import FakeOrderSocket
 
 TRADE_PATH = "/v5/trade"
 
 
-@dataclass
-class TradeSocket:
-    down: bool = False
-    drop_after_place: int = 0
-    connections: int = 0
-    # Each order.create request as received (header and args).
-    orders: list[dict[str, Any]] = field(default_factory=list)
+class TradeSocket(FakeOrderSocket):
+    def reply(self, venue: Any, raw: str, session: dict[str, Any]) -> str:
+        request = json.loads(raw)
+        op = request.get("op")
+        if op == "ping":
+            return json.dumps({"op": "pong", "connId": "fake"})
+        if op == "auth":
+            session["authed"] = venue.auth_ok(request.get("args"))
+            code, msg = (0, "OK") if session["authed"] else (10004, "Invalid sign")
+            return json.dumps(_reply(request, code, msg))
+        return json.dumps(self.answer(venue, request, bool(session.get("authed"))))
 
-    def serve(self, venue: BybitTrading) -> Callable[[WebSocket], Awaitable[None]]:
-        async def endpoint(ws: WebSocket) -> None:
-            if self.down:
-                await ws.close(code=1013)  # before accept: the handshake is refused
-                return
-            await ws.accept()
-            self.connections += 1
-            authed = False
-            try:
-                while True:
-                    request = json.loads(await ws.receive_text())
-                    op = request.get("op")
-                    if op == "ping":
-                        await ws.send_text(json.dumps({"op": "pong", "connId": "fake"}))
-                        continue
-                    if op == "auth":
-                        authed = venue.auth_ok(request.get("args"))
-                        code, msg = (0, "OK") if authed else (10004, "Invalid sign")
-                        await ws.send_text(json.dumps(_reply(request, code, msg)))
-                        continue
-                    reply = self.answer(venue, request, authed)
-                    if reply is None:
-                        await ws.close(code=1011)
-                        return
-                    await ws.send_text(json.dumps(reply))
-            except WebSocketDisconnect:
-                pass
-
-        return endpoint
-
-    def answer(
-        self, venue: BybitTrading, request: dict[str, Any], authed: bool
-    ) -> dict[str, Any] | None:
-        """The reply to one trade request; None: accepted, and the socket closes unanswered."""
+    def answer(self, venue: Any, request: dict[str, Any], authed: bool) -> dict[str, Any]:
         if request.get("op") != "order.create":
             return _reply(request, 10001, f"params error: op {request.get('op')}")
         if not authed:
@@ -85,9 +48,8 @@ class TradeSocket:
         code, msg, result, headers = venue.create(body)
         if code:
             venue.refused.append(f"{code} {msg}")
-        elif self.drop_after_place > 0:
-            self.drop_after_place -= 1
-            return None
+        else:
+            self.placed()
         return _reply(request, code, msg, result, headers or {})
 
 

@@ -19,9 +19,9 @@ import aiohttp
 import msgspec
 
 from app.security.crypto import Credential
-from app.venues.configs import DEFAULT_URLS
 from app.venues.execution import OutcomeUnknown, RateLimited
 from app.venues.ws_orders import OrderSocket
+from app.venues.ws_orders import order_socket_url as shared_socket_url
 
 URL = "wss://ws-fapi.binance.com/ws-fapi/v1"
 RECV_WINDOW_MS = 10_000  # as REST's: tolerates some clock drift
@@ -48,12 +48,7 @@ _decoder = msgspec.json.Decoder(Reply)
 
 
 def order_socket_url(config: Mapping[str, Any]) -> str | None:
-    """The account's ``ws-fapi`` URL: ``ws_api_url`` when set, Binance's own for an account
-    on Binance's public stream URL; None (REST only) for another server named without one."""
-    if config.get("ws_api_url"):
-        return str(config["ws_api_url"])
-    default_ws = DEFAULT_URLS["binance-usdm"][1]
-    return URL if str(config.get("ws_url") or default_ws).rstrip("/") == default_ws else None
+    return shared_socket_url(config, "binance-usdm", URL)
 
 
 def _decode(text: str) -> tuple[str | None, Reply]:

@@ -20,9 +20,9 @@ import aiohttp
 import msgspec
 
 from app.venues.bybit.signing import BybitSigner
-from app.venues.configs import DEFAULT_URLS
 from app.venues.transport import Reply
 from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket
+from app.venues.ws_orders import order_socket_url as shared_socket_url
 
 URL = "wss://stream.bybit.com/v5/trade"
 PING = '{"op":"ping"}'
@@ -43,12 +43,7 @@ _decoder = msgspec.json.Decoder(TradeReply)
 
 
 def order_socket_url(config: Mapping[str, Any]) -> str | None:
-    """The account's trade socket: ``ws_api_url`` when set, Bybit's own for an account on
-    Bybit's public stream URL; None (REST only) for another server named without one."""
-    if config.get("ws_api_url"):
-        return str(config["ws_api_url"])
-    default_ws = DEFAULT_URLS["bybit"][1]
-    return URL if str(config.get("ws_url") or default_ws).rstrip("/") == default_ws else None
+    return shared_socket_url(config, "bybit", URL)
 
 
 def _decode(text: str) -> tuple[str | None, TradeReply]:

@@ -23,6 +23,7 @@ from app.venues.configs import DEFAULT_URLS
 from app.venues.okx.signing import OkxSigner
 from app.venues.transport import Reply
 from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket
+from app.venues.ws_orders import order_socket_url as shared_socket_url
 
 LOGIN = "login"
 
@@ -39,13 +40,8 @@ _decoder = msgspec.json.Decoder(_Answer)
 
 
 def order_socket_url(config: Mapping[str, Any]) -> str | None:
-    """``ws_api_url`` when set; OKX's private endpoint (which takes orders) for an account on
-    OKX's public URL; None (REST only) for another server named without one."""
-    if config.get("ws_api_url"):
-        return str(config["ws_api_url"])
-    default_ws = DEFAULT_URLS["okx"][1]
-    ws_url = str(config.get("ws_url") or default_ws).rstrip("/")
-    return default_ws if ws_url == default_ws else None
+    """OKX takes orders on its private endpoint: the stream's own URL by default."""
+    return shared_socket_url(config, "okx", DEFAULT_URLS["okx"][1])
 
 
 def _decode(text: str) -> tuple[str | None, _Answer]:

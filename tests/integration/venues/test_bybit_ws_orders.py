@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from app.security.crypto import Credential
 from app.venues.bybit.execution import BybitExecution
 from app.venues.execution import OrderState, OutcomeUnknown, RateLimited
+from tests.integration.venues.test_bybit_execution import _client as bybit_client
 from tests.integration.venues.test_bybit_execution import request, sent_orders, venue
 from tests.venues.bybit_trade_socket import TRADE_PATH
-from tests.venues.bybit_trading import API_KEY, API_SECRET, BybitTrading
+from tests.venues.bybit_trading import API_SECRET, BybitTrading
 from tests.venues.harness import Running, run_venue
 
 
@@ -24,13 +24,7 @@ async def running() -> AsyncIterator[Running]:
 
 
 def _client(running: Running, secret: str = API_SECRET) -> BybitExecution:
-    return BybitExecution(
-        api_key=Credential(API_KEY),
-        api_secret=Credential(secret),
-        rest_url=running.rest_url,
-        ws_url=running.ws_base + running.venue.ws_path,
-        ws_orders_url=running.ws_base + TRADE_PATH,
-    )
+    return bybit_client(running, secret, ws_orders_url=running.ws_base + TRADE_PATH)
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from app.security.crypto import Credential
 from app.venues.execution import OrderState, OutcomeUnknown, RateLimited
 from app.venues.okx.execution import OkxExecution
 from tests.integration.venues.test_okx_execution import BTC, request, sent_orders, venue
-from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE
+from tests.integration.venues.test_okx_execution import _client as okx_client
+from tests.venues.fake_okx import PASSPHRASE
 from tests.venues.harness import Running, run_venue
 from tests.venues.okx_order_socket import ORDER_PATH
 from tests.venues.okx_trading import OkxTrading
@@ -24,16 +24,8 @@ async def running() -> AsyncIterator[Running]:
         yield running
 
 
-def _client(running: Running, passphrase: str = PASSPHRASE) -> OkxExecution:
-    return OkxExecution(
-        api_key=Credential(API_KEY),
-        api_secret=Credential(API_SECRET),
-        passphrase=Credential(passphrase),
-        td_mode="isolated",
-        rest_url=running.rest_url,
-        ws_url=running.ws_base + running.venue.ws_path,
-        ws_orders_url=running.ws_base + ORDER_PATH,
-    )
+def _client(running: Running) -> OkxExecution:
+    return okx_client(running, PASSPHRASE, ws_orders_url=running.ws_base + ORDER_PATH)
 
 
 @pytest.fixture
