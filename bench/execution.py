@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -247,42 +248,48 @@ class Stamps:
 
 async def fills(
     ws_url: str,
-    leader: Leader,
+    leaders: list[Leader],
     venue: TimedVenue,
     count: int,
     warm: int,
     settle_pid: int | None = None,
-) -> tuple[list[float], list[tuple[float, str]]]:
-    """Send ``warm + count`` fills one after the other; return the sample of each measured
-    fill (frame sent -> the last of its orders at the venue) and (sent, client id) of each
-    order of a single-follower leader."""
-    samples: list[float] = []
-    sent: list[tuple[float, str]] = []
-    url = f"{ws_url}/v1/leaders/{leader.id}/fills/ws"
-    headers = {"Authorization": f"Bearer {leader.push_token}"}
-    per_fill = len(leader.followers)
-    async with connect(url, additional_headers=headers) as ws:
+) -> list[tuple[list[float], list[tuple[float, str]]]]:
+    """Send ``warm + count`` fills to each leader, the leaders taking turns (so that each
+    sees the machine's load alike); per leader, the sample of each measured fill (frame sent
+    -> the last of its orders at the venue) and (sent, client id) of each single order."""
+    out: list[tuple[list[float], list[tuple[float, str]]]] = [([], []) for _ in leaders]
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(
+                connect(
+                    f"{ws_url}/v1/leaders/{leader.id}/fills/ws",
+                    additional_headers={"Authorization": f"Bearer {leader.push_token}"},
+                )
+            )
+            for leader in leaders
+        ]
         for n in range(warm + count):
-            side = "buy" if n % 2 == 0 else "sell"
-            frame = {"type": "fill", "fill_id": f"{leader.id[:8]}-{n}", "symbol": "BTCUSDT",
-                     "side": side, "qty": "1", "price": "50000"}  # fmt: skip
-            before = set(venue.arrived) if per_fill == 1 else None
-            expected = len(venue.arrived) + per_fill
-            started = time.perf_counter()
-            await ws.send(json.dumps(frame))
-            last = await asyncio.wait_for(venue.until(expected), 120)
-            await ws.recv()
-            if n < warm:
-                continue
-            samples.append(last - started)
-            if before is not None:
-                (client_id,) = set(venue.arrived) - before
-                sent.append((started, client_id))
-            if settle_pid is not None:  # the accounts' aftermath (reports, reads) done
-                await wait_until_idle(settle_pid, busy_share=0.25, limit_s=30)
-            else:
-                await asyncio.sleep(GAP_S)
-    return samples, sent
+            for leader, ws, (samples, sent) in zip(leaders, sockets, out, strict=True):
+                side = "buy" if n % 2 == 0 else "sell"
+                frame = {"type": "fill", "fill_id": f"{leader.id[:8]}-{n}", "symbol": "BTCUSDT",
+                         "side": side, "qty": "1", "price": "50000"}  # fmt: skip
+                per_fill = len(leader.followers)
+                before = set(venue.arrived) if per_fill == 1 else None
+                expected = len(venue.arrived) + per_fill
+                started = time.perf_counter()
+                await ws.send(json.dumps(frame))
+                last = await asyncio.wait_for(venue.until(expected), 120)
+                await ws.recv()
+                if n >= warm:
+                    samples.append(last - started)
+                    if before is not None:
+                        (client_id,) = set(venue.arrived) - before
+                        sent.append((started, client_id))
+                if settle_pid is not None:  # the accounts' aftermath (reports, reads) done
+                    await wait_until_idle(settle_pid, busy_share=0.25, limit_s=30)
+                else:
+                    await asyncio.sleep(GAP_S)
+    return out
 
 
 async def run(fills_n: int, accounts: int, fan_fills: int) -> list[Measurement]:
@@ -357,22 +364,24 @@ async def _single(
     fills_n: int,
 ) -> list[Measurement]:
     with Stamps(redis, single.followers[0]) as stamps:
-        ours, sent = await fills(service.ws_url, single, venue, fills_n, warm=20)
+        async with naive_executor(venue, port, naive.followers):
+            (ours, sent), (base, _) = await fills(
+                service.ws_url, [single, naive], venue, fills_n, warm=20
+            )
     split = [
         (stamps.at[cid] - started, venue.arrived[cid] - stamps.at[cid])
         for started, cid in sent
         if cid in stamps.at
     ]
-    async with naive_executor(venue, port, naive.followers):
-        base, _ = await fills(service.ws_url, naive, venue, max(fills_n // 4, 20), warm=5)
     return [
         Measurement(
             "execution, 1 follower",
             "ms",
             latency_summary(ours),
             latency_summary(base),
-            "push frame sent -> order received by a loopback venue, a fill every 20 ms; ours"
-            " over the order socket, naive: a new connection and a signed REST request per order",
+            "push frame sent -> order received by a loopback venue, a fill every 20 ms, ours"
+            " and the naive one's in turn; ours over the order socket, naive: a new connection"
+            " and a signed REST request per order",
         ),
         Measurement(
             "  of which frame -> stream",
@@ -401,9 +410,11 @@ async def _fanout(
     # Each fill after the previous one's aftermath (reports, account reads) is done.
     # The executors' stream reads are one blocking read per account today; a shared read
     # per instance (one consumer-group core) is measured here the same way once it exists.
-    ours, _ = await fills(service.ws_url, fan, venue, fan_fills, warm=1, settle_pid=executor_pid)
+    [(ours, _)] = await fills(
+        service.ws_url, [fan], venue, fan_fills, warm=1, settle_pid=executor_pid
+    )
     async with naive_executor(venue, port, naive.followers):
-        base, _ = await fills(service.ws_url, naive, venue, 1, warm=0)
+        [(base, _)] = await fills(service.ws_url, [naive], venue, 1, warm=0)
     n = len(fan.followers)
     return Measurement(
         f"execution, 1 fill -> {n:,} accounts",
