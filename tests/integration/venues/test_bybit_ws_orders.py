@@ -3,6 +3,7 @@ execution client against the loopback unified account, its trade socket named.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -121,3 +122,19 @@ async def test_the_socket_rate_limit_raises_rate_limited_until_the_reset(
 
     assert 0 <= raised.value.retry_after_s <= 1.0
     assert len(fake.trade_socket.orders) == 1
+
+
+async def test_orders_in_flight_together_share_one_socket_and_get_their_own_answers(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    orders = [request("0.01", leg=leg) for leg in range(5)]
+
+    placed = await asyncio.gather(*(client.place(order) for order in orders))
+
+    assert [p.client_id for p in placed] == [o.client_id for o in orders]
+    assert [p.venue_order_id for p in placed] == [
+        fake.orders[o.client_id]["orderId"] for o in orders
+    ]
+    assert fake.trade_socket.connections == 1
+    assert len(fake.trade_socket.orders) == 5
