@@ -1,6 +1,7 @@
 """Run every benchmark against the real service and print/write the figures.
 
-    python -m bench [--quick] [--duration 60] [--only latency,fanout,throughput,paced,instances]
+    python -m bench [--quick] [--duration 60]
+                    [--only latency,fanout,throughput,paced,instances,execution]
 
 Uses its own database (copytrade_bench) and Redis db (12): never the service's or the tests'.
 """
@@ -21,7 +22,7 @@ import asyncpg
 import uvloop
 from redis.asyncio import Redis
 
-from bench import scenarios
+from bench import execution, scenarios
 from bench.cpu import CpuMeter, wait_until_idle
 from bench.seed import Group, reset, seed_group
 from bench.service import ROOT, NaiveService, Service
@@ -112,6 +113,8 @@ async def paced_run(
 
 
 async def main(args: argparse.Namespace) -> list[Measurement]:
+    if args.only == "execution":
+        return await execution.run(min(args.fills, 200), args.accounts, args.exec_fills)
     dsn = DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
     redis = Redis.from_url(REDIS_URL)
@@ -279,6 +282,9 @@ async def main(args: argparse.Namespace) -> list[Measurement]:
         await naive.stop()
         await pool.close()
         await redis.aclose()
+    if not only or "execution" in only:
+        # Last: it resets the bench database for its own followers and venue accounts.
+        results += await execution.run(min(args.fills, 200), args.accounts, args.exec_fills)
     return results
 
 
@@ -306,12 +312,17 @@ def cli() -> None:
         help="offered orders/s of the paced runs, a comma list",
     )
     parser.add_argument(
-        "--only", default="", help="comma list: latency,fanout,throughput,paced,instances"
+        "--only",
+        default="",
+        help="comma list: latency,fanout,throughput,paced,instances,execution",
     )
+    parser.add_argument("--accounts", type=int, default=1000, help="execution fan-out accounts")
+    parser.add_argument("--exec-fills", type=int, default=3, help="execution fan-out fills")
     parser.add_argument("--quick", action="store_true", help="short run for a smoke check")
     args = parser.parse_args()
     if args.quick:
         args.fills, args.fan_fills, args.duration, args.feed = 200, 3, 5.0, 100
+        args.accounts, args.exec_fills = 100, 2
     prepare_database()
     started = time.time()
     results = uvloop.run(main(args))

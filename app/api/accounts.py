@@ -52,7 +52,7 @@ async def put_account(
         )
     if not isinstance(principal, Admin):
         allowlist = runtime.settings.venue_url_allowlist
-        for name in ("rest_url", "ws_url"):
+        for name in ("rest_url", "ws_url", "ws_api_url"):
             url = getattr(body, name)
             if url is not None and not url_allowed(str(url), allowlist):
                 raise HTTPException(

@@ -23,7 +23,7 @@ from app.db.repositories.accounts import FollowerRepository, LeaderRepository
 from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.repositories.trading import InstrumentRepository, SubscriptionRepository
 from app.db.tables import Follower, Leader
-from app.demo.venue import DemoVenue, serve
+from app.demo.venue import WS_FAPI_PATH, DemoVenue, serve
 from app.dispatch.keys import order_stream
 from app.executors.paper import PaperExecutor
 from app.loops import Backoff, supervise
@@ -139,7 +139,11 @@ async def seed_venue_follower(
         secret = runtime.cipher.encrypt(
             json.dumps({"api_key": venue.api_key, "api_secret": venue.api_secret})
         )
-        config = {"rest_url": f"http://127.0.0.1:{port}", "ws_url": f"ws://127.0.0.1:{port}"}
+        config = {
+            "rest_url": f"http://127.0.0.1:{port}",
+            "ws_url": f"ws://127.0.0.1:{port}",
+            "ws_api_url": f"ws://127.0.0.1:{port}{WS_FAPI_PATH}",
+        }
         await FollowerAccountRepository(session).put(follower.id, "binance-usdm", config, secret)
         await open_fence(runtime.redis, follower.id)
         await uow.commit()

@@ -3,8 +3,9 @@ a follower whose orders are placed on a venue, filled, and read back (status, eq
 positions), with no exchange account needed.
 
 It speaks the subset of Binance's API the execution client uses, signatures checked: orders
-(market, or IOC limit) fill at once at the demo leader's latest price; the user data stream
-pushes ORDER_TRADE_UPDATE and ACCOUNT_UPDATE. No filters, no PnL: the tests' fake venue
+(market, or IOC limit; over REST or the ``ws-fapi`` socket's ``order.place``) fill at once at
+the demo leader's latest price; the user data stream pushes ORDER_TRADE_UPDATE and
+ACCOUNT_UPDATE. No filters, no PnL: the tests' fake venue
 (tests/venues/binance_usdm_trading.py) is the one that plays Binance's rules.
 """
 
@@ -16,13 +17,15 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from app.venues.binance_usdm.signing import sign
+
+WS_FAPI_PATH = "/ws-fapi/v1"
 
 # aiohttp's server rather than uvicorn's: it installs no signal handlers in the service.
 
@@ -50,6 +53,7 @@ class DemoVenue:
         app.router.add_get("/fapi/v3/account", self._account)
         app.router.add_get("/fapi/v1/positionSide/dual", self._dual)
         app.router.add_get("/ws/{listen_key}", self._ws)
+        app.router.add_get(WS_FAPI_PATH, self._ws_fapi)
         return app
 
     def _refused(self, request: web.Request, signed: bool = True) -> web.Response | None:
@@ -85,10 +89,15 @@ class DemoVenue:
         if request.method == "GET":
             found = self._orders.get(q.get("origClientOrderId", ""))
             return web.json_response(found) if found else _error(-2013, "Order does not exist.")
+        status, body = await self._place(q)
+        return web.json_response(body, status=status)
+
+    async def _place(self, q: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        """(status, body) of an order, REST's and the socket's alike."""
         symbol, qty = q["symbol"], Decimal(q["quantity"])
         price = self.prices.get(symbol)
         if price is None:
-            return _error(-1121, "Invalid symbol.")
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
         side = 1 if q["side"] == "BUY" else -1
         self.positions[symbol] = self.positions.get(symbol, Decimal(0)) + side * qty
         order = {
@@ -102,7 +111,28 @@ class DemoVenue:
         }
         self._orders[q["newClientOrderId"]] = order
         await self._push(order, symbol)
-        return web.json_response(order)
+        return 200, order
+
+    async def _ws_fapi(self, request: web.Request) -> web.WebSocketResponse:
+        """``order.place`` over the websocket order API, params signed sorted by name."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            frame = json.loads(message.data)
+            params = {k: str(v) for k, v in (frame.get("params") or {}).items()}
+            signature = params.pop("signature", "")
+            payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+            if params.get("apiKey") != self.api_key:
+                status, body = 401, {"code": -2015, "msg": "Invalid API-key."}
+            elif not hmac.compare_digest(signature, sign(payload, self.api_secret)):
+                status, body = 400, {"code": -1022, "msg": "Signature is not valid."}
+            else:
+                status, body = await self._place(params)
+            key = "result" if status == 200 else "error"
+            await ws.send_str(json.dumps({"id": frame.get("id"), "status": status, key: body}))
+        return ws
 
     async def _push(self, order: dict[str, Any], symbol: str) -> None:
         at = int(time.time() * 1000)

@@ -6,6 +6,9 @@
   fields of the leader feeds, plus what trading needs (OKX's td_mode, Hyperliquid's agent
   key). ``rest_url`` and ``ws_url`` are optional: left out, the venue's public URLs are used;
   set, they must pass the URL rule of ``app.venues.urls`` (admin, or within the allowlist).
+  So must ``ws_api_url``, the venue's websocket order API where it has its own URL (Binance
+  ``ws-fapi``, Bybit's trade stream): left out, the venue's own for an account on the venue's
+  public URLs, none (orders over REST) for another server.
 
 Secret fields are ``SecretStr``: they are split off, encrypted and never returned
 (``split_secrets``); everything else is stored as the config and shown by the API.
@@ -115,6 +118,7 @@ DEFAULT_URLS: dict[str, tuple[str, str]] = {
 class _Account(VenueFeed):
     rest_url: RestUrl | None = None
     ws_url: StreamUrl | None = None
+    ws_api_url: StreamUrl | None = None
 
 
 class BinanceUsdmAccount(_Account):

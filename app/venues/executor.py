@@ -21,7 +21,6 @@ placed. A found order that ended (expired, canceled) is reported as it is, never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -65,6 +64,8 @@ log = structlog.get_logger(__name__)
 GROUP = "copytrade-exec"
 # Client ids of the orders this executor placed, to tell its own in the private stream.
 RECENT_ORDERS = 10_000
+# The account is read this long after a fill rather than at once.
+REFRESH_AFTER_FILL_S = 0.25
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _REPORTED = {
     OrderState.ACCEPTED: "accepted",
@@ -100,6 +101,9 @@ class _Placed:
     symbol: str
     qty: Decimal
     open: bool
+    # The last (status, filled) reported: the venue's answer and its private stream often
+    # tell the same thing, and a repeat would cost the report reader a transaction for nothing.
+    reported: tuple[str, Decimal] | None = None
 
 
 class AccountExecutor:
@@ -267,17 +271,27 @@ class AccountExecutor:
             reason = _UNPRINTABLE.sub(" ", reason)[:200]
         elif result.state in (OrderState.CANCELED, OrderState.EXPIRED):
             reason = f"venue: {result.state.value}"
-        await self.reports.report(
-            self.follower_id,
-            order_id,
-            status,
-            filled_qty=filled,
-            avg_price=result.avg_price if filled > 0 else None,
-            reason=reason,
-        )
         placed = self._placed.get(result.client_id)
+        before = None
         if placed is not None:
             placed.open = result.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
+            if placed.reported == (status, filled):
+                return
+            # Claimed before the write: the answer and the push may be reported concurrently.
+            before, placed.reported = placed.reported, (status, filled)
+        try:
+            await self.reports.report(
+                self.follower_id,
+                order_id,
+                status,
+                filled_qty=filled,
+                avg_price=result.avg_price if filled > 0 else None,
+                reason=reason,
+            )
+        except BaseException:
+            if placed is not None:
+                placed.reported = before
+            raise
         if filled > 0 or status in ("rejected", "expired"):
             # The position moved, or an order ended short: read it (and check the drift) now.
             self._refresh.set()
@@ -300,9 +314,14 @@ class AccountExecutor:
             await self._poll_open_orders()
             backoff.reset()
             self._refresh.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self._params.equity_interval_s):
                     await self._refresh.wait()
+            except TimeoutError:
+                continue
+            # After a fill: one read for a burst of fills, and not in the way of the next
+            # fill's order (the same process sizes and places it).
+            await asyncio.sleep(REFRESH_AFTER_FILL_S)
 
     async def _poll_open_orders(self) -> None:
         """Orders accepted but not ended: ask the venue, in case the stream missed their end."""

@@ -61,6 +61,7 @@ async def test_a_follower_connects_its_own_account_and_never_sees_the_keys(
         ("rest_url", "http://169.254.169.254/latest"),
         ("rest_url", "http://127.0.0.1:9"),  # the allowed host, not under the allowed path
         ("ws_url", "ws://127.0.0.1:6379/"),
+        ("ws_api_url", "ws://127.0.0.1:6379/"),  # the order socket: the same rule
         ("rest_url", "https://127.0.0.1:9/allowed"),  # another scheme, another origin
     ],
 )

@@ -29,9 +29,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from tests.venues.bybit_trade_socket import TRADE_PATH, TradeSocket
 from tests.venues.fake_bybit import _sign
 from tests.venues.harness import FakeVenue
 
@@ -84,6 +85,7 @@ class BybitTrading(FakeVenue):
     placements: Counter[str] = field(default_factory=Counter)  # accepted, per orderLinkId
     refused: list[str] = field(default_factory=list)
     _window: tuple[int, int] = (0, 0)  # (second, orders in it)
+    trade_socket: TradeSocket = field(default_factory=lambda: TradeSocket())
     _authed: set[int] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -97,6 +99,7 @@ class BybitTrading(FakeVenue):
             Route("/v5/account/wallet-balance", self._wallet),
             Route("/v5/position/list", self._position_list),
             Route("/v5/market/instruments-info", self._instruments),
+            WebSocketRoute(TRADE_PATH, self.trade_socket.serve(self)),
         ]
 
     async def _signed(self, request: Request) -> JSONResponse | None:
@@ -121,32 +124,45 @@ class BybitTrading(FakeVenue):
     async def _create(self, request: Request) -> JSONResponse:
         if refused := await self._signed(request):
             return refused
+        code, message, result, headers = self.create(json.loads(await request.body()))
+        if code == 0 and self.lose_answers:
+            return JSONResponse({"error": "bad gateway"}, 502)
+        if code:
+            self.refused.append(f"{code} {message}")
+        return _answer(code, message, result, headers)
+
+    @staticmethod
+    def auth_ok(args: Any) -> bool:
+        return auth_ok(args)
+
+    def create(
+        self, body: dict[str, Any]
+    ) -> tuple[int, str, dict[str, Any], dict[str, str] | None]:
+        """(retCode, retMsg, result, headers) of an order/create, REST's and the trade
+        socket's alike: the rate limit, the filters, the order accepted and executed."""
         second = _now_ms() // 1000
         count = self._window[1] + 1 if self._window[0] == second else 1
         self._window = (second, count)
         if count > self.order_limit or self.throttle > 0:
             self.throttle = max(0, self.throttle - 1)
             reset = {"X-Bapi-Limit-Reset-Timestamp": str((second + 1) * 1000)}
-            return self._refuse(10006, "Too many visits!", reset)
-        body = json.loads(await request.body())
+            return 10006, "Too many visits!", {}, reset
         link_id = str(body.get("orderLinkId", ""))
         if body.get("category") != "linear":
-            return self._refuse(10001, "params error: category")
+            return 10001, "params error: category", {}, None
         rules = self.instruments.get(str(body.get("symbol")))
         if rules is None:
-            return self._refuse(10001, f"params error: symbol invalid {body.get('symbol')}")
+            return 10001, f"params error: symbol invalid {body.get('symbol')}", {}, None
         if self.hedge != (body.get("positionIdx", 0) in (1, 2)):
-            return self._refuse(10001, "position idx not match position mode")
+            return 10001, "position idx not match position mode", {}, None
         if link_id in self.orders:
-            return self._refuse(110072, "OrderLinkedID is duplicate")
+            return 110072, "OrderLinkedID is duplicate", {}, None
         refusal = self._check(body, rules)
         if refusal:
-            return self._refuse(*refusal)
+            return *refusal, {}, None
         order = self._accept(body, link_id)
         self._later(self._execute(order))
-        if self.lose_answers:
-            return JSONResponse({"error": "bad gateway"}, 502)
-        return _answer(0, "OK", {"orderId": order["orderId"], "orderLinkId": link_id})
+        return 0, "OK", {"orderId": order["orderId"], "orderLinkId": link_id}, None
 
     def _check(self, body: dict[str, Any], rules: Rules) -> tuple[int, str] | None:
         qty = Decimal(body["qty"])
@@ -340,13 +356,7 @@ class BybitTrading(FakeVenue):
             return
         op = message.get("op")
         if op == "auth":
-            args = message.get("args") or [None, 0, None]
-            ok = (
-                args[0] == API_KEY
-                and isinstance(args[1], int)
-                and args[1] > _now_ms()
-                and args[2] == _sign(API_SECRET, f"GET/realtime{args[1]}")
-            )
+            ok = auth_ok(message.get("args"))
             if ok:
                 self._authed.add(id(ws))
             await self.send(
@@ -399,6 +409,19 @@ class BybitTrading(FakeVenue):
         while self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._tasks)
+
+
+def auth_ok(args: Any) -> bool:
+    """Bybit's websocket ``auth``: [key, expires (ms, future), HMAC of "GET/realtime" +
+    expires], on the private stream and the trade socket alike."""
+    return (
+        isinstance(args, list)
+        and len(args) == 3
+        and args[0] == API_KEY
+        and isinstance(args[1], int)
+        and args[1] > _now_ms()
+        and args[2] == _sign(API_SECRET, f"GET/realtime{args[1]}")
+    )
 
 
 def _answer(

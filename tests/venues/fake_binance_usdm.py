@@ -103,18 +103,36 @@ class BinanceAccount(FakeVenue):
         of its exact query string, as ``signature``, and a ``timestamp`` within ``recvWindow``.
         """
         call = await self.record(request)
-        if call.headers.get("x-mbx-apikey") != self.api_key:
-            return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        if not signed:
-            return None
         query, _, signature = request.url.query.rpartition("&signature=")
-        expected = hmac.new(self.api_secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
-            return error(400, -1022, "Signature for this request is not valid.")
         params = request.query_params
-        stamp = int(params.get("timestamp", "0"))
-        if abs(now_ms() - stamp) > int(params.get("recvWindow", "5000")):
-            return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        refused = self.refusal(
+            call.headers.get("x-mbx-apikey"),
+            query if signed else None,
+            signature,
+            params.get("timestamp", "0"),
+            params.get("recvWindow", "5000"),
+        )
+        return error(*refused) if refused else None
+
+    def refusal(
+        self,
+        api_key: str | None,
+        payload: str | None,
+        signature: str,
+        timestamp: str,
+        recv_window: str,
+    ) -> tuple[int, int, str] | None:
+        """(status, code, msg) when Binance would refuse the key, the HMAC-SHA256 signature
+        of ``payload`` (None: an unsigned request) or the time; REST's and ws-fapi's check."""
+        if api_key != self.api_key:
+            return 401, -2015, "Invalid API-key, IP, or permissions for action."
+        if payload is None:
+            return None
+        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return 400, -1022, "Signature for this request is not valid."
+        if abs(now_ms() - int(timestamp)) > int(recv_window):
+            return 400, -1021, "Timestamp for this request is outside of the recvWindow."
         return None
 
     async def _listen_key(self, request: Request) -> JSONResponse:

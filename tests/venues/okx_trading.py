@@ -30,12 +30,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from app.venues.okx.signing import sign
 from tests.venues.fake_okx import API_KEY, API_SECRET, PASSPHRASE, instrument
 from tests.venues.harness import FakeVenue
+from tests.venues.okx_order_socket import ORDER_PATH, OrderSocket
 
 LEVERAGE = Decimal(10)
 _order_numbers = itertools.count(620_000_000_000_000_001)
@@ -79,6 +80,7 @@ class OkxTrading(FakeVenue):
     _windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     _logged_in: set[int] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    order_socket: OrderSocket = field(default_factory=lambda: OrderSocket())
 
     # -- REST -----------------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class OkxTrading(FakeVenue):
             Route("/api/v5/account/positions", self._positions),
             Route("/api/v5/account/config", self._config),
             Route("/api/v5/public/instruments", self._instruments),
+            WebSocketRoute(ORDER_PATH, self.order_socket.serve(self)),
         ]
 
     async def _signed(self, request: Request) -> JSONResponse | None:
@@ -142,7 +145,14 @@ class OkxTrading(FakeVenue):
             if order is None or order["instId"] != request.query_params.get("instId"):
                 return self._fail("51603", "Order does not exist.")
             return _ok([order])
-        body = json.loads(await request.body())
+        answer = self.place(json.loads(await request.body()))
+        if self.lose_answers and json.loads(bytes(answer.body))["code"] == "0":
+            return JSONResponse({"error": "bad gateway"}, 502)
+        return answer
+
+    def place(self, body: dict[str, Any]) -> JSONResponse:
+        """An order, REST's and the order socket's alike: the rate limit, the position mode,
+        the filters, the order accepted and executed."""
         inst_id = str(body.get("instId"))
         window = int(time.time() // 2)
         start, count = self._windows.get(inst_id, (window, 0))
@@ -163,8 +173,6 @@ class OkxTrading(FakeVenue):
             return self._order_refused(body, *refusal)
         order = self._accept(body)
         self._later(self._execute(order))
-        if self.lose_answers:
-            return JSONResponse({"error": "bad gateway"}, 502)
         return _ok(
             [
                 {
@@ -345,17 +353,7 @@ class OkxTrading(FakeVenue):
             await self.send(ws, {"event": "error", "code": "60012", "msg": "Invalid request"})
             return
         if message.get("op") == "login":
-            args = message["args"][0]
-            stamp = str(args.get("timestamp", ""))
-            ok = (
-                args.get("apiKey") == API_KEY
-                and args.get("passphrase") == PASSPHRASE
-                and stamp.isdigit()
-                and abs(int(stamp) - time.time()) < 30
-                and hmac.compare_digest(
-                    str(args.get("sign")), sign(API_SECRET, f"{stamp}GET/users/self/verify")
-                )
-            )
+            ok = self.login_ok(message["args"][0])
             if ok:
                 self._logged_in.add(id(ws))
                 await self.send(ws, {"event": "login", "code": "0", "msg": "", "connId": "c1"})
@@ -370,6 +368,21 @@ class OkxTrading(FakeVenue):
                     ws, {"id": message.get("id"), "event": "subscribe", "arg": arg, "connId": "c1"}
                 )
             self.mark_subscribed()
+
+    @staticmethod
+    def login_ok(args: dict[str, Any]) -> bool:
+        """OKX's websocket login: key, passphrase, a fresh Unix-seconds timestamp and the
+        signature of ``timestamp + "GET/users/self/verify"``."""
+        stamp = str(args.get("timestamp", ""))
+        return (
+            args.get("apiKey") == API_KEY
+            and args.get("passphrase") == PASSPHRASE
+            and stamp.isdigit()
+            and abs(int(stamp) - time.time()) < 30
+            and hmac.compare_digest(
+                str(args.get("sign")), sign(API_SECRET, f"{stamp}GET/users/self/verify")
+            )
+        )
 
     async def _push(self, channel: str, rows: list[dict[str, Any]]) -> None:
         arg: dict[str, str] = {"channel": channel, "uid": "44705892343619584"}

@@ -1,6 +1,7 @@
 """Binance USD-M Futures follower account: signed REST with aiohttp, the user data stream.
 
-- ``POST /fapi/v1/order``: ``newClientOrderId`` = the order id, ``reduceOnly``, a market order
+- ``order.place`` on the websocket order API (``ws_orders.py``) while its socket is up, else
+  ``POST /fapi/v1/order``: ``newClientOrderId`` = the order id, ``reduceOnly``, a market order
   or an IOC limit, ``newOrderRespType=RESULT`` (the answer carries the fill).
 - ``GET /fapi/v1/order`` by ``origClientOrderId``: how an unknown outcome is resolved.
   Binance refuses a duplicate ``newClientOrderId`` only among open orders (-4116): a filled
@@ -34,6 +35,7 @@ from app.security.crypto import Credential
 from app.venues.binance_usdm import schemas
 from app.venues.binance_usdm.signing import BinanceSigner
 from app.venues.binance_usdm.stream import EVENT_DECODER, parse_event, venue_order
+from app.venues.binance_usdm.ws_orders import WsOrders, order_socket_url
 from app.venues.execution import (
     AccountError,
     AccountEvent,
@@ -47,6 +49,7 @@ from app.venues.execution import (
 )
 from app.venues.limits import shared_limiter
 from app.venues.registry import AccountContext
+from app.venues.ws_orders import SocketUnavailable
 
 T = TypeVar("T")
 # USD-M limits: 300 orders per 10 s and 1,200 per minute per account; 2,400 request weight
@@ -73,6 +76,7 @@ def build(context: AccountContext) -> BinanceUsdmClient:
         context.credentials["api_key"],
         context.credentials["api_secret"],
         context.timeout_s,
+        order_socket_url(context.config),
     )
 
 
@@ -86,6 +90,7 @@ class BinanceUsdmClient:
         api_key: Credential,
         api_secret: Credential,
         timeout_s: float,
+        ws_orders_url: str | None = None,
     ) -> None:
         self._rest_url = rest_url.rstrip("/")
         self._ws_url = ws_url.rstrip("/")
@@ -94,6 +99,9 @@ class BinanceUsdmClient:
         self._session: aiohttp.ClientSession | None = None
         self._orders = AsyncLimiter(ORDERS_PER_10S, 10)
         self._host = urlsplit(self._rest_url).netloc
+        self.ws_orders = (
+            WsOrders(ws_orders_url, self._http, self._signer, timeout_s) if ws_orders_url else None
+        )
 
     def client_order_id(self, order_id: str) -> str:
         # Order ids are 24 characters of [A-Za-z0-9_-]: within newClientOrderId's
@@ -117,7 +125,7 @@ class BinanceUsdmClient:
         if request.reduce_only:
             params["reduceOnly"] = "true"
         await self._orders.acquire()
-        answer = await self._send("POST", "/fapi/v1/order", params, placing=True)
+        answer = await self._place(params)
         if answer.status == 200:
             return venue_order(msgspec.json.decode(answer.body, type=schemas.Order))
         error = _error(answer)
@@ -137,6 +145,15 @@ class BinanceUsdmClient:
             raw_code=str(error.code),
             raw_message=error.msg[:200],
         )
+
+    async def _place(self, params: dict[str, str]) -> _Answer:
+        """Over the order socket while it is up (the same answer as REST's), else REST."""
+        if self.ws_orders is not None:
+            try:
+                return _Answer(*await self.ws_orders.place(params))
+            except SocketUnavailable:
+                pass  # not sent: REST
+        return await self._send("POST", "/fapi/v1/order", params, placing=True)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:
         answer = await self._send(
@@ -194,11 +211,18 @@ class BinanceUsdmClient:
                 await keepalive
 
     async def close(self) -> None:
+        if self.ws_orders is not None:
+            await self.ws_orders.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     # -- signed REST ------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
 
     async def _keepalive(self) -> None:
         while True:
@@ -234,10 +258,8 @@ class BinanceUsdmClient:
             query = urlencode(dict(params))
         url = f"{self._rest_url}{path}?{query}" if query else f"{self._rest_url}{path}"
         headers = self._signer.headers()
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.request(method, url, headers=headers) as response:
+            async with self._http().request(method, url, headers=headers) as response:
                 body = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")

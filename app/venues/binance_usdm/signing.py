@@ -44,3 +44,16 @@ class BinanceSigner:
         stamp = urlencode({"recvWindow": self.recv_window_ms, "timestamp": now_ms})
         query = f"{query}&{stamp}" if query else stamp
         return f"{query}&signature={sign(query, self._secret.reveal())}"
+
+    def ws_params(self, params: Mapping[str, str], now_ms: int) -> dict[str, str | int]:
+        """``params`` as the websocket API (ws-fapi) takes a signed request: with ``apiKey``,
+        ``recvWindow`` and ``timestamp``, signed over all of them sorted by name."""
+        out: dict[str, str | int] = {
+            **params,
+            "apiKey": self._key.reveal(),
+            "recvWindow": self.recv_window_ms,
+            "timestamp": now_ms,
+        }
+        payload = "&".join(f"{name}={out[name]}" for name in sorted(out))
+        out["signature"] = sign(payload, self._secret.reveal())
+        return out

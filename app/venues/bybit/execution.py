@@ -1,6 +1,7 @@
 """Bybit v5 execution client: one follower's unified account, linear contracts, one-way mode.
 
-- Orders: POST /v5/order/create, ``category`` linear, ``positionIdx`` 0 (one-way), the order id
+- Orders: ``order.create`` on the trade socket (``ws_orders.py``) while it is up, else
+  POST /v5/order/create; ``category`` linear, ``positionIdx`` 0 (one-way), the order id
   itself as ``orderLinkId`` (Bybit takes up to 36 of ``[A-Za-z0-9_-]``; Copytrade's ids are 24
   of those), ``reduceOnly`` as asked; an IOC ``Limit`` at the limit price on the symbol's tick
   (a buy rounds down, a sell up: never past the limit), else a ``Market`` order. Quantities
@@ -52,6 +53,7 @@ from app.venues.bybit.errors import (
 )
 from app.venues.bybit.signing import BybitSigner, query_string
 from app.venues.bybit.stream import Fills, add_position, decimal, parse_stream, venue_order
+from app.venues.bybit.ws_orders import WsOrders, order_socket_url
 from app.venues.execution import (
     AccountError,
     AccountEvent,
@@ -75,6 +77,7 @@ from app.venues.transport import (
     text_frames,
     to_step,
 )
+from app.venues.ws_orders import SocketUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +110,7 @@ def build(context: ClientContext) -> BybitExecution:
         ws_url=str(config.get("ws_url") or WS_URL),
         settle_coins=config.get("settle_coins") or SETTLE_COINS,
         timeout_s=context.timeout_s,
+        ws_orders_url=order_socket_url(config),
     )
 
 
@@ -123,12 +127,18 @@ class BybitExecution:
         settle_coins: Iterable[str] = SETTLE_COINS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: aiohttp.ClientSession | None = None,
+        ws_orders_url: str | None = None,
     ) -> None:
         self._signer = BybitSigner(api_key, api_secret)
         self._rest = rest_url.rstrip("/")
         self._ws_url = ws_url
         self._settle_coins = tuple(settle_coins)
         self._session = SessionSlot(session, timeout_s)
+        self.ws_orders = (
+            WsOrders(ws_orders_url, self._session.get, self._signer, timeout_s)
+            if ws_orders_url
+            else None
+        )
         self._order_limiter = AsyncLimiter(10, 1)
         self._read_limiter = AsyncLimiter(50, 1)
         self._instruments: dict[str, schemas.Instrument] = {}
@@ -167,7 +177,7 @@ class BybitExecution:
             price = to_step(request.limit_price, tick, up=request.side == "sell")
             body |= {"orderType": "Limit", "price": plain(price)}
         async with self._order_limiter:
-            reply = await self._call("POST", "/v5/order/create", body=body)
+            reply = await self._create(body)
         envelope = self._decode(schemas.CREATED, reply, "order/create")
         code, message = envelope.retCode, envelope.retMsg
         if code == 0:
@@ -191,6 +201,15 @@ class BybitExecution:
             raw_code=str(code),
             raw_message=message[:500],
         )
+
+    async def _create(self, body: Mapping[str, Any]) -> Reply:
+        """Over the trade socket while it is up (REST's envelope), else REST."""
+        if self.ws_orders is not None:
+            try:
+                return await self.ws_orders.create(body)
+            except SocketUnavailable:
+                pass  # not sent: REST
+        return await self._call("POST", "/v5/order/create", body=body)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:
         params = {"category": CATEGORY, "symbol": symbol, "orderLinkId": client_id}
@@ -278,6 +297,8 @@ class BybitExecution:
                     yield event
 
     async def close(self) -> None:
+        if self.ws_orders is not None:
+            await self.ws_orders.close()
         await self._session.close()
 
     # -- REST plumbing --------------------------------------------------------------------

@@ -71,6 +71,7 @@ from app.venues.okx.errors import (
 from app.venues.okx.ids import cl_ord_id
 from app.venues.okx.signing import OkxSigner
 from app.venues.okx.stream import decimal, parse_stream, signed_position, venue_order
+from app.venues.okx.ws_orders import WsOrders, order_socket_url
 from app.venues.transport import (
     DEFAULT_TIMEOUT_S,
     ClientContext,
@@ -81,6 +82,7 @@ from app.venues.transport import (
     text_frames,
     to_step,
 )
+from app.venues.ws_orders import SocketUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +124,7 @@ def build(context: ClientContext) -> OkxExecution:
         ws_url=str(config.get("ws_url") or WS_URL),
         simulated=bool(config.get("simulated", False)),
         timeout_s=context.timeout_s,
+        ws_orders_url=order_socket_url(config),
     )
 
 
@@ -140,12 +143,18 @@ class OkxExecution:
         simulated: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         session: aiohttp.ClientSession | None = None,
+        ws_orders_url: str | None = None,
     ) -> None:
         self._signer = OkxSigner(api_key, api_secret, passphrase, simulated)
         self._td_mode = td_mode
         self._rest = rest_url.rstrip("/")
         self._ws_url = ws_url
         self._session = SessionSlot(session, timeout_s)
+        self.ws_orders = (
+            WsOrders(ws_orders_url, self._session.get, self._signer, timeout_s)
+            if ws_orders_url
+            else None
+        )
         self._order_limits: defaultdict[str, AsyncLimiter] = defaultdict(lambda: _window(60))
         self._query_limits: defaultdict[str, AsyncLimiter] = defaultdict(lambda: _window(60))
         self._limits = {
@@ -195,7 +204,7 @@ class OkxExecution:
             body |= {"ordType": "ioc", "px": plain(price)}
         path = "/api/v5/trade/order"
         async with self._order_limits[request.symbol]:
-            reply = await self._call("POST", path, body=body)
+            reply = await self._place_call(path, body)
         envelope = _decode(schemas.ACKS, reply, path)
         ack = envelope.data[0] if envelope.data else None
         if envelope.code == "0" and ack is not None and ack.sCode == "0":
@@ -215,6 +224,15 @@ class OkxExecution:
         if code == ACCOUNT_MODE:
             raise AccountError(f"okx: {message:.200} (swaps need Futures mode or above)")
         return _rejected(client_id, reject_reason(code), code, message)
+
+    async def _place_call(self, path: str, body: Mapping[str, Any]) -> Reply:
+        """Over the order socket while it is up (REST's envelope), else REST."""
+        if self.ws_orders is not None:
+            try:
+                return await self.ws_orders.order(body)
+            except SocketUnavailable:
+                pass  # not sent: REST
+        return await self._call("POST", path, body=body)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:
         contract = await self._contract(symbol)
@@ -299,6 +317,8 @@ class OkxExecution:
                     yield event
 
     async def close(self) -> None:
+        if self.ws_orders is not None:
+            await self.ws_orders.close()
         await self._session.close()
 
     # -- REST plumbing --------------------------------------------------------------------

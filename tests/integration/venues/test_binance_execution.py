@@ -26,6 +26,7 @@ from tests.support import (
     start_live_server,
 )
 from tests.venues.binance_usdm_trading import FakeBinanceTrading
+from tests.venues.binance_usdm_ws_api import WS_FAPI_PATH
 from tests.venues.harness import Running, run_venue, venue_settings
 
 
@@ -70,14 +71,19 @@ class Desk:
         return body
 
 
-def account_body(venue: FakeBinanceTrading, running: Running) -> dict[str, str]:
-    return {
+def account_body(
+    venue: FakeBinanceTrading, running: Running, ws_orders: bool = False
+) -> dict[str, str]:
+    body = {
         "kind": "binance-usdm",
         "api_key": venue.api_key,
         "api_secret": venue.api_secret,
         "rest_url": running.rest_url,
         "ws_url": running.ws_base,
     }
+    if ws_orders:
+        body["ws_api_url"] = running.ws_base + WS_FAPI_PATH
+    return body
 
 
 @pytest.fixture
@@ -101,7 +107,9 @@ async def desk(redis: Redis, request: pytest.FixtureRequest) -> AsyncIterator[De
             "PUT",
             f"/v1/followers/{follower['id']}/account",
             200,
-            json=account_body(venue, running),
+            json=account_body(
+                venue, running, ws_orders=request.node.get_closest_marker("ws_orders") is not None
+            ),
         )
         assert venue.api_secret not in json.dumps(out)
         async with push_socket(server.ws_url, leader["id"], leader["push_token"]) as ws:

@@ -43,12 +43,13 @@ async def client(running: Running) -> AsyncIterator[BybitExecution]:
     await client.close()
 
 
-def _client(running: Running, secret: str) -> BybitExecution:
+def _client(running: Running, secret: str, **options: Any) -> BybitExecution:
     return BybitExecution(
         api_key=Credential(API_KEY),
         api_secret=Credential(secret),
         rest_url=running.rest_url,
         ws_url=running.ws_base + running.venue.ws_path,
+        **options,
     )
 
 

@@ -48,7 +48,7 @@ async def client(running: Running) -> AsyncIterator[OkxExecution]:
     await client.close()
 
 
-def _client(running: Running, passphrase: str) -> OkxExecution:
+def _client(running: Running, passphrase: str, **options: Any) -> OkxExecution:
     return OkxExecution(
         api_key=Credential(API_KEY),
         api_secret=Credential(API_SECRET),
@@ -56,6 +56,7 @@ def _client(running: Running, passphrase: str) -> OkxExecution:
         td_mode="isolated",
         rest_url=running.rest_url,
         ws_url=running.ws_base + running.venue.ws_path,
+        **options,
     )
 
 

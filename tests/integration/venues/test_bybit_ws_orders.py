@@ -1,0 +1,140 @@
+"""Bybit orders over the websocket trade stream (``/v5/trade``), REST the fallback: the
+execution client against the loopback unified account, its trade socket named."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from app.venues.bybit.execution import BybitExecution
+from app.venues.execution import OrderState, OutcomeUnknown, RateLimited
+from tests.integration.venues.test_bybit_execution import _client as bybit_client
+from tests.integration.venues.test_bybit_execution import request, sent_orders, venue
+from tests.venues.bybit_trade_socket import TRADE_PATH
+from tests.venues.bybit_trading import API_SECRET, BybitTrading
+from tests.venues.harness import Running, run_venue
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Running]:
+    async with run_venue(BybitTrading()) as running:
+        yield running
+
+
+def _client(running: Running, secret: str = API_SECRET) -> BybitExecution:
+    return bybit_client(running, secret, ws_orders_url=running.ws_base + TRADE_PATH)
+
+
+@pytest.fixture
+async def client(running: Running) -> AsyncIterator[BybitExecution]:
+    client = _client(running)
+    yield client
+    await client.close()
+
+
+async def test_an_order_is_created_over_the_trade_socket(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    order = request("0.012")
+
+    placed = await client.place(order)
+
+    [sent] = fake.trade_socket.orders
+    assert sent["op"] == "order.create"
+    assert set(sent["header"]) == {"X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW"}
+    assert sent["args"][0]["orderLinkId"] == order.client_id
+    assert sent["args"][0]["qty"] == "0.012"
+    assert sent_orders(fake) == []
+    assert placed.state is OrderState.ACCEPTED
+    assert placed.venue_order_id == fake.orders[order.client_id]["orderId"]
+    assert fake.placements[order.client_id] == 1
+
+
+async def test_a_refusal_over_the_socket_keeps_its_code(
+    running: Running, client: BybitExecution
+) -> None:
+    venue(running).wallet_balance = Decimal(1)
+
+    placed = await client.place(request("0.1"))
+
+    assert placed.state is OrderState.REJECTED
+    assert placed.raw_code == "110007"
+
+
+async def test_a_socket_dropped_after_sending_is_unknown_and_the_query_finds_it(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    fake.trade_socket.drop_after_place = 1
+    order = request("0.01")
+
+    with pytest.raises(OutcomeUnknown):
+        await client.place(order)
+    await fake.settled()
+    found = await client.query("BTCUSDT", order.client_id)
+
+    assert found is not None
+    assert found.state is OrderState.FILLED
+    assert fake.placements[order.client_id] == 1
+    assert sent_orders(fake) == []
+
+
+async def test_orders_go_over_rest_while_the_trade_socket_is_unavailable(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    fake.trade_socket.down = True
+    order = request("0.01")
+
+    placed = await client.place(order)
+
+    assert placed.state is OrderState.ACCEPTED
+    assert [o["orderLinkId"] for o in sent_orders(fake)] == [order.client_id]
+    assert fake.trade_socket.orders == []
+
+
+async def test_a_refused_socket_login_sends_the_order_over_rest(running: Running) -> None:
+    fake = venue(running)
+    client = _client(running, secret="not-the-secret")
+    try:
+        with pytest.raises(Exception, match=r"10004|API key|sign"):
+            await client.place(request("0.01"))
+    finally:
+        await client.close()
+
+    # The socket's auth was refused, so the order went to REST, which refused it too.
+    assert fake.trade_socket.orders == []
+    assert any(r.startswith("10004") for r in fake.refused)
+
+
+async def test_the_socket_rate_limit_raises_rate_limited_until_the_reset(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    fake.throttle = 1
+
+    with pytest.raises(RateLimited) as raised:
+        await client.place(request("0.01"))
+
+    assert 0 <= raised.value.retry_after_s <= 1.0
+    assert len(fake.trade_socket.orders) == 1
+
+
+async def test_orders_in_flight_together_share_one_socket_and_get_their_own_answers(
+    running: Running, client: BybitExecution
+) -> None:
+    fake = venue(running)
+    orders = [request("0.01", leg=leg) for leg in range(5)]
+
+    placed = await asyncio.gather(*(client.place(order) for order in orders))
+
+    assert [p.client_id for p in placed] == [o.client_id for o in orders]
+    assert [p.venue_order_id for p in placed] == [
+        fake.orders[o.client_id]["orderId"] for o in orders
+    ]
+    assert fake.trade_socket.connections == 1
+    assert len(fake.trade_socket.orders) == 5

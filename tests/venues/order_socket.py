@@ -1,0 +1,60 @@
+"""What the fakes' websocket order APIs share: the connection, and the faults a test sets.
+
+``down`` refuses the handshake (the client falls back to REST); ``drop_after_place`` closes
+the socket without answering once an order was placed (an unknown outcome). Each venue's
+subclass answers one text frame (``reply``), keeping per-connection state (a login) in
+``session``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+
+class Drop(Exception):
+    """Placed: close the socket without an answer."""
+
+
+@dataclass
+class FakeOrderSocket:
+    down: bool = False
+    drop_after_place: int = 0
+    connections: int = 0
+    # Each order request as received.
+    orders: list[dict[str, Any]] = field(default_factory=list)
+
+    def reply(self, venue: Any, raw: str, session: dict[str, Any]) -> str:
+        """The answer to one frame; raise Drop to close unanswered."""
+        raise NotImplementedError
+
+    def placed(self) -> None:
+        """An order was placed: raise Drop if the test wants its answer lost."""
+        if self.drop_after_place > 0:
+            self.drop_after_place -= 1
+            raise Drop
+
+    def serve(self, venue: Any) -> Callable[[WebSocket], Awaitable[None]]:
+        async def endpoint(ws: WebSocket) -> None:
+            if self.down:
+                await ws.close(code=1013)  # before accept: the handshake is refused
+                return
+            await ws.accept()
+            self.connections += 1
+            session: dict[str, Any] = {}
+            try:
+                while True:
+                    raw = await ws.receive_text()
+                    try:
+                        answer = self.reply(venue, raw, session)
+                    except Drop:
+                        await ws.close(code=1011)
+                        return
+                    await ws.send_text(answer)
+            except WebSocketDisconnect:
+                pass
+
+        return endpoint
