@@ -60,7 +60,7 @@ class HistoryRepository:
             )
             .group_by(LeaderFill.symbol)
         )
-        return {symbol: qty for symbol, qty in (await self.session.execute(stmt)).tuples() if qty}
+        return {symbol: qty for symbol, qty in (await self.session.execute(stmt)).all() if qty}
 
     async def equity_history(
         self, *, leader_id: UUID | None = None, follower_id: UUID | None = None
