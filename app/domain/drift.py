@@ -7,6 +7,7 @@ adopted part: the follower is expected to hold ``target + adopted``.
 
 - :func:`reconcile` moves what the venue says into tracked (alert, resync: the next fill is
   sized from the truth) or into adopted (adopt: the next fill leaves it alone).
+- :func:`split` shares a tracked correction over the subscriptions trading one symbol.
 - :func:`assess` tells whether what is left counts as drift: more than one lot step away and,
   in notional terms, more than ``drift_tolerance`` of the follower's equity.
 - :func:`resync_qty` sizes the correcting order: toward the target, never past it, whole
@@ -17,6 +18,7 @@ adopted part: the follower is expected to hold ``target + adopted``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -58,6 +60,25 @@ def reconcile(mode: DriftMode, actual: Decimal, tracked: Decimal, adopted: Decim
     if mode is DriftMode.ADOPT:
         return Correction(ZERO, gap)
     return Correction(gap, ZERO)
+
+
+def split(gap: Decimal, tracked: Sequence[Decimal]) -> list[Decimal]:
+    """Share a correction ``gap`` of the tracked positions ``tracked`` of one follower symbol
+    (the oldest subscription's first) so that none is pushed past flat while another can take
+    it: first each position the correction reduces, down to flat at most, in order; the rest
+    to the first one flat or on the correction's side, else the oldest. A subscription
+    tracked on its leader's other side would have the next fill answered against the leader.
+    """
+    moves = [ZERO] * len(tracked)
+    left = gap
+    for index, qty in enumerate(tracked):
+        if left and sign(qty) == -sign(left):
+            moves[index] = min(abs(left), abs(qty)) * sign(left)
+            left -= moves[index]
+    if left:
+        index = next((i for i, qty in enumerate(tracked) if sign(qty) != -sign(left)), 0)
+        moves[index] += left
+    return moves
 
 
 def assess(

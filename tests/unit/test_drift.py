@@ -257,3 +257,33 @@ def test_stored_drift_settings_are_read_back() -> None:
         30.0,
     )
     assert settings_from_row(D(1), "active", {}).drift is DriftMode.ALERT
+
+
+# -- split --------------------------------------------------------------------------------
+
+
+def test_a_hand_close_is_shared_rather_than_flipping_the_oldest() -> None:
+    # Two subscriptions long 0.1 each, the venue flat: both go flat (not -0.1 and 0.1).
+    assert drift.split(D("-0.2"), [D("0.1"), D("0.1")]) == [D("-0.1"), D("-0.1")]
+    # A hand buy goes to the oldest, on the correction's side.
+    assert drift.split(D("0.3"), [D("0.1"), D("0.1")]) == [D("0.3"), D("0")]
+    # Past every position: the rest to the oldest (no subscription is on that side) ...
+    assert drift.split(D("-0.3"), [D("0.1"), D("0.1")]) == [D("-0.2"), D("-0.1")]
+    # ... or to one that is flat.
+    assert drift.split(D("-0.3"), [D("0.1"), D("0")]) == [D("-0.1"), D("-0.2")]
+
+
+@given(gap=amounts, tracked=st.lists(amounts, min_size=1, max_size=5))
+def test_split_properties(gap: Decimal, tracked: list[Decimal]) -> None:
+    moves = drift.split(gap, tracked)
+    after = [qty + move for qty, move in zip(tracked, moves, strict=True)]
+
+    # The whole correction, and no position pushed past flat while another could take it.
+    assert sum(moves, D(0)) == gap
+    flipped = [
+        i for i, (a, b) in enumerate(zip(tracked, after, strict=True)) if sign(a) == -sign(b) != 0
+    ]
+    if any(sign(qty) in (0, sign(gap)) for qty in tracked):
+        assert flipped == []
+    else:
+        assert flipped in ([], [0])
