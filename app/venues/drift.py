@@ -118,6 +118,7 @@ class DriftReconciler:
             repo = DriftRepository(uow.session)
             flights = await repo.in_flight(follower_id)
             states = await repo.states(follower_id)
+            paused = await repo.paused_positions(follower_id)
             for symbol, entries in sorted(by_symbol.items()):
                 actual, read_at = venue.get(symbol, (Decimal(0), positions_at))
                 key = (follower_id, symbol)
@@ -128,9 +129,12 @@ class DriftReconciler:
                 settings = _settings(primary.sub)
                 state = states.get(symbol)
                 adopted = state.adopted if state is not None else Decimal(0)
+                # A paused subscription keeps its position, outside the books' entries: held
+                # aside like the adopted part, never folded into a live subscription.
+                aside = paused.get(symbol, Decimal(0))
                 tracked = sum((e.target.tracked for e in entries), Decimal(0))
-                correction = drift.reconcile(settings.drift, actual, tracked, adopted)
-                seen = (actual, tracked, adopted)
+                correction = drift.reconcile(settings.drift, actual, tracked, adopted + aside)
+                seen = (actual, tracked, adopted + aside)
                 if correction != drift.NO_CORRECTION and self._suspects.get(key) != seen:
                     # A reading taken while an order filled may miss it: act on a difference
                     # only when the next reading shows it again, with nothing moved between.
@@ -153,7 +157,7 @@ class DriftReconciler:
                         delta=fmt(move),
                     )
                 adopted += correction.adopted
-                measured = _assess(entries, actual, adopted, settings, equity)
+                measured = _assess(entries, actual, adopted + aside, settings, equity)
                 flagged = measured is not None and measured.counts
                 await repo.record(
                     follower_id,

@@ -250,6 +250,21 @@ async def test_a_per_fill_subscription_is_corrected_but_never_resynced(
     assert await resync_orders(desk) == []
 
 
+async def row_where_sub(desk: Desk, sub_id: str, what: str, **expected: Any) -> None:
+    """Wait until the subscription's BTCUSDT row shows ``expected``."""
+
+    async def shown() -> bool:
+        body = await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/positions", 200)
+        return any(
+            r["subscription_id"] == sub_id
+            and r["symbol"] == "BTCUSDT"
+            and all(r.get(k) == v for k, v in expected.items())
+            for r in body
+        )
+
+    await eventually(shown, what, within_s=30)
+
+
 async def positions_once(desk: Desk, what: str, **expected: str) -> dict[str, dict[str, Any]]:
     """The BTCUSDT rows by subscription id, once every one shows ``expected``."""
 
@@ -267,11 +282,9 @@ async def positions_once(desk: Desk, what: str, **expected: str) -> dict[str, di
     return await rows()
 
 
-async def test_a_hand_close_under_two_subscriptions_never_tracks_one_against_its_leader(
-    desk: Desk,
-) -> None:
-    # Arrange: a second leader, followed too; each leader's buy of 1 BTC gives the follower
-    # 0.1, so the venue holds 0.2 over two subscriptions (the desk's is the older one).
+async def second_subscription(desk: Desk) -> str:
+    """A second leader, followed too; each leader's buy of 1 BTC gives the follower 0.1, so
+    the venue holds 0.2 over two subscriptions (the desk's is the older one). Its id."""
     await opened(desk)
     other = await desk.api.leader("other")
     await desk.api.leader_equity(other["id"], "100000")
@@ -281,6 +294,14 @@ async def test_a_hand_close_under_two_subscriptions_never_tracks_one_against_its
         assert reply["type"] == "ack", reply
         await desk.order_in(order_id(other["id"], "o-1", sub["id"]), "filled")
     await positions_once(desk, "the venue's 0.2", actual="0.2", actual_source="venue")
+    return str(sub["id"])
+
+
+async def test_a_hand_close_under_two_subscriptions_never_tracks_one_against_its_leader(
+    desk: Desk,
+) -> None:
+    # Arrange: two subscriptions long 0.1 each
+    await second_subscription(desk)
 
     # Act: the follower closes all of it by hand; the drift is taken in (alert)
     desk.venue.positions["BTCUSDT"] = Decimal("0")
@@ -292,3 +313,27 @@ async def test_a_hand_close_under_two_subscriptions_never_tracks_one_against_its
     # took the whole -0.2 and sat at -0.1), so the sell is not answered with a buy.
     assert {row["position"] for row in rows.values()} == {"0"}
     assert (halved["status"], halved["skip_reason"]) == ("skipped", "no_position_to_reduce")
+
+
+async def test_a_paused_subscriptions_position_is_not_folded_into_the_live_one(
+    desk: Desk,
+) -> None:
+    # Arrange: two subscriptions long 0.1 each; the newer one is paused (it keeps its 0.1)
+    other = await second_subscription(desk)
+    await desk.api.call(
+        "PATCH",
+        f"/v1/followers/{desk.follower_id}/subscriptions/{other}",
+        200,
+        json={"status": "paused"},
+    )
+
+    # Act: the follower buys 0.1 by hand
+    desk.venue.positions["BTCUSDT"] = Decimal("0.3")
+    await row_where_sub(desk, desk.subscription_id, "the drift flagged", drift_flagged=True)
+    rows = await positions_once(desk, "the hand trade seen", actual="0.3")
+
+    # Assert: only the hand trade moved the live subscription; the paused one's 0.1 is its
+    # own (it was counted as the live one's too, which then held 0.3 against a 0.1 target)
+    assert rows[desk.subscription_id]["position"] == "0.2"
+    assert rows[other]["position"] == "0.1"
+    assert rows[desk.subscription_id]["drift_fraction"] == "0.5"  # 0.1 x 50,000 / 10,000
