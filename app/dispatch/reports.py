@@ -31,7 +31,6 @@ from app.db.repositories.orders import LifecycleRepository
 from app.db.repositories.positions import PositionRepository
 from app.db.session import UnitOfWork
 from app.dispatch.keys import feed_channel, report_dead_letter_stream, report_stream
-from app.dispatch.messages import fill_ids
 from app.domain.decimals import MAX_DIGITS, fmt, is_bounded
 from app.domain.lifecycle import (
     OrderState,
@@ -42,6 +41,7 @@ from app.domain.lifecycle import (
     tracking_correction,
 )
 from app.domain.model import Side
+from app.executors.protocol.messages import fill_ids
 from app.loops import Backoff, SupervisedTask
 from app.metrics import REPORT_RETRIES, REPORTS
 from app.redisconn import AnyRedis, bulk, by_slot, command, raw_connection, read_replies
