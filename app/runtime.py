@@ -22,7 +22,8 @@ from app.db.session import PgTimeouts, UnitOfWork, make_engine, make_sessionmake
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.marker import DispatchMarker
 from app.dispatch.relay import OutboxRelay
-from app.dispatch.reports import ReportReader, ReportService
+from app.dispatch.report_reader import ReportReader
+from app.dispatch.reports import ReportService
 from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
@@ -42,7 +43,8 @@ from app.venues.executor import ExecutorParams
 from app.venues.instruments import InstrumentRefresher
 
 log = structlog.get_logger(__name__)
-# Connections of the executors' Redis client: about one per account this instance trades.
+# Connections of the executors' Redis client: one per shared read of the accounts' order
+# streams, and the executors' own commands (with exec_read_shard 1: one per account).
 EXEC_REDIS_CONNECTIONS = 20_000
 
 
@@ -187,9 +189,9 @@ class Runtime:
             settings.instrument_min_refresh_s,
             settings.venue_rest_timeout_s,
         )
-        # The execute role: an executor per follower account this instance leases.
-        # Each executor blocks in its own read of its follower's stream, holding a connection:
-        # a client of their own, so that they never starve the rest of the service's pool.
+        # The execute role: an executor per follower account this instance leases. Their
+        # shared reads block holding a connection each: a client of their own, so that they
+        # never starve the rest of the service's pool.
         self.exec_redis: AnyRedis = connect_redis(
             settings.redis_url, settings.redis_cluster, max_connections=EXEC_REDIS_CONNECTIONS
         )
@@ -201,6 +203,7 @@ class Runtime:
                 lease_ttl_s=settings.lease_ttl_s,
                 lease_heartbeat_s=settings.lease_heartbeat_s,
                 rest_timeout_s=settings.venue_rest_timeout_s,
+                read_shard=settings.exec_read_shard,
                 executor=ExecutorParams(
                     equity_interval_s=settings.account_equity_interval_s,
                     claim_idle_ms=settings.exec_claim_idle_ms,

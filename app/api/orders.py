@@ -27,8 +27,9 @@ from app.api.schemas import (
 )
 from app.db.repositories.orders import LifecycleRepository, OrderRepository
 from app.db.tables import FollowerOrder, LeaderFill
-from app.dispatch.reports import REASON_PATTERN, UnknownOrder
+from app.dispatch.reports import UnknownOrder
 from app.domain.lifecycle import Report, ReportError, ReportStatus, shown_status
+from app.executors.protocol.reports import REASON_PATTERN
 
 _payload_decoder = msgspec.json.Decoder()
 router = APIRouter(prefix="/v1/followers", tags=["orders"], route_class=DecimalRoute)

@@ -30,8 +30,8 @@ from app.db.repositories.follower_accounts import (
     FollowerAccountRepository,
 )
 from app.db.session import UnitOfWork
-from app.dispatch.consumer import ReportWriter
 from app.dispatch.keys import exec_fence, order_stream
+from app.executors.protocol.consumer import ConsumerConfig, OrderReads, ReportWriter
 from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
@@ -43,6 +43,11 @@ log = structlog.get_logger(__name__)
 # Stream entries read per call while expiring a disconnected account's queue.
 EXPIRE_PAGE = 500
 DB_SLOTS = 3
+# Entries read ahead per account: few, since a crash leaves each of them delivered once more
+# (their delivery count climbing towards the dead-letter stream).
+READ_AHEAD = 10
+# Deliveries before an order is dead-lettered: generous, each is a crash or a venue outage.
+MAX_DELIVERIES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,8 @@ class AccountsParams:
     lease_heartbeat_s: float
     rest_timeout_s: float
     executor: ExecutorParams
+    # Accounts' order streams named by one blocking read.
+    read_shard: int = 1000
 
 
 class AccountManager:
@@ -79,6 +86,21 @@ class AccountManager:
         # Executors' account writes at once: a few, so that a thousand accounts read at the
         # same moment leave the pool to the fills and the lease rounds.
         self._db_slots = asyncio.Semaphore(DB_SLOTS)
+        # The orders of every account traded here, read by a few shared blocking reads.
+        self.orders = OrderReads(
+            redis,
+            ConsumerConfig(
+                group=GROUP,
+                consumer=self.me,
+                claim_idle_ms=params.executor.claim_idle_ms,
+                max_deliveries=MAX_DELIVERIES,
+                batch=READ_AHEAD,
+                start_id="$",
+            ),
+            fence=exec_fence,
+            shard_size=params.read_shard,
+            name="executor_orders",
+        )
         self._loop = SupervisedTask(
             "account_leases",
             self._run,
@@ -87,6 +109,7 @@ class AccountManager:
 
     def start(self) -> None:
         self._started = True
+        self.orders.start()
         self._loop.start()
 
     @property
@@ -110,6 +133,7 @@ class AccountManager:
         await self._loop.stop()
         for follower_id in list(self.executors):
             await self._stop(follower_id)
+        await self.orders.stop()
         if not self._started:
             return
         try:
@@ -196,6 +220,7 @@ class AccountManager:
             self._pipeline,
             self._params.executor,
             self.me,
+            self.orders,
             self._db_slots,
             self._on_rules_refused,
         )
