@@ -1,10 +1,12 @@
 """Follower execution, measured: the real service (every role) places orders on a loopback
 Binance USD-M venue (the demo's, in this process, stamping when each order arrives).
 
-    python -m bench.execution [--fills 200] [--accounts 1000]
+    python -m bench.execution [--fills 200] [--accounts 1000] [--read-shard 1 --read-shard 1000]
 
 - latency, 1 follower on a venue: push frame sent -> the order received by the venue;
-- fan-out to N accounts: one fill -> the last of its N orders received by the venue.
+- fan-out to N accounts: one fill -> the last of its N orders received by the venue, once per
+  ``--read-shard`` (COPYTRADE_EXEC_READ_SHARD: accounts per shared blocking read of their order
+  streams; 1 is one read per account).
 
 Uses the bench's database (copytrade_bench) and Redis db (12).
 """
@@ -119,9 +121,12 @@ async def reset() -> None:
     await conn.close()
 
 
-async def run(fills: int, accounts: int) -> dict[str, Any]:
+async def run(fills: int, accounts: int, read_shards: list[int]) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for label, count, n_fills in (("1 follower", 1, fills), (f"{accounts} accounts", accounts, 3)):
+    cases = [("1 follower", 1, fills, read_shards[-1])] + [
+        (f"{accounts} accounts, read shard {shard}", accounts, 3, shard) for shard in read_shards
+    ]
+    for label, count, n_fills, shard in cases:
         await reset()
         venue = TimedVenue()
         async with serve(venue) as port:
@@ -130,6 +135,7 @@ async def run(fills: int, accounts: int) -> dict[str, Any]:
                 COPYTRADE_CREDENTIALS_KEY=generate_key(),
                 COPYTRADE_RATE_LIMIT_PER_S="100000",
                 COPYTRADE_RATE_LIMIT_BURST="100000",
+                COPYTRADE_EXEC_READ_SHARD=str(shard),
             )
             await service.start()
             try:
@@ -169,9 +175,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fills", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--read-shard", type=int, action="append", dest="read_shards")
     args = parser.parse_args()
     prepare()
-    asyncio.run(run(args.fills, args.accounts))
+    asyncio.run(run(args.fills, args.accounts, args.read_shards or [1000]))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
 
 DEFAULT_TTL = timedelta(seconds=30)
+# Entries left pending by an earlier consumer that a new one looks at before reading on.
+TAKEOVER_MAX = 1000
 Order = dict[str, Any]
 Handler = Callable[[Order], Awaitable[None]]
 ConsumerConfig = GroupConfig
@@ -259,6 +261,7 @@ class OrderReads:
         fenced = await self.core.create_groups([stream], self._fence)
         if fenced:
             raise Fenced(f"follower {follower}: its order stream is fenced off")
+        await self._take_over(stream, follower, deliver)
         inbox = Inbox(follower)
         self._inboxes[stream] = inbox
         try:
@@ -270,6 +273,26 @@ class OrderReads:
             if self._inboxes.get(stream) is inbox:
                 del self._inboxes[stream]
                 await self.reads.remove([stream])
+
+    async def _take_over(self, stream: str, follower: str, deliver: DeliveryHandler) -> None:
+        """Handle what an earlier consumer of the stream left pending (it died, or lost the
+        account) before any newer entry, each once idle for ``claim_idle_ms`` (its consumer
+        may still be finishing it until then): the follower's orders stay in stream order.
+        An entry whose handling fails here is left to the claims that follow."""
+        config = self.core.config
+        tried: set[bytes] = set()
+        while True:
+            held: Any = await self.core.redis.xpending_range(
+                stream, config.group, min="-", max="+", count=TAKEOVER_MAX
+            )
+            if not {entry["message_id"] for entry in held} - tried:
+                return
+            claimed = await self.core.claim([stream])
+            for entry in claimed:
+                tried.add(entry.entry_id)
+                await handle_entry(self.core, self.reports, follower, entry, deliver)
+            if not claimed:
+                await asyncio.sleep(config.claim_idle_ms / 4000)
 
     async def _dispatch(self, batch: list[Entry]) -> None:
         for entry in batch:
