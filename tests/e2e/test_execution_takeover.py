@@ -57,12 +57,10 @@ async def test_a_killed_instances_accounts_are_taken_over_with_no_order_lost_or_
     )
     executors = []
     for name in ("a", "b"):
-        path = log_path_for(request).with_suffix(f".{name}.log")
-        path.unlink(missing_ok=True)
+        log = log_path_for(request).with_suffix(f".{name}.log")
+        log.unlink(missing_ok=True)
         executors.append(
-            ServiceProcess(
-                path, COPYTRADE_ROLES="execute", COPYTRADE_CREDENTIALS_KEY=key, **TIMINGS
-            )
+            ServiceProcess(log, COPYTRADE_ROLES="execute", COPYTRADE_CREDENTIALS_KEY=key, **TIMINGS)
         )
     killed = executors[0]
     async with run_venue(venue) as running:

@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -197,7 +198,7 @@ async def test_many_followers_streams_are_read_together_each_in_its_order(redis:
         await eventually(lambda: handlers.seen == expected, "every order handled")
         assert [len(shard.keys) for shard in reads.reads.shards] == [7, 7, 7, 4]
     for follower in followers:
-        await eventually(lambda f=follower: _none_pending(redis, f), "acknowledged")
+        await eventually(partial(_none_pending, redis, follower), "acknowledged")
 
 
 async def _none_pending(redis: Redis, follower: str) -> bool:
