@@ -14,8 +14,13 @@ import pytest
 from app.domain.ids import order_id
 from app.security.crypto import generate_key
 from tests.conftest import pg_dsn
-from tests.e2e.conftest import ServiceProcess, log_path_for
-from tests.e2e.test_execution_faults import TIMINGS, send_fills, until, until_ready
+from tests.e2e.test_execution_faults import (
+    connect_account,
+    execute_process,
+    main_process,
+    send_fills,
+    until,
+)
 from tests.support import Api, push_socket
 from tests.venues.binance_usdm_trading import FakeBinanceTrading
 from tests.venues.harness import run_venue
@@ -49,19 +54,8 @@ async def test_a_killed_instances_accounts_are_taken_over_with_no_order_lost_or_
     # spread over both.
     key = generate_key()
     venue = FakeBinanceTrading()
-    main = ServiceProcess(
-        log_path_for(request),
-        COPYTRADE_ROLES="api,ingest,dispatch",
-        COPYTRADE_CREDENTIALS_KEY=key,
-        **TIMINGS,
-    )
-    executors = []
-    for name in ("a", "b"):
-        log = log_path_for(request).with_suffix(f".{name}.log")
-        log.unlink(missing_ok=True)
-        executors.append(
-            ServiceProcess(log, COPYTRADE_ROLES="execute", COPYTRADE_CREDENTIALS_KEY=key, **TIMINGS)
-        )
+    main = main_process(request, key)
+    executors = [execute_process(request, key, name) for name in ("a", "b")]
     killed = executors[0]
     async with run_venue(venue) as running:
         try:
@@ -74,19 +68,10 @@ async def test_a_killed_instances_accounts_are_taken_over_with_no_order_lost_or_
             leader = await api.leader()
             await api.leader_equity(leader["id"], "100000")
             subscriptions = []
-            body: dict[str, Any] = {
-                "kind": "binance-usdm",
-                "api_key": venue.api_key,
-                "api_secret": venue.api_secret,
-                "rest_url": running.rest_url,
-                "ws_url": running.ws_base,
-            }
             for n in range(ACCOUNTS):
                 follower = await api.follower(f"follower-{n}")
                 subscriptions.append(await api.subscribe(follower["id"], leader["id"]))
-                path = f"/v1/followers/{follower['id']}/account"
-                await api.call("PUT", path, 200, json=body)
-                await until_ready(api, path)
+                await connect_account(api, follower["id"], venue, running)
 
             async def shared() -> bool:
                 held = await owners()
