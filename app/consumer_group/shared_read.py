@@ -202,6 +202,8 @@ class SharedReads:
         size. Blocks up to ``block_ms`` (default: the group's) while there are none."""
         redis = self.core.redis
         assert isinstance(redis, Redis)
+        if not shard.keys:  # emptied meanwhile: a read must name a stream
+            return 0
         config = self.core.config
         block = max(MIN_BLOCK_MS, config.block_ms if block_ms is None else block_ms)
         generation = shard.generation
