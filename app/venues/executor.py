@@ -139,7 +139,13 @@ class AccountExecutor:
             SupervisedTask(f"executor:{follower_id}", self._consume, Backoff(*backoff)),
             SupervisedTask(f"account:{follower_id}", self._account_loop, Backoff(*backoff)),
             SupervisedTask(f"account_stream:{follower_id}", self._stream, Backoff(*backoff)),
+            SupervisedTask(f"account_pushes:{follower_id}", self._write_pushes, Backoff(*backoff)),
         ]
+        # What the private stream pushed and is not stored yet: the latest of each.
+        self._pushed: dict[str, Decimal] = {}
+        self._pushed_equity: Decimal | None = None
+        self._pushed_at = datetime.now(UTC)
+        self._push_due = asyncio.Event()
 
     def start(self) -> None:
         for loop in self._loops:
@@ -302,9 +308,31 @@ class AccountExecutor:
             if placed is not None:
                 await self._report(placed.order_id, placed.qty, event.order)
         if event.positions or event.equity is not None:
-            await self._record(
-                event.equity, event.positions, event.at or datetime.now(UTC), full=False
-            )
+            self._pushed.update(event.positions)
+            if event.equity is not None:
+                self._pushed_equity = event.equity
+            self._pushed_at = event.at or datetime.now(UTC)
+            self._push_due.set()
+
+    async def _write_pushes(self, backoff: Backoff) -> None:
+        """Store the pushed equity and positions, the latest of each at a time: pushes that
+        come while a write waits or runs are stored together by the next one, rather than a
+        transaction per push (a venue pushes the account's position with every fill)."""
+        while True:
+            await self._push_due.wait()
+            self._push_due.clear()
+            positions, self._pushed = self._pushed, {}
+            equity, self._pushed_equity = self._pushed_equity, None
+            try:
+                await self._record(equity, positions, self._pushed_at, full=False)
+            except Exception:
+                # Kept for the next write, behind anything pushed since.
+                self._pushed = {**positions, **self._pushed}
+                if self._pushed_equity is None:
+                    self._pushed_equity = equity
+                self._push_due.set()
+                raise
+            backoff.reset()
 
     async def _record(
         self,
