@@ -29,7 +29,6 @@ import structlog
 from app.db.repositories import fills
 from app.db.repositories.instruments import load_listings
 from app.db.small_pool import SmallPool
-from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.instruments import not_listed_plan
 from app.domain.model import EquityReading, Fill, Side
@@ -43,6 +42,7 @@ from app.domain.plan_model import (
 )
 from app.domain.planner import plan_within, planning, target_position
 from app.domain.positions import signed_qty
+from app.executors.protocol.messages import FillMessages
 from app.metrics import BOOKS_EVICTED, STAGE_LATENCY
 from app.sizing.books import (
     LeaderBook,

@@ -17,11 +17,11 @@ from uuid import UUID, uuid4
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import Rounding, SizingSettings
 from app.domain.positions import signed_qty
+from app.executors.protocol.messages import FillMessages
 from app.sizing.books import LeaderBook, SubscriptionBook, move_book
 from app.sizing.engine import SizingEngine, _FillInputs
 from app.sizing.equity_cache import EquityCache
