@@ -24,6 +24,8 @@ from tests.venues.harness import Running, run_venue
 
 KILLS = int(os.environ.get("COPYTRADE_EXEC_KILLS", "12"))
 FILLS = 160
+# Fills past the first burst are paced: a stream of orders, not an ever-growing backlog.
+PACE_S = 0.05
 TIMINGS = {
     "COPYTRADE_LEASE_TTL_S": "1.0",
     "COPYTRADE_LEASE_HEARTBEAT_S": "0.3",
@@ -33,16 +35,24 @@ TIMINGS = {
 }
 
 
-async def send_fills(ws: ClientConnection, count: int, sent: list[str]) -> None:
+async def send_fills(
+    ws: ClientConnection, count: int, sent: list[str], until: asyncio.Event | None = None
+) -> None:
     """Fills in order, each acknowledged before the next: buy then sell, so the follower's
-    position goes 0.1 and back (every sell a reduce-only close)."""
-    for n in range(count):
+    position goes 0.1 and back (every sell a reduce-only close). At least ``count``, and on
+    until ``until`` is set: an executor that drains the burst faster than it is killed must
+    still have orders to place after each restart."""
+    n = 0
+    while n < count or (until is not None and not until.is_set()) or n % 2:
         fill_id = f"f-{n:04d}"
         side = "buy" if n % 2 == 0 else "sell"
         await ws.send(fill_frame(fill_id, "BTCUSDT", side, "1", "50000"))
         reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=20))
         assert reply["type"] == "ack", reply
         sent.append(fill_id)
+        n += 1
+        if n >= count:
+            await asyncio.sleep(PACE_S)
 
 
 @pytest.mark.timeout(600)
@@ -72,7 +82,8 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
             # Act: a burst of fills, the executor killed at random points during it
             sent: list[str] = []
             async with push_socket(main.ws_url, leader["id"], leader["push_token"]) as ws:
-                burst = asyncio.create_task(send_fills(ws, FILLS, sent))
+                kills_done = asyncio.Event()
+                burst = asyncio.create_task(send_fills(ws, FILLS, sent, kills_done))
                 for _ in range(KILLS):
                     # Kill only once the executor has placed something since its start.
                     placed = sum(venue.placements.values())
@@ -86,6 +97,7 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
                     await asyncio.sleep(rng.uniform(0.0, 0.15))
                     await executor.kill()
                     await executor.start()
+                kills_done.set()
                 await burst
 
             # Assert: every order of every fill reached the venue, each exactly once
