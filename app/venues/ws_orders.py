@@ -116,6 +116,11 @@ class OrderSocket:
                 async with asyncio.timeout(self._timeout_s):
                     return await future
             except TimeoutError as exc:
+                # A half-open connection (the venue gone without a FIN) looks open forever:
+                # one left unanswered this long is dropped, so the next request (this one's
+                # resend after the query) opens a new one or goes over REST.
+                if ws is self._ws:
+                    await self.close()
                 raise OutcomeUnknown(f"order socket: no answer in {self._timeout_s}s") from exc
         finally:
             self._pending.pop(key, None)

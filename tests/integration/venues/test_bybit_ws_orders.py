@@ -138,3 +138,28 @@ async def test_orders_in_flight_together_share_one_socket_and_get_their_own_answ
     ]
     assert fake.trade_socket.connections == 1
     assert len(fake.trade_socket.orders) == 5
+
+
+async def test_a_socket_that_stopped_answering_is_replaced_not_used_until_orders_expire(
+    running: Running,
+) -> None:
+    # Arrange: the venue places the first order, then the connection goes silent (half-open)
+    fake = venue(running)
+    fake.trade_socket.freeze_after_place = 1
+    client = bybit_client(
+        running, API_SECRET, ws_orders_url=running.ws_base + TRADE_PATH, timeout_s=0.5
+    )
+    first, second = request("0.01"), request("0.01", leg=1)
+    try:
+        with pytest.raises(OutcomeUnknown):
+            await client.place(first)
+
+        # Act: the next order must not be sent into the silent connection
+        placed = await client.place(second)
+    finally:
+        await client.close()
+
+    # Assert
+    assert placed.state is OrderState.ACCEPTED
+    assert fake.trade_socket.connections == 2
+    assert fake.placements == {first.client_id: 1, second.client_id: 1}
