@@ -48,7 +48,8 @@ def order_socket_url(config: Mapping[str, Any], kind: str, venue_url: str) -> st
 
 
 class SocketUnavailable(Exception):
-    """The socket is down and the request was not sent: send it over REST."""
+    """The request was not sent (the socket is down), or the venue refused it unplaced on
+    the socket: send it over REST."""
 
 
 class Exchange:

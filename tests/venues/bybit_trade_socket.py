@@ -38,6 +38,11 @@ class TradeSocket(FakeOrderSocket):
         if not authed:
             return _reply(request, 10003, "Request not authorized")
         self.orders.append(request)
+        if self.refuse_next:
+            # WS OE general codes: 10429/20003 rate limits, 10019 "ws trade service is
+            # restarting, do not accept new request".
+            code, msg = self.refuse_next.pop(0)
+            return _reply(request, code, msg)
         header = request.get("header") or {}
         stamp = str(header.get("X-BAPI-TIMESTAMP", ""))
         window = str(header.get("X-BAPI-RECV-WINDOW", "5000"))

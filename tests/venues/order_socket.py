@@ -3,7 +3,8 @@
 ``down`` refuses the handshake (the client falls back to REST); ``drop_after_place`` closes
 the socket without answering once an order was placed (an unknown outcome);
 ``freeze_after_place`` leaves it open but answers nothing more on it (a half-open connection:
-the venue gone, no FIN), while new connections are served. Each venue's
+the venue gone, no FIN), while new connections are served; ``refuse_next`` answers the next
+order requests with the venue's own socket-level codes (code, message) unplaced. Each venue's
 subclass answers one text frame (``reply``), keeping per-connection state (a login) in
 ``session``.
 """
@@ -30,6 +31,7 @@ class FakeOrderSocket:
     down: bool = False
     drop_after_place: int = 0
     freeze_after_place: int = 0
+    refuse_next: list[tuple[Any, str]] = field(default_factory=list)
     connections: int = 0
     # Each order request as received.
     orders: list[dict[str, Any]] = field(default_factory=list)

@@ -19,9 +19,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from app.venues.bybit.errors import TRADE_SERVICE_RESTARTING
 from app.venues.bybit.signing import BybitSigner
 from app.venues.transport import Reply
-from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket
+from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket, SocketUnavailable
 from app.venues.ws_orders import order_socket_url as shared_socket_url
 
 URL = "wss://stream.bybit.com/v5/trade"
@@ -90,6 +91,9 @@ class WsOrders:
         reply: TradeReply = await self.socket.request(
             request_id, msgspec.json.encode(frame).decode()
         )
+        if reply.retCode == TRADE_SERVICE_RESTARTING:
+            await self.socket.close()
+            raise SocketUnavailable(f"bybit trade socket: {reply.retCode} {reply.retMsg:.200}")
         envelope = msgspec.json.encode(
             {"retCode": reply.retCode, "retMsg": reply.retMsg, "result": reply.data or None}
         )

@@ -163,3 +163,33 @@ async def test_a_socket_that_stopped_answering_is_replaced_not_used_until_orders
     assert placed.state is OrderState.ACCEPTED
     assert fake.trade_socket.connections == 2
     assert fake.placements == {first.client_id: 1, second.client_id: 1}
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(10429, "System level frequency protection"), (20003, "Too frequent requests")],
+)
+async def test_the_trade_socket_own_rate_limit_codes_back_off_not_reject(
+    running: Running, client: BybitExecution, code: int, message: str
+) -> None:
+    venue(running).trade_socket.refuse_next = [(code, message)]
+
+    with pytest.raises(RateLimited):
+        await client.place(request("0.01"))
+
+
+async def test_a_restarting_trade_service_sends_the_order_over_rest(
+    running: Running, client: BybitExecution
+) -> None:
+    # Arrange: Bybit's 10019, "ws trade service is restarting, do not accept new request"
+    fake = venue(running)
+    fake.trade_socket.refuse_next = [(10019, "ws trade service is restarting")]
+    order = request("0.01")
+
+    # Act
+    placed = await client.place(order)
+
+    # Assert: refused unplaced by the socket, placed once over REST
+    assert placed.state is OrderState.ACCEPTED
+    assert [o["orderLinkId"] for o in sent_orders(fake)] == [order.client_id]
+    assert fake.placements[order.client_id] == 1
