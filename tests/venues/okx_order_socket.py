@@ -40,6 +40,10 @@ class OrderSocket(FakeOrderSocket):
         if not logged_in:
             return {**head, "code": "60011", "msg": "Please log in", "data": []}
         self.orders.append(request)
+        if self.refuse_next:
+            # The websocket's own codes: 60014 "Requests too frequent", 60011 "Please log in".
+            code, msg = self.refuse_next.pop(0)
+            return {**head, "code": code, "msg": msg, "data": []}
         (body,) = request.get("args") or [{}]
         envelope = json.loads(bytes(venue.place(body).body))
         if envelope["code"] == "0":
