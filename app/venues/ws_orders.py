@@ -155,6 +155,9 @@ class OrderSocket:
         ws = await self._session().ws_connect(
             self.url, timeout=aiohttp.ClientWSTimeout(ws_close=self._timeout_s), autoping=True
         )
+        # A connection the venue closed leaves its keepalive asleep: not carried over.
+        for task in self._tasks:
+            task.cancel()
         self._tasks = [asyncio.create_task(self._read(ws))]
         if self._ping is not None:
             self._tasks.append(asyncio.create_task(self._keepalive(ws, self._ping)))

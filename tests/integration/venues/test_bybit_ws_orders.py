@@ -193,3 +193,29 @@ async def test_a_restarting_trade_service_sends_the_order_over_rest(
     assert placed.state is OrderState.ACCEPTED
     assert [o["orderLinkId"] for o in sent_orders(fake)] == [order.client_id]
     assert fake.placements[order.client_id] == 1
+
+
+def _socket_tasks() -> list[asyncio.Task[object]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and task.get_coro().__qualname__.startswith("OrderSocket.")  # type: ignore[union-attr]
+    ]
+
+
+async def test_closing_after_a_reconnect_leaves_no_socket_task_behind(
+    running: Running, client: BybitExecution
+) -> None:
+    # Arrange: the first connection is dropped by the venue, the next order reconnects
+    fake = venue(running)
+    fake.trade_socket.drop_after_place = 1
+    with pytest.raises(OutcomeUnknown):
+        await client.place(request("0.01"))
+    await client.place(request("0.01", leg=1))
+    assert fake.trade_socket.connections == 2
+
+    # Act
+    await client.close()
+
+    # Assert: neither connection's reader or keepalive outlives the client
+    assert _socket_tasks() == []
