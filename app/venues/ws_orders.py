@@ -205,9 +205,10 @@ class OrderSocket:
         await ws.close()
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._drop(self._ws)
-            self._ws = None
+        # Forgotten first: a request arriving while the close handshake waits opens anew.
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await self._drop(ws)
 
 
 class LoginRefused(Exception):
