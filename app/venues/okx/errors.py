@@ -27,7 +27,8 @@ ORDER_NOT_FOUND = "51603"
 # failed"), system busy, system error: the order may or may not exist.
 # "Timestamp request expired" (50102) was surely refused, but for a passing reason: the same
 # path (query, then send again) is right for it.
-OUTCOME_UNKNOWN = frozenset({"50001", "50004", "50013", "50026", "50102"})
+# 51149, in an order's sCode, is "Order timed out": the same.
+OUTCOME_UNKNOWN = frozenset({"50001", "50004", "50013", "50026", "50102", "51149"})
 # The key cannot trade: passphrase, key, timestamp, signature, authorization, IP, permission,
 # blocked accounts.
 KEY_REFUSED = frozenset(

@@ -133,3 +133,13 @@ async def test_an_order_refused_for_a_lost_login_goes_over_rest(
     assert placed.state is OrderState.ACCEPTED
     assert [o["clOrdId"] for o in sent_orders(fake)] == [order.client_id]
     assert fake.placements[order.client_id] == 1
+
+
+async def test_an_order_timed_out_at_okx_is_an_unknown_outcome_not_a_rejection(
+    running: Running, client: OkxExecution
+) -> None:
+    # OKX's 51149 "Order timed out": the order may exist; the executor must query it
+    venue(running).order_socket.refuse_next = [("51149", "Order timed out. Please try again.")]
+
+    with pytest.raises(OutcomeUnknown):
+        await client.place(request("0.01"))
