@@ -11,6 +11,7 @@ so the REST client's handling of codes (110072, 10006, ...) applies as it is. An
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Mapping
@@ -47,10 +48,21 @@ def order_socket_url(config: Mapping[str, Any]) -> str | None:
     return shared_socket_url(config, "bybit", URL)
 
 
-def _decode(text: str) -> tuple[str | None, TradeReply]:
+class _Op(msgspec.Struct):
+    op: str = ""
+
+
+_op_decoder = msgspec.json.Decoder(_Op)
+
+
+def _decode(text: str) -> tuple[str | None, TradeReply | None]:
     try:
         reply = _decoder.decode(text)
     except msgspec.DecodeError as exc:
+        # The pong to our ping has no retCode (as on the private stream): no answer, no error.
+        with contextlib.suppress(msgspec.DecodeError):
+            if _op_decoder.decode(text).op == "pong":
+                return None, None
         raise ValueError(str(exc)) from exc
     return reply.reqId, reply
 
