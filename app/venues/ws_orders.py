@@ -48,7 +48,8 @@ def order_socket_url(config: Mapping[str, Any], kind: str, venue_url: str) -> st
 
 
 class SocketUnavailable(Exception):
-    """The socket is down and the request was not sent: send it over REST."""
+    """The request was not sent (the socket is down), or the venue refused it unplaced on
+    the socket: send it over REST."""
 
 
 class Exchange:
@@ -116,6 +117,11 @@ class OrderSocket:
                 async with asyncio.timeout(self._timeout_s):
                     return await future
             except TimeoutError as exc:
+                # A half-open connection (the venue gone without a FIN) looks open forever:
+                # one left unanswered this long is dropped, so the next request (this one's
+                # resend after the query) opens a new one or goes over REST.
+                if ws is self._ws:
+                    await self.close()
                 raise OutcomeUnknown(f"order socket: no answer in {self._timeout_s}s") from exc
         finally:
             self._pending.pop(key, None)
@@ -149,6 +155,9 @@ class OrderSocket:
         ws = await self._session().ws_connect(
             self.url, timeout=aiohttp.ClientWSTimeout(ws_close=self._timeout_s), autoping=True
         )
+        # A connection the venue closed leaves its keepalive asleep: not carried over.
+        for task in self._tasks:
+            task.cancel()
         self._tasks = [asyncio.create_task(self._read(ws))]
         if self._ping is not None:
             self._tasks.append(asyncio.create_task(self._keepalive(ws, self._ping)))
@@ -196,9 +205,10 @@ class OrderSocket:
         await ws.close()
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._drop(self._ws)
-            self._ws = None
+        # Forgotten first: a request arriving while the close handshake waits opens anew.
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await self._drop(ws)
 
 
 class LoginRefused(Exception):

@@ -12,9 +12,9 @@ alike; a 10006 carries ``X-Bapi-Limit-Reset-Timestamp`` in the answer's header.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
+from tests.venues.clock import in_recv_window
 from tests.venues.order_socket import FakeOrderSocket
 
 TRADE_PATH = "/v5/trade"
@@ -38,11 +38,15 @@ class TradeSocket(FakeOrderSocket):
         if not authed:
             return _reply(request, 10003, "Request not authorized")
         self.orders.append(request)
+        if self.refuse_next:
+            # WS OE general codes: 10429/20003 rate limits, 10019 "ws trade service is
+            # restarting, do not accept new request".
+            code, msg = self.refuse_next.pop(0)
+            return _reply(request, code, msg)
         header = request.get("header") or {}
         stamp = str(header.get("X-BAPI-TIMESTAMP", ""))
         window = str(header.get("X-BAPI-RECV-WINDOW", "5000"))
-        now = int(time.time() * 1000)
-        if not stamp.isdigit() or not window.isdigit() or abs(now - int(stamp)) > int(window):
+        if not in_recv_window(stamp, window):
             return _reply(request, 10002, "invalid request, please check your server timestamp")
         (body,) = request.get("args") or [{}]
         code, msg, result, headers = venue.create(body)

@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from tests.venues.bybit_trade_socket import TRADE_PATH, TradeSocket
+from tests.venues.clock import in_recv_window
 from tests.venues.fake_bybit import _sign
 from tests.venues.harness import FakeVenue
 
@@ -109,7 +110,7 @@ class BybitTrading(FakeVenue):
         stamp, window = headers.get("x-bapi-timestamp", ""), headers.get("x-bapi-recv-window", "")
         if headers.get("x-bapi-api-key") != API_KEY:
             return self._refuse(10003, "API key is invalid.")
-        if not stamp.isdigit() or not window.isdigit() or abs(_now_ms() - int(stamp)) > int(window):
+        if not in_recv_window(stamp, window):
             return self._refuse(10002, "invalid request, please check your server timestamp")
         if headers.get("x-bapi-sign") != _sign(API_SECRET, f"{stamp}{API_KEY}{window}{payload}"):
             return self._refuse(10004, "error sign! origin_string[...]")

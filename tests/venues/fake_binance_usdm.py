@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.venues.clock import in_recv_window
 from tests.venues.harness import FakeVenue
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -131,7 +132,7 @@ class BinanceAccount(FakeVenue):
         expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(signature, expected):
             return 400, -1022, "Signature for this request is not valid."
-        if abs(now_ms() - int(timestamp)) > int(recv_window):
+        if not in_recv_window(timestamp, recv_window):
             return 400, -1021, "Timestamp for this request is outside of the recvWindow."
         return None
 

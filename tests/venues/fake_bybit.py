@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 
+from tests.venues.clock import in_recv_window
 from tests.venues.harness import FakeVenue
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -207,7 +208,7 @@ class FakeBybit(FakeVenue):
         expected = _sign(self.api_secret, f"{timestamp}{self.api_key}{window}{raw_query}")
         if headers.get("x-bapi-api-key") != self.api_key:
             return self._error(10003, "API key is invalid.", call.path)
-        if not timestamp.isdigit() or abs(time.time() * 1000 - int(timestamp)) > int(window):
+        if not in_recv_window(timestamp, window):
             return self._error(10002, "invalid request, please check your timestamp", call.path)
         if headers.get("x-bapi-sign") != expected:
             return self._error(10004, "error sign!", call.path)

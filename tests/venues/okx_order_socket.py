@@ -40,6 +40,15 @@ class OrderSocket(FakeOrderSocket):
         if not logged_in:
             return {**head, "code": "60011", "msg": "Please log in", "data": []}
         self.orders.append(request)
+        if self.refuse_next:
+            # The websocket's own codes (6xxxx: 60014 "Requests too frequent", 60011 "Please
+            # log in") refuse the request; others refuse the order, in ``sCode``.
+            code, msg = self.refuse_next.pop(0)
+            if code.startswith("6"):
+                return {**head, "code": code, "msg": msg, "data": []}
+            (body,) = request.get("args") or [{}]
+            ack = {"clOrdId": body.get("clOrdId", ""), "ordId": "", "sCode": code, "sMsg": msg}
+            return {**head, "code": "1", "msg": "", "data": [ack]}
         (body,) = request.get("args") or [{}]
         envelope = json.loads(bytes(venue.place(body).body))
         if envelope["code"] == "0":

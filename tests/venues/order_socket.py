@@ -1,7 +1,10 @@
 """What the fakes' websocket order APIs share: the connection, and the faults a test sets.
 
 ``down`` refuses the handshake (the client falls back to REST); ``drop_after_place`` closes
-the socket without answering once an order was placed (an unknown outcome). Each venue's
+the socket without answering once an order was placed (an unknown outcome);
+``freeze_after_place`` leaves it open but answers nothing more on it (a half-open connection:
+the venue gone, no FIN), while new connections are served; ``refuse_next`` answers the next
+order requests with the venue's own socket-level codes (code, message) unplaced. Each venue's
 subclass answers one text frame (``reply``), keeping per-connection state (a login) in
 ``session``.
 """
@@ -19,10 +22,16 @@ class Drop(Exception):
     """Placed: close the socket without an answer."""
 
 
+class Freeze(Exception):
+    """Placed: keep the socket open and answer nothing more on it."""
+
+
 @dataclass
 class FakeOrderSocket:
     down: bool = False
     drop_after_place: int = 0
+    freeze_after_place: int = 0
+    refuse_next: list[tuple[Any, str]] = field(default_factory=list)
     connections: int = 0
     # Each order request as received.
     orders: list[dict[str, Any]] = field(default_factory=list)
@@ -36,6 +45,9 @@ class FakeOrderSocket:
         if self.drop_after_place > 0:
             self.drop_after_place -= 1
             raise Drop
+        if self.freeze_after_place > 0:
+            self.freeze_after_place -= 1
+            raise Freeze
 
     def serve(self, venue: Any) -> Callable[[WebSocket], Awaitable[None]]:
         async def endpoint(ws: WebSocket) -> None:
@@ -45,14 +57,20 @@ class FakeOrderSocket:
             await ws.accept()
             self.connections += 1
             session: dict[str, Any] = {}
+            frozen = False
             try:
                 while True:
                     raw = await ws.receive_text()
+                    if frozen:
+                        continue
                     try:
                         answer = self.reply(venue, raw, session)
                     except Drop:
                         await ws.close(code=1011)
                         return
+                    except Freeze:
+                        frozen = True
+                        continue
                     await ws.send_text(answer)
             except WebSocketDisconnect:
                 pass

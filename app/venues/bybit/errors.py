@@ -13,7 +13,12 @@ from decimal import Decimal
 
 from app.venues.execution import OrderState, RejectReason
 
-RATE_LIMITED = frozenset({10006, 10018})  # per UID, per IP
+# Per UID, per IP; on the trade socket also 10429 (system frequency protection) and 20003
+# (too frequent requests on the session).
+RATE_LIMITED = frozenset({10006, 10018, 10429, 20003})
+# The trade socket's "ws trade service is restarting, do not accept new request": refused
+# unplaced; a new connection (or REST) is served.
+TRADE_SERVICE_RESTARTING = 10019
 DUPLICATE_LINK_ID = 110072
 # Server timeout, server error / restarting: the order may or may not exist. A timestamp
 # outside recv_window (10002) was surely refused, but for a passing reason: the same path

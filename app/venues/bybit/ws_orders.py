@@ -11,6 +11,7 @@ so the REST client's handling of codes (110072, 10006, ...) applies as it is. An
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Mapping
@@ -19,9 +20,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from app.venues.bybit.errors import TRADE_SERVICE_RESTARTING
 from app.venues.bybit.signing import BybitSigner
 from app.venues.transport import Reply
-from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket
+from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket, SocketUnavailable
 from app.venues.ws_orders import order_socket_url as shared_socket_url
 
 URL = "wss://stream.bybit.com/v5/trade"
@@ -46,10 +48,21 @@ def order_socket_url(config: Mapping[str, Any]) -> str | None:
     return shared_socket_url(config, "bybit", URL)
 
 
-def _decode(text: str) -> tuple[str | None, TradeReply]:
+class _Op(msgspec.Struct):
+    op: str = ""
+
+
+_op_decoder = msgspec.json.Decoder(_Op)
+
+
+def _decode(text: str) -> tuple[str | None, TradeReply | None]:
     try:
         reply = _decoder.decode(text)
     except msgspec.DecodeError as exc:
+        # The pong to our ping has no retCode (as on the private stream): no answer, no error.
+        with contextlib.suppress(msgspec.DecodeError):
+            if _op_decoder.decode(text).op == "pong":
+                return None, None
         raise ValueError(str(exc)) from exc
     return reply.reqId, reply
 
@@ -90,6 +103,9 @@ class WsOrders:
         reply: TradeReply = await self.socket.request(
             request_id, msgspec.json.encode(frame).decode()
         )
+        if reply.retCode == TRADE_SERVICE_RESTARTING:
+            await self.socket.close()
+            raise SocketUnavailable(f"bybit trade socket: {reply.retCode} {reply.retMsg:.200}")
         envelope = msgspec.json.encode(
             {"retCode": reply.retCode, "retMsg": reply.retMsg, "result": reply.data or None}
         )

@@ -14,7 +14,11 @@ from decimal import Decimal
 from app.venues.execution import OrderState, RejectReason
 
 # "Rate limit reached" (HTTP 429 or 200), and the sub-account's 1,000 orders per 2 s.
-RATE_LIMITED = frozenset({"50011", "50061"})
+# On the websocket, 60014 "Requests too frequent".
+RATE_LIMITED = frozenset({"50011", "50061", "60014"})
+# The websocket's "Please log in": the order was refused unplaced on a session that lost
+# its login; a new connection (or REST) takes it.
+NOT_LOGGED_IN = "60011"
 # OKX's rate limits are windows of 2 s and it sends no reset time: wait one window.
 RATE_WINDOW_S = 2.0
 DUPLICATE_CL_ORD_ID = "51016"
@@ -23,7 +27,8 @@ ORDER_NOT_FOUND = "51603"
 # failed"), system busy, system error: the order may or may not exist.
 # "Timestamp request expired" (50102) was surely refused, but for a passing reason: the same
 # path (query, then send again) is right for it.
-OUTCOME_UNKNOWN = frozenset({"50001", "50004", "50013", "50026", "50102"})
+# 51149, in an order's sCode, is "Order timed out": the same.
+OUTCOME_UNKNOWN = frozenset({"50001", "50004", "50013", "50026", "50102", "51149"})
 # The key cannot trade: passphrase, key, timestamp, signature, authorization, IP, permission,
 # blocked accounts.
 KEY_REFUSED = frozenset(

@@ -20,9 +20,10 @@ import aiohttp
 import msgspec
 
 from app.venues.configs import DEFAULT_URLS
+from app.venues.okx.errors import NOT_LOGGED_IN
 from app.venues.okx.signing import OkxSigner
 from app.venues.transport import Reply
-from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket
+from app.venues.ws_orders import Exchange, LoginRefused, OrderSocket, SocketUnavailable
 from app.venues.ws_orders import order_socket_url as shared_socket_url
 
 LOGIN = "login"
@@ -81,6 +82,9 @@ class WsOrders:
         request_id = f"o{next(self._ids)}"  # OKX: 1-32 alphanumerics
         frame = msgspec.json.encode({"id": request_id, "op": "order", "args": [body]})
         answer: _Answer = await self.socket.request(request_id, frame.decode())
+        if answer.code == NOT_LOGGED_IN:
+            await self.socket.close()
+            raise SocketUnavailable(f"okx order socket: {answer.code} {answer.msg:.200}")
         envelope = msgspec.json.encode(
             {"code": answer.code, "msg": answer.msg, "data": answer.data or []}
         )

@@ -138,3 +138,84 @@ async def test_orders_in_flight_together_share_one_socket_and_get_their_own_answ
     ]
     assert fake.trade_socket.connections == 1
     assert len(fake.trade_socket.orders) == 5
+
+
+async def test_a_socket_that_stopped_answering_is_replaced_not_used_until_orders_expire(
+    running: Running,
+) -> None:
+    # Arrange: the venue places the first order, then the connection goes silent (half-open)
+    fake = venue(running)
+    fake.trade_socket.freeze_after_place = 1
+    client = bybit_client(
+        running, API_SECRET, ws_orders_url=running.ws_base + TRADE_PATH, timeout_s=0.5
+    )
+    first, second = request("0.01"), request("0.01", leg=1)
+    try:
+        with pytest.raises(OutcomeUnknown):
+            await client.place(first)
+
+        # Act: the next order must not be sent into the silent connection
+        placed = await client.place(second)
+    finally:
+        await client.close()
+
+    # Assert
+    assert placed.state is OrderState.ACCEPTED
+    assert fake.trade_socket.connections == 2
+    assert fake.placements == {first.client_id: 1, second.client_id: 1}
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(10429, "System level frequency protection"), (20003, "Too frequent requests")],
+)
+async def test_the_trade_socket_own_rate_limit_codes_back_off_not_reject(
+    running: Running, client: BybitExecution, code: int, message: str
+) -> None:
+    venue(running).trade_socket.refuse_next = [(code, message)]
+
+    with pytest.raises(RateLimited):
+        await client.place(request("0.01"))
+
+
+async def test_a_restarting_trade_service_sends_the_order_over_rest(
+    running: Running, client: BybitExecution
+) -> None:
+    # Arrange: Bybit's 10019, "ws trade service is restarting, do not accept new request"
+    fake = venue(running)
+    fake.trade_socket.refuse_next = [(10019, "ws trade service is restarting")]
+    order = request("0.01")
+
+    # Act
+    placed = await client.place(order)
+
+    # Assert: refused unplaced by the socket, placed once over REST
+    assert placed.state is OrderState.ACCEPTED
+    assert [o["orderLinkId"] for o in sent_orders(fake)] == [order.client_id]
+    assert fake.placements[order.client_id] == 1
+
+
+def _socket_tasks() -> list[asyncio.Task[object]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and task.get_coro().__qualname__.startswith("OrderSocket.")  # type: ignore[union-attr]
+    ]
+
+
+async def test_closing_after_a_reconnect_leaves_no_socket_task_behind(
+    running: Running, client: BybitExecution
+) -> None:
+    # Arrange: the first connection is dropped by the venue, the next order reconnects
+    fake = venue(running)
+    fake.trade_socket.drop_after_place = 1
+    with pytest.raises(OutcomeUnknown):
+        await client.place(request("0.01"))
+    await client.place(request("0.01", leg=1))
+    assert fake.trade_socket.connections == 2
+
+    # Act
+    await client.close()
+
+    # Assert: neither connection's reader or keepalive outlives the client
+    assert _socket_tasks() == []

@@ -107,3 +107,39 @@ async def test_the_socket_rate_limit_raises_rate_limited(
 
     assert len(fake.order_socket.orders) == 1
     assert fake.refused == ["50011 Too Many Requests"]
+
+
+async def test_the_socket_own_rate_limit_code_backs_off_not_rejects(
+    running: Running, client: OkxExecution
+) -> None:
+    venue(running).order_socket.refuse_next = [("60014", "Requests too frequent.")]
+
+    with pytest.raises(RateLimited):
+        await client.place(request("0.01"))
+
+
+async def test_an_order_refused_for_a_lost_login_goes_over_rest(
+    running: Running, client: OkxExecution
+) -> None:
+    # Arrange: OKX's 60011 "Please log in": the socket's session is not logged in
+    fake = venue(running)
+    fake.order_socket.refuse_next = [("60011", "Please log in")]
+    order = request("0.01")
+
+    # Act
+    placed = await client.place(order)
+
+    # Assert: refused unplaced by the socket, placed once over REST
+    assert placed.state is OrderState.ACCEPTED
+    assert [o["clOrdId"] for o in sent_orders(fake)] == [order.client_id]
+    assert fake.placements[order.client_id] == 1
+
+
+async def test_an_order_timed_out_at_okx_is_an_unknown_outcome_not_a_rejection(
+    running: Running, client: OkxExecution
+) -> None:
+    # OKX's 51149 "Order timed out": the order may exist; the executor must query it
+    venue(running).order_socket.refuse_next = [("51149", "Order timed out. Please try again.")]
+
+    with pytest.raises(OutcomeUnknown):
+        await client.place(request("0.01"))
