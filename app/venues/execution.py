@@ -14,8 +14,9 @@ anything again.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -117,6 +118,24 @@ class RateLimited(ExecutionError):
     def __init__(self, retry_after_s: float, message: str = "") -> None:
         super().__init__(message or f"rate limited, retry after {retry_after_s}s")
         self.retry_after_s = retry_after_s
+
+
+class Expired(ExecutionError):
+    """The order's ``valid_until`` passed before it left: nothing reached the venue."""
+
+
+# The deadline of the order being placed, set by the executor around ``place``. A client
+# checks it (``check_send_by``) at the last moment before the order itself leaves, after any
+# wait inside ``place`` (a socket opening or logging in, a limiter), so that no wait can carry
+# a stale order out. Outside ``place`` it is unset and nothing is checked.
+SEND_BY: ContextVar[datetime | None] = ContextVar("send_by", default=None)
+
+
+def check_send_by() -> None:
+    """Raise Expired when the order being placed is past its deadline."""
+    deadline = SEND_BY.get()
+    if deadline is not None and datetime.now(UTC) >= deadline:
+        raise Expired(f"valid_until {deadline.isoformat()} passed before the order was sent")
 
 
 class AccountError(ExecutionError):

@@ -47,9 +47,11 @@ from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.venues.execution import (
+    SEND_BY,
     AccountError,
     AccountEvent,
     ExecutionClient,
+    Expired,
     OrderRequest,
     OrderState,
     OutcomeUnknown,
@@ -209,8 +211,14 @@ class AccountExecutor:
                 await self.reports.report(self.follower_id, order_id, "expired", reason=reason)
                 return
             await self._check_fence()
+            token = SEND_BY.set(deadline)
             try:
                 result = await self.client.place(request)
+            except Expired as exc:
+                log.info("order_expired_unsent", order_id=order_id, error=str(exc))
+                reason = f"rate_limited: {limited}" if limited else "expired before it was sent"
+                await self.reports.report(self.follower_id, order_id, "expired", reason=reason)
+                return
             except RateLimited as exc:
                 limited = str(exc)[:150]
                 log.warning(
@@ -225,6 +233,8 @@ class AccountExecutor:
                 if found is None:
                     continue  # it never arrived: sending again places it once
                 result = found
+            finally:
+                SEND_BY.reset(token)
             log.info("order_placed", order_id=order_id, state=result.state.value)
             await self._report(order_id, qty, result)
             return
@@ -258,26 +268,23 @@ class AccountExecutor:
         elif result.state in (OrderState.CANCELED, OrderState.EXPIRED):
             reason = f"venue: {result.state.value}"
         placed = self._placed.get(result.client_id)
-        before = None
         if placed is not None:
             placed.open = result.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED)
             if placed.reported == (status, filled):
                 return
-            # Claimed before the write: the answer and the push may be reported concurrently.
-            before, placed.reported = placed.reported, (status, filled)
-        try:
-            await self.reports.report(
-                self.follower_id,
-                order_id,
-                status,
-                filled_qty=filled,
-                avg_price=result.avg_price if filled > 0 else None,
-                reason=reason,
-            )
-        except BaseException:
-            if placed is not None:
-                placed.reported = before
-            raise
+        await self.reports.report(
+            self.follower_id,
+            order_id,
+            status,
+            filled_qty=filled,
+            avg_price=result.avg_price if filled > 0 else None,
+            reason=reason,
+        )
+        # Marked only once written: a write that failed leaves it to the next answer, push or
+        # poll. The answer and the push arriving at once may both write it; the report
+        # service takes the same status twice as once.
+        if placed is not None:
+            placed.reported = (status, filled)
         if filled > 0 or status in ("rejected", "expired"):
             # The position moved, or an order ended short: read it (and check the drift) now.
             self._refresh.set()

@@ -24,7 +24,7 @@ import structlog
 
 from app.loops import Backoff
 from app.venues.configs import DEFAULT_URLS
-from app.venues.execution import OutcomeUnknown
+from app.venues.execution import OutcomeUnknown, check_send_by
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +103,7 @@ class OrderSocket:
         have been and no answer came.
         """
         ws = await self._open()
+        check_send_by()  # opening and logging in may have taken the order past its deadline
         return await self._exchange(ws, key, text)
 
     async def _exchange(self, ws: aiohttp.ClientWebSocketResponse, key: str, text: str) -> Any:

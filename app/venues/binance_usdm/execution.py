@@ -46,6 +46,7 @@ from app.venues.execution import (
     OutcomeUnknown,
     RateLimited,
     VenueOrder,
+    check_send_by,
 )
 from app.venues.limits import shared_limiter
 from app.venues.registry import AccountContext
@@ -153,6 +154,7 @@ class BinanceUsdmClient:
                 return _Answer(*await self.ws_orders.place(params))
             except SocketUnavailable:
                 pass  # not sent: REST
+        check_send_by()
         return await self._send("POST", "/fapi/v1/order", params, placing=True)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:

@@ -65,6 +65,7 @@ from app.venues.execution import (
     RateLimited,
     RejectReason,
     VenueOrder,
+    check_send_by,
 )
 from app.venues.limits import shared_limiter
 from app.venues.transport import (
@@ -209,6 +210,7 @@ class BybitExecution:
                 return await self.ws_orders.create(body)
             except SocketUnavailable:
                 pass  # not sent: REST
+        check_send_by()
         return await self._call("POST", "/v5/order/create", body=body)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:

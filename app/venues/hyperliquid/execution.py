@@ -38,6 +38,7 @@ from app.venues.execution import (
     RateLimited,
     RejectReason,
     VenueOrder,
+    check_send_by,
 )
 from app.venues.hyperliquid.post import PostError, WsPoster
 from app.venues.hyperliquid.rules import (
@@ -254,6 +255,7 @@ class HyperliquidExecution:
             c=cloid,
         )
         action = OrderAction(orders=[wire]).wire()
+        check_send_by()  # the asset lookup above may have waited on the venue
         try:
             answer = await self._exchange(action)
         except _Refused as exc:

@@ -53,6 +53,7 @@ from app.venues.execution import (
     RateLimited,
     RejectReason,
     VenueOrder,
+    check_send_by,
 )
 from app.venues.okx import schemas
 from app.venues.okx.contract_list import shared
@@ -232,6 +233,7 @@ class OkxExecution:
                 return await self.ws_orders.order(body)
             except SocketUnavailable:
                 pass  # not sent: REST
+        check_send_by()
         return await self._call("POST", path, body=body)
 
     async def query(self, symbol: str, client_id: str) -> VenueOrder | None:
