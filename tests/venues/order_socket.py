@@ -11,6 +11,7 @@ subclass answers one text frame (``reply``), keeping per-connection state (a log
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ class FakeOrderSocket:
     down: bool = False
     drop_after_place: int = 0
     freeze_after_place: int = 0
+    # Seconds the handshake takes (a venue gateway slow to accept).
+    accept_delay_s: float = 0.0
     refuse_next: list[tuple[Any, str]] = field(default_factory=list)
     connections: int = 0
     # Each order request as received.
@@ -54,6 +57,8 @@ class FakeOrderSocket:
             if self.down:
                 await ws.close(code=1013)  # before accept: the handshake is refused
                 return
+            if self.accept_delay_s:
+                await asyncio.sleep(self.accept_delay_s)
             await ws.accept()
             self.connections += 1
             session: dict[str, Any] = {}

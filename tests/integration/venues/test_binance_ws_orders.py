@@ -73,6 +73,22 @@ async def test_a_socket_dropped_after_sending_is_queried_not_sent_twice(desk: De
     assert desk.venue.order_calls() == []
 
 
+@pytest.mark.settings(order_ttl_s=1.0)
+async def test_an_order_past_its_deadline_while_the_socket_opens_is_not_sent(desk: Desk) -> None:
+    # Arrange: the socket's handshake outlasts the order's validity
+    desk.venue.ws_api.accept_delay_s = 2.5
+
+    # Act
+    oid = await desk.fill("buy", "1")
+
+    # Assert: expired, saying why, and nothing reached the venue by either way
+    order = await desk.order_in(oid, "expired")
+    assert order["events"][-1]["reason"] == "expired before it was sent"
+    assert desk.venue.ws_api.orders == []
+    assert desk.venue.order_calls() == []
+    assert desk.venue.placements.get(oid, 0) == 0
+
+
 async def test_orders_go_over_rest_while_the_socket_is_unavailable(desk: Desk) -> None:
     # Arrange: the order socket refuses its handshake
     desk.venue.ws_api.down = True
