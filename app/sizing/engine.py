@@ -14,13 +14,11 @@ again from a reloaded book.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -31,17 +29,9 @@ from app.db.repositories.instruments import load_listings
 from app.db.small_pool import SmallPool
 from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
-from app.domain.instruments import not_listed_plan
-from app.domain.model import EquityReading, Fill, Side
-from app.domain.plan_model import (
-    InstrumentRules,
-    OrderType,
-    Plan,
-    PlanContext,
-    PlannedLeg,
-    SubscriptionStatus,
-)
-from app.domain.planner import plan_within, planning, target_position
+from app.domain.model import Fill, Side
+from app.domain.plan_model import InstrumentRules, Plan, PlanContext
+from app.domain.planner import plan_within
 from app.domain.positions import signed_qty
 from app.metrics import BOOKS_EVICTED, STAGE_LATENCY
 from app.sizing.books import (
@@ -52,29 +42,14 @@ from app.sizing.books import (
     rules_from_row,
     settings_from_row,
 )
+from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds, record_in_chunks
 from app.sizing.equity_cache import EquityCache
-from app.sizing.vector_books import FillVector, committed, size_fill, vector_plan
+from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, plan_batch
+from app.sizing.follower_drift import SymbolTarget, symbol_targets
+from app.sizing.vector_books import FillVector, committed, size_fill
 from app.sizing.venue_rules import VenueRules, follower_venue, leader_venue
 
 log = structlog.get_logger(__name__)
-
-
-class PlannedOrder(NamedTuple):
-    """One order row a fill produced: sent (``pending`` until Redis confirms) or skipped.
-
-    A NamedTuple: one per follower per fill, and immutable without a frozen dataclass's cost.
-    """
-
-    order_id: str
-    follower_id: UUID
-    subscription_id: UUID
-    status: str
-    skip_reason: str | None
-    payload: str
-
-    @property
-    def skipped(self) -> bool:
-        return self.status == "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,72 +88,6 @@ def _copy_status(outcome: FillOutcome) -> str:
         return "synced"
     reasons = {order.skip_reason for order in outcome.orders if order.skip_reason}
     return next(iter(sorted(reasons)), "nothing_to_send")
-
-
-_MARKET = OrderType.MARKET
-
-# A fill fans out to up to FIRST_CHUNK subscriptions in one statement (one round trip: what a
-# small fan-out's latency is). Wider, it is planned and written in chunks, in one transaction,
-# each written while the next is planned: the first FIRST_CHUNK long, so that Postgres starts
-# early, then each twice the last, up to CHUNK; the last is what is left, so Postgres finishes
-# soon after planning does. A fill to 1,000 followers planned whole, then written whole, left
-# each side idle while the other worked. Past 1,000 a chunk saves nothing and more statements
-# cost more (chunks of 250 or 500 throughout were no faster for 10,000).
-FIRST_CHUNK = 250
-CHUNK = 1000
-
-
-def chunk_bounds(total: int, first: int, largest: int) -> list[tuple[int, int]]:
-    """``[start, end)`` of each chunk of ``total`` subscriptions: ``first`` long, then each
-    twice the one before up to ``largest``, the last whatever remains."""
-    bounds: list[tuple[int, int]] = []
-    start, size = 0, max(1, min(first, largest))
-    while start < total:
-        end = min(total, start + size)
-        bounds.append((start, end))
-        start, size = end, min(largest, size * 2)
-    return bounds
-
-
-@dataclass(frozen=True, slots=True)
-class _FillInputs:
-    """What every subscription's plan for one fill shares."""
-
-    fill: Fill
-    leader_before: Decimal
-    leader_equity: EquityReading | None
-    now: datetime
-    messages: FillMessages
-    order_ids: FillOrderIds
-    # What plans each subscription: the planner, or a follower resync's (app.domain.drift).
-    planner: Callable[[PlanContext], Plan] = plan_within
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolTarget:
-    """One symbol of a subscription as sizing sees it: the leader's position in the leader
-    symbol that maps to it, the tracked position, and the target (None without equities)."""
-
-    leader_symbol: str
-    symbol: str
-    leader_qty: Decimal
-    tracked: Decimal
-    target: Decimal | None
-    qty_step: Decimal
-    price: Decimal | None  # the leader's last fill price in leader_symbol
-
-
-@dataclass(slots=True)
-class _Batch:
-    """The planned rows of some subscriptions, and the cache moves they make once committed."""
-
-    rows: fills.OrderRows = field(default_factory=fills.OrderRows)
-    moves: fills.PositionMoves = field(default_factory=fills.PositionMoves)
-    changes: fills.StatusChanges = field(default_factory=fills.StatusChanges)
-    produced: list[PlannedOrder] = field(default_factory=list)
-    applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = field(
-        default_factory=list
-    )
 
 
 class SizingEngine:
@@ -473,26 +382,13 @@ class SizingEngine:
             sub = next((s for s in book.subscriptions if s.id == subscription_id), None)
             if sub is None:
                 return []
-            leader_eq = self._equity.leader(leader_id)
-            follower_eq = self._equity.follower(sub.follower_id)
-            out: dict[str, SymbolTarget] = {}
-            for leader_symbol in sorted(book.positions.keys() | book.last_price.keys()):
-                placed = self._placement(book, sub, leader_symbol)
-                if placed is None:
-                    continue
-                symbol, rules = placed
-                leader_qty = book.positions.get(leader_symbol, Decimal(0))
-                target = None
-                if leader_eq and follower_eq and leader_eq.equity > 0 and follower_eq.equity > 0:
-                    target = target_position(
-                        leader_qty, leader_eq.equity, follower_eq.equity, sub.settings.multiplier
-                    )
-                if symbol not in out or leader_qty:
-                    out[symbol] = SymbolTarget(
-                        leader_symbol, symbol, leader_qty, sub.positions.get(symbol, Decimal(0)),
-                        target, rules.qty_step, book.last_price.get(leader_symbol),
-                    )  # fmt: skip
-            return list(out.values())
+            return symbol_targets(
+                book,
+                sub,
+                self._placement,
+                self._equity.leader(leader_id),
+                self._equity.follower(sub.follower_id),
+            )
 
     async def resync_follower(
         self,
@@ -544,7 +440,7 @@ class SizingEngine:
         now = datetime.now(UTC)
         valid_until = min(fill.event_at, now) + self._ttl
         leader_equity = self._equity.leader(fill.leader_id)
-        inputs = _FillInputs(
+        inputs = FillInputs(
             fill,
             leader_before,
             leader_equity,
@@ -571,9 +467,15 @@ class SizingEngine:
                 )  # fmt: skip
             batches = [batch]
         else:
-            recorded, batches = await self._record_in_chunks(
-                book, inputs, subscriptions, kind, valid_until, leader_delta, started, vector
-            )
+
+            def plan(start: int, end: int) -> Batch:
+                return self._plan(book, inputs, subscriptions[start:end], vector, start)
+
+            bounds = chunk_bounds(len(subscriptions), self.first_chunk, self.chunk)
+            recorded, batches = await record_in_chunks(
+                self._fill_pool, inputs, kind, valid_until, leader_delta, book.seq, started,
+                bounds, plan,
+            )  # fmt: skip
         if recorded.seq is None:
             return None
         book.seq = recorded.seq
@@ -588,170 +490,22 @@ class SizingEngine:
         produced: list[PlannedOrder] = [order for batch in batches for order in batch.produced]
         return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
 
-    async def _record_in_chunks(
-        self,
-        book: LeaderBook,
-        inputs: _FillInputs,
-        subscriptions: list[SubscriptionBook],
-        kind: str,
-        valid_until: datetime,
-        leader_delta: Decimal,
-        started: float,
-        vector: FillVector | None,
-    ) -> tuple[fills.Recorded, list[_Batch]]:
-        """A large fan-out in one transaction: the fill, then each chunk's orders written
-        while the next chunk is planned (the event loop sends a chunk, then plans on while
-        Postgres inserts it). Returns what the fill's statement recorded, and the batches."""
-        fill = inputs.fill
-        batches: list[_Batch] = []
-        async with self._fill_pool.connection() as conn, conn.transaction():
-            recorded = await fills.insert_fill(conn, fill, kind, leader_delta, book.seq)
-            fill_pk = recorded.fill_pk
-            if fill_pk is None:
-                return recorded, []
-            writing: asyncio.Future[None] | None = None
-            try:
-                for start, end in chunk_bounds(len(subscriptions), self.first_chunk, self.chunk):
-                    batch = self._plan(book, inputs, subscriptions[start:end], vector, start)
-                    batches.append(batch)
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.ensure_future(
-                        fills.record_orders(
-                            conn, fill_pk, fill.leader_id, inputs.now, valid_until, batch.rows,
-                            batch.moves, batch.changes,
-                        )
-                    )  # fmt: skip
-                    await asyncio.sleep(0)  # let it go out before planning the next chunk
-                STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
-                assert writing is not None
-                await writing
-            finally:
-                # One statement at a time on a connection: never leave the transaction (to
-                # commit or roll back) with a chunk still being written.
-                if writing is not None and not writing.done():
-                    writing.cancel()
-                    await asyncio.gather(writing, return_exceptions=True)
-            if not any(o.status == "pending" for b in batches for o in b.produced):
-                await fills.mark_nothing_to_send(conn, fill_pk, inputs.now)
-        return recorded, batches
-
     def _plan(
         self,
         book: LeaderBook,
-        inputs: _FillInputs,
+        inputs: FillInputs,
         subscriptions: list[SubscriptionBook],
         vector: FillVector | None = None,
         offset: int = 0,
-    ) -> _Batch:
-        """Plan ``subscriptions`` for one fill: their order rows, position moves and status
-        changes, and what the cache applies once they commit. ``vector``: the fill sized by
-        the vector path, where ``subscriptions`` start at the book's ``offset``-th."""
-        fill, messages = inputs.fill, inputs.messages
-        leader_equity = inputs.leader_equity
-        order_ids = inputs.order_ids
-        batch = _Batch()
-        rows, moves, changes = batch.rows, batch.moves, batch.changes
-        produced, applied = batch.produced, batch.applied
-
-        # One decimal context for the whole chunk; inside it the cache's position arithmetic
-        # is exact too (80 digits). Enum members go in as they are, never .value (a property
-        # lookup in Python, 0.2 us each): a StrEnum member is a str holding its value, and
-        # asyncpg, msgspec and the metrics take it as that str.
-        with planning():
-            for position, sub in enumerate(subscriptions, offset):
-                hit = None if vector is None else vector_plan(vector, position, sub)
-                if hit is not None:
-                    result, symbol, rules, follower_equity, follower_before = hit
-                else:
-                    placed = self._placement(book, sub, fill.symbol)
-                    symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
-                    follower_equity = self._equity.follower(sub.follower_id)
-                    follower_before = sub.positions.get(symbol, Decimal(0))
-                    result = self._plan_one(
-                        book, inputs, sub, placed is not None, symbol, rules, follower_equity
-                    )
-                sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
-                legs: tuple[PlannedLeg | None, ...] = result.legs
-                if not legs:
-                    legs = (None,)
-                elif result.skip_reason is not None:
-                    legs = (*legs, None)  # the leg held back: a skipped order of its own
-                for index, leg in enumerate(legs):
-                    oid = order_ids(sub.id_text, index)
-                    payload = messages.encode(
-                        order_id=oid,
-                        follower_id=sub.follower_text,
-                        subscription_id=sub.id_text,
-                        symbol=symbol,
-                        leg=leg,
-                        sizing=sizing,
-                    )
-                    skip = result.skip_reason if leg is None else None
-                    status = "skipped" if leg is None else "pending"
-                    rows.id.append(oid)
-                    rows.leg.append(index)
-                    rows.follower_id.append(sub.follower_text)
-                    rows.subscription_id.append(sub.id_text)
-                    rows.leader_equity_snapshot_id.append(
-                        leader_equity.snapshot_id if leader_equity else None
-                    )
-                    rows.follower_equity_snapshot_id.append(
-                        follower_equity.snapshot_id if follower_equity else None
-                    )
-                    rows.symbol.append(symbol)
-                    rows.side.append(leg.side if leg else fill.side)
-                    rows.qty.append(leg.qty if leg else Decimal(0))
-                    rows.type.append(leg.order_type if leg else _MARKET)
-                    rows.reduce_only.append(leg.reduce_only if leg else False)
-                    rows.limit_price.append(leg.limit_price if leg else None)
-                    rows.time_in_force.append(leg.time_in_force if leg else None)
-                    rows.status.append(status)
-                    rows.skip_reason.append(skip)
-                    rows.payload.append(payload)
-                    produced.append(
-                        PlannedOrder(oid, sub.follower_id, sub.id, status, skip, payload)
-                    )
-                delta = (
-                    result.follower_position_after - follower_before if result.legs else Decimal(0)
-                )
-                if delta:
-                    moves.subscription_id.append(sub.id_text)
-                    moves.symbol.append(symbol)
-                    moves.delta.append(delta)
-                if result.status_change is not None:
-                    changes.subscription_id.append(sub.id_text)
-                    changes.status.append(result.status_change)
-                    changes.reason.append(result.status_reason)
-                if delta or result.status_change is not None:
-                    applied.append((sub, symbol, delta, result.status_change))
-
-        return batch
-
-    def _plan_one(
-        self,
-        book: LeaderBook,
-        inputs: _FillInputs,
-        sub: SubscriptionBook,
-        listed: bool,
-        symbol: str,
-        rules: InstrumentRules,
-        follower_equity: EquityReading | None,
-    ) -> Plan:
-        """One subscription's plan by the Decimal planner (inside ``planning()``)."""
-        follower_before = sub.positions.get(symbol, Decimal(0))
-        if not listed:
-            return not_listed_plan(inputs.fill, inputs.leader_before, follower_before)
-        return inputs.planner(
-            PlanContext(
-                fill=inputs.fill,
-                leader_position_before=inputs.leader_before,
-                leader_equity=inputs.leader_equity,
-                follower_equity=follower_equity,
-                now=inputs.now,
-                follower_position_before=follower_before,
-                follower_gross_exposure=book.gross_exposure(sub, symbol),
-                instrument=rules,
-                settings=sub.settings,
-            )
+    ) -> Batch:
+        """Plan ``subscriptions`` for one fill (app.sizing.fill_plan.plan_batch)."""
+        return plan_batch(
+            book,
+            inputs,
+            subscriptions,
+            self._placement,
+            self._instrument,
+            self._equity,
+            vector,
+            offset,
         )
