@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -88,6 +89,18 @@ def _copy_status(outcome: FillOutcome) -> str:
         return "synced"
     reasons = {order.skip_reason for order in outcome.orders if order.skip_reason}
     return next(iter(sorted(reasons)), "nothing_to_send")
+
+
+class _Event(NamedTuple):
+    """One event to plan and record from a leader's book: the fill, the subscriptions it
+    plans, the leader's position before it and how much it moves it, and the planner."""
+
+    fill: Fill
+    subscriptions: list[SubscriptionBook]
+    leader_before: Decimal
+    leader_delta: Decimal
+    kind: str = "sync"
+    planner: Callable[[PlanContext], Plan] = plan_within
 
 
 class SizingEngine:
@@ -231,30 +244,19 @@ class SizingEngine:
             rules = self._rules[symbol] = default_rules(symbol)
         return rules
 
-    # -- the hot path --------------------------------------------------------------------
+    # -- events: a fill, and the sync events that bring positions to their targets -------
 
     async def process(self, fill: Fill) -> FillOutcome:
         """Plan, record and commit one fill. Returns once it is durable (or a duplicate)."""
-        book = await self._book(fill.leader_id)
-        async with book.lock:
-            while True:
-                if book.stale or self._rules is None:
-                    await self._load(fill.leader_id, book)
-                try:
-                    outcome = await self._process(
-                        book,
-                        fill,
-                        book.subscriptions,
-                        book.positions.get(fill.symbol, Decimal(0)),
-                        signed_qty(fill.side, fill.qty),
-                    )
-                except BaseException:
-                    # The write may or may not have committed: trust only the database now.
-                    book.stale = True
-                    raise
-                if outcome is not None:
-                    return outcome
-                self._moved(book, fill)
+
+        def trade(book: LeaderBook) -> _Event:
+            before = book.positions.get(fill.symbol, Decimal(0))
+            delta = signed_qty(fill.side, fill.qty)
+            return _Event(fill, book.subscriptions, before, delta, "trade")
+
+        outcome = await self._record(fill.leader_id, trade)
+        assert outcome is not None  # a fill always makes its event
+        return outcome
 
     async def copy_open_positions(
         self,
@@ -283,9 +285,7 @@ class SizingEngine:
     async def _copy_symbols(self, book: LeaderBook, copy: _Copy) -> bool:
         """copy_open_positions over the symbols not done yet, from the book as it is now.
         Return True when the book moved elsewhere first: reload it and go on."""
-        leader_id = book.leader_id
-        if book.stale or self._rules is None:
-            await self._load(leader_id, book)
+        await self._fresh(book)
         subs = [s for s in book.subscriptions if s.id == copy.subscription_id]
         for symbol, position in sorted(book.positions.items()):
             if not position or symbol in copy.symbols:
@@ -295,7 +295,7 @@ class SizingEngine:
                 copy.symbols[symbol] = "subscription_not_live" if not subs else "no_price"
                 continue
             event = Fill(
-                leader_id=leader_id,
+                leader_id=book.leader_id,
                 fill_id=f"sync:{copy.subscription_id}:{symbol}",
                 symbol=symbol,
                 side=Side.BUY if position > 0 else Side.SELL,
@@ -304,13 +304,8 @@ class SizingEngine:
                 event_at=copy.now,
                 received_at=copy.now,
             )
-            try:
-                outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
-            except BaseException:
-                book.stale = True
-                raise
+            outcome = await self._attempt(book, _Event(event, subs, Decimal(0), Decimal(0)))
             if outcome is None:
-                self._moved(book, event)
                 return True
             copy.symbols[symbol] = _copy_status(outcome)
             copy.orders += outcome.orders
@@ -326,8 +321,7 @@ class SizingEngine:
         """The leader's tracked positions (the cached book, loaded if need be)."""
         book = await self._book(leader_id)
         async with book.lock:
-            if book.stale or self._rules is None:
-                await self._load(leader_id, book)
+            await self._fresh(book)
             return {symbol: qty for symbol, qty in book.positions.items() if qty}
 
     async def resync(
@@ -339,36 +333,26 @@ class SizingEngine:
         plans every subscription as a trade of that size would (so each follower is brought to
         its target); ``event_id`` makes it happen once. None when they already agree.
         """
-        book = await self._book(leader_id)
-        async with book.lock:
-            while True:
-                if book.stale or self._rules is None:
-                    await self._load(leader_id, book)
-                before = book.positions.get(symbol, Decimal(0))
-                delta = venue_qty - before
-                if not delta:
-                    return None
-                now = datetime.now(UTC)
-                event = Fill(
-                    leader_id=leader_id,
-                    fill_id=event_id,
-                    symbol=symbol,
-                    side=Side.BUY if delta > 0 else Side.SELL,
-                    qty=abs(delta),
-                    price=price,
-                    event_at=now,
-                    received_at=now,
-                )
-                try:
-                    outcome = await self._process(
-                        book, event, book.subscriptions, before, delta, "sync"
-                    )
-                except BaseException:
-                    book.stale = True
-                    raise
-                if outcome is not None:
-                    return outcome
-                self._moved(book, event)
+
+        def difference(book: LeaderBook) -> _Event | None:
+            before = book.positions.get(symbol, Decimal(0))
+            delta = venue_qty - before
+            if not delta:
+                return None
+            now = datetime.now(UTC)
+            event = Fill(
+                leader_id=leader_id,
+                fill_id=event_id,
+                symbol=symbol,
+                side=Side.BUY if delta > 0 else Side.SELL,
+                qty=abs(delta),
+                price=price,
+                event_at=now,
+                received_at=now,
+            )
+            return _Event(event, book.subscriptions, before, delta)
+
+        return await self._record(leader_id, difference)
 
     # -- a follower's drift (app.venues.drift) ----------------------------------------------
 
@@ -377,8 +361,7 @@ class SizingEngine:
         target at the current equities."""
         book = await self._book(leader_id)
         async with book.lock:
-            if book.stale or self._rules is None:
-                await self._load(leader_id, book)
+            await self._fresh(book)
             sub = next((s for s in book.subscriptions if s.id == subscription_id), None)
             if sub is None:
                 return []
@@ -401,28 +384,58 @@ class SizingEngine:
         """Bring one subscription's tracked position in ``leader_symbol``'s follower symbol to
         its target, planned by ``planner``; recorded as a ``sync`` event ``event`` (id, side,
         qty) that leaves the leader's position alone. None without a leader price."""
+
+        def correction(book: LeaderBook) -> _Event | None:
+            subs = [s for s in book.subscriptions if s.id == subscription_id]
+            price = book.last_price.get(leader_symbol)
+            if not subs or price is None:
+                return None
+            now = datetime.now(UTC)
+            fill = Fill(leader_id, event[0], leader_symbol, event[1], event[2], price, now, now)
+            before = book.positions.get(leader_symbol, Decimal(0))
+            return _Event(fill, subs, before, Decimal(0), "sync", planner)
+
+        return await self._record(leader_id, correction)
+
+    # -- planning and recording one event ---------------------------------------------------
+
+    async def _fresh(self, book: LeaderBook) -> None:
+        """Reload ``book`` if it is stale (or the instrument rules were dropped)."""
+        if book.stale or self._rules is None:
+            await self._load(book.leader_id, book)
+
+    async def _record(
+        self, leader_id: UUID, make: Callable[[LeaderBook], _Event | None]
+    ) -> FillOutcome | None:
+        """Under the leader's book lock, plan and record the event ``make`` makes of the book;
+        while the book had moved elsewhere first, make and plan it again from the reloaded
+        book. None when ``make`` makes no event."""
         book = await self._book(leader_id)
         async with book.lock:
             while True:
-                if book.stale or self._rules is None:
-                    await self._load(leader_id, book)
-                subs = [s for s in book.subscriptions if s.id == subscription_id]
-                price = book.last_price.get(leader_symbol)
-                if not subs or price is None:
+                await self._fresh(book)
+                event = make(book)
+                if event is None:
                     return None
-                now = datetime.now(UTC)
-                fill = Fill(leader_id, event[0], leader_symbol, event[1], event[2], price, now, now)
-                before = book.positions.get(leader_symbol, Decimal(0))
-                try:
-                    outcome = await self._process(
-                        book, fill, subs, before, Decimal(0), "sync", planner
-                    )
-                except BaseException:
-                    book.stale = True
-                    raise
+                outcome = await self._attempt(book, event)
                 if outcome is not None:
                     return outcome
-                self._moved(book, fill)
+
+    async def _attempt(self, book: LeaderBook, event: _Event) -> FillOutcome | None:
+        """Plan and record ``event`` from the book once; None when the book had moved
+        elsewhere (nothing recorded, the book marked stale)."""
+        try:
+            outcome = await self._process(
+                book, event.fill, event.subscriptions, event.leader_before, event.leader_delta,
+                event.kind, event.planner,
+            )  # fmt: skip
+        except BaseException:
+            # The write may or may not have committed: trust only the database now.
+            book.stale = True
+            raise
+        if outcome is None:
+            self._moved(book, event.fill)
+        return outcome
 
     async def _process(
         self,
