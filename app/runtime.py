@@ -22,7 +22,8 @@ from app.db.small_pool import SmallPool
 from app.dispatch.enqueue import Enqueuer
 from app.dispatch.marker import DispatchMarker
 from app.dispatch.relay import OutboxRelay
-from app.dispatch.reports import ReportReader, ReportService
+from app.dispatch.report_reader import ReportReader
+from app.dispatch.reports import ReportService
 from app.dispatch.trim import StreamTrimmer
 from app.feed.hub import FeedHub
 from app.feed.sockets import SocketRegistry
@@ -42,7 +43,8 @@ from app.venues.instruments import InstrumentRefresher
 from app.venues.leaders import LeadersParams, ListenerManager
 
 log = structlog.get_logger(__name__)
-# Connections of the executors' Redis client: about one per account this instance trades.
+# Connections of the executors' Redis client: one per shared read of the accounts' order
+# streams, and the executors' own commands (with exec_read_shard 1: one per account).
 EXEC_REDIS_CONNECTIONS = 20_000
 
 
@@ -169,9 +171,9 @@ class Runtime:
             settings.instrument_min_refresh_s,
             settings.venue_rest_timeout_s,
         )
-        # The execute role: an executor per follower account this instance leases.
-        # Each executor blocks in its own read of its follower's stream, holding a connection:
-        # a client of their own, so that they never starve the rest of the service's pool.
+        # The execute role: an executor per follower account this instance leases. Their
+        # shared reads block holding a connection each: a client of their own, so that they
+        # never starve the rest of the service's pool.
         self.exec_redis: AnyRedis = connect_redis(
             settings.redis_url, settings.redis_cluster, max_connections=EXEC_REDIS_CONNECTIONS
         )

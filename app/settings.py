@@ -257,6 +257,12 @@ class Settings(BaseSettings):
         description="Orders an executor read but did not finish for this long (it died) are "
         "taken over by the account's next executor, which asks the venue before resending.",
     )
+    exec_read_shard: int = Field(
+        default=1000,
+        ge=1,
+        description="An execute instance reads its accounts' order streams with one blocking "
+        "XREADGROUP per this many accounts (1: a read per account).",
+    )
     max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest websocket frame accepted."
     )

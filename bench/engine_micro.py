@@ -21,11 +21,11 @@ from typing import Any, cast
 from uuid import uuid4
 
 from app.dispatch.enqueue import Enqueuer
-from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import PlanContext, SizingSettings
 from app.domain.planner import plan_within, planning
+from app.executors.protocol.messages import FillMessages
 from app.sizing.books import LeaderBook, SubscriptionBook
 from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds
 from app.sizing.engine import SizingEngine

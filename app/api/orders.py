@@ -19,9 +19,10 @@ from app.api.schemas import NonNegative, Positive, Request
 from app.api.views import FillFacts, FillOut, OrderDetail, OrderEventOut, OrderOut
 from app.db.repositories.orders import LifecycleRepository, OrderRepository
 from app.db.tables import FollowerOrder, LeaderFill
-from app.dispatch.reports import REASON_PATTERN, UnknownOrder
+from app.dispatch.reports import UnknownOrder
 from app.domain.drift import FOLLOWER_RESYNC
 from app.domain.lifecycle import Report, ReportError, ReportStatus, shown_status
+from app.executors.protocol.reports import REASON_PATTERN
 
 _payload_decoder = msgspec.json.Decoder()
 router = APIRouter(prefix="/v1/followers", tags=["orders"], route_class=DecimalRoute)

@@ -31,7 +31,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from app.dispatch.keys import dedupe_set, feed_channel, order_stream
-from app.dispatch.messages import feed_message
+from app.executors.protocol.messages import feed_message
 from app.redisconn import bulk, raw_connection, read_replies
 
 # For each order i: KEYS[3i-2] its stream, KEYS[3i-1] and KEYS[3i] its follower's dedupe sets

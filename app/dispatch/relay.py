@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.repositories.orders import OrderRepository
 from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, OutboxItem
-from app.dispatch.messages import fill_ids
+from app.executors.protocol.messages import fill_ids
 from app.loops import Backoff, SupervisedTask
 from app.metrics import RELAYED
 

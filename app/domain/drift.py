@@ -7,21 +7,24 @@ adopted part: the follower is expected to hold ``target + adopted``.
 
 - :func:`reconcile` moves what the venue says into tracked (alert, resync: the next fill is
   sized from the truth) or into adopted (adopt: the next fill leaves it alone).
+- :func:`split` shares a tracked correction over the subscriptions trading one symbol.
 - :func:`assess` tells whether what is left counts as drift: more than one lot step away and,
   in notional terms, more than ``drift_tolerance`` of the follower's equity.
-- :func:`resync_qty` sizes the correcting order: toward the target, never past it, whole
-  lot steps, never leaving the follower on the side opposite the leader's position.
+- :func:`resync_qty` sizes the correcting order: toward the target, whole lot steps, a
+  reduction rounded up (never left more exposed than the target), never leaving the
+  follower on the side opposite the leader's position.
 - :func:`resync_plan` turns it into the planner's :class:`Plan`, so a resync goes through the
   sizing engine's ordinary write path as a ``sync`` event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 from typing import NamedTuple
 
-from app.domain.decimals import round_down
+from app.domain.decimals import round_down, sizing_context
 from app.domain.model import Side, SkipReason
 from app.domain.plan_model import DriftMode, Plan, PlanContext, PlannedLeg, SubscriptionStatus
 from app.domain.planner import target_position
@@ -60,6 +63,25 @@ def reconcile(mode: DriftMode, actual: Decimal, tracked: Decimal, adopted: Decim
     return Correction(gap, ZERO)
 
 
+def split(gap: Decimal, tracked: Sequence[Decimal]) -> list[Decimal]:
+    """Share a correction ``gap`` of the tracked positions ``tracked`` of one follower symbol
+    (the oldest subscription's first) so that none is pushed past flat while another can take
+    it: first each position the correction reduces, down to flat at most, in order; the rest
+    to the first one flat or on the correction's side, else the oldest. A subscription
+    tracked on its leader's other side would have the next fill answered against the leader.
+    """
+    moves = [ZERO] * len(tracked)
+    left = gap
+    for index, qty in enumerate(tracked):
+        if left and sign(qty) == -sign(left):
+            moves[index] = min(abs(left), abs(qty)) * sign(left)
+            left -= moves[index]
+    if left:
+        index = next((i for i, qty in enumerate(tracked) if sign(qty) != -sign(left)), 0)
+        moves[index] += left
+    return moves
+
+
 def assess(
     actual: Decimal,
     target: Decimal,
@@ -80,11 +102,19 @@ def assess(
 def resync_qty(current: Decimal, target: Decimal, leader: Decimal, qty_step: Decimal) -> Decimal:
     """The signed size of the order that brings ``current`` toward ``target``.
 
-    Whole ``qty_step``s, never beyond the target. Never leaves the follower on the side
+    Whole ``qty_step``s, never beyond the target except where it reduces: a reduction is
+    rounded up, to flat at most, as the planner rounds a reducing order, so that the follower
+    is never left more exposed than its target. Never leaves the follower on the side
     opposite ``leader``'s position (with a flat leader: never through zero): such an order
     stops at flat instead.
     """
-    qty = _toward_zero(target - current, qty_step)
+    gap = target - current
+    if current and sign(gap) == -sign(current) and abs(gap) <= abs(current):
+        with localcontext(sizing_context()):
+            up = (abs(gap) / qty_step).to_integral_value(rounding=ROUND_CEILING) * qty_step
+        qty = min(up, round_down(abs(current), qty_step)) * sign(gap)
+    else:
+        qty = _toward_zero(gap, qty_step)
     after = current + qty
     side = sign(leader)
     if side == 0 and sign(after) == -sign(current) != 0:

@@ -2,8 +2,9 @@
 
     python -m app.executors.paper --follower <id> [--follower <id> ...] [--slippage 0.0005]
 
-It closes the loop without an exchange: orders are consumed with the consumer-group protocol
-(``app.dispatch.consumer``) and reported as accepted, then filled, on the report stream.
+It closes the loop without an exchange: orders are consumed with the executor side's shared
+reads (``app.executors.protocol.consumer``) and reported as accepted, then filled, on the
+report stream.
 """
 
 from __future__ import annotations
@@ -14,13 +15,21 @@ import os
 import signal
 import socket
 from decimal import Decimal
+from functools import partial
 from uuid import UUID
 
 import structlog
 from redis.asyncio import Redis
 
-from app.dispatch.consumer import ConsumerConfig, Order, OrderConsumer, ReportWriter
 from app.domain.decimals import fmt
+from app.executors.protocol.consumer import (
+    ConsumerConfig,
+    Delivery,
+    Order,
+    OrderReads,
+    ReportWriter,
+)
+from app.loops import Backoff, SupervisedTask
 from app.redisconn import AnyRedis
 
 log = structlog.get_logger(__name__)
@@ -41,12 +50,21 @@ class PaperExecutor:
         self.redis = redis
         self.slippage = slippage
         self.writer = ReportWriter(redis)
+        self.follower_ids = follower_ids
         config = ConsumerConfig(group=GROUP, consumer=f"paper-{socket.gethostname()}")
+        self.reads = OrderReads(redis, config, self.writer, name="paper")
         self.consumers = [
-            OrderConsumer(redis, fid, config, self._execute, self.writer) for fid in follower_ids
+            SupervisedTask(f"paper:{fid}", partial(self._consume, fid), Backoff(0.2, 10.0))
+            for fid in follower_ids
         ]
 
-    async def _execute(self, order: Order) -> None:
+    async def _consume(self, follower_id: UUID, backoff: Backoff) -> None:
+        backoff.reset()
+        await self.reads.consume(follower_id, self._execute)
+
+    async def _execute(self, order: Order, _delivery: Delivery) -> None:
+        """Fill ``order``; the same whichever delivery it is (a paper fill has no venue to
+        ask, and a second report of a fill changes nothing)."""
         qty = Decimal(order["qty"])
         price = paper_price(order, self.slippage)
         await self.writer.report(order["follower_id"], order["order_id"], "accepted")
@@ -63,7 +81,16 @@ class PaperExecutor:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(consumer.run(stop) for consumer in self.consumers))
+        """Consume until ``stop`` is set."""
+        self.reads.start()
+        for consumer in self.consumers:
+            consumer.start()
+        try:
+            await stop.wait()
+        finally:
+            for consumer in self.consumers:
+                await consumer.stop()
+            await self.reads.stop()
 
 
 async def _main(redis_url: str, follower_ids: list[UUID], slippage: Decimal) -> None:

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from app.dispatch.keys import feed_channel
-from app.dispatch.messages import feed_message
+from app.executors.protocol.messages import feed_message
 from app.loops import Backoff, SupervisedTask
 from app.metrics import FEED_SOCKETS
 

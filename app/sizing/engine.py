@@ -26,12 +26,12 @@ import asyncpg
 
 from app.db.repositories import fills
 from app.db.small_pool import SmallPool
-from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import Fill, Side
 from app.domain.plan_model import Plan, PlanContext
 from app.domain.planner import plan_within
 from app.domain.positions import signed_qty
+from app.executors.protocol.messages import FillMessages
 from app.metrics import STAGE_LATENCY
 from app.sizing.book_cache import LeaderBooks
 from app.sizing.books import LeaderBook, SubscriptionBook, move_book

@@ -15,7 +15,6 @@ from typing import NamedTuple
 from uuid import UUID
 
 from app.db.repositories import fills
-from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.instruments import not_listed_plan
 from app.domain.model import EquityReading, Fill
@@ -28,6 +27,7 @@ from app.domain.plan_model import (
     SubscriptionStatus,
 )
 from app.domain.planner import plan_within, planning
+from app.executors.protocol.messages import FillMessages
 from app.sizing.books import LeaderBook, SubscriptionBook
 from app.sizing.equity_cache import EquityCache
 from app.sizing.vector_books import FillVector, vector_plan

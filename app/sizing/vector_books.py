@@ -154,7 +154,17 @@ def committed(book: LeaderBook, vector: FillVector | None, applied: Iterable[App
             sub = used.subs[row]
             used.rows.set_position(row, sub.positions.get(used.symbols[row], _ZERO))
             used.rows.set_status(row, sub.settings.status)
+    applied = list(applied)
     moved = {symbol for _, symbol, delta, _ in applied if delta}
     for leader_symbol, columns in list(book.columns.items()):
         if columns is not used and not columns.cover.isdisjoint(moved):
             del book.columns[leader_symbol]
+    # A status is the subscription's, not its symbol's: every symbol's rows take it (a floor
+    # hit in one symbol must not leave another's row free to open).
+    for sub, _, _, status in applied:
+        if status is None:
+            continue
+        for columns in book.columns.values():
+            for row in columns.followers.get(sub.follower_id, ()):
+                if columns.subs[row] is sub:
+                    columns.rows.set_status(row, status)

@@ -25,8 +25,8 @@ from app.db.repositories.follower_accounts import (
     FollowerAccountRepository,
 )
 from app.db.session import UnitOfWork
-from app.dispatch.consumer import ReportWriter
 from app.dispatch.keys import exec_fence, order_stream
+from app.executors.protocol.consumer import ConsumerConfig, OrderReads, ReportWriter
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.security.crypto import CredentialCipher
@@ -42,6 +42,11 @@ log = structlog.get_logger(__name__)
 # Stream entries read per call while expiring a disconnected account's queue.
 EXPIRE_PAGE = 500
 DB_SLOTS = 3
+# Entries read ahead per account: few, since a crash leaves each of them delivered once more
+# (their delivery count climbing towards the dead-letter stream).
+READ_AHEAD = 10
+# Deliveries before an order is dead-lettered: generous, each is a crash or a venue outage.
+MAX_DELIVERIES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,8 @@ class AccountsParams:
     leases: LeaseParams
     rest_timeout_s: float
     executor: ExecutorParams
+    # Accounts' order streams named by one blocking read.
+    read_shard: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccountsParams:
@@ -61,6 +68,7 @@ class AccountsParams:
                 retry_initial_s=settings.reconnect_initial_s,
                 retry_max_s=settings.reconnect_max_s,
             ),
+            read_shard=settings.exec_read_shard,
         )
 
 
@@ -95,10 +103,38 @@ class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
         # Executors' account writes at once: a few, so that a thousand accounts read at the
         # same moment leave the pool to the fills and the lease rounds.
         self._db_slots = asyncio.Semaphore(DB_SLOTS)
+        # The orders of every account traded here, read by a few shared blocking reads.
+        self.orders = OrderReads(
+            redis,
+            ConsumerConfig(
+                group=GROUP,
+                consumer=self.me,
+                claim_idle_ms=params.executor.claim_idle_ms,
+                max_deliveries=MAX_DELIVERIES,
+                batch=READ_AHEAD,
+                start_id="$",
+            ),
+            fence=exec_fence,
+            shard_size=params.read_shard,
+            name="executor_orders",
+        )
 
     @property
     def executors(self) -> dict[UUID, AccountExecutor]:
         return self.running
+
+    def start(self) -> None:
+        self.orders.start()
+        super().start()
+
+    async def stop_all(self) -> None:
+        # The shared reads stop before the leases are handed over: an entry read for this
+        # instance after that would wait out the claim idle time at the account's next holder.
+        await self._loop.stop()
+        for follower_id in list(self.running):
+            await self._stop(follower_id)
+        await self.orders.stop()
+        await super().stop_all()
 
     async def stop_here(self, follower_id: UUID) -> None:
         """Stop the account's executor if this instance runs it (a DELETE answered here)."""
@@ -149,6 +185,7 @@ class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
             self._pipeline,
             self._params.executor,
             self.me,
+            self.orders,
             self._db_slots,
             self._on_rules_refused,
             self._drift.check if self._drift is not None else None,

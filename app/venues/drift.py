@@ -16,8 +16,9 @@ was seen by two readings in a row (one taken while an order filled may not show 
    account) and, after the commit, each subscription in the symbol is brought to its target
    by a ``sync`` event through the sizing engine and the outbox, like any fill.
 
-Where several subscriptions trade one symbol, the oldest one's drift settings apply to it and
-the venue's correction moves its tracked position.
+Where several subscriptions trade one symbol, the oldest one's drift settings apply to it; the
+venue's correction is shared so that no tracked position is pushed past flat while another
+can take it (``drift.split``).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class DriftReconciler:
             repo = DriftRepository(uow.session)
             flights = await repo.in_flight(follower_id)
             states = await repo.states(follower_id)
+            paused = await repo.paused_positions(follower_id)
             for symbol, entries in sorted(by_symbol.items()):
                 actual, read_at = venue.get(symbol, (Decimal(0), positions_at))
                 key = (follower_id, symbol)
@@ -127,28 +129,35 @@ class DriftReconciler:
                 settings = _settings(primary.sub)
                 state = states.get(symbol)
                 adopted = state.adopted if state is not None else Decimal(0)
+                # A paused subscription keeps its position, outside the books' entries: held
+                # aside like the adopted part, never folded into a live subscription.
+                aside = paused.get(symbol, Decimal(0))
                 tracked = sum((e.target.tracked for e in entries), Decimal(0))
-                correction = drift.reconcile(settings.drift, actual, tracked, adopted)
-                seen = (actual, tracked, adopted)
+                correction = drift.reconcile(settings.drift, actual, tracked, adopted + aside)
+                seen = (actual, tracked, adopted + aside)
                 if correction != drift.NO_CORRECTION and self._suspects.get(key) != seen:
                     # A reading taken while an order filled may miss it: act on a difference
                     # only when the next reading shows it again, with nothing moved between.
                     self._suspects[key] = seen
                     continue
                 self._suspects.pop(key, None)
-                if correction.tracked:
+                moves = drift.split(correction.tracked, [e.target.tracked for e in entries])
+                for entry, move in zip(entries, moves, strict=True):
+                    if not move:
+                        continue
                     await PositionRepository(uow.session).correct_subscription(
-                        primary.sub.id, symbol, correction.tracked, primary.sub.leader_id
+                        entry.sub.id, symbol, move, entry.sub.leader_id
                     )
-                    corrected.add(primary.sub.leader_id)
+                    corrected.add(entry.sub.leader_id)
                     log.info(
                         "tracked_position_corrected",
                         follower_id=str(follower_id),
+                        subscription_id=str(entry.sub.id),
                         symbol=symbol,
-                        delta=fmt(correction.tracked),
+                        delta=fmt(move),
                     )
                 adopted += correction.adopted
-                measured = _assess(entries, actual, adopted, settings, equity)
+                measured = _assess(entries, actual, adopted + aside, settings, equity)
                 flagged = measured is not None and measured.counts
                 await repo.record(
                     follower_id,
@@ -169,9 +178,8 @@ class DriftReconciler:
                 slot = await repo.claim_resync(follower_id, symbol, settings.drift_min_interval_s)
                 if slot is None:
                     continue
-                for entry in entries:
-                    moved = correction.tracked if entry is primary else Decimal(0)
-                    resyncs.append(_Resync(entry, entry.target.tracked + moved, slot))
+                for entry, move in zip(entries, moves, strict=True):
+                    resyncs.append(_Resync(entry, entry.target.tracked + move, slot))
             await uow.commit()
         for leader_id in corrected:
             engine.invalidate(leader_id)

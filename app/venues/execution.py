@@ -22,7 +22,8 @@ from typing import Literal, Protocol
 
 
 class OrderState(StrEnum):
-    """An order's state at the venue, in the report vocabulary of ``app/dispatch/reports.py``."""
+    """An order's state at the venue, in the report vocabulary
+    (``app/executors/protocol/reports.py``)."""
 
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"

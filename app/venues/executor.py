@@ -3,8 +3,9 @@
 The same loop for every venue; it drives an :class:`ExecutionClient` and never sees a wire
 format. Three supervised loops per account:
 
-- the orders: the follower's stream in group ``copytrade-exec`` (``app.dispatch.consumer``'s
-  core), one order at a time so that an account sees its orders in sizing order;
+- the orders: the follower's stream in group ``copytrade-exec``, read by the instance's shared
+  reads (``app.executors.protocol.consumer.OrderReads``) and handled here one order at a time,
+  so that an account sees its orders in sizing order;
 - the account: equity, positions and position mode over REST at start and every
   ``equity_interval_s`` (sooner after a fill), stored as equity snapshots and venue positions;
   open orders are polled by client id, in case the private stream missed their end;
@@ -35,15 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.session import UnitOfWork
-from app.dispatch.consumer import (
-    ConsumerConfig,
+from app.dispatch.keys import exec_fence
+from app.executors.protocol.consumer import (
     Delivery,
-    GroupConsumer,
     Order,
-    ReportWriter,
+    OrderReads,
     valid_until,
 )
-from app.dispatch.keys import exec_fence
 from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
@@ -116,6 +115,7 @@ class AccountExecutor:
         pipeline: Pipeline,
         params: ExecutorParams,
         me: str,
+        orders: OrderReads,
         db_slots: asyncio.Semaphore | None = None,
         on_rules_refused: Callable[[str], None] | None = None,
         on_positions: Callable[[UUID], Awaitable[None]] | None = None,
@@ -134,24 +134,8 @@ class AccountExecutor:
         self._pipeline = pipeline
         self._params = params
         self._me = me
-        self.reports = ReportWriter(redis)
-        self.consumer = GroupConsumer(
-            redis,
-            follower_id,
-            # One entry at a time: a crash leaves only the order in hand unacknowledged, so
-            # the delivery count of the others does not climb towards the dead-letter stream
-            # with every restart. Deliveries are generous: each is a crash or a venue outage.
-            ConsumerConfig(
-                group=GROUP,
-                consumer=me,
-                claim_idle_ms=params.claim_idle_ms,
-                batch=1,
-                max_deliveries=50,
-                start_id="$",
-            ),
-            self.handle,
-            self.reports,
-        )
+        self.reports = orders.reports
+        self._orders = orders
         self.status = "connecting"
         self.last_error: str | None = None
         self._ready = asyncio.Event()
@@ -162,7 +146,13 @@ class AccountExecutor:
             SupervisedTask(f"executor:{follower_id}", self._consume, Backoff(*backoff)),
             SupervisedTask(f"account:{follower_id}", self._account_loop, Backoff(*backoff)),
             SupervisedTask(f"account_stream:{follower_id}", self._stream, Backoff(*backoff)),
+            SupervisedTask(f"account_pushes:{follower_id}", self._write_pushes, Backoff(*backoff)),
         ]
+        # What the private stream pushed and is not stored yet: the latest of each.
+        self._pushed: dict[str, Decimal] = {}
+        self._pushed_equity: Decimal | None = None
+        self._pushed_at = datetime.now(UTC)
+        self._push_due = asyncio.Event()
 
     def start(self) -> None:
         for loop in self._loops:
@@ -180,14 +170,11 @@ class AccountExecutor:
     # -- orders -----------------------------------------------------------------------------
 
     async def _consume(self, backoff: Backoff) -> None:
-        # Made by PUT .../account already; again here only if Redis lost it. Never once the
-        # account is disconnected: DELETE removed the group and it must stay removed.
-        await self._check_fence()
-        await self.consumer.ensure_group()
         await self._ready.wait()  # the account is read and in one-way mode
-        while True:
-            await self.consumer.poll_once()
-            backoff.reset()
+        backoff.reset()
+        # Its group was made by PUT .../account; made again only if Redis lost it, never once
+        # the account is disconnected (fenced: DELETE removed the group, it stays removed).
+        await self._orders.consume(self.follower_id, self.handle)
 
     async def handle(self, order: Order, delivery: Delivery) -> None:
         """Place one order exactly once (see the module docstring); report what happened."""
@@ -195,7 +182,6 @@ class AccountExecutor:
         qty = Decimal(order["qty"])
         if qty <= 0:
             return
-        await self._check_fence()
         side = cast(Literal["buy", "sell"], order["side"])
         limit = order.get("limit_price")
         request = OrderRequest(
@@ -345,9 +331,31 @@ class AccountExecutor:
             if placed is not None:
                 await self._report(placed.order_id, placed.qty, event.order)
         if event.positions or event.equity is not None:
-            await self._record(
-                event.equity, event.positions, event.at or datetime.now(UTC), full=False
-            )
+            self._pushed.update(event.positions)
+            if event.equity is not None:
+                self._pushed_equity = event.equity
+            self._pushed_at = event.at or datetime.now(UTC)
+            self._push_due.set()
+
+    async def _write_pushes(self, backoff: Backoff) -> None:
+        """Store the pushed equity and positions, the latest of each at a time: pushes that
+        come while a write waits or runs are stored together by the next one, rather than a
+        transaction per push (a venue pushes the account's position with every fill)."""
+        while True:
+            await self._push_due.wait()
+            self._push_due.clear()
+            positions, self._pushed = self._pushed, {}
+            equity, self._pushed_equity = self._pushed_equity, None
+            try:
+                await self._record(equity, positions, self._pushed_at, full=False)
+            except Exception:
+                # Kept for the next write, behind anything pushed since.
+                self._pushed = {**positions, **self._pushed}
+                if self._pushed_equity is None:
+                    self._pushed_equity = equity
+                self._push_due.set()
+                raise
+            backoff.reset()
 
     async def _record(
         self,

@@ -20,7 +20,7 @@ from app.security.crypto import generate_key
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.support import Api, eventually, fill_frame, push_socket
 from tests.venues.binance_usdm_trading import FakeBinanceTrading
-from tests.venues.harness import run_venue
+from tests.venues.harness import Running, run_venue
 
 KILLS = int(os.environ.get("COPYTRADE_EXEC_KILLS", "12"))
 FILLS = 160
@@ -52,20 +52,9 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
     # Arrange: the api/ingest/dispatch process, and an execute-only one to kill
     key = generate_key()
     venue = FakeBinanceTrading()
-    main = ServiceProcess(
-        log_path_for(request),
-        COPYTRADE_ROLES="api,ingest,dispatch",
-        COPYTRADE_CREDENTIALS_KEY=key,
-        **TIMINGS,
-    )
-    executor_log = log_path_for(request).with_suffix(".executor.log")
-    executor_log.unlink(missing_ok=True)
-    executor = ServiceProcess(
-        executor_log,
-        COPYTRADE_ROLES="execute",
-        COPYTRADE_CREDENTIALS_KEY=key,
-        **TIMINGS,
-    )
+    main = main_process(request, key)
+    executor = execute_process(request, key, "executor")
+    executor_log = executor.log_path
     rng = random.Random(os.environ.get("COPYTRADE_SOAK_SEED"))
     async with run_venue(venue) as running:
         try:
@@ -78,16 +67,7 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
             await api.leader_equity(leader["id"], "100000")
             follower = await api.follower()
             sub = await api.subscribe(follower["id"], leader["id"])
-            account_path = f"/v1/followers/{follower['id']}/account"
-            body: dict[str, Any] = {
-                "kind": "binance-usdm",
-                "api_key": venue.api_key,
-                "api_secret": venue.api_secret,
-                "rest_url": running.rest_url,
-                "ws_url": running.ws_base,
-            }
-            await api.call("PUT", account_path, 200, json=body)
-            await until_ready(api, account_path)
+            await connect_account(api, follower["id"], venue, running)
 
             # Act: a burst of fills, the executor killed at random points during it
             sent: list[str] = []
@@ -125,6 +105,39 @@ async def test_sigkill_of_the_executor_never_places_an_order_twice_nor_drops_one
         finally:
             await executor.close()
             await main.close()
+
+
+def main_process(request: pytest.FixtureRequest, key: str) -> ServiceProcess:
+    """The service process with every role but execute."""
+    return ServiceProcess(
+        log_path_for(request),
+        COPYTRADE_ROLES="api,ingest,dispatch",
+        COPYTRADE_CREDENTIALS_KEY=key,
+        **TIMINGS,
+    )
+
+
+def execute_process(request: pytest.FixtureRequest, key: str, name: str) -> ServiceProcess:
+    """An execute-only service process, logging to its own file."""
+    log = log_path_for(request).with_suffix(f".{name}.log")
+    log.unlink(missing_ok=True)
+    return ServiceProcess(log, COPYTRADE_ROLES="execute", COPYTRADE_CREDENTIALS_KEY=key, **TIMINGS)
+
+
+async def connect_account(
+    api: Api, follower_id: str, venue: FakeBinanceTrading, running: Running
+) -> None:
+    """Connect the follower to the fake venue's account and wait until it is ready."""
+    path = f"/v1/followers/{follower_id}/account"
+    body: dict[str, Any] = {
+        "kind": "binance-usdm",
+        "api_key": venue.api_key,
+        "api_secret": venue.api_secret,
+        "rest_url": running.rest_url,
+        "ws_url": running.ws_base,
+    }
+    await api.call("PUT", path, 200, json=body)
+    await until_ready(api, path)
 
 
 async def until_ready(api: Api, path: str) -> None:

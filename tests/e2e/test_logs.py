@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.dispatch.consumer import ReportWriter
+from app.executors.protocol.consumer import ReportWriter
 from tests.e2e.conftest import ServiceProcess, log_path_for
 from tests.e2e.faults import expected_orders, wait_for_orders
 from tests.support import Api, eventually, fill_frame, push_socket, send_frame

@@ -15,9 +15,9 @@ from uuid import UUID
 import pytest
 from redis.asyncio import Redis
 
-from app.dispatch.consumer import ConsumerConfig, Order, OrderConsumer
 from app.dispatch.keys import dead_letter_stream, order_stream, report_stream
 from app.executors.paper import PaperExecutor
+from app.executors.protocol.consumer import ConsumerConfig, Order, OrderConsumer
 from tests.conftest import TEST_REDIS_URL, make_settings
 from tests.integration.desk import (
     Desk,

@@ -18,7 +18,7 @@ from redis.crc import key_slot
 
 from app.dispatch.enqueue import CHUNK, Enqueuer, OutboxItem, slot_batches
 from app.dispatch.keys import dedupe_set, feed_channel, order_stream, report_stream
-from app.dispatch.reports import GROUP, ReportReader
+from app.dispatch.report_reader import GROUP, ReportReader
 from app.dispatch.trim import trim_stream
 from app.redisconn import by_slot
 from tests.cluster import needs_redis_binaries, redis_cluster

@@ -15,10 +15,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.dispatch import reports
-from app.dispatch.consumer import ReportWriter
+from app.consumer_group import core
+from app.dispatch import report_reader as reports
 from app.dispatch.keys import report_dead_letter_stream, report_stream
-from app.dispatch.reports import GROUP
+from app.dispatch.report_reader import GROUP
+from app.executors.protocol.consumer import ReportWriter
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import TEST_REDIS_URL, make_settings
@@ -498,7 +499,7 @@ async def test_reports_held_by_a_crashed_instance_are_applied_after_a_restart(
 ) -> None:
     # Arrange: an instance read the report, then died before its commit and XACK. With a
     # slice of 1 the reclaim takes one pipeline per follower's stream (three followers).
-    monkeypatch.setattr(reports, "CLAIM_SLICE", claim_slice)
+    monkeypatch.setattr(core, "SLICE", claim_slice)
     desk = await seeded(followers=3)
     follower = desk.followers[0]
     async with start_live_server(make_settings()) as server:

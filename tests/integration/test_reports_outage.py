@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.dispatch.keys import report_dead_letter_stream, report_stream
-from app.dispatch.reports import GROUP
+from app.dispatch.report_reader import GROUP
 from app.metrics import REPORT_RETRIES
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, make_settings
 from tests.integration.desk import pending_count, push_fills, seed_desk

@@ -88,7 +88,10 @@ def test_a_drift_needs_a_price_and_an_equity() -> None:
         ("0.5", "0.1", "1", "-0.4"),  # bought by hand: sold back to the target
         ("0", "0.1", "1", "0.1"),  # an order rejected: sent again
         ("0.1", "0.1", "1", "0"),
-        ("0.1005", "0.1", "1", "0"),  # less than a step away
+        ("0.1005", "0.1", "1", "-0.001"),  # less than a step over: reduced to under it
+        ("0.5", "0.1005", "1", "-0.4"),  # a reduction rounds up: never left more exposed
+        ("0.0995", "0.1", "1", "0"),  # less than a step under: left there
+        ("0.1005", "0", "0", "-0.1"),  # to flat: whole steps, as far as they go
         ("-0.2", "0.1", "1", "0.3"),  # sold through zero by hand: back to the leader's side
         # a target on the other side of the leader (stale): stops at flat
         ("0.3", "-0.1", "1", "-0.3"),
@@ -188,10 +191,17 @@ def test_resync_qty_properties(
     qty = drift.resync_qty(current, target, leader, step)
     after = current + qty
 
-    # Whole steps, toward the target, never beyond it.
+    # Whole steps, toward the target; beyond it only by a reduction rounded up (never past
+    # flat), so that the follower is never left more exposed than its target.
     assert qty % step == 0
-    assert abs(qty) <= abs(target - current)
     assert qty == 0 or sign(qty) == sign(target - current)
+    if abs(qty) > abs(target - current):
+        assert abs(after) < abs(current)
+        assert sign(after) != -sign(current)
+        assert abs(qty) - abs(target - current) < step
+    reducing = sign(target) != -sign(current) and abs(target) < abs(current)
+    if reducing and abs(current) % step == 0:
+        assert abs(after) <= abs(target)
     # Never left on the side opposite the leader by an order against it; never through zero
     # while the leader is flat.
     if qty and sign(qty) == -sign(leader):
@@ -257,3 +267,33 @@ def test_stored_drift_settings_are_read_back() -> None:
         30.0,
     )
     assert settings_from_row(D(1), "active", {}).drift is DriftMode.ALERT
+
+
+# -- split --------------------------------------------------------------------------------
+
+
+def test_a_hand_close_is_shared_rather_than_flipping_the_oldest() -> None:
+    # Two subscriptions long 0.1 each, the venue flat: both go flat (not -0.1 and 0.1).
+    assert drift.split(D("-0.2"), [D("0.1"), D("0.1")]) == [D("-0.1"), D("-0.1")]
+    # A hand buy goes to the oldest, on the correction's side.
+    assert drift.split(D("0.3"), [D("0.1"), D("0.1")]) == [D("0.3"), D("0")]
+    # Past every position: the rest to the oldest (no subscription is on that side) ...
+    assert drift.split(D("-0.3"), [D("0.1"), D("0.1")]) == [D("-0.2"), D("-0.1")]
+    # ... or to one that is flat.
+    assert drift.split(D("-0.3"), [D("0.1"), D("0")]) == [D("-0.1"), D("-0.2")]
+
+
+@given(gap=amounts, tracked=st.lists(amounts, min_size=1, max_size=5))
+def test_split_properties(gap: Decimal, tracked: list[Decimal]) -> None:
+    moves = drift.split(gap, tracked)
+    after = [qty + move for qty, move in zip(tracked, moves, strict=True)]
+
+    # The whole correction, and no position pushed past flat while another could take it.
+    assert sum(moves, D(0)) == gap
+    flipped = [
+        i for i, (a, b) in enumerate(zip(tracked, after, strict=True)) if sign(a) == -sign(b) != 0
+    ]
+    if any(sign(qty) in (0, sign(gap)) for qty in tracked):
+        assert flipped == []
+    else:
+        assert flipped in ([], [0])

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from app.dispatch.messages import FillMessages
 from app.domain.model import EquityReading, Fill, Side, SkipReason
 from app.domain.plan_model import OrderType, Plan, PlannedLeg, SizingMode, SizingSettings
 from app.domain.positions import FillEffect
+from app.executors.protocol.messages import FillMessages
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 LEADER = UUID("00000000-0000-4000-8000-000000000001")

@@ -17,11 +17,11 @@ from uuid import UUID, uuid4
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.dispatch.messages import FillMessages
 from app.domain.ids import FillOrderIds
 from app.domain.model import EquityReading, Fill, Side
 from app.domain.plan_model import Rounding, SizingSettings
 from app.domain.positions import signed_qty
+from app.executors.protocol.messages import FillMessages
 from app.sizing.books import LeaderBook, SubscriptionBook, move_book
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache
@@ -112,3 +112,35 @@ def test_vector_books_follow_the_planner_fill_after_fill(steps: list[Any]) -> No
             assert ours.positions == theirs.positions
             assert ours.settings.status == theirs.settings.status
     assert vector_book.columns  # the vector path was used
+
+
+def test_a_floor_hit_in_one_symbol_keeps_the_follower_close_only_in_another() -> None:
+    # Arrange: one subscription with an equity floor, columns built in ETHUSDT first.
+    equity = EquityCache(NONE, "", 30.0)
+    leader, follower = uuid4(), uuid4()
+    equity.observe(leader, None, EquityReading(1, Decimal(10000), NOW))
+    equity.observe(None, follower, EquityReading(2, Decimal(1000), NOW))
+    floor = SizingSettings(equity_floor=Decimal("900"))
+    books = [
+        LeaderBook(leader, [SubscriptionBook(UUID(int=1), follower, floor)], {}) for _ in range(2)
+    ]
+    engine = SizingEngine(NONE, NONE, equity, order_ttl_s=30.0)
+    engine._rules = {}
+    fills = [
+        ("ETHUSDT", Decimal(1), None),  # builds the ETH columns
+        ("BTCUSDT", Decimal(1), Decimal(500)),  # below the floor: close_only from now on
+        ("ETHUSDT", Decimal(1), Decimal(1100)),  # back above it: still close_only
+    ]
+    for n, (symbol, qty, new_equity) in enumerate(fills):
+        if new_equity is not None:
+            equity.observe(None, follower, EquityReading(10 + n, new_equity, NOW))
+        fill = Fill(leader, f"f-{n}", symbol, Side.BUY, qty, Decimal(2000), NOW, NOW)
+
+        # Act
+        by_vector = run_fill(engine, books[0], fill, vector_path=True)
+        by_planner = run_fill(engine, books[1], fill, vector_path=False)
+
+        # Assert: no opening order once close_only, whichever symbol's columns size it.
+        assert by_vector == by_planner
+        assert books[0].subscriptions[0].positions == books[1].subscriptions[0].positions
+    assert books[1].subscriptions[0].positions["ETHUSDT"] == Decimal("0.1")  # the first fill only

@@ -9,11 +9,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.tables import FollowerAccount, FollowerDrift, Subscription, VenuePosition
+from app.db.tables import (
+    FollowerAccount,
+    FollowerDrift,
+    Subscription,
+    SubscriptionPosition,
+    VenuePosition,
+)
 from app.domain.lifecycle import TERMINAL
 
 
@@ -95,6 +101,17 @@ class DriftRepository:
             SubscriptionRow(s.id, s.leader_id, s.multiplier, s.status, s.sizing)
             for s in rows.scalars()
         ]
+
+    async def paused_positions(self, follower_id: UUID) -> dict[str, Decimal]:
+        """Per follower symbol, the tracked positions of the follower's paused subscriptions:
+        still held at the venue, but no book sizing loads has them."""
+        rows = await self.session.execute(
+            select(SubscriptionPosition.symbol, func.sum(SubscriptionPosition.qty))
+            .join(Subscription, Subscription.id == SubscriptionPosition.subscription_id)
+            .where(Subscription.follower_id == follower_id, Subscription.status == "paused")
+            .group_by(SubscriptionPosition.symbol)
+        )
+        return {symbol: qty for symbol, qty in rows.all() if qty}
 
     async def in_flight(self, follower_id: UUID) -> dict[str, InFlight]:
         rows = await self.session.execute(_IN_FLIGHT, {"f": follower_id})

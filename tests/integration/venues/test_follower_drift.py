@@ -16,9 +16,17 @@ from typing import Any
 import asyncpg
 from websockets.asyncio.client import connect
 
+from app.domain.ids import order_id
 from tests.integration.venues import test_binance_execution as binance
 from tests.integration.venues.test_binance_execution import Desk
-from tests.support import ADMIN_TOKEN, eventually, feed_subscribed
+from tests.support import (
+    ADMIN_TOKEN,
+    eventually,
+    feed_subscribed,
+    fill_frame,
+    push_socket,
+    send_frame,
+)
 
 desk = binance.desk  # the fixture: the service, a push leader, the Binance account
 
@@ -240,3 +248,92 @@ async def test_a_per_fill_subscription_is_corrected_but_never_resynced(
     await eventually(checked_again, "two more drift checks", within_s=30)
     assert (row["actual"], row["drift_flagged"], row["drift_fraction"]) == ("0.5", False, None)
     assert await resync_orders(desk) == []
+
+
+async def row_where_sub(desk: Desk, sub_id: str, what: str, **expected: Any) -> None:
+    """Wait until the subscription's BTCUSDT row shows ``expected``."""
+
+    async def shown() -> bool:
+        body = await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/positions", 200)
+        return any(
+            r["subscription_id"] == sub_id
+            and r["symbol"] == "BTCUSDT"
+            and all(r.get(k) == v for k, v in expected.items())
+            for r in body
+        )
+
+    await eventually(shown, what, within_s=30)
+
+
+async def positions_once(desk: Desk, what: str, **expected: str) -> dict[str, dict[str, Any]]:
+    """The BTCUSDT rows by subscription id, once every one shows ``expected``."""
+
+    async def rows() -> dict[str, dict[str, Any]]:
+        body = await desk.api.call("GET", f"/v1/followers/{desk.follower_id}/positions", 200)
+        return {r["subscription_id"]: r for r in body if r["symbol"] == "BTCUSDT"}
+
+    async def shown() -> bool:
+        found = await rows()
+        return len(found) == 2 and all(
+            row.get(k) == v for row in found.values() for k, v in expected.items()
+        )
+
+    await eventually(shown, what, within_s=30)
+    return await rows()
+
+
+async def second_subscription(desk: Desk) -> str:
+    """A second leader, followed too; each leader's buy of 1 BTC gives the follower 0.1, so
+    the venue holds 0.2 over two subscriptions (the desk's is the older one). Its id."""
+    await opened(desk)
+    other = await desk.api.leader("other")
+    await desk.api.leader_equity(other["id"], "100000")
+    sub = await desk.api.subscribe(desk.follower_id, other["id"])
+    async with push_socket(desk.server.ws_url, other["id"], other["push_token"]) as ws:
+        reply = await send_frame(ws, fill_frame("o-1", "BTCUSDT", "buy", "1", "50000"))
+        assert reply["type"] == "ack", reply
+        await desk.order_in(order_id(other["id"], "o-1", sub["id"]), "filled")
+    await positions_once(desk, "the venue's 0.2", actual="0.2", actual_source="venue")
+    return str(sub["id"])
+
+
+async def test_a_hand_close_under_two_subscriptions_never_tracks_one_against_its_leader(
+    desk: Desk,
+) -> None:
+    # Arrange: two subscriptions long 0.1 each
+    await second_subscription(desk)
+
+    # Act: the follower closes all of it by hand; the drift is taken in (alert)
+    desk.venue.positions["BTCUSDT"] = Decimal("0")
+    rows = await positions_once(desk, "the tracked positions corrected", actual="0", position="0")
+    # ... then the desk's leader sells half of its long
+    halved = await desk.order_in(await desk.fill("sell", "0.5"), "filled", "skipped")
+
+    # Assert: neither subscription is tracked short against its long leader (the older one
+    # took the whole -0.2 and sat at -0.1), so the sell is not answered with a buy.
+    assert {row["position"] for row in rows.values()} == {"0"}
+    assert (halved["status"], halved["skip_reason"]) == ("skipped", "no_position_to_reduce")
+
+
+async def test_a_paused_subscriptions_position_is_not_folded_into_the_live_one(
+    desk: Desk,
+) -> None:
+    # Arrange: two subscriptions long 0.1 each; the newer one is paused (it keeps its 0.1)
+    other = await second_subscription(desk)
+    await desk.api.call(
+        "PATCH",
+        f"/v1/followers/{desk.follower_id}/subscriptions/{other}",
+        200,
+        json={"status": "paused"},
+    )
+
+    # Act: the follower buys 0.1 by hand
+    desk.venue.positions["BTCUSDT"] = Decimal("0.3")
+    await row_where_sub(desk, desk.subscription_id, "the drift flagged", drift_flagged=True)
+    rows = await positions_once(desk, "the hand trade seen", actual="0.3")
+
+    # Assert: only the hand trade moved the live subscription; the paused one's 0.1 is its
+    # own (it was counted as the live one's too, which then held 0.3 against a 0.1 target)
+    assert rows[desk.subscription_id]["position"] == "0.2"
+    assert rows[other]["position"] == "0.1"
+    assert rows[desk.subscription_id]["drift_fraction"] == "0.5"  # 0.1 x 50,000 / 10,000
