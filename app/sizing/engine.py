@@ -10,6 +10,10 @@ The statement records only if the leader's book sequence is still the one the bo
 at: another instance (a push socket that moved, a lease that came back) or an executor
 correction may have moved the positions since. Then nothing is written, and the fill is planned
 again from a reloaded book.
+
+Around it: the book cache (app.sizing.book_cache), one fill's planned rows
+(app.sizing.fill_plan), the chunked recording (app.sizing.chunks) and what a follower's drift
+check reads (app.sizing.follower_drift).
 """
 
 from __future__ import annotations
