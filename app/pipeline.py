@@ -30,8 +30,9 @@ from app.metrics import (
     ORDERS,
     STAGE_LATENCY,
 )
-from app.sizing.engine import FillOutcome, PlannedOrder, SizingEngine
+from app.sizing.engine import FillOutcome, SizingEngine
 from app.sizing.equity_cache import EquityCache
+from app.sizing.fill_plan import PlannedOrder
 
 log = structlog.get_logger(__name__)
 

@@ -27,22 +27,17 @@ from app.domain.plan_model import PlanContext, SizingSettings
 from app.domain.planner import plan_within, planning
 from app.executors.protocol.messages import FillMessages
 from app.sizing.books import LeaderBook, SubscriptionBook
-from app.sizing.engine import (
-    CHUNK,
-    FIRST_CHUNK,
-    PlannedOrder,
-    SizingEngine,
-    _FillInputs,
-    chunk_bounds,
-)
+from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds
+from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache
+from app.sizing.fill_plan import FillInputs, PlannedOrder
 from app.sizing.vector_books import FillVector, build, size_fill, vector_plan
 
 NOW = datetime.now(UTC)
 NONE: Any = None  # stands for the pool, connections and sessions this benchmark never uses
 
 
-def setup(followers: int) -> tuple[SizingEngine, LeaderBook, _FillInputs]:
+def setup(followers: int) -> tuple[SizingEngine, LeaderBook, FillInputs]:
     """A leader with ``followers`` subscriptions, every equity cached, one opening fill."""
     equity = EquityCache(NONE, "", 30.0)
     leader_id = uuid4()
@@ -57,7 +52,7 @@ def setup(followers: int) -> tuple[SizingEngine, LeaderBook, _FillInputs]:
     fill = Fill(leader_id, "f-1", "BTCUSDT", Side.BUY, Decimal("1.5"), Decimal("50000"), NOW, NOW)
     messages = FillMessages(fill, NOW, NOW + timedelta(seconds=30), equity.leader(leader_id))
     ids = FillOrderIds(leader_id, fill.fill_id)
-    inputs = _FillInputs(fill, Decimal(0), equity.leader(leader_id), NOW, messages, ids)
+    inputs = FillInputs(fill, Decimal(0), equity.leader(leader_id), NOW, messages, ids)
     return engine, LeaderBook(leader_id, subs, {}), inputs
 
 

@@ -11,7 +11,8 @@ units of 1e-8, the multiplier over the step as a fraction. The target in steps i
 exact fraction ``E * gn * n / (gd * dn)`` (``n / dn`` = leader position / leader equity), split
 as ``Q + R / D`` with ``0 <= R < D``; every rounding the planner does is a comparison on
 ``(Q, R, D)``. A row whose values are not whole in those units (a position off its step, an
-equity with more than 8 decimals) is left to the planner (``Sized.fallback``).
+equity with more than 8 decimals) is left to the planner (``Sized.fallback``); the
+conversions into these units are in ``app.domain.vector_units``.
 
 Overflow guard: the products are bounded with Python ints before they are made; past int64
 the same code runs on Python ints (numpy object arrays). The planner rounds its target once, at
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.domain.decimals import round_to_step, sizing_context
+from app.domain.decimals import round_to_step
 from app.domain.model import EquityReading, Fill, Side, SkipReason
 from app.domain.plan_model import (
     InstrumentRules,
@@ -48,16 +49,22 @@ from app.domain.plan_model import (
 )
 from app.domain.planner import EQUITY_FLOOR, _gate
 from app.domain.positions import FillEffect, effect_of, sign, signed_qty
+from app.domain.vector_units import (
+    EQUITY_SCALE,
+    LIMIT,
+    MICROSECOND,
+    SIZING,
+    ceil,
+    clamp,
+    equity_units,
+    micros,
+    whole_steps,
+)
 
 Ints = npt.NDArray[Any]  # int64, or object (Python ints) past the int64 guard
 Bools = npt.NDArray[np.bool_]
 
-LIMIT = 2**62  # every stored integer is below it in size; products are checked against it
-EQUITY_SCALE = 10**8  # equities in units of 1e-8
 EXACT = 10**38  # the planner's 80-digit target agrees with the exact one below this (see above)
-_SIZING = sizing_context()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
 # Reason codes: 0 is no reason.
@@ -87,47 +94,6 @@ def covers(settings: SizingSettings) -> bool:
         and settings.max_leverage is None
         and settings.max_slippage is None
     )
-
-
-def _ceil(value: Fraction) -> int:
-    return -((-value.numerator) // value.denominator)
-
-
-def _clamp(value: int) -> int:
-    return max(-LIMIT, min(LIMIT, value))
-
-
-def _steps(position: Decimal, step: Decimal) -> int | None:
-    """``position`` in whole steps, if it is whole and fits."""
-    if not position:
-        return 0
-    with localcontext(_SIZING):
-        # Exact when the position is whole in steps (80 digits hold any bounded quotient);
-        # otherwise the quotient has a fraction.
-        steps = position / step
-    if steps != steps.to_integral_value() or abs(steps) >= LIMIT:
-        return None
-    return int(steps)
-
-
-def _equity_units(reading: EquityReading | None) -> tuple[int | None, int]:
-    """(equity in 1e-8 units, as_of in microseconds); units None: not whole or too large
-    (or no reading), as_of 0 without a usable timestamp."""
-    if reading is None:
-        return None, 0
-    with localcontext(_SIZING):
-        units = reading.equity.scaleb(8)
-    if units != units.to_integral_value() or abs(units) >= LIMIT:
-        return None, 0
-    try:
-        return int(units), micros(reading.as_of)
-    except TypeError:  # a naive timestamp: the planner raises on it
-        return None, 0
-
-
-def micros(at: datetime) -> int:
-    """``at`` in microseconds since the epoch (exact: timedeltas count microseconds)."""
-    return (at - _EPOCH) // _US
 
 
 # One row's settings and rules in the kernel's integers (``_static``): gate, nearest,
@@ -175,10 +141,10 @@ class TargetRows:
         flags = [np.array(column, dtype=np.bool_) for column in columns]
         self.nearest, self.close_only, self.has_floor = flags[1], flags[2], flags[4]
         self.bad_row = flags[11]  # rows the planner sizes: settings not whole in these units
-        positions = [_steps(p, step) for (_, _, p), step in zip(rows, self.steps, strict=True)]
+        positions = [whole_steps(p, step) for (_, _, p), step in zip(rows, self.steps, strict=True)]
         self.position = np.array([p or 0 for p in positions], dtype=np.int64)
         self.bad_position = np.array([p is None for p in positions], dtype=np.bool_)
-        equities = [_equity_units(reading) for reading in readings]
+        equities = [equity_units(reading) for reading in readings]
         self.has_equity = np.array([r is not None for r in readings], dtype=np.bool_)
         self.equity = np.array([units or 0 for units, _ in equities], dtype=np.int64)
         self.as_of = np.array([as_of for _, as_of in equities], dtype=np.int64)
@@ -200,14 +166,14 @@ class TargetRows:
         if index is None:
             index = self._notional_index[key] = len(self.notional_rules)
             self.notional_rules.append(key)
-        min_qty = _clamp(_ceil(Fraction(rules.min_qty) / step))
+        min_qty = clamp(ceil(Fraction(rules.min_qty) / step))
         digits = len(settings.multiplier.as_tuple().digits)
         floor = settings.equity_floor
-        floor_units = 0 if floor is None else _clamp(_ceil(Fraction(floor) * EQUITY_SCALE))
+        floor_units = 0 if floor is None else clamp(ceil(Fraction(floor) * EQUITY_SCALE))
         ratio = Fraction(settings.multiplier) / (step * EQUITY_SCALE)
         age = settings.max_equity_age_s
         try:
-            max_age = LIMIT if age is None else timedelta(seconds=age) // _US
+            max_age = LIMIT if age is None else timedelta(seconds=age) // MICROSECOND
         except OverflowError:  # the planner reports it
             max_age = LIMIT
             ratio = Fraction(LIMIT)
@@ -224,13 +190,13 @@ class TargetRows:
 
     def set_position(self, row: int, position: Decimal) -> None:
         """Set a row's position (its follower symbol's, signed)."""
-        steps = _steps(position, self.steps[row])
+        steps = whole_steps(position, self.steps[row])
         self.bad_position[row] = steps is None
         self.position[row] = steps or 0
 
     def set_equity(self, row: int, reading: EquityReading | None) -> None:
         """Set a row's follower equity reading (None: there is none)."""
-        units, as_of = _equity_units(reading)
+        units, as_of = equity_units(reading)
         self.has_equity[row] = reading is not None
         self.bad_equity[row] = units is None and reading is not None
         self.equity[row], self.as_of[row] = units or 0, as_of
@@ -244,7 +210,7 @@ class TargetRows:
             return None  # the planner raises the error
         if leader is not None and leader.as_of.tzinfo is None:
             return None  # a naive timestamp: the planner compares it only under a max age
-        with localcontext(_SIZING):
+        with localcontext(SIZING):
             leader_after = leader_before + signed_qty(fill.side, fill.qty)
         inputs = _FillScalars(fill, leader_before, leader_after, leader, now)
         operands = _operands(self, inputs)
@@ -289,7 +255,7 @@ def _operands(rows: TargetRows, inputs: _FillScalars) -> _Operands | None:
         per_equity = Fraction(after) / Fraction(leader.equity)
     n, dn = per_equity.numerator, per_equity.denominator
     price = Fraction(inputs.fill.price)
-    notional = [_clamp(_ceil(least / (step * price))) for step, least in rows.notional_rules]
+    notional = [clamp(ceil(least / (step * price))) for step, least in rows.notional_rules]
     min_notional = np.array(notional, dtype=np.int64)[rows.rules]
     most_e = int(np.abs(rows.equity).max())
     most_gn, most_d = int(rows.gn.max()), int(rows.gd.max()) * dn

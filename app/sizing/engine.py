@@ -10,11 +10,14 @@ The statement records only if the leader's book sequence is still the one the bo
 at: another instance (a push socket that moved, a lease that came back) or an executor
 correction may have moved the positions since. Then nothing is written, and the fill is planned
 again from a reloaded book.
+
+Around it: the book cache (app.sizing.book_cache), one fill's planned rows
+(app.sizing.fill_plan), the chunked recording (app.sizing.chunks) and what a follower's drift
+check reads (app.sizing.follower_drift).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,57 +27,23 @@ from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
-import structlog
 
 from app.db.repositories import fills
-from app.db.repositories.instruments import load_listings
 from app.db.small_pool import SmallPool
 from app.domain.ids import FillOrderIds
-from app.domain.instruments import not_listed_plan
-from app.domain.model import EquityReading, Fill, Side
-from app.domain.plan_model import (
-    InstrumentRules,
-    OrderType,
-    Plan,
-    PlanContext,
-    PlannedLeg,
-    SubscriptionStatus,
-)
-from app.domain.planner import plan_within, planning, target_position
+from app.domain.model import Fill, Side
+from app.domain.plan_model import Plan, PlanContext
+from app.domain.planner import plan_within
 from app.domain.positions import signed_qty
 from app.executors.protocol.messages import FillMessages
-from app.metrics import BOOKS_EVICTED, STAGE_LATENCY
-from app.sizing.books import (
-    LeaderBook,
-    SubscriptionBook,
-    default_rules,
-    move_book,
-    rules_from_row,
-    settings_from_row,
-)
+from app.metrics import STAGE_LATENCY
+from app.sizing.book_cache import LeaderBooks
+from app.sizing.books import LeaderBook, SubscriptionBook, move_book
+from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds, record_in_chunks
 from app.sizing.equity_cache import EquityCache
-from app.sizing.vector_books import FillVector, committed, size_fill, vector_plan
-from app.sizing.venue_rules import VenueRules, follower_venue, leader_venue
-
-log = structlog.get_logger(__name__)
-
-
-class PlannedOrder(NamedTuple):
-    """One order row a fill produced: sent (``pending`` until Redis confirms) or skipped.
-
-    A NamedTuple: one per follower per fill, and immutable without a frozen dataclass's cost.
-    """
-
-    order_id: str
-    follower_id: UUID
-    subscription_id: UUID
-    status: str
-    skip_reason: str | None
-    payload: str
-
-    @property
-    def skipped(self) -> bool:
-        return self.status == "skipped"
+from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, plan_batch
+from app.sizing.follower_drift import SymbolTarget, symbol_targets
+from app.sizing.vector_books import FillVector, committed, size_fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,73 +84,21 @@ def _copy_status(outcome: FillOutcome) -> str:
     return next(iter(sorted(reasons)), "nothing_to_send")
 
 
-_MARKET = OrderType.MARKET
-
-# A fill fans out to up to FIRST_CHUNK subscriptions in one statement (one round trip: what a
-# small fan-out's latency is). Wider, it is planned and written in chunks, in one transaction,
-# each written while the next is planned: the first FIRST_CHUNK long, so that Postgres starts
-# early, then each twice the last, up to CHUNK; the last is what is left, so Postgres finishes
-# soon after planning does. A fill to 1,000 followers planned whole, then written whole, left
-# each side idle while the other worked. Past 1,000 a chunk saves nothing and more statements
-# cost more (chunks of 250 or 500 throughout were no faster for 10,000).
-FIRST_CHUNK = 250
-CHUNK = 1000
-
-
-def chunk_bounds(total: int, first: int, largest: int) -> list[tuple[int, int]]:
-    """``[start, end)`` of each chunk of ``total`` subscriptions: ``first`` long, then each
-    twice the one before up to ``largest``, the last whatever remains."""
-    bounds: list[tuple[int, int]] = []
-    start, size = 0, max(1, min(first, largest))
-    while start < total:
-        end = min(total, start + size)
-        bounds.append((start, end))
-        start, size = end, min(largest, size * 2)
-    return bounds
-
-
-@dataclass(frozen=True, slots=True)
-class _FillInputs:
-    """What every subscription's plan for one fill shares."""
+class _Event(NamedTuple):
+    """One event to plan and record from a leader's book: the fill, the subscriptions it
+    plans, the leader's position before it and how much it moves it, and the planner."""
 
     fill: Fill
+    subscriptions: list[SubscriptionBook]
     leader_before: Decimal
-    leader_equity: EquityReading | None
-    now: datetime
-    messages: FillMessages
-    order_ids: FillOrderIds
-    # What plans each subscription: the planner, or a follower resync's (app.domain.drift).
+    leader_delta: Decimal
+    kind: str = "sync"
     planner: Callable[[PlanContext], Plan] = plan_within
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolTarget:
-    """One symbol of a subscription as sizing sees it: the leader's position in the leader
-    symbol that maps to it, the tracked position, and the target (None without equities)."""
+class SizingEngine(LeaderBooks):
+    """Plans and records leader fills and sync events from the cached books (LeaderBooks)."""
 
-    leader_symbol: str
-    symbol: str
-    leader_qty: Decimal
-    tracked: Decimal
-    target: Decimal | None
-    qty_step: Decimal
-    price: Decimal | None  # the leader's last fill price in leader_symbol
-
-
-@dataclass(slots=True)
-class _Batch:
-    """The planned rows of some subscriptions, and the cache moves they make once committed."""
-
-    rows: fills.OrderRows = field(default_factory=fills.OrderRows)
-    moves: fills.PositionMoves = field(default_factory=fills.PositionMoves)
-    changes: fills.StatusChanges = field(default_factory=fills.StatusChanges)
-    produced: list[PlannedOrder] = field(default_factory=list)
-    applied: list[tuple[SubscriptionBook, str, Decimal, SubscriptionStatus | None]] = field(
-        default_factory=list
-    )
-
-
-class SizingEngine:
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -193,159 +110,29 @@ class SizingEngine:
         book_idle_s: float = 3600.0,
         vector: bool = True,
     ) -> None:
+        super().__init__(pool, book_idle_s)
         self.chunk = chunk
         # Size what the vector path covers with it (app.sizing.vector_books); False: the
         # planner sizes everything, as the reference it is.
         self.vector = vector
         self.first_chunk = first_chunk
-        # A book unused this long is dropped (the next fill reads it again): leaders that
-        # stopped trading must not hold their followers' books for the process's lifetime.
-        self.book_idle_s = book_idle_s
-        self._used: dict[UUID, float] = {}
-        self._swept = time.monotonic()
-        self._pool = pool  # loading books
         self._fill_pool = fill_pool  # recording fills
         self._equity = equity
         self._ttl = timedelta(seconds=order_ttl_s)
-        self._books: dict[UUID, LeaderBook] = {}
-        self._rules: dict[str, InstrumentRules] | None = None
-        self._venue_rules = VenueRules(())
 
-    # -- cache control -------------------------------------------------------------------
-
-    def invalidate(self, leader_id: UUID) -> None:
-        book = self._books.get(leader_id)
-        if book is not None:
-            book.stale = True
-
-    def invalidate_instruments(self) -> None:
-        # Books remember each subscription's placements on its venue: rebuild them too.
-        self.invalidate_all()
-
-    def invalidate_all(self) -> None:
-        for book in self._books.values():
-            book.stale = True
-        self._rules = None
-
-    async def _load(self, leader_id: UUID, into: LeaderBook | None) -> LeaderBook:
-        async with self._pool.acquire() as conn:
-            rows = await fills.load_book(conn, leader_id)
-            venue = await leader_venue(conn, leader_id)
-            if self._rules is None:
-                self._rules = {
-                    row["symbol"]: rules_from_row(row) for row in await fills.load_instruments(conn)
-                }
-                self._venue_rules = VenueRules(await load_listings(conn))
-        books = {
-            row["id"]: SubscriptionBook(
-                row["id"],
-                row["follower_id"],
-                settings_from_row(row["multiplier"], row["status"], row["sizing"]),
-            )
-            for row in rows.subscriptions
-        }
-        for row in rows.subscriptions:
-            books[row["id"]].venue, books[row["id"]].quote = follower_venue(
-                row["sizing"], row["account_venue"], self._venue_rules.catalogue.venues
-            )
-        for row in rows.subscription_positions:
-            if row["subscription_id"] in books:
-                books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
-        positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
-        prices = {row["symbol"]: row["price"] for row in rows.last_prices}
-        if into is None:
-            return LeaderBook(
-                leader_id, list(books.values()), positions, prices, rows.seq, venue=venue
-            )
-        into.subscriptions = list(books.values())
-        into.columns = {}
-        into.positions = positions
-        into.last_price = prices
-        into.seq = rows.seq
-        into.venue = venue
-        into.stale = False
-        return into
-
-    @property
-    def books_cached(self) -> int:
-        return len(self._books)
-
-    def evict_idle(self, now: float) -> int:
-        """Drop the books unused for ``book_idle_s`` and not in use now; return how many."""
-        self._swept = now
-        idle = [
-            leader_id
-            for leader_id, used in self._used.items()
-            if now - used >= self.book_idle_s and not self._books[leader_id].lock.locked()
-        ]
-        for leader_id in idle:
-            del self._books[leader_id], self._used[leader_id]
-        if idle:
-            BOOKS_EVICTED.inc(len(idle))
-            log.info("books_evicted", count=len(idle), kept=len(self._books))
-        return len(idle)
-
-    def _moved(self, book: LeaderBook, fill: Fill) -> None:
-        """The book moved elsewhere since it was loaded: reload it before planning again."""
-        book.stale = True
-        log.info("book_moved", leader_id=str(book.leader_id), fill_id=fill.fill_id)
-
-    async def _book(self, leader_id: UUID) -> LeaderBook:
-        now = time.monotonic()
-        if now - self._swept >= self.book_idle_s / 4:
-            self.evict_idle(now)
-        self._used[leader_id] = now
-        book = self._books.get(leader_id)
-        if book is None:
-            loaded = await self._load(leader_id, None)
-            # Two first fills may load at once: both must end up with the same book (and lock).
-            book = self._books.setdefault(leader_id, loaded)
-            self._used[leader_id] = time.monotonic()
-        return book
-
-    def _placement(
-        self, book: LeaderBook, sub: SubscriptionBook, leader_symbol: str
-    ) -> tuple[str, InstrumentRules] | None:
-        """The follower's symbol and rules for ``leader_symbol``; None when the follower's
-        venue does not list it. A follower on a known venue is placed there
-        (app.sizing.venue_rules); any other trades the leader's symbol or its rename."""
-        if sub.venue is None:
-            symbol = sub.settings.symbol_map.get(leader_symbol, leader_symbol)
-            return symbol, self._instrument(symbol)
-        assert self._rules is not None
-        return self._venue_rules.place(sub, leader_symbol, book.venue, self._rules)
-
-    def _instrument(self, symbol: str) -> InstrumentRules:
-        assert self._rules is not None
-        rules = self._rules.get(symbol)
-        if rules is None:
-            rules = self._rules[symbol] = default_rules(symbol)
-        return rules
-
-    # -- the hot path --------------------------------------------------------------------
+    # -- events: a fill, and the sync events that bring positions to their targets -------
 
     async def process(self, fill: Fill) -> FillOutcome:
         """Plan, record and commit one fill. Returns once it is durable (or a duplicate)."""
-        book = await self._book(fill.leader_id)
-        async with book.lock:
-            while True:
-                if book.stale or self._rules is None:
-                    await self._load(fill.leader_id, book)
-                try:
-                    outcome = await self._process(
-                        book,
-                        fill,
-                        book.subscriptions,
-                        book.positions.get(fill.symbol, Decimal(0)),
-                        signed_qty(fill.side, fill.qty),
-                    )
-                except BaseException:
-                    # The write may or may not have committed: trust only the database now.
-                    book.stale = True
-                    raise
-                if outcome is not None:
-                    return outcome
-                self._moved(book, fill)
+
+        def trade(book: LeaderBook) -> _Event:
+            before = book.positions.get(fill.symbol, Decimal(0))
+            delta = signed_qty(fill.side, fill.qty)
+            return _Event(fill, book.subscriptions, before, delta, "trade")
+
+        outcome = await self._record(fill.leader_id, trade)
+        assert outcome is not None  # a fill always makes its event
+        return outcome
 
     async def copy_open_positions(
         self,
@@ -374,9 +161,7 @@ class SizingEngine:
     async def _copy_symbols(self, book: LeaderBook, copy: _Copy) -> bool:
         """copy_open_positions over the symbols not done yet, from the book as it is now.
         Return True when the book moved elsewhere first: reload it and go on."""
-        leader_id = book.leader_id
-        if book.stale or self._rules is None:
-            await self._load(leader_id, book)
+        await self._fresh(book)
         subs = [s for s in book.subscriptions if s.id == copy.subscription_id]
         for symbol, position in sorted(book.positions.items()):
             if not position or symbol in copy.symbols:
@@ -386,7 +171,7 @@ class SizingEngine:
                 copy.symbols[symbol] = "subscription_not_live" if not subs else "no_price"
                 continue
             event = Fill(
-                leader_id=leader_id,
+                leader_id=book.leader_id,
                 fill_id=f"sync:{copy.subscription_id}:{symbol}",
                 symbol=symbol,
                 side=Side.BUY if position > 0 else Side.SELL,
@@ -395,30 +180,19 @@ class SizingEngine:
                 event_at=copy.now,
                 received_at=copy.now,
             )
-            try:
-                outcome = await self._process(book, event, subs, Decimal(0), Decimal(0), "sync")
-            except BaseException:
-                book.stale = True
-                raise
+            outcome = await self._attempt(book, _Event(event, subs, Decimal(0), Decimal(0)))
             if outcome is None:
-                self._moved(book, event)
                 return True
             copy.symbols[symbol] = _copy_status(outcome)
             copy.orders += outcome.orders
             copy.fill_pks += outcome.fill_pks
         return False
 
-    def last_price(self, leader_id: UUID, symbol: str) -> Decimal | None:
-        """The leader's last fill price in ``symbol``, if its book is loaded."""
-        book = self._books.get(leader_id)
-        return book.last_price.get(symbol) if book is not None else None
-
     async def leader_positions(self, leader_id: UUID) -> dict[str, Decimal]:
         """The leader's tracked positions (the cached book, loaded if need be)."""
         book = await self._book(leader_id)
         async with book.lock:
-            if book.stale or self._rules is None:
-                await self._load(leader_id, book)
+            await self._fresh(book)
             return {symbol: qty for symbol, qty in book.positions.items() if qty}
 
     async def resync(
@@ -430,36 +204,26 @@ class SizingEngine:
         plans every subscription as a trade of that size would (so each follower is brought to
         its target); ``event_id`` makes it happen once. None when they already agree.
         """
-        book = await self._book(leader_id)
-        async with book.lock:
-            while True:
-                if book.stale or self._rules is None:
-                    await self._load(leader_id, book)
-                before = book.positions.get(symbol, Decimal(0))
-                delta = venue_qty - before
-                if not delta:
-                    return None
-                now = datetime.now(UTC)
-                event = Fill(
-                    leader_id=leader_id,
-                    fill_id=event_id,
-                    symbol=symbol,
-                    side=Side.BUY if delta > 0 else Side.SELL,
-                    qty=abs(delta),
-                    price=price,
-                    event_at=now,
-                    received_at=now,
-                )
-                try:
-                    outcome = await self._process(
-                        book, event, book.subscriptions, before, delta, "sync"
-                    )
-                except BaseException:
-                    book.stale = True
-                    raise
-                if outcome is not None:
-                    return outcome
-                self._moved(book, event)
+
+        def difference(book: LeaderBook) -> _Event | None:
+            before = book.positions.get(symbol, Decimal(0))
+            delta = venue_qty - before
+            if not delta:
+                return None
+            now = datetime.now(UTC)
+            event = Fill(
+                leader_id=leader_id,
+                fill_id=event_id,
+                symbol=symbol,
+                side=Side.BUY if delta > 0 else Side.SELL,
+                qty=abs(delta),
+                price=price,
+                event_at=now,
+                received_at=now,
+            )
+            return _Event(event, book.subscriptions, before, delta)
+
+        return await self._record(leader_id, difference)
 
     # -- a follower's drift (app.venues.drift) ----------------------------------------------
 
@@ -468,31 +232,17 @@ class SizingEngine:
         target at the current equities."""
         book = await self._book(leader_id)
         async with book.lock:
-            if book.stale or self._rules is None:
-                await self._load(leader_id, book)
+            await self._fresh(book)
             sub = next((s for s in book.subscriptions if s.id == subscription_id), None)
             if sub is None:
                 return []
-            leader_eq = self._equity.leader(leader_id)
-            follower_eq = self._equity.follower(sub.follower_id)
-            out: dict[str, SymbolTarget] = {}
-            for leader_symbol in sorted(book.positions.keys() | book.last_price.keys()):
-                placed = self._placement(book, sub, leader_symbol)
-                if placed is None:
-                    continue
-                symbol, rules = placed
-                leader_qty = book.positions.get(leader_symbol, Decimal(0))
-                target = None
-                if leader_eq and follower_eq and leader_eq.equity > 0 and follower_eq.equity > 0:
-                    target = target_position(
-                        leader_qty, leader_eq.equity, follower_eq.equity, sub.settings.multiplier
-                    )
-                if symbol not in out or leader_qty:
-                    out[symbol] = SymbolTarget(
-                        leader_symbol, symbol, leader_qty, sub.positions.get(symbol, Decimal(0)),
-                        target, rules.qty_step, book.last_price.get(leader_symbol),
-                    )  # fmt: skip
-            return list(out.values())
+            return symbol_targets(
+                book,
+                sub,
+                self._placement,
+                self._equity.leader(leader_id),
+                self._equity.follower(sub.follower_id),
+            )
 
     async def resync_follower(
         self,
@@ -505,28 +255,53 @@ class SizingEngine:
         """Bring one subscription's tracked position in ``leader_symbol``'s follower symbol to
         its target, planned by ``planner``; recorded as a ``sync`` event ``event`` (id, side,
         qty) that leaves the leader's position alone. None without a leader price."""
+
+        def correction(book: LeaderBook) -> _Event | None:
+            subs = [s for s in book.subscriptions if s.id == subscription_id]
+            price = book.last_price.get(leader_symbol)
+            if not subs or price is None:
+                return None
+            now = datetime.now(UTC)
+            fill = Fill(leader_id, event[0], leader_symbol, event[1], event[2], price, now, now)
+            before = book.positions.get(leader_symbol, Decimal(0))
+            return _Event(fill, subs, before, Decimal(0), "sync", planner)
+
+        return await self._record(leader_id, correction)
+
+    # -- planning and recording one event ---------------------------------------------------
+
+    async def _record(
+        self, leader_id: UUID, make: Callable[[LeaderBook], _Event | None]
+    ) -> FillOutcome | None:
+        """Under the leader's book lock, plan and record the event ``make`` makes of the book;
+        while the book had moved elsewhere first, make and plan it again from the reloaded
+        book. None when ``make`` makes no event."""
         book = await self._book(leader_id)
         async with book.lock:
             while True:
-                if book.stale or self._rules is None:
-                    await self._load(leader_id, book)
-                subs = [s for s in book.subscriptions if s.id == subscription_id]
-                price = book.last_price.get(leader_symbol)
-                if not subs or price is None:
+                await self._fresh(book)
+                event = make(book)
+                if event is None:
                     return None
-                now = datetime.now(UTC)
-                fill = Fill(leader_id, event[0], leader_symbol, event[1], event[2], price, now, now)
-                before = book.positions.get(leader_symbol, Decimal(0))
-                try:
-                    outcome = await self._process(
-                        book, fill, subs, before, Decimal(0), "sync", planner
-                    )
-                except BaseException:
-                    book.stale = True
-                    raise
+                outcome = await self._attempt(book, event)
                 if outcome is not None:
                     return outcome
-                self._moved(book, fill)
+
+    async def _attempt(self, book: LeaderBook, event: _Event) -> FillOutcome | None:
+        """Plan and record ``event`` from the book once; None when the book had moved
+        elsewhere (nothing recorded, the book marked stale)."""
+        try:
+            outcome = await self._process(
+                book, event.fill, event.subscriptions, event.leader_before, event.leader_delta,
+                event.kind, event.planner,
+            )  # fmt: skip
+        except BaseException:
+            # The write may or may not have committed: trust only the database now.
+            book.stale = True
+            raise
+        if outcome is None:
+            self._moved(book, event.fill)
+        return outcome
 
     async def _process(
         self,
@@ -544,7 +319,7 @@ class SizingEngine:
         now = datetime.now(UTC)
         valid_until = min(fill.event_at, now) + self._ttl
         leader_equity = self._equity.leader(fill.leader_id)
-        inputs = _FillInputs(
+        inputs = FillInputs(
             fill,
             leader_before,
             leader_equity,
@@ -571,9 +346,15 @@ class SizingEngine:
                 )  # fmt: skip
             batches = [batch]
         else:
-            recorded, batches = await self._record_in_chunks(
-                book, inputs, subscriptions, kind, valid_until, leader_delta, started, vector
-            )
+
+            def plan(start: int, end: int) -> Batch:
+                return self._plan(book, inputs, subscriptions[start:end], vector, start)
+
+            bounds = chunk_bounds(len(subscriptions), self.first_chunk, self.chunk)
+            recorded, batches = await record_in_chunks(
+                self._fill_pool, inputs, kind, valid_until, leader_delta, book.seq, started,
+                bounds, plan,
+            )  # fmt: skip
         if recorded.seq is None:
             return None
         book.seq = recorded.seq
@@ -588,170 +369,22 @@ class SizingEngine:
         produced: list[PlannedOrder] = [order for batch in batches for order in batch.produced]
         return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
 
-    async def _record_in_chunks(
-        self,
-        book: LeaderBook,
-        inputs: _FillInputs,
-        subscriptions: list[SubscriptionBook],
-        kind: str,
-        valid_until: datetime,
-        leader_delta: Decimal,
-        started: float,
-        vector: FillVector | None,
-    ) -> tuple[fills.Recorded, list[_Batch]]:
-        """A large fan-out in one transaction: the fill, then each chunk's orders written
-        while the next chunk is planned (the event loop sends a chunk, then plans on while
-        Postgres inserts it). Returns what the fill's statement recorded, and the batches."""
-        fill = inputs.fill
-        batches: list[_Batch] = []
-        async with self._fill_pool.connection() as conn, conn.transaction():
-            recorded = await fills.insert_fill(conn, fill, kind, leader_delta, book.seq)
-            fill_pk = recorded.fill_pk
-            if fill_pk is None:
-                return recorded, []
-            writing: asyncio.Future[None] | None = None
-            try:
-                for start, end in chunk_bounds(len(subscriptions), self.first_chunk, self.chunk):
-                    batch = self._plan(book, inputs, subscriptions[start:end], vector, start)
-                    batches.append(batch)
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.ensure_future(
-                        fills.record_orders(
-                            conn, fill_pk, fill.leader_id, inputs.now, valid_until, batch.rows,
-                            batch.moves, batch.changes,
-                        )
-                    )  # fmt: skip
-                    await asyncio.sleep(0)  # let it go out before planning the next chunk
-                STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
-                assert writing is not None
-                await writing
-            finally:
-                # One statement at a time on a connection: never leave the transaction (to
-                # commit or roll back) with a chunk still being written.
-                if writing is not None and not writing.done():
-                    writing.cancel()
-                    await asyncio.gather(writing, return_exceptions=True)
-            if not any(o.status == "pending" for b in batches for o in b.produced):
-                await fills.mark_nothing_to_send(conn, fill_pk, inputs.now)
-        return recorded, batches
-
     def _plan(
         self,
         book: LeaderBook,
-        inputs: _FillInputs,
+        inputs: FillInputs,
         subscriptions: list[SubscriptionBook],
         vector: FillVector | None = None,
         offset: int = 0,
-    ) -> _Batch:
-        """Plan ``subscriptions`` for one fill: their order rows, position moves and status
-        changes, and what the cache applies once they commit. ``vector``: the fill sized by
-        the vector path, where ``subscriptions`` start at the book's ``offset``-th."""
-        fill, messages = inputs.fill, inputs.messages
-        leader_equity = inputs.leader_equity
-        order_ids = inputs.order_ids
-        batch = _Batch()
-        rows, moves, changes = batch.rows, batch.moves, batch.changes
-        produced, applied = batch.produced, batch.applied
-
-        # One decimal context for the whole chunk; inside it the cache's position arithmetic
-        # is exact too (80 digits). Enum members go in as they are, never .value (a property
-        # lookup in Python, 0.2 us each): a StrEnum member is a str holding its value, and
-        # asyncpg, msgspec and the metrics take it as that str.
-        with planning():
-            for position, sub in enumerate(subscriptions, offset):
-                hit = None if vector is None else vector_plan(vector, position, sub)
-                if hit is not None:
-                    result, symbol, rules, follower_equity, follower_before = hit
-                else:
-                    placed = self._placement(book, sub, fill.symbol)
-                    symbol, rules = placed or (fill.symbol, self._instrument(fill.symbol))
-                    follower_equity = self._equity.follower(sub.follower_id)
-                    follower_before = sub.positions.get(symbol, Decimal(0))
-                    result = self._plan_one(
-                        book, inputs, sub, placed is not None, symbol, rules, follower_equity
-                    )
-                sizing = messages.explanation(result, sub.settings, follower_equity, rules.qty_step)
-                legs: tuple[PlannedLeg | None, ...] = result.legs
-                if not legs:
-                    legs = (None,)
-                elif result.skip_reason is not None:
-                    legs = (*legs, None)  # the leg held back: a skipped order of its own
-                for index, leg in enumerate(legs):
-                    oid = order_ids(sub.id_text, index)
-                    payload = messages.encode(
-                        order_id=oid,
-                        follower_id=sub.follower_text,
-                        subscription_id=sub.id_text,
-                        symbol=symbol,
-                        leg=leg,
-                        sizing=sizing,
-                    )
-                    skip = result.skip_reason if leg is None else None
-                    status = "skipped" if leg is None else "pending"
-                    rows.id.append(oid)
-                    rows.leg.append(index)
-                    rows.follower_id.append(sub.follower_text)
-                    rows.subscription_id.append(sub.id_text)
-                    rows.leader_equity_snapshot_id.append(
-                        leader_equity.snapshot_id if leader_equity else None
-                    )
-                    rows.follower_equity_snapshot_id.append(
-                        follower_equity.snapshot_id if follower_equity else None
-                    )
-                    rows.symbol.append(symbol)
-                    rows.side.append(leg.side if leg else fill.side)
-                    rows.qty.append(leg.qty if leg else Decimal(0))
-                    rows.type.append(leg.order_type if leg else _MARKET)
-                    rows.reduce_only.append(leg.reduce_only if leg else False)
-                    rows.limit_price.append(leg.limit_price if leg else None)
-                    rows.time_in_force.append(leg.time_in_force if leg else None)
-                    rows.status.append(status)
-                    rows.skip_reason.append(skip)
-                    rows.payload.append(payload)
-                    produced.append(
-                        PlannedOrder(oid, sub.follower_id, sub.id, status, skip, payload)
-                    )
-                delta = (
-                    result.follower_position_after - follower_before if result.legs else Decimal(0)
-                )
-                if delta:
-                    moves.subscription_id.append(sub.id_text)
-                    moves.symbol.append(symbol)
-                    moves.delta.append(delta)
-                if result.status_change is not None:
-                    changes.subscription_id.append(sub.id_text)
-                    changes.status.append(result.status_change)
-                    changes.reason.append(result.status_reason)
-                if delta or result.status_change is not None:
-                    applied.append((sub, symbol, delta, result.status_change))
-
-        return batch
-
-    def _plan_one(
-        self,
-        book: LeaderBook,
-        inputs: _FillInputs,
-        sub: SubscriptionBook,
-        listed: bool,
-        symbol: str,
-        rules: InstrumentRules,
-        follower_equity: EquityReading | None,
-    ) -> Plan:
-        """One subscription's plan by the Decimal planner (inside ``planning()``)."""
-        follower_before = sub.positions.get(symbol, Decimal(0))
-        if not listed:
-            return not_listed_plan(inputs.fill, inputs.leader_before, follower_before)
-        return inputs.planner(
-            PlanContext(
-                fill=inputs.fill,
-                leader_position_before=inputs.leader_before,
-                leader_equity=inputs.leader_equity,
-                follower_equity=follower_equity,
-                now=inputs.now,
-                follower_position_before=follower_before,
-                follower_gross_exposure=book.gross_exposure(sub, symbol),
-                instrument=rules,
-                settings=sub.settings,
-            )
+    ) -> Batch:
+        """Plan ``subscriptions`` for one fill (app.sizing.fill_plan.plan_batch)."""
+        return plan_batch(
+            book,
+            inputs,
+            subscriptions,
+            self._placement,
+            self._instrument,
+            self._equity,
+            vector,
+            offset,
         )

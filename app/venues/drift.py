@@ -46,7 +46,7 @@ from app.metrics import FOLLOWER_DRIFT
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.sizing.books import settings_from_row
-from app.sizing.engine import SymbolTarget
+from app.sizing.follower_drift import SymbolTarget
 
 log = structlog.get_logger(__name__)
 

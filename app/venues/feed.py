@@ -203,3 +203,13 @@ class VenueAdapter(ABC):
     def describe(self) -> dict[str, Any]:
         """The non-secret config, as the API shows it."""
         return dict(self.config)
+
+
+def http_client(base_url: str, timeout_s: float) -> httpx.AsyncClient:
+    """The REST client of one adapter: its venue's base URL, bounded timeouts."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout_s),
+        headers={"User-Agent": "copytrade"},
+        follow_redirects=False,
+    )

@@ -24,8 +24,9 @@ from app.loops import Backoff
 from app.metrics import LEASES_OWNED
 from app.pipeline import Pipeline
 from app.security.crypto import Credential, CredentialCipher
+from app.venues.feed import http_client
 from app.venues.leases import Held, LeaseKeeper, LeaseParams
-from app.venues.listener import ListenerParams, VenueListener, http_client
+from app.venues.listener import ListenerParams, VenueListener
 from app.venues.registry import VENUE_KINDS, adapter_class
 
 if TYPE_CHECKING:

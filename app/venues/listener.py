@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import msgspec
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -391,13 +390,3 @@ class VenueListener:
                 uow, equity, datetime.now(UTC), leader_id=self.leader_id
             )
             await uow.commit()
-
-
-def http_client(base_url: str, timeout_s: float) -> httpx.AsyncClient:
-    """The REST client of one adapter: its venue's base URL, bounded timeouts."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(timeout_s),
-        headers={"User-Agent": "copytrade"},
-        follow_redirects=False,
-    )

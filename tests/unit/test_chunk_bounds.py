@@ -1,4 +1,4 @@
-"""Unit tests of app.sizing.engine.chunk_bounds: how a wide fill is cut into chunks (pure)."""
+"""Unit tests of app.sizing.chunks.chunk_bounds: how a wide fill is cut into chunks (pure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.sizing.engine import chunk_bounds
+from app.sizing.chunks import chunk_bounds
 
 
 def sizes(bounds: list[tuple[int, int]]) -> list[int]:

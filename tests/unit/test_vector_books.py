@@ -23,8 +23,9 @@ from app.domain.plan_model import Rounding, SizingSettings
 from app.domain.positions import signed_qty
 from app.executors.protocol.messages import FillMessages
 from app.sizing.books import LeaderBook, SubscriptionBook, move_book
-from app.sizing.engine import SizingEngine, _FillInputs
+from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache
+from app.sizing.fill_plan import FillInputs
 from app.sizing.vector_books import committed, size_fill
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -54,7 +55,7 @@ def run_fill(
     """Plan one fill as the engine does, then move the book as its commit would."""
     before = book.positions.get(fill.symbol, Decimal(0))
     leader_equity = engine._equity.leader(book.leader_id)
-    inputs = _FillInputs(
+    inputs = FillInputs(
         fill,
         before,
         leader_equity,

@@ -11,6 +11,12 @@ Rate limits (rate-limits docs): REST requests share 1200 weight a minute per IP;
 action weighs 1, ``orderStatus`` and ``clearinghouseState`` 2, ``meta`` and
 ``userFillsByTime`` 20. The client-side limiter spends those weights before each request;
 pass one limiter to every client of a process so that they share the IP's budget.
+
+Past 400 lines on purpose: this is one execution client, the shape every venue's has
+(``build``, ``place``, ``query``, ``account``, ``events``); the signing, the websocket post,
+the schemas, the rules, the instruments and the stream already live beside it. What stays is
+the client's own state (asset meta, weighted limiter, nonces, session) and the calls that use
+it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@
   balance and positions 10 per 2 s, config 5 per 2 s, instruments 20 per 2 s per IP; kept
   client-side by aiolimiter. 50011 raises RateLimited for one 2-second window (OKX sends no
   reset time).
+
+Past 400 lines on purpose: this is one execution client, the shape every venue's has
+(``build``, ``place``, ``query``, ``account``, ``events``); the signing, ids, errors, contracts,
+instrument list, stream parsing and websocket orders already live beside it. What stays is the
+client's own state (limiters per call, position mode, sessions) and the calls that use it.
 """
 
 from __future__ import annotations

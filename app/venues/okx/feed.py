@@ -18,6 +18,12 @@ and positions, public instruments).
   would leave a residue. Their fills are logged (``okx_inverse_skipped``) and dropped.
 - Liquidations and ADL (order ``category`` live, fill ``subType`` in the history) are fills
   flagged ``liquidation``; futures delivery and other non-trades are not fills.
+
+Past 400 lines on purpose: this is one ``VenueAdapter`` (app.venues.feed), the shape every
+venue's leader feed has (stream, REST reads, backfill), and OKX asks more of each part than the
+other venues do: contract sizes looked up per instrument, two fill histories merged and
+ordered, and the subtypes that are not trades left out. The parts share the adapter's
+contract cache and signed REST call.
 """
 
 from __future__ import annotations
