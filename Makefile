@@ -14,7 +14,7 @@ export COPYTRADE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 # pytest-xdist workers for `make test`: each gets its own copy of the migrated test database
 # and its own db on a private redis-server (tests/conftest.py). More workers than cores, as
 # most tests wait on sockets and subprocesses; PYTEST_WORKERS=0 runs in one process.
-PYTEST_WORKERS ?= 6
+PYTEST_WORKERS ?= 4
 
 .PHONY: help venv services migrate run test lint pytest soak bench clean
 
