@@ -5,7 +5,6 @@ USD-M venue exactly once (it counts the orders it makes per client id)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -35,14 +34,6 @@ async def owners() -> list[str | None]:
     finally:
         await conn.close()
     return [row["owner"] for row in rows]
-
-
-async def until_async(check: Any, within_s: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not (value := await check()):
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return value
 
 
 @pytest.mark.timeout(600)
@@ -76,7 +67,7 @@ async def test_a_killed_instances_accounts_are_taken_over_with_no_order_lost_or_
                 held = await owners()
                 return None not in held and len(set(held)) == 2
 
-            await until_async(shared)
+            await eventually(shared, "the accounts spread over both instances", within_s=60)
             assert killed.process is not None
             # An owner is "exec:<host>:<pid>:<suffix>".
             (killed_owner,) = {
@@ -101,7 +92,7 @@ async def test_a_killed_instances_accounts_are_taken_over_with_no_order_lost_or_
                 held = await owners()
                 return len(set(held)) == 1 and killed_owner not in held
 
-            await until_async(taken_over)
+            await eventually(taken_over, "the killed instance's accounts taken over", within_s=60)
             expected = {
                 order_id(UUID(leader["id"]), f, UUID(sub["id"]))
                 for f in sent
