@@ -94,6 +94,7 @@ class LeaderBooks:
             )
         into.subscriptions = list(books.values())
         into.columns = {}
+        into.covered = None
         into.positions = positions
         into.last_price = prices
         into.seq = rows.seq

@@ -109,6 +109,9 @@ class LeaderBook:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Leader symbol -> the vector path's columns (app.sizing.vector_books); dropped on reload.
     columns: dict[str, SymbolColumns] = field(default_factory=dict)
+    # How many subscriptions the vector path covers (app.sizing.vector_books.wide_enough):
+    # counted on first use, forgotten on reload.
+    covered: int | None = None
 
     def gross_exposure(self, sub: SubscriptionBook, except_symbol: str) -> Decimal:
         """|position| x last price over the subscription's other symbols."""

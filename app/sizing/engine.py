@@ -43,7 +43,7 @@ from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds, record_in_chunks
 from app.sizing.equity_cache import EquityCache
 from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, plan_batch
 from app.sizing.follower_drift import SymbolTarget, symbol_targets
-from app.sizing.vector_books import FillVector, committed, size_fill
+from app.sizing.vector_books import MIN_ROWS, FillVector, committed, size_fill, wide_enough
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +109,15 @@ class SizingEngine(LeaderBooks):
         first_chunk: int = FIRST_CHUNK,
         book_idle_s: float = 3600.0,
         vector: bool = True,
+        vector_min_rows: int = MIN_ROWS,
     ) -> None:
         super().__init__(pool, book_idle_s)
         self.chunk = chunk
         # Size what the vector path covers with it (app.sizing.vector_books); False: the
         # planner sizes everything, as the reference it is.
         self.vector = vector
+        # A narrower book is sized by the planner alone (app.sizing.vector_books.MIN_ROWS).
+        self.vector_min_rows = vector_min_rows
         self.first_chunk = first_chunk
         self._fill_pool = fill_pool  # recording fills
         self._equity = equity
@@ -329,7 +332,12 @@ class SizingEngine(LeaderBooks):
             planner,
         )
         vector = None
-        if self.vector and subscriptions is book.subscriptions and planner is plan_within:
+        if (
+            self.vector
+            and subscriptions is book.subscriptions
+            and planner is plan_within
+            and wide_enough(book, self.vector_min_rows)
+        ):
             # Every subscription of the book: its columns hold them (a subset is planned). The
             # kernel is the reference planner's twin, so another planner (a resync's) plans alone.
             vector = size_fill(

@@ -29,6 +29,11 @@ from app.sizing.equity_cache import EquityCache
 Placement = Callable[[SubscriptionBook, str], tuple[str, InstrumentRules] | None]
 _ZERO = Decimal(0)
 
+# A book covering fewer subscriptions than this is sized by the planner alone: the kernel makes
+# a few dozen numpy calls per fill whatever its row count, which costs more than the planner
+# for a handful of rows and only pays off on wider books (docs/measurements.md).
+MIN_ROWS = 24
+
 
 @dataclass(slots=True)
 class SymbolColumns:
@@ -107,6 +112,16 @@ def _refresh_equity(columns: SymbolColumns, equity: EquityCache) -> None:
             if reading is not readings[row]:
                 readings[row] = reading
                 rows.set_equity(row, reading)
+
+
+def wide_enough(book: LeaderBook, min_rows: int) -> bool:
+    """Tell whether the vector path covers at least ``min_rows`` of the book's
+    subscriptions (below that the planner sizes the fill alone)."""
+    if len(book.subscriptions) < min_rows:
+        return False
+    if book.covered is None:
+        book.covered = sum(1 for sub in book.subscriptions if covers(sub.settings))
+    return book.covered >= min_rows
 
 
 def size_fill(

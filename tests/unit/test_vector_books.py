@@ -26,7 +26,7 @@ from app.sizing.books import LeaderBook, SubscriptionBook, move_book
 from app.sizing.engine import SizingEngine
 from app.sizing.equity_cache import EquityCache
 from app.sizing.fill_plan import FillInputs
-from app.sizing.vector_books import committed, size_fill
+from app.sizing.vector_books import committed, size_fill, wide_enough
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 NONE: Any = None  # the pool and connections, never used: nothing here is recorded
@@ -144,3 +144,17 @@ def test_a_floor_hit_in_one_symbol_keeps_the_follower_close_only_in_another() ->
         assert by_vector == by_planner
         assert books[0].subscriptions[0].positions == books[1].subscriptions[0].positions
     assert books[1].subscriptions[0].positions["ETHUSDT"] == Decimal("0.1")  # the first fill only
+
+
+def test_a_book_is_wide_enough_only_with_enough_covered_subscriptions() -> None:
+    # Arrange: a capped subscription is the planner's, not the vector path's.
+    capped = SizingSettings(max_order_notional=Decimal("20000"))
+
+    def book(settings: list[SizingSettings]) -> LeaderBook:
+        return LeaderBook(uuid4(), [SubscriptionBook(uuid4(), uuid4(), s) for s in settings], {})
+
+    # Act, Assert
+    assert wide_enough(book([SizingSettings()] * 3), 3)
+    assert not wide_enough(book([SizingSettings()] * 2), 3)
+    assert not wide_enough(book([SizingSettings()] * 2 + [capped]), 3)
+    assert wide_enough(book([SizingSettings()] * 3 + [capped]), 3)
