@@ -238,9 +238,10 @@ class Pipeline:
         try:
             # Bounded: a Redis that hangs (rather than refuses) must not hold up the ack of
             # fills that are already durable; the relay delivers what this gives up on.
-            confirmed = await asyncio.wait_for(
-                self._enqueuer.enqueue(items), timeout=self._dispatch_timeout_s
-            )
+            # asyncio.timeout runs the enqueue in this task: wait_for would start a task of
+            # its own for it, a turn of the event loop before the orders leave.
+            async with asyncio.timeout(self._dispatch_timeout_s):
+                confirmed = await self._enqueuer.enqueue(items)
         except Exception as exc:
             DISPATCH_ERRORS.inc()
             log.warning("dispatch_deferred_to_relay", error=repr(exc), orders=len(items))
