@@ -74,8 +74,11 @@ log = structlog.get_logger(__name__)
 GROUP = "copytrade-exec"
 # Client ids of the orders this executor placed, to tell its own in the private stream.
 RECENT_ORDERS = 10_000
-# The account is read this long after a fill rather than at once.
-REFRESH_AFTER_FILL_S = 0.25
+# After a fill the account is read once fills have paused this long (one read for a burst,
+# and not in the way of the next fill's order), and at the latest this long after the first
+# fill not yet read: a steady stream of fills gets one read (and drift check) a second.
+REFRESH_QUIET_S = 0.25
+REFRESH_AFTER_FILL_MAX_S = 1.0
 # An order leaves without a look at its account's fence while the read that delivered it was
 # sent less than this long ago (the execute role's reads block for less); a disconnection
 # waits longer than this for the orders it finds in hand (``accounts.disconnect``).
@@ -340,9 +343,20 @@ class AccountExecutor:
                     await self._refresh.wait()
             except TimeoutError:
                 continue
-            # After a fill: one read for a burst of fills, and not in the way of the next
-            # fill's order (the same process sizes and places it).
-            await asyncio.sleep(REFRESH_AFTER_FILL_S)
+            await self._until_fills_pause()
+
+    async def _until_fills_pause(self) -> None:
+        """Return once no fill was reported for REFRESH_QUIET_S, or REFRESH_AFTER_FILL_MAX_S
+        after the first one."""
+        loop = asyncio.get_running_loop()
+        latest = loop.time() + REFRESH_AFTER_FILL_MAX_S
+        while (left := latest - loop.time()) > 0:
+            self._refresh.clear()
+            try:
+                async with asyncio.timeout(min(REFRESH_QUIET_S, left)):
+                    await self._refresh.wait()
+            except TimeoutError:
+                return
 
     async def _poll_open_orders(self) -> None:
         """Orders accepted but not ended: ask the venue, in case the stream missed their end."""
