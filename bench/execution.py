@@ -42,7 +42,7 @@ from websockets.asyncio.client import connect
 from app.demo.venue import WS_FAPI_PATH, DemoVenue
 from app.dispatch.keys import order_stream
 from app.security.crypto import generate_key
-from bench.cpu import wait_until_idle
+from bench.cpu import cpu_seconds, wait_until_idle
 from bench.service import ROOT, Service
 from bench.stats import Measurement, latency_summary
 
@@ -332,8 +332,9 @@ async def run(fills_n: int, accounts: int, fan_fills: int) -> list[Measurement]:
                 await seeder.until_ready(single.followers)
                 await wait_until_idle(executor.process.pid, busy_share=0.25, limit_s=60)
                 results = await _single(
-                    service, venue, redis, ports[0], single, naive_single, fills_n
-                )
+                    service, executor.process.pid, venue, redis, ports[0], single,
+                    naive_single, fills_n,
+                )  # fmt: skip
                 fan = await seeder.leader("fan", accounts, accounts=True)
                 naive_fan = await seeder.leader("n-fan", accounts, accounts=False)
                 await seeder.until_ready(fan.followers)
@@ -348,6 +349,10 @@ async def run(fills_n: int, accounts: int, fan_fills: int) -> list[Measurement]:
             await service.stop()
             await redis.aclose()
     for m in results:
+        if "p50" not in m.ours:
+            figures = ", ".join(f"{key} {value:.0f}" for key, value in m.ours.items())
+            print(f"{m.name}: {figures} ({m.unit})", flush=True)
+            continue
         ratio = m.ratios().get("p50")
         tail = f", {ratio:.1f}x naive" if ratio else ""
         print(f"{m.name}: p50 {m.ours['p50']:.2f} ms, p99 {m.ours['p99']:.2f} ms{tail}", flush=True)
@@ -356,6 +361,7 @@ async def run(fills_n: int, accounts: int, fan_fills: int) -> list[Measurement]:
 
 async def _single(
     service: Service,
+    executor_pid: int,
     venue: TimedVenue,
     redis: Redis,
     port: int,
@@ -363,11 +369,17 @@ async def _single(
     naive: Leader,
     fills_n: int,
 ) -> list[Measurement]:
+    assert service.process is not None
+    pids = {"service": service.process.pid, "execute": executor_pid}
     with Stamps(redis, single.followers[0]) as stamps:
         async with naive_executor(venue, port, naive.followers):
+            before = {role: cpu_seconds(pid) for role, pid in pids.items()}
             (ours, sent), (base, _) = await fills(
                 service.ws_url, [single, naive], venue, fills_n, warm=20
             )
+            # Whatever the last fill set off (its report, the account read after it) counted.
+            await asyncio.sleep(0.5)
+            cpu = {role: (cpu_seconds(pid) - before[role]) for role, pid in pids.items()}
     split = [
         (stamps.at[cid] - started, venue.arrived[cid] - stamps.at[cid])
         for started, cid in sent
@@ -394,6 +406,14 @@ async def _single(
             "ms",
             latency_summary([b for _, b in split]),
             notes="the order in the stream -> received by the venue (the executor)",
+        ),
+        Measurement(
+            "CPU per fill pair, 1 follower",
+            "us",
+            {role: spent / (fills_n + 20) * 1e6 for role, spent in cpu.items()},
+            notes="CPU time (/proc) over the run, per pair of fills (ours and naive's, each one"
+            " order): service = sizing both, applying our order's report; execute = placing"
+            " ours, its account reads, drift checks",
         ),
     ]
 

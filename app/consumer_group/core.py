@@ -98,6 +98,9 @@ class Entry(NamedTuple):
     entry_id: bytes
     fields: dict[bytes, bytes]
     deliveries: int
+    # When the read that delivered it was sent (``time.monotonic()``), before Redis delivered
+    # it; 0.0 when unknown. The execute role's fence rests on it (``app.venues.executor``).
+    read_at: float = 0.0
 
 
 def pairs(fields: list[bytes] | None) -> dict[bytes, bytes]:

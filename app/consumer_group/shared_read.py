@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -214,6 +215,7 @@ class SharedReads:
         count, names = shard.streams_argument()
         read = b"*%d\r\n" % (len(head) + count) + b"".join(bulk(a) for a in head) + names
         async with raw_connection(redis) as conn:
+            read_at = time.monotonic()
             # CLIENT ID goes with the read: Redis runs the two back to back, so once its
             # answer is here the read is registered and CLIENT UNBLOCK can end it.
             await conn.send_packed_command(_CLIENT_ID + read)
@@ -229,7 +231,7 @@ class SharedReads:
         # pairs), nil when nothing came.
         streams = reply.items() if isinstance(reply, dict) else reply or ()
         batch = [
-            Entry(key.decode(), entry_id, pairs(fields), 1)
+            Entry(key.decode(), entry_id, pairs(fields), 1, read_at)
             for key, entries in streams
             for entry_id, fields in entries
         ]
@@ -248,6 +250,7 @@ class SharedReads:
     async def _read_cluster(self, cluster: RedisCluster) -> int:
         config = self.core.config
         # One read per slot group, pipelined (per node) rather than one round trip each.
+        read_at = time.monotonic()
         async with cluster.pipeline(transaction=False) as pipe:
             for group in by_slot(self.streams):
                 pipe.xreadgroup(
@@ -255,7 +258,7 @@ class SharedReads:
                 )
             results = await pipe.execute()
         batch = [
-            Entry(key.decode(), entry_id, fields, 1)
+            Entry(key.decode(), entry_id, fields, 1, read_at)
             for result in results
             if result
             for key, entries in result

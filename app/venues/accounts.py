@@ -31,7 +31,7 @@ from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.security.crypto import CredentialCipher
 from app.venues.drift import DriftReconciler
-from app.venues.executor import GROUP, AccountExecutor, ExecutorParams
+from app.venues.executor import FENCE_WINDOW_S, GROUP, AccountExecutor, ExecutorParams
 from app.venues.leases import Held, LeaseKeeper, LeaseParams
 from app.venues.registry import AccountContext, factory
 
@@ -41,12 +41,44 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 # Stream entries read per call while expiring a disconnected account's queue.
 EXPIRE_PAGE = 500
+# Pending entries listed when an account is disconnected (READ_AHEAD per consumer is held).
+PENDING_MAX = 100_000
 DB_SLOTS = 3
 # Entries read ahead per account: few, since a crash leaves each of them delivered once more
 # (their delivery count climbing towards the dead-letter stream).
 READ_AHEAD = 10
 # Deliveries before an order is dead-lettered: generous, each is a crash or a venue outage.
 MAX_DELIVERIES = 50
+# How long the execute role's reads block: shorter than the fence window, so that an order
+# read by a read that waited for it may still leave without a look at the fence.
+READ_BLOCK_MS = 1000
+# A disconnection that finds orders in an executor's hands waits this long before it reports
+# them expired and answers: past the fence window, none of them can leave unchecked any more.
+DISCONNECT_WAIT_S = FENCE_WINDOW_S + 0.5
+# KEYS: a follower's order stream, its fence key; ARGV: the group, how many pending entries
+# to list. Fences the stream off and removes its group in one step, so that nothing is
+# delivered after the fence; returns the group's last delivered id and the ids of the entries
+# delivered but not acknowledged (in an executor's hands), or false: no stream or no group.
+_FENCE_LUA = """
+redis.call('SET', KEYS[2], '1')
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local last = false
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, delivered
+  for i = 1, #group, 2 do
+    if group[i] == 'name' then name = group[i + 1] end
+    if group[i] == 'last-delivered-id' then delivered = group[i + 1] end
+  end
+  if name == ARGV[1] then last = delivered end
+end
+if not last then return false end
+local held = {}
+for _, entry in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[2])) do
+  held[#held + 1] = entry[1]
+end
+redis.call('XGROUP', 'DESTROY', KEYS[1], ARGV[1])
+return {last, held}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +144,7 @@ class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
                 claim_idle_ms=params.executor.claim_idle_ms,
                 max_deliveries=MAX_DELIVERIES,
                 batch=READ_AHEAD,
+                block_ms=READ_BLOCK_MS,
                 start_id="$",
             ),
             fence=exec_fence,
@@ -217,27 +250,31 @@ async def open_fence(redis: AnyRedis, follower_id: UUID) -> None:
 
 
 async def disconnect(redis: AnyRedis, follower_id: UUID) -> int:
-    """After an account's DELETE: fence its executor off, report every order still queued
-    for it ``expired``, and remove the ``copytrade-exec`` group so the stream can be trimmed.
-    Return how many orders were expired."""
-    await fence(redis, follower_id)
+    """After an account's DELETE: fence its executor off and remove the ``copytrade-exec``
+    group (so the stream can be trimmed) in one step, then report every order still queued
+    for it ``expired``. Orders an executor had in hand are reported once the fence window
+    has passed: by then each has left or never will. Return how many orders were expired."""
     stream = order_stream(follower_id)
-    try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError:
-        return 0  # no stream at all
-    group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
-    if group is None:
+    found: Any = await redis.eval(
+        _FENCE_LUA, 2, stream, exec_fence(follower_id), GROUP, str(PENDING_MAX)
+    )
+    if not found:
         return 0
-    ids: list[Any] = [
-        p["message_id"]
-        for p in await redis.xpending_range(stream, GROUP, min="-", max="+", count=100_000)
-    ]
-    start = "(" + _text(group.get("last-delivered-id"))
+    last, held = _text(found[0]), [_text(entry_id) for entry_id in found[1]]
+    queued: list[str] = []
+    start = "(" + last
     page: Any
     while page := await redis.xrange(stream, min=start, count=EXPIRE_PAGE):
-        ids += [entry_id for entry_id, _ in page]
+        queued += [_text(entry_id) for entry_id, _ in page]
         start = "(" + _text(page[-1][0])
+    expired = await _expire(redis, follower_id, stream, queued)
+    if held:
+        await asyncio.sleep(DISCONNECT_WAIT_S)
+        expired += await _expire(redis, follower_id, stream, held)
+    return expired
+
+
+async def _expire(redis: AnyRedis, follower_id: UUID, stream: str, ids: list[str]) -> int:
     reports = ReportWriter(redis)
     expired = 0
     for entry_id in ids:
@@ -250,7 +287,6 @@ async def disconnect(redis: AnyRedis, follower_id: UUID) -> int:
                     follower_id, order["order_id"], "expired", reason="account_disconnected"
                 )
                 expired += 1
-    await redis.xgroup_destroy(stream, GROUP)
     return expired
 
 

@@ -1,10 +1,11 @@
 """A follower's drift, checked after each reading of its venue account (app.domain.drift).
 
 The executor holding a follower's account calls :meth:`DriftReconciler.check` after every
-reading it stores: on its interval, after each report of a fill (the account is read again at
-once) and after each position push. Per follower symbol, where no order of the follower is in
-flight, the reading is newer than its last report, and a difference from the tracked position
-was seen by two readings in a row (one taken while an order filled may not show it):
+reading it stores: on its interval, after the reports of fills (the account is read again once
+they pause, or a second after the first) and after each position push. Per follower symbol,
+where no order of the follower is in flight, the reading is newer than its last report, and a
+difference from the tracked position was seen by two readings in a row (one taken while an
+order filled may not show it):
 
 1. the venue's position is taken as the truth: into the tracked position (``alert``,
    ``resync``), so the next fill is sized from it, or into what the follower holds on its

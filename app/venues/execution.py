@@ -13,6 +13,7 @@ anything again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -129,13 +130,26 @@ class Expired(ExecutionError):
 # wait inside ``place`` (a socket opening or logging in, a limiter), so that no wait can carry
 # a stale order out. Outside ``place`` it is unset and nothing is checked.
 SEND_BY: ContextVar[datetime | None] = ContextVar("send_by", default=None)
+# The ``time.monotonic()`` until which the order being placed may leave without asking Redis
+# whether its account was disconnected (the fence, ``app.venues.executor``); checked at the
+# same last moment. Unset: the executor asked already.
+FENCE_BY: ContextVar[float | None] = ContextVar("fence_by", default=None)
 
 
 def check_send_by() -> None:
-    """Raise Expired when the order being placed is past its deadline."""
+    """Raise Expired when the order being placed is past its deadline, FenceUnchecked when
+    it may no longer leave without a look at its account's fence."""
     deadline = SEND_BY.get()
     if deadline is not None and datetime.now(UTC) >= deadline:
         raise Expired(f"valid_until {deadline.isoformat()} passed before the order was sent")
+    fence_by = FENCE_BY.get()
+    if fence_by is not None and time.monotonic() >= fence_by:
+        raise FenceUnchecked("the order's read is too old to send it unchecked")
+
+
+class FenceUnchecked(ExecutionError):
+    """The order's read is too old for it to leave without asking whether its account was
+    disconnected (``FENCE_BY``): nothing was sent."""
 
 
 class AccountError(ExecutionError):

@@ -17,12 +17,19 @@ unacknowledged: it is delivered again (count > 1), so (b) applies. An unknown ou
 timeout, a 5xx, a dropped connection) is resolved the same way before anything is resent,
 and a query that fails leaves the entry for a later delivery. A duplicate-id refusal means
 placed. A found order that ended (expired, canceled) is reported as it is, never re-placed.
+
+Nothing leaves after a disconnection answers (DELETE). It fences the stream off and removes
+its group in one step, so every order delivered was delivered before the fence, by a read
+sent earlier still; it then waits longer than ``FENCE_WINDOW_S`` before it answers. An order
+leaves without asking Redis only while its read is younger than that window (checked at the
+last moment before sending, ``FENCE_BY``); any other reads the fence key first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,11 +54,13 @@ from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.venues.execution import (
+    FENCE_BY,
     SEND_BY,
     AccountError,
     AccountEvent,
     ExecutionClient,
     Expired,
+    FenceUnchecked,
     OrderRequest,
     OrderState,
     OutcomeUnknown,
@@ -65,8 +74,15 @@ log = structlog.get_logger(__name__)
 GROUP = "copytrade-exec"
 # Client ids of the orders this executor placed, to tell its own in the private stream.
 RECENT_ORDERS = 10_000
-# The account is read this long after a fill rather than at once.
-REFRESH_AFTER_FILL_S = 0.25
+# After a fill the account is read once fills have paused this long (one read for a burst,
+# and not in the way of the next fill's order), and at the latest this long after the first
+# fill not yet read: a steady stream of fills gets one read (and drift check) a second.
+REFRESH_QUIET_S = 0.25
+REFRESH_AFTER_FILL_MAX_S = 1.0
+# An order leaves without a look at its account's fence while the read that delivered it was
+# sent less than this long ago (the execute role's reads block for less); a disconnection
+# waits longer than this for the orders it finds in hand (``accounts.disconnect``).
+FENCE_WINDOW_S = 1.5
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _REPORTED = {
     OrderState.ACCEPTED: "accepted",
@@ -204,16 +220,29 @@ class AccountExecutor:
                 return
         deadline = valid_until(order)
         limited: str | None = None
+        # A first delivery, read moments ago, leaves unchecked within the fence window: the
+        # disconnection fences the stream and removes its group in one step (no delivery after
+        # it), then waits out the window before it answers. Anything else asks Redis first.
+        fence_by: float | None = None
+        if delivery.count == 1 and delivery.read_at > 0:
+            fence_by = delivery.read_at + FENCE_WINDOW_S
         while True:
             left = (deadline - datetime.now(UTC)).total_seconds()
             if left <= 0:
                 reason = f"rate_limited: {limited}" if limited else None
                 await self.reports.report(self.follower_id, order_id, "expired", reason=reason)
                 return
-            await self._check_fence()
+            if fence_by is None or time.monotonic() >= fence_by:
+                fence_by = None
+                await self._check_fence()
             token = SEND_BY.set(deadline)
+            fence_token = FENCE_BY.set(fence_by)
+            # Whatever happens to this attempt, a next one asks Redis.
+            fence_by = None
             try:
                 result = await self.client.place(request)
+            except FenceUnchecked:
+                continue  # nothing was sent: ask, then send
             except Expired as exc:
                 log.info("order_expired_unsent", order_id=order_id, error=str(exc))
                 reason = f"rate_limited: {limited}" if limited else "expired before it was sent"
@@ -235,13 +264,15 @@ class AccountExecutor:
                 result = found
             finally:
                 SEND_BY.reset(token)
+                FENCE_BY.reset(fence_token)
             log.info("order_placed", order_id=order_id, state=result.state.value)
             await self._report(order_id, qty, result)
             return
 
     async def _check_fence(self) -> None:
         """The account is being disconnected (DELETE): place nothing more. The entry stays
-        unacknowledged; the DELETE reports it expired."""
+        unacknowledged; the DELETE reports it expired. Asked before an order that may not
+        leave unchecked (``FENCE_WINDOW_S``)."""
         if await self._redis.exists(exec_fence(self.follower_id)):
             raise Disconnected(f"follower {self.follower_id}: account disconnected")
 
@@ -312,9 +343,20 @@ class AccountExecutor:
                     await self._refresh.wait()
             except TimeoutError:
                 continue
-            # After a fill: one read for a burst of fills, and not in the way of the next
-            # fill's order (the same process sizes and places it).
-            await asyncio.sleep(REFRESH_AFTER_FILL_S)
+            await self._until_fills_pause()
+
+    async def _until_fills_pause(self) -> None:
+        """Return once no fill was reported for REFRESH_QUIET_S, or REFRESH_AFTER_FILL_MAX_S
+        after the first one."""
+        loop = asyncio.get_running_loop()
+        latest = loop.time() + REFRESH_AFTER_FILL_MAX_S
+        while (left := latest - loop.time()) > 0:
+            self._refresh.clear()
+            try:
+                async with asyncio.timeout(min(REFRESH_QUIET_S, left)):
+                    await self._refresh.wait()
+            except TimeoutError:
+                return
 
     async def _poll_open_orders(self) -> None:
         """Orders accepted but not ended: ask the venue, in case the stream missed their end."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -255,3 +256,35 @@ async def test_a_fenced_follower_is_dropped_from_the_reads_and_the_others_go_on(
         tasks[0].cancel()
     with pytest.raises(Fenced):
         await reads.consume(gone, handlers.handler(gone))
+
+
+async def test_an_entry_read_by_the_shared_reads_carries_when_its_read_was_sent(
+    redis: Redis,
+) -> None:
+    # Arrange: a follower's stream read by a blocking shared read
+    follower = str(uuid4())
+    reads = reads_of(redis, shard_size=1000)
+    deliveries: list[Delivery] = []
+
+    async def handle(_order: Order, delivery: Delivery) -> None:
+        deliveries.append(delivery)
+
+    reads.start()
+    task = asyncio.create_task(reads.consume(follower, handle))
+    try:
+        await eventually(lambda: order_stream(follower) in reads.reads, "the stream read")
+        await eventually(lambda: reads.reads.shards[0].blocked is not None, "the read blocked")
+        added_after = time.monotonic()
+
+        # Act
+        await add_orders(redis, follower, "o-1")
+
+        # Assert: the read that delivered it was sent before the entry existed (the fence of
+        # the execute role counts its window from there)
+        await eventually(lambda: len(deliveries) == 1, "the order handled")
+        assert 0 < deliveries[0].read_at <= added_after
+        assert deliveries[0].count == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await reads.stop()

@@ -49,6 +49,8 @@ class Delivery:
 
     entry_id: str
     count: int
+    # When the read that delivered it was sent (``time.monotonic()``); 0.0 when unknown.
+    read_at: float = 0.0
 
 
 DeliveryHandler = Callable[[Order, Delivery], Awaitable[None]]
@@ -104,7 +106,7 @@ async def handle_entry(
         else:
             entry_id = entry.entry_id
             text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            await deliver(order, Delivery(text, entry.deliveries))
+            await deliver(order, Delivery(text, entry.deliveries, entry.read_at))
     except asyncio.CancelledError:
         raise
     except Exception as exc:
