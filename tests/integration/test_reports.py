@@ -497,9 +497,7 @@ async def test_a_report_the_database_refuses_does_not_block_other_reports(
         await ReportWriter(raw_redis).report(other.id, other_order, "accepted")
 
         # Assert
-        await wait_for_order(
-            api, other, other_order, lambda o: o["status"] == "accepted", within=2.0
-        )
+        await wait_for_order(api, other, other_order, lambda o: o["status"] == "accepted")
         assert await raw_redis.xlen(dead_letters) == 1
 
 
@@ -523,9 +521,7 @@ async def test_reports_held_by_a_crashed_instance_are_applied_after_a_restart(
         api = Api(server.http)
 
         # Assert
-        await wait_for_order(
-            api, follower, order_id, lambda o: o["status"] == "accepted", within=2.0
-        )
+        await wait_for_order(api, follower, order_id, lambda o: o["status"] == "accepted")
 
 
 async def test_tracking_many_followers_creates_each_group_once(raw_redis: Redis) -> None:
