@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.session import UnitOfWork
-from app.dispatch.keys import exec_fence
 from app.executors.protocol.consumer import (
     Delivery,
     Order,
@@ -59,6 +58,7 @@ from app.venues.execution import (
     RejectReason,
     VenueOrder,
 )
+from app.venues.fences import FenceChecks
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +67,9 @@ GROUP = "copytrade-exec"
 RECENT_ORDERS = 10_000
 # The account is read this long after a fill rather than at once.
 REFRESH_AFTER_FILL_S = 0.25
+# ...and, like the pushes' storing, once the instance handed out no order for that long, or
+# after this at most: a fill fanned out to many accounts is placed first.
+AFTER_ORDERS_MOST_S = 2.0
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _REPORTED = {
     OrderState.ACCEPTED: "accepted",
@@ -121,8 +124,11 @@ class AccountExecutor:
         db_slots: asyncio.Semaphore | None = None,
         on_rules_refused: Callable[[str], None] | None = None,
         on_positions: Callable[[UUID], Awaitable[None]] | None = None,
+        fences: FenceChecks | None = None,
     ) -> None:
         self.follower_id = follower_id
+        # Shared by an instance's executors: a fill's checks go in one round trip.
+        self._fences = fences or FenceChecks(redis)
         # Told after each reading of the venue's positions is stored (the drift check).
         self._on_positions = on_positions
         # Shared by an instance's executors: their account writes never take the whole pool.
@@ -242,7 +248,7 @@ class AccountExecutor:
     async def _check_fence(self) -> None:
         """The account is being disconnected (DELETE): place nothing more. The entry stays
         unacknowledged; the DELETE reports it expired."""
-        if await self._redis.exists(exec_fence(self.follower_id)):
+        if await self._fences.fenced(self.follower_id):
             raise Disconnected(f"follower {self.follower_id}: account disconnected")
 
     def _remember(self, request: OrderRequest, order_id: str) -> None:
@@ -314,7 +320,7 @@ class AccountExecutor:
                 continue
             # After a fill: one read for a burst of fills, and not in the way of the next
             # fill's order (the same process sizes and places it).
-            await asyncio.sleep(REFRESH_AFTER_FILL_S)
+            await self._orders.quiet(REFRESH_AFTER_FILL_S, AFTER_ORDERS_MOST_S)
 
     async def _poll_open_orders(self) -> None:
         """Orders accepted but not ended: ask the venue, in case the stream missed their end."""
@@ -350,6 +356,7 @@ class AccountExecutor:
         transaction per push (a venue pushes the account's position with every fill)."""
         while True:
             await self._push_due.wait()
+            await self._orders.quiet(REFRESH_AFTER_FILL_S, AFTER_ORDERS_MOST_S)
             self._push_due.clear()
             positions, self._pushed = self._pushed, {}
             equity, self._pushed_equity = self._pushed_equity, None

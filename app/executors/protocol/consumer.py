@@ -15,6 +15,7 @@ follower's orders handled one at a time in stream order by its own loop (:meth:`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from app.consumer_group.core import Entry, GroupConfig, GroupCore
 from app.consumer_group.shared_read import READ_SHARD, SharedReads
 from app.dispatch.keys import dead_letter_stream, order_stream, report_stream
 from app.loops import Backoff, SupervisedTask, supervise
-from app.redisconn import AnyRedis
+from app.redisconn import AnyRedis, Gathered
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -66,10 +67,12 @@ def valid_until(order: Order) -> datetime:
 
 
 class ReportWriter:
-    """Report back to Copytrade on the follower's report stream."""
+    """Report back to Copytrade on the follower's report stream; with ``gathered``, the
+    reports of many followers' loops in one round trip."""
 
-    def __init__(self, redis: AnyRedis) -> None:
+    def __init__(self, redis: AnyRedis, gathered: Gathered | None = None) -> None:
         self.redis = redis
+        self._gathered = gathered
 
     async def report(
         self,
@@ -85,7 +88,11 @@ class ReportWriter:
             body["avg_price"] = avg_price
         if reason is not None:
             body["reason"] = reason
-        await self.redis.xadd(report_stream(follower_id), {"report": _encoder.encode(body)})
+        payload = _encoder.encode(body)
+        if self._gathered is not None:
+            await self._gathered.execute("XADD", report_stream(follower_id), "*", "report", payload)
+        else:
+            await self.redis.xadd(report_stream(follower_id), {"report": payload})
 
 
 async def handle_entry(
@@ -233,12 +240,17 @@ class OrderReads:
         self.core = GroupCore(
             redis, config, lambda stream: dead_letter_stream(self._followers[stream])
         )
-        self.reports = reports or ReportWriter(redis)
+        # Many followers' loops, woken by one read: their reports and acks are gathered.
+        gathered = Gathered(redis)
+        self.core.gathered = gathered
+        self.reports = reports or ReportWriter(redis, gathered)
         self._fence: Callable[[str], str] | None = None
         if fence is not None:
             self._fence = lambda stream: fence(self._followers[stream])
         self.reads = SharedReads(self.core, name, self._dispatch, shard_size, fence=self._fence)
         self._inboxes: dict[str, Inbox] = {}
+        # When orders were last handed to the followers' loops (monotonic).
+        self._handed_at = 0.0
         self._claimer = SupervisedTask(f"{name}:claim", self._claim_loop, Backoff(0.2, 10.0))
 
     def start(self) -> None:
@@ -294,7 +306,20 @@ class OrderReads:
             if not claimed:
                 await asyncio.sleep(config.claim_idle_ms / 4000)
 
+    async def quiet(self, quiet_s: float, most_s: float) -> None:
+        """Wait until no order was handed out for ``quiet_s``, or ``most_s`` at most: the
+        work that follows orders (account reads, stored pushes) waits for a fan-out's orders
+        to be placed, rather than taking the event loop from the last of them."""
+        deadline = time.monotonic() + most_s
+        while True:
+            wait = min(self._handed_at + quiet_s, deadline) - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
     async def _dispatch(self, batch: list[Entry]) -> None:
+        if batch:
+            self._handed_at = time.monotonic()
         for entry in batch:
             inbox = self._inboxes.get(entry.stream)
             # No inbox: the follower stopped meanwhile; the entry stays pending, for whoever
