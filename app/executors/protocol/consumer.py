@@ -206,6 +206,10 @@ class Inbox:
         """Holds no entry: none waiting, none in hand."""
         return not self.busy and self._queue.empty()
 
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
     def put(self, entry: Entry) -> None:
         self._queue.put_nowait(entry)
 
@@ -249,8 +253,10 @@ class OrderReads:
             self._fence = lambda stream: fence(self._followers[stream])
         self.reads = SharedReads(self.core, name, self._dispatch, shard_size, fence=self._fence)
         self._inboxes: dict[str, Inbox] = {}
-        # When orders were last handed to the followers' loops (monotonic).
-        self._handed_at = 0.0
+        # Orders handed to the followers' loops and not handled yet, and when one was last
+        # handed out or handled (monotonic).
+        self._in_hand = 0
+        self._active_at = 0.0
         self._claimer = SupervisedTask(f"{name}:claim", self._claim_loop, Backoff(0.2, 10.0))
 
     def start(self) -> None:
@@ -280,8 +286,13 @@ class OrderReads:
             await self.reads.add([stream])
             while True:
                 entry = await inbox.next()
-                await handle_entry(self.core, self.reports, follower, entry, deliver)
+                try:
+                    await handle_entry(self.core, self.reports, follower, entry, deliver)
+                finally:
+                    self._in_hand -= 1
+                    self._active_at = time.monotonic()
         finally:
+            self._in_hand -= inbox.waiting  # left pending in Redis, not handled here
             if self._inboxes.get(stream) is inbox:
                 del self._inboxes[stream]
                 await self.reads.remove([stream])
@@ -307,25 +318,28 @@ class OrderReads:
                 await asyncio.sleep(config.claim_idle_ms / 4000)
 
     async def quiet(self, quiet_s: float, most_s: float) -> None:
-        """Wait until no order was handed out for ``quiet_s``, or ``most_s`` at most: the
-        work that follows orders (account reads, stored pushes) waits for a fan-out's orders
-        to be placed, rather than taking the event loop from the last of them."""
+        """Wait until every order handed out was handled and none for ``quiet_s``, or
+        ``most_s`` at most: the work that follows orders (account reads, stored pushes) waits
+        for a fan-out's orders to be placed, rather than taking the event loop from the last
+        of them."""
         deadline = time.monotonic() + most_s
         while True:
-            wait = min(self._handed_at + quiet_s, deadline) - time.monotonic()
+            now = time.monotonic()
+            wait = quiet_s if self._in_hand > 0 else self._active_at + quiet_s - now
+            wait = min(wait, deadline - now)
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
 
     async def _dispatch(self, batch: list[Entry]) -> None:
-        if batch:
-            self._handed_at = time.monotonic()
         for entry in batch:
             inbox = self._inboxes.get(entry.stream)
             # No inbox: the follower stopped meanwhile; the entry stays pending, for whoever
             # consumes the stream next (claimed once idle).
             if inbox is not None:
                 inbox.put(entry)
+                self._in_hand += 1
+                self._active_at = time.monotonic()
 
     async def claim_idle(self) -> int:
         """Take over the entries left unacknowledged for ``claim_idle_ms`` on the streams of
