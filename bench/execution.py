@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ from websockets.asyncio.client import connect
 
 from app.demo.venue import WS_FAPI_PATH, DemoVenue
 from app.dispatch.keys import order_stream
-from app.security.crypto import generate_key
+from app.security.crypto import CredentialCipher, generate_key
+from app.security.tokens import PUSH_TOKEN_PREFIX, hash_secret, new_secret
+from app.venues.executor import GROUP
 from bench.cpu import cpu_seconds, wait_until_idle
 from bench.service import ROOT, Service
 from bench.stats import Measurement, latency_summary
@@ -65,10 +68,8 @@ GAP_S = 0.02
 class TimedVenue(DemoVenue):
     """The demo venue, noting when each client order id first arrives (REST or socket).
 
-    It pushes nothing on the user stream: every account here shares the demo's one key and
-    listen key, so each order's events would reach all N accounts (N squared pushes and
-    position writes per fill, where a real venue sends each account its own). Orders are
-    answered FILLED (``RESULT``), and each account reads its position over REST after a fill.
+    Each follower trades on an account of its own (its own key, positions and user data
+    stream), as on Binance: an order's events reach only its account's stream.
     """
 
     def __init__(self) -> None:
@@ -76,13 +77,21 @@ class TimedVenue(DemoVenue):
         self.arrived: dict[str, float] = {}
         self.changed = asyncio.Event()
 
-    async def _place(self, q: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-        self.arrived.setdefault(q.get("newClientOrderId", ""), time.perf_counter())
-        self.changed.set()
-        return await super()._place(q)
+    async def _order(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            self._arrive(request.query.get("newClientOrderId", ""))
+        return await super()._order(request)
 
-    async def _push(self, order: dict[str, Any], symbol: str) -> None:
-        return None
+    async def _ws_order(self, raw: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        self._arrive(str(raw.get("newClientOrderId", "")))
+        return await super()._ws_order(raw)
+
+    def _arrive(self, client_id: str) -> None:
+        """Stamped as its handler receives it, before the venue's own work on it (the
+        signature check, the fill, the answer and the pushes): that is the venue's CPU, in
+        this process, not the service's."""
+        self.arrived.setdefault(client_id, time.perf_counter())
+        self.changed.set()
 
     async def until(self, count: int) -> float:
         while len(self.arrived) < count:
@@ -152,29 +161,102 @@ class Seeder:
         return Leader(body["id"], body["push_token"], ids)
 
     def account(self, port: int) -> dict[str, str]:
+        """A new account of the venue's, for one follower."""
+        account = self.venue.add_account()
         return {
             "kind": "binance-usdm",
-            "api_key": self.venue.api_key,
-            "api_secret": self.venue.api_secret,
+            "api_key": account.api_key,
+            "api_secret": account.api_secret,
             "rest_url": f"http://127.0.0.1:{port}",
             "ws_url": f"ws://127.0.0.1:{port}",
             "ws_api_url": f"ws://127.0.0.1:{port}{WS_FAPI_PATH}",
         }
 
     async def until_ready(self, followers: list[str]) -> None:
-        """Every account read from the venue (its first order waits for that)."""
-        slots = asyncio.Semaphore(SEED_CONCURRENCY)
+        """Every account read from the venue (its first order waits for that): asked of
+        Postgres once a second rather than of the API per account."""
+        ids = [uuid.UUID(f) for f in followers]
+        conn = await asyncpg.connect(DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            for _ in range(600):
+                ready = await conn.fetchval(
+                    "SELECT count(*) FROM follower_account"
+                    " WHERE follower_id = ANY($1::uuid[]) AND status = 'ready'",
+                    ids,
+                )
+                if ready == len(ids):
+                    return
+                await asyncio.sleep(1)
+        finally:
+            await conn.close()
+        raise RuntimeError(f"{len(ids) - ready} accounts never ready")
 
-        async def one(follower_id: str) -> None:
-            async with slots:
-                for _ in range(6000):
-                    path = f"/v1/followers/{follower_id}/account"
-                    if (await self.call("GET", path))["status"] == "ready":
-                        return
-                    await asyncio.sleep(0.05)
-            raise RuntimeError(f"account of {follower_id} never ready")
 
-        await asyncio.gather(*(one(f) for f in followers))
+async def seed_direct(
+    name: str,
+    followers: int,
+    *,
+    accounts: list[dict[str, str]] | None,
+    cipher: CredentialCipher,
+    redis: Redis,
+) -> Leader:
+    """A push leader and its followers, written straight into Postgres (COPY) and Redis, as
+    the API would (``accounts``: one account config each, else posted equity): a thousand
+    followers made through the API took minutes on a loaded machine. The running service
+    learns of them from the subscription rows' notifications, the equity trigger, the report
+    reader's look for followers made elsewhere, and the execute instance's lease rounds."""
+    conn = await asyncpg.connect(DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        leader_id = uuid.uuid4()
+        token = new_secret(PUSH_TOKEN_PREFIX)
+        ids = [uuid.uuid4() for _ in range(followers)]
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO leader (id, name, feed_kind, push_token_hash)"
+                " VALUES ($1, $2, 'push', $3)",
+                leader_id, name, hash_secret(token),
+            )  # fmt: skip
+            await conn.copy_records_to_table(
+                "follower",
+                records=[(f, f"{name}-{n}", uuid.uuid4().hex * 2) for n, f in enumerate(ids)],
+                columns=["id", "name", "api_key_hash"],
+            )
+            snapshots: list[tuple[uuid.UUID | None, uuid.UUID | None, Decimal]] = [
+                (None, leader_id, Decimal("10000000"))
+            ]
+            if accounts is None:
+                snapshots += [(f, None, Decimal(EQUITY)) for f in ids]
+            await conn.copy_records_to_table(
+                "equity_snapshot", records=snapshots, columns=["follower_id", "leader_id", "equity"]
+            )
+            if accounts is not None:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for f in ids:  # open_fence: the group before the account exists
+                        pipe.xgroup_create(order_stream(f), GROUP, id="$", mkstream=True)
+                    await pipe.execute()
+                await conn.copy_records_to_table(
+                    "follower_account",
+                    records=[
+                        (f, "binance-usdm", json.dumps(config), cipher.encrypt(json.dumps(keys)))
+                        for f, (config, keys) in zip(ids, map(_split, accounts), strict=True)
+                    ],
+                    columns=["follower_id", "kind", "config", "secret"],
+                )
+            await conn.copy_records_to_table(
+                "subscription",
+                records=[(uuid.uuid4(), f, leader_id, Decimal(1), "active") for f in ids],
+                columns=["id", "follower_id", "leader_id", "multiplier", "status"],
+            )
+    finally:
+        await conn.close()
+    return Leader(str(leader_id), token, [str(f) for f in ids])
+
+
+def _split(account: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(stored config, secrets) of an account body."""
+    secrets = {k: account[k] for k in ("api_key", "api_secret")}
+    config = {k: v for k, v in account.items() if k not in secrets and k != "kind"}
+    return config, secrets
 
 
 def prepare() -> None:
@@ -253,10 +335,13 @@ async def fills(
     count: int,
     warm: int,
     settle_pid: int | None = None,
+    cpu: list[tuple[float, float]] | None = None,
 ) -> list[tuple[list[float], list[tuple[float, str]]]]:
     """Send ``warm + count`` fills to each leader, the leaders taking turns (so that each
     sees the machine's load alike); per leader, the sample of each measured fill (frame sent
-    -> the last of its orders at the venue) and (sent, client id) of each single order."""
+    -> the last of its orders at the venue) and (sent, client id) of each measured fill (the
+    client id of its one order, or "" when it has several). ``cpu`` gets, per measured fill,
+    the CPU seconds ``settle_pid`` spent until its last order arrived, and in all."""
     out: list[tuple[list[float], list[tuple[float, str]]]] = [([], []) for _ in leaders]
     async with contextlib.AsyncExitStack() as stack:
         sockets = [
@@ -276,17 +361,24 @@ async def fills(
                 per_fill = len(leader.followers)
                 before = set(venue.arrived) if per_fill == 1 else None
                 expected = len(venue.arrived) + per_fill
+                cpu_before = cpu_seconds(settle_pid) if settle_pid is not None else 0.0
                 started = time.perf_counter()
                 await ws.send(json.dumps(frame))
                 last = await asyncio.wait_for(venue.until(expected), 120)
+                cpu_last = cpu_seconds(settle_pid) if settle_pid is not None else 0.0
                 await ws.recv()
                 if n >= warm:
                     samples.append(last - started)
                     if before is not None:
                         (client_id,) = set(venue.arrived) - before
                         sent.append((started, client_id))
+                    else:
+                        sent.append((started, ""))
                 if settle_pid is not None:  # the accounts' aftermath (reports, reads) done
                     await wait_until_idle(settle_pid, busy_share=0.25, limit_s=30)
+                    if cpu is not None and n >= warm:
+                        spent = cpu_seconds(settle_pid) - cpu_before
+                        cpu.append((cpu_last - cpu_before, spent))
                 else:
                     await asyncio.sleep(GAP_S)
     return out
@@ -335,14 +427,18 @@ async def run(fills_n: int, accounts: int, fan_fills: int) -> list[Measurement]:
                     service, executor.process.pid, venue, redis, ports[0], single,
                     naive_single, fills_n,
                 )  # fmt: skip
-                fan = await seeder.leader("fan", accounts, accounts=True)
-                naive_fan = await seeder.leader("n-fan", accounts, accounts=False)
+                cipher = CredentialCipher([key])
+                configs = [seeder.account(ports[n % len(ports)]) for n in range(accounts)]
+                fan = await seed_direct(
+                    "fan", accounts, accounts=configs, cipher=cipher, redis=redis
+                )
+                naive_fan = await seed_direct(
+                    "n-fan", accounts, accounts=None, cipher=cipher, redis=redis
+                )
                 await seeder.until_ready(fan.followers)
             await wait_until_idle(executor.process.pid, busy_share=0.25, limit_s=60)
-            results.append(
-                await _fanout(
-                    service, executor.process.pid, venue, ports[0], fan, naive_fan, fan_fills
-                )
+            results += await _fanout(
+                service, executor.process.pid, venue, redis, ports[0], fan, naive_fan, fan_fills
             )
         finally:
             await executor.stop()
@@ -422,28 +518,82 @@ async def _fanout(
     service: Service,
     executor_pid: int,
     venue: TimedVenue,
+    redis: Redis,
     port: int,
     fan: Leader,
     naive: Leader,
     fan_fills: int,
-) -> Measurement:
-    # Each fill after the previous one's aftermath (reports, account reads) is done.
-    # The executors' stream reads are one blocking read per account today; a shared read
-    # per instance (one consumer-group core) is measured here the same way once it exists.
-    [(ours, _)] = await fills(
-        service.ws_url, [fan], venue, fan_fills, warm=1, settle_pid=executor_pid
+) -> list[Measurement]:
+    # Each fill after the previous one's aftermath (reports, pushes, account reads) is done.
+    cpu: list[tuple[float, float]] = []
+    [(ours, sent)] = await fills(
+        service.ws_url, [fan], venue, fan_fills, warm=1, settle_pid=executor_pid, cpu=cpu
     )
+    enqueued, executed = await _fan_split(redis, venue, fan, [started for started, _ in sent])
     async with naive_executor(venue, port, naive.followers):
         [(base, _)] = await fills(service.ws_url, [naive], venue, 1, warm=0)
     n = len(fan.followers)
-    return Measurement(
-        f"execution, 1 fill -> {n:,} accounts",
-        "ms",
-        latency_summary(ours),
-        latency_summary(base),
-        f"frame sent -> the last of {n:,} orders received, {n:,} accounts on one venue"
-        f" ({VENUE_PORTS} ports); {fan_fills} fill(s), naive 1",
-    )
+    return [
+        Measurement(
+            f"execution, 1 fill -> {n:,} accounts",
+            "ms",
+            latency_summary(ours),
+            latency_summary(base),
+            f"frame sent -> the last of {n:,} orders received, {n:,} accounts on one venue"
+            f" ({VENUE_PORTS} ports); {fan_fills} fill(s), naive 1",
+        ),
+        Measurement(
+            "  of which frame -> last enqueued",
+            "ms",
+            latency_summary(enqueued),
+            notes="frame sent -> the last of the fill's orders in its follower's stream",
+        ),
+        Measurement(
+            "  of which last enqueued -> last at venue",
+            "ms",
+            latency_summary(executed),
+            notes="the last order in a stream -> the last order received by the venue",
+        ),
+        Measurement(
+            "  executor CPU per order, to the last",
+            "us",
+            latency_summary([a / n * 1000 for a, _ in cpu]),
+            notes="the execute instance's CPU from the frame sent to the last order received,"
+            " per order",
+        ),
+        Measurement(
+            "  executor CPU per order, in all",
+            "us",
+            latency_summary([b / n * 1000 for _, b in cpu]),
+            notes="the same until the instance is idle again (reports, pushes, account reads)",
+        ),
+    ]
+
+
+async def _fan_split(
+    redis: Redis, venue: TimedVenue, fan: Leader, starts: list[float]
+) -> tuple[list[float], list[float]]:
+    """Per measured fill: (frame sent -> the last of its orders enqueued, that -> the last of
+    them received by the venue), from the stream entry ids (the ms they were added at)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for follower in fan.followers:
+            pipe.xrange(order_stream(follower))
+        streams: list[Any] = await pipe.execute()
+    # perf_counter -> epoch seconds
+    offset = time.time() - time.perf_counter()
+    measured = len(starts)
+    enqueued: list[float] = []
+    executed: list[float] = []
+    for k in range(measured):
+        # The stream's entries of the measured fills are its last ones, in fill order.
+        entries = [entries[len(entries) - measured + k] for entries in streams]
+        last_in = max(int(entry_id.split(b"-")[0]) / 1000 for entry_id, _ in entries)
+        last_at = offset + max(
+            venue.arrived[json.loads(fields[b"order"])["order_id"]] for _, fields in entries
+        )
+        enqueued.append(last_in - (starts[k] + offset))
+        executed.append(last_at - last_in)
+    return enqueued, executed
 
 
 def main() -> None:

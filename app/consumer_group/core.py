@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import structlog
 from redis.asyncio.cluster import RedisCluster
 
-from app.redisconn import AnyRedis
+from app.redisconn import AnyRedis, Gathered
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +126,9 @@ class GroupCore:
         # The dead-letter stream of a stream (needed when ``max_deliveries`` is set).
         self._dead_letter = dead_letter
         self.dead = 0
+        # Set for many consumers in one process (an instance's executors): their acks of a
+        # turn of the event loop go in one round trip.
+        self.gathered: Gathered | None = None
         self._create_script = redis.register_script(_CREATE_LUA)
         self._claim_script = redis.register_script(_CLAIM_LUA)
 
@@ -215,7 +218,10 @@ class GroupCore:
         return keep
 
     async def ack(self, stream: str, entry_id: bytes | str) -> None:
-        await self.redis.xack(stream, self.config.group, entry_id)
+        if self.gathered is not None:
+            await self.gathered.execute("XACK", stream, self.config.group, entry_id)
+        else:
+            await self.redis.xack(stream, self.config.group, entry_id)
 
     async def settle(
         self,

@@ -32,6 +32,7 @@ from app.redisconn import AnyRedis
 from app.security.crypto import CredentialCipher
 from app.venues.drift import DriftReconciler
 from app.venues.executor import FENCE_WINDOW_S, GROUP, AccountExecutor, ExecutorParams
+from app.venues.fences import FenceChecks
 from app.venues.leases import Held, LeaseKeeper, LeaseParams
 from app.venues.registry import AccountContext, factory
 
@@ -135,6 +136,7 @@ class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
         # Executors' account writes at once: a few, so that a thousand accounts read at the
         # same moment leave the pool to the fills and the lease rounds.
         self._db_slots = asyncio.Semaphore(DB_SLOTS)
+        self._fences = FenceChecks(redis)
         # The orders of every account traded here, read by a few shared blocking reads.
         self.orders = OrderReads(
             redis,
@@ -222,6 +224,7 @@ class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
             self._db_slots,
             self._on_rules_refused,
             self._drift.check if self._drift is not None else None,
+            self._fences,
         )
         self.running[spec.follower_id] = executor
         executor.start()

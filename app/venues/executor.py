@@ -43,7 +43,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.follower_accounts import FollowerAccountRepository
 from app.db.session import UnitOfWork
-from app.dispatch.keys import exec_fence
 from app.executors.protocol.consumer import (
     Delivery,
     Order,
@@ -68,6 +67,7 @@ from app.venues.execution import (
     RejectReason,
     VenueOrder,
 )
+from app.venues.fences import FenceChecks
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +83,11 @@ REFRESH_AFTER_FILL_MAX_S = 1.0
 # sent less than this long ago (the execute role's reads block for less); a disconnection
 # waits longer than this for the orders it finds in hand (``accounts.disconnect``).
 FENCE_WINDOW_S = 1.5
+# The work that follows orders (the pushes' storing, the account read) waits until the
+# instance handed out no order for REFRESH_AFTER_FILL_S, or AFTER_ORDERS_MOST_S at most: a fill
+# fanned out to many accounts is placed first.
+REFRESH_AFTER_FILL_S = 0.25
+AFTER_ORDERS_MOST_S = 2.0
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _REPORTED = {
     OrderState.ACCEPTED: "accepted",
@@ -137,8 +142,11 @@ class AccountExecutor:
         db_slots: asyncio.Semaphore | None = None,
         on_rules_refused: Callable[[str], None] | None = None,
         on_positions: Callable[[UUID], Awaitable[None]] | None = None,
+        fences: FenceChecks | None = None,
     ) -> None:
         self.follower_id = follower_id
+        # Shared by an instance's executors: a fill's checks go in one round trip.
+        self._fences = fences or FenceChecks(redis)
         # Told after each reading of the venue's positions is stored (the drift check).
         self._on_positions = on_positions
         # Shared by an instance's executors: their account writes never take the whole pool.
@@ -273,7 +281,7 @@ class AccountExecutor:
         """The account is being disconnected (DELETE): place nothing more. The entry stays
         unacknowledged; the DELETE reports it expired. Asked before an order that may not
         leave unchecked (``FENCE_WINDOW_S``)."""
-        if await self._redis.exists(exec_fence(self.follower_id)):
+        if await self._fences.fenced(self.follower_id):
             raise Disconnected(f"follower {self.follower_id}: account disconnected")
 
     def _remember(self, request: OrderRequest, order_id: str) -> None:
@@ -344,6 +352,8 @@ class AccountExecutor:
             except TimeoutError:
                 continue
             await self._until_fills_pause()
+            # ...and not in the way of a fan-out's orders (the same process places them).
+            await self._orders.quiet(REFRESH_AFTER_FILL_S, AFTER_ORDERS_MOST_S)
 
     async def _until_fills_pause(self) -> None:
         """Return once no fill was reported for REFRESH_QUIET_S, or REFRESH_AFTER_FILL_MAX_S
@@ -392,6 +402,7 @@ class AccountExecutor:
         transaction per push (a venue pushes the account's position with every fill)."""
         while True:
             await self._push_due.wait()
+            await self._orders.quiet(REFRESH_AFTER_FILL_S, AFTER_ORDERS_MOST_S)
             self._push_due.clear()
             positions, self._pushed = self._pushed, {}
             equity, self._pushed_equity = self._pushed_equity, None

@@ -17,10 +17,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from app.dispatch.enqueue import CHUNK, Enqueuer, OutboxItem, slot_batches
-from app.dispatch.keys import dedupe_set, feed_channel, order_stream, report_stream
+from app.dispatch.keys import dedupe_set, exec_fence, feed_channel, order_stream, report_stream
 from app.dispatch.report_reader import GROUP, ReportReader
 from app.dispatch.trim import trim_stream
-from app.redisconn import by_slot
+from app.redisconn import Gathered, by_slot
+from app.venues.fences import FenceChecks
 from tests.cluster import needs_redis_binaries, redis_cluster
 
 pytestmark = needs_redis_binaries
@@ -156,3 +157,21 @@ async def test_report_groups_are_created_on_every_node_once(cluster: RedisCluste
     for follower_id in followers:
         groups = await cluster.xinfo_groups(report_stream(follower_id))
         assert [g["name"] for g in groups] == [GROUP.encode()]
+
+
+async def test_gathered_fence_checks_and_commands_span_slots(cluster: RedisCluster) -> None:
+    """The execute role's gathered commands name many followers' keys, in many slots."""
+    followers = [str(uuid.uuid4()) for _ in range(40)]
+    assert len({key_slot(exec_fence(f).encode()) for f in followers}) > 1
+    for follower in followers[::4]:
+        await cluster.set(exec_fence(follower), "1")
+    checks, gathered = FenceChecks(cluster), Gathered(cluster)
+
+    fenced = await asyncio.gather(*(checks.fenced(f) for f in followers))
+    ids = await asyncio.gather(
+        *(gathered.execute("XADD", report_stream(f), "*", "report", "{}") for f in followers)
+    )
+
+    assert fenced == [n % 4 == 0 for n in range(len(followers))]
+    assert len(ids) == len(followers)
+    assert [await cluster.xlen(report_stream(f)) for f in followers] == [1] * len(followers)

@@ -15,6 +15,7 @@ follower's orders handled one at a time in stream order by its own loop (:meth:`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from app.consumer_group.core import Entry, GroupConfig, GroupCore
 from app.consumer_group.shared_read import READ_SHARD, SharedReads
 from app.dispatch.keys import dead_letter_stream, order_stream, report_stream
 from app.loops import Backoff, SupervisedTask, supervise
-from app.redisconn import AnyRedis
+from app.redisconn import AnyRedis, Gathered
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -68,10 +69,12 @@ def valid_until(order: Order) -> datetime:
 
 
 class ReportWriter:
-    """Report back to Copytrade on the follower's report stream."""
+    """Report back to Copytrade on the follower's report stream; with ``gathered``, the
+    reports of many followers' loops in one round trip."""
 
-    def __init__(self, redis: AnyRedis) -> None:
+    def __init__(self, redis: AnyRedis, gathered: Gathered | None = None) -> None:
         self.redis = redis
+        self._gathered = gathered
 
     async def report(
         self,
@@ -87,7 +90,11 @@ class ReportWriter:
             body["avg_price"] = avg_price
         if reason is not None:
             body["reason"] = reason
-        await self.redis.xadd(report_stream(follower_id), {"report": _encoder.encode(body)})
+        payload = _encoder.encode(body)
+        if self._gathered is not None:
+            await self._gathered.execute("XADD", report_stream(follower_id), "*", "report", payload)
+        else:
+            await self.redis.xadd(report_stream(follower_id), {"report": payload})
 
 
 async def handle_entry(
@@ -201,6 +208,10 @@ class Inbox:
         """Holds no entry: none waiting, none in hand."""
         return not self.busy and self._queue.empty()
 
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
     def put(self, entry: Entry) -> None:
         self._queue.put_nowait(entry)
 
@@ -235,12 +246,19 @@ class OrderReads:
         self.core = GroupCore(
             redis, config, lambda stream: dead_letter_stream(self._followers[stream])
         )
-        self.reports = reports or ReportWriter(redis)
+        # Many followers' loops, woken by one read: their reports and acks are gathered.
+        gathered = Gathered(redis)
+        self.core.gathered = gathered
+        self.reports = reports or ReportWriter(redis, gathered)
         self._fence: Callable[[str], str] | None = None
         if fence is not None:
             self._fence = lambda stream: fence(self._followers[stream])
         self.reads = SharedReads(self.core, name, self._dispatch, shard_size, fence=self._fence)
         self._inboxes: dict[str, Inbox] = {}
+        # Orders handed to the followers' loops and not handled yet, and when one was last
+        # handed out or handled (monotonic).
+        self._in_hand = 0
+        self._active_at = 0.0
         self._claimer = SupervisedTask(f"{name}:claim", self._claim_loop, Backoff(0.2, 10.0))
 
     def start(self) -> None:
@@ -270,8 +288,13 @@ class OrderReads:
             await self.reads.add([stream])
             while True:
                 entry = await inbox.next()
-                await handle_entry(self.core, self.reports, follower, entry, deliver)
+                try:
+                    await handle_entry(self.core, self.reports, follower, entry, deliver)
+                finally:
+                    self._in_hand -= 1
+                    self._active_at = time.monotonic()
         finally:
+            self._in_hand -= inbox.waiting  # left pending in Redis, not handled here
             if self._inboxes.get(stream) is inbox:
                 del self._inboxes[stream]
                 await self.reads.remove([stream])
@@ -296,6 +319,20 @@ class OrderReads:
             if not claimed:
                 await asyncio.sleep(config.claim_idle_ms / 4000)
 
+    async def quiet(self, quiet_s: float, most_s: float) -> None:
+        """Wait until every order handed out was handled and none for ``quiet_s``, or
+        ``most_s`` at most: the work that follows orders (account reads, stored pushes) waits
+        for a fan-out's orders to be placed, rather than taking the event loop from the last
+        of them."""
+        deadline = time.monotonic() + most_s
+        while True:
+            now = time.monotonic()
+            wait = quiet_s if self._in_hand > 0 else self._active_at + quiet_s - now
+            wait = min(wait, deadline - now)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
     async def _dispatch(self, batch: list[Entry]) -> None:
         for entry in batch:
             inbox = self._inboxes.get(entry.stream)
@@ -303,6 +340,8 @@ class OrderReads:
             # consumes the stream next (claimed once idle).
             if inbox is not None:
                 inbox.put(entry)
+                self._in_hand += 1
+                self._active_at = time.monotonic()
 
     async def claim_idle(self) -> int:
         """Take over the entries left unacknowledged for ``claim_idle_ms`` on the streams of
