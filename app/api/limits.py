@@ -23,6 +23,7 @@ import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
 from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from packaging.version import Version
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import AUTH_OUTCOME, bearer_token, hash_secret
@@ -33,6 +34,19 @@ log = structlog.get_logger(__name__)
 PREFIX = "copytrade:limits"
 # Credentials remembered as good, least recently used forgotten first.
 MAX_KNOWN = 100_000
+
+
+# limits' Redis storages import every client they can drive (redis-py, coredis, valkey) when
+# the first one is built, whichever is used: coredis brings beartype, pympler and numpy, a
+# fifth of a service process's start-up CPU (docs/measurements.md). These import redis-py
+# alone, the one they are given. Without a STORAGE_SCHEME they take no URI scheme from limits'
+# own classes.
+class _RedisPyStorage(RedisStorage):
+    DEPENDENCIES = {"redis": Version("5.2.0")}  # noqa: RUF012 - limits reads the class attribute
+
+
+class _RedisPyClusterStorage(RedisClusterStorage):
+    DEPENDENCIES = {"redis": Version("5.2.0")}  # noqa: RUF012 - limits reads the class attribute
 
 
 async def _send_json(
@@ -130,11 +144,11 @@ class AbuseLimiter:
         storage: RedisStorage
         if cluster:
             address = redis_url.split("://", 1)[1].split("/", 1)[0]
-            storage = RedisClusterStorage(
+            storage = _RedisPyClusterStorage(
                 f"async+redis+cluster://{address}", implementation="redispy", key_prefix=PREFIX
             )
         else:
-            storage = RedisStorage(
+            storage = _RedisPyStorage(
                 "async+" + redis_url, implementation="redispy", key_prefix=PREFIX
             )
         self._limiter = MovingWindowRateLimiter(storage)

@@ -14,15 +14,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
-
-import numpy as np
 
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import InstrumentRules, Plan
-from app.domain.vector_sizing import Sized, TargetRows, covers
 from app.sizing.books import Applied, LeaderBook, SubscriptionBook
 from app.sizing.equity_cache import EquityCache
+
+# app.domain.vector_sizing (and with it numpy, a tenth of the service's import time) is
+# imported by the first book wide enough for the vector path, not by every process that
+# imports the engine: most books, and the CLI and test processes, never need it. After the
+# first time the function-level import is a lookup in sys.modules (docs/measurements.md).
+if TYPE_CHECKING:
+    from app.domain.vector_sizing import Sized, TargetRows
 
 # A subscription's follower symbol and rules for a leader symbol; None: its venue does not
 # list it (the planner records that).
@@ -66,6 +71,8 @@ def build(
 ) -> SymbolColumns:
     """The columns of ``subscriptions`` for fills in ``leader_symbol``, with the equity
     cache's readings as they are now."""
+    from app.domain.vector_sizing import TargetRows, covers
+
     eligible: list[tuple[int, SubscriptionBook, str, InstrumentRules]] = []
     for index, sub in enumerate(subscriptions):
         placed = place(sub, leader_symbol)
@@ -120,6 +127,8 @@ def wide_enough(book: LeaderBook, min_rows: int) -> bool:
     if len(book.subscriptions) < min_rows:
         return False
     if book.covered is None:
+        from app.domain.vector_sizing import covers
+
         book.covered = sum(1 for sub in book.subscriptions if covers(sub.settings))
     return book.covered >= min_rows
 
@@ -164,7 +173,7 @@ def committed(book: LeaderBook, vector: FillVector | None, applied: Iterable[App
     if vector is not None:
         used = vector.columns
         used.rows.commit(vector.sized)
-        for row in np.flatnonzero(vector.sized.fallback).tolist():
+        for row in vector.sized.fallback.nonzero()[0].tolist():
             # Sized by the planner: read back what it moved.
             sub = used.subs[row]
             used.rows.set_position(row, sub.positions.get(used.symbols[row], _ZERO))
