@@ -55,12 +55,14 @@ from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.venues.execution import (
     FENCE_BY,
+    HELD,
     SEND_BY,
     AccountError,
     AccountEvent,
     ExecutionClient,
     Expired,
     FenceUnchecked,
+    LeaseLapsed,
     OrderRequest,
     OrderState,
     OutcomeUnknown,
@@ -68,6 +70,7 @@ from app.venues.execution import (
     RejectReason,
     VenueOrder,
 )
+from app.venues.leases import Hold
 
 log = structlog.get_logger(__name__)
 
@@ -137,8 +140,12 @@ class AccountExecutor:
         db_slots: asyncio.Semaphore | None = None,
         on_rules_refused: Callable[[str], None] | None = None,
         on_positions: Callable[[UUID], Awaitable[None]] | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.follower_id = follower_id
+        # This instance's hold on the account's lease: no order leaves without it (None: the
+        # executor runs unleased, in tests).
+        self._hold = hold
         # Told after each reading of the venue's positions is stored (the drift check).
         self._on_positions = on_positions
         # Shared by an instance's executors: their account writes never take the whole pool.
@@ -227,6 +234,10 @@ class AccountExecutor:
         if delivery.count == 1 and delivery.read_at > 0:
             fence_by = delivery.read_at + FENCE_WINDOW_S
         while True:
+            if self._hold is not None:
+                # Lapsed: this instance's lease round is late. Renewed, the order goes on;
+                # lost, the executor is stopped, and the account's next owner has the order.
+                await self._hold.wait()
             left = (deadline - datetime.now(UTC)).total_seconds()
             if left <= 0:
                 reason = f"rate_limited: {limited}" if limited else None
@@ -237,12 +248,16 @@ class AccountExecutor:
                 await self._check_fence()
             token = SEND_BY.set(deadline)
             fence_token = FENCE_BY.set(fence_by)
+            held_token = HELD.set(self._held)
             # Whatever happens to this attempt, a next one asks Redis.
             fence_by = None
             try:
                 result = await self.client.place(request)
             except FenceUnchecked:
                 continue  # nothing was sent: ask, then send
+            except LeaseLapsed:
+                log.warning("order_held_back", order_id=order_id, reason="lease lapsed")
+                continue  # nothing was sent: wait for the lease, or be stopped
             except Expired as exc:
                 log.info("order_expired_unsent", order_id=order_id, error=str(exc))
                 reason = f"rate_limited: {limited}" if limited else "expired before it was sent"
@@ -265,9 +280,13 @@ class AccountExecutor:
             finally:
                 SEND_BY.reset(token)
                 FENCE_BY.reset(fence_token)
+                HELD.reset(held_token)
             log.info("order_placed", order_id=order_id, state=result.state.value)
             await self._report(order_id, qty, result)
             return
+
+    def _held(self) -> bool:
+        return self._hold is None or self._hold.valid
 
     async def _check_fence(self) -> None:
         """The account is being disconnected (DELETE): place nothing more. The entry stays

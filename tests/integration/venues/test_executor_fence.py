@@ -39,6 +39,7 @@ from app.venues.executor import (
     Disconnected,
     ExecutorParams,
 )
+from app.venues.leases import Hold
 from tests.conftest import TEST_REDIS_URL
 from tests.support import eventually
 
@@ -101,7 +102,9 @@ async def counting_redis(redis: Redis) -> AsyncIterator[CountingRedis]:
     await client.aclose()
 
 
-def executor(redis: Redis, venue: Venue, follower_id: UUID) -> AccountExecutor:
+def executor(
+    redis: Redis, venue: Venue, follower_id: UUID, hold: Hold | None = None
+) -> AccountExecutor:
     params = ExecutorParams(
         equity_interval_s=60, claim_idle_ms=60_000, retry_initial_s=0.1, retry_max_s=1
     )
@@ -114,6 +117,7 @@ def executor(redis: Redis, venue: Venue, follower_id: UUID) -> AccountExecutor:
         params,
         "me",
         _Reads(redis),  # type: ignore[arg-type]
+        hold=hold,
     )
 
 
