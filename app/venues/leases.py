@@ -7,7 +7,9 @@ work spreads as instances join), and claim expired or unowned leases up to the s
 after the commit, stop what this instance lost and start what it won. An instance that dies
 stops renewing; its leases expire after ``ttl_s`` and the others take its work over. An
 instance that cannot reach Postgres stops its own work before its leases can expire, so two
-owners overlap only within one lease period.
+owners overlap only within one lease period; a worker that must never act alongside the next
+owner (an executor sending orders) checks its :class:`Hold` before each act instead, which
+ends before the lease can expire however late the rounds run.
 """
 
 from __future__ import annotations
