@@ -22,7 +22,8 @@ Nothing leaves after a disconnection answers (DELETE). It fences the stream off 
 its group in one step, so every order delivered was delivered before the fence, by a read
 sent earlier still; it then waits longer than ``FENCE_WINDOW_S`` before it answers. An order
 leaves without asking Redis only while its read is younger than that window (checked at the
-last moment before sending, ``FENCE_BY``); any other reads the fence key first.
+last moment before sending, ``FENCE_BY``); any other reads the fence key first, and leaves
+within the same window of that answer or asks again.
 """
 
 from __future__ import annotations
@@ -244,8 +245,12 @@ class AccountExecutor:
                 await self.reports.report(self.follower_id, order_id, "expired", reason=reason)
                 return
             if fence_by is None or time.monotonic() >= fence_by:
-                fence_by = None
+                # An answer of Redis is as good as a read for the window: a fence set after
+                # it is answered past the window, so a wait inside the client that outlasts
+                # it asks again rather than carrying the order past a disconnection.
+                asked = time.monotonic()
                 await self._check_fence()
+                fence_by = asked + FENCE_WINDOW_S
             token = SEND_BY.set(deadline)
             fence_token = FENCE_BY.set(fence_by)
             held_token = HELD.set(self._held)

@@ -200,6 +200,31 @@ async def test_an_order_whose_window_passes_inside_place_asks_the_fence_before_i
     assert counting_redis.exists_calls == 1
 
 
+async def test_an_order_that_asked_the_fence_and_then_waited_past_the_window_asks_again(
+    counting_redis: CountingRedis,
+) -> None:
+    # Arrange: a redelivered order asks the fence (none yet), then waits inside place()
+    # until the window has passed since; meanwhile the account is fenced
+    follower_id = uuid4()
+    venue = Venue()
+    venue.hold = asyncio.Event()
+    runner = executor(counting_redis, venue, follower_id)
+    handling = asyncio.create_task(runner.handle(order("o-1"), Delivery("1-0", 2, 0.0)))
+    await venue.entered.wait()
+    asked = time.monotonic()
+    await counting_redis.set(exec_fence(follower_id), "1")
+    await eventually(lambda: time.monotonic() > asked + FENCE_WINDOW_S, "the window passed")
+
+    # Act
+    venue.hold.set()
+
+    # Assert
+    with pytest.raises(Disconnected):
+        await handling
+    assert venue.placed == []
+    assert counting_redis.exists_calls == 2
+
+
 async def _reports(redis: Redis, follower_id: UUID) -> list[dict[str, Any]]:
     entries: Any = await redis.xrange(report_stream(follower_id))
     return [json.loads(fields["report"]) for _, fields in entries]
