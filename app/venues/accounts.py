@@ -225,6 +225,7 @@ class AccountManager(LeaseKeeper[AccountExecutor, _Plan]):
             self._on_rules_refused,
             self._drift.check if self._drift is not None else None,
             self._fences,
+            self._hold(spec.follower_id),
         )
         self.running[spec.follower_id] = executor
         executor.start()

@@ -14,7 +14,7 @@ anything again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,11 +134,21 @@ SEND_BY: ContextVar[datetime | None] = ContextVar("send_by", default=None)
 # whether its account was disconnected (the fence, ``app.venues.executor``); checked at the
 # same last moment. Unset: the executor asked already.
 FENCE_BY: ContextVar[float | None] = ContextVar("fence_by", default=None)
+# Whether this instance surely still holds the lease of the order's account (the executor's
+# ``Hold``); checked at the same last moment. An executor whose lease lapsed sends nothing
+# more: another instance may own the account, and claim the order, by then.
+HELD: ContextVar[Callable[[], bool] | None] = ContextVar("held", default=None)
 
 
 def check_send_by() -> None:
     """Raise Expired when the order being placed is past its deadline, FenceUnchecked when
-    it may no longer leave without a look at its account's fence."""
+    it may no longer leave without a look at its account's fence, LeaseLapsed when this
+    instance may no longer hold its account."""
+    # The lease first: an executor that may have lost the account reports nothing of the
+    # order either (not even expired): its next owner answers for it.
+    held = HELD.get()
+    if held is not None and not held():
+        raise LeaseLapsed("this instance's lease of the account lapsed before the order left")
     deadline = SEND_BY.get()
     if deadline is not None and datetime.now(UTC) >= deadline:
         raise Expired(f"valid_until {deadline.isoformat()} passed before the order was sent")
@@ -150,6 +160,10 @@ def check_send_by() -> None:
 class FenceUnchecked(ExecutionError):
     """The order's read is too old for it to leave without asking whether its account was
     disconnected (``FENCE_BY``): nothing was sent."""
+
+
+class LeaseLapsed(ExecutionError):
+    """This instance's lease of the account may have lapsed (``HELD``): nothing was sent."""
 
 
 class AccountError(ExecutionError):

@@ -22,7 +22,8 @@ Nothing leaves after a disconnection answers (DELETE). It fences the stream off 
 its group in one step, so every order delivered was delivered before the fence, by a read
 sent earlier still; it then waits longer than ``FENCE_WINDOW_S`` before it answers. An order
 leaves without asking Redis only while its read is younger than that window (checked at the
-last moment before sending, ``FENCE_BY``); any other reads the fence key first.
+last moment before sending, ``FENCE_BY``); any other reads the fence key first, and leaves
+within the same window of that answer or asks again.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
 from app.venues.execution import (
     FENCE_BY,
+    HELD,
     SEND_BY,
     AccountError,
     AccountEvent,
     ExecutionClient,
     Expired,
     FenceUnchecked,
+    LeaseLapsed,
     OrderRequest,
     OrderState,
     OutcomeUnknown,
@@ -68,6 +71,7 @@ from app.venues.execution import (
     VenueOrder,
 )
 from app.venues.fences import FenceChecks
+from app.venues.leases import Hold
 
 log = structlog.get_logger(__name__)
 
@@ -143,10 +147,14 @@ class AccountExecutor:
         on_rules_refused: Callable[[str], None] | None = None,
         on_positions: Callable[[UUID], Awaitable[None]] | None = None,
         fences: FenceChecks | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.follower_id = follower_id
         # Shared by an instance's executors: a fill's checks go in one round trip.
         self._fences = fences or FenceChecks(redis)
+        # This instance's hold on the account's lease: no order leaves without it (None: the
+        # executor runs unleased, in tests).
+        self._hold = hold
         # Told after each reading of the venue's positions is stored (the drift check).
         self._on_positions = on_positions
         # Shared by an instance's executors: their account writes never take the whole pool.
@@ -235,22 +243,34 @@ class AccountExecutor:
         if delivery.count == 1 and delivery.read_at > 0:
             fence_by = delivery.read_at + FENCE_WINDOW_S
         while True:
+            if self._hold is not None:
+                # Lapsed: this instance's lease round is late. Renewed, the order goes on;
+                # lost, the executor is stopped, and the account's next owner has the order.
+                await self._hold.wait()
             left = (deadline - datetime.now(UTC)).total_seconds()
             if left <= 0:
                 reason = f"rate_limited: {limited}" if limited else None
                 await self.reports.report(self.follower_id, order_id, "expired", reason=reason)
                 return
             if fence_by is None or time.monotonic() >= fence_by:
-                fence_by = None
+                # An answer of Redis is as good as a read for the window: a fence set after
+                # it is answered past the window, so a wait inside the client that outlasts
+                # it asks again rather than carrying the order past a disconnection.
+                asked = time.monotonic()
                 await self._check_fence()
+                fence_by = asked + FENCE_WINDOW_S
             token = SEND_BY.set(deadline)
             fence_token = FENCE_BY.set(fence_by)
+            held_token = HELD.set(self._held)
             # Whatever happens to this attempt, a next one asks Redis.
             fence_by = None
             try:
                 result = await self.client.place(request)
             except FenceUnchecked:
                 continue  # nothing was sent: ask, then send
+            except LeaseLapsed:
+                log.warning("order_held_back", order_id=order_id, reason="lease lapsed")
+                continue  # nothing was sent: wait for the lease, or be stopped
             except Expired as exc:
                 log.info("order_expired_unsent", order_id=order_id, error=str(exc))
                 reason = f"rate_limited: {limited}" if limited else "expired before it was sent"
@@ -273,9 +293,13 @@ class AccountExecutor:
             finally:
                 SEND_BY.reset(token)
                 FENCE_BY.reset(fence_token)
+                HELD.reset(held_token)
             log.info("order_placed", order_id=order_id, state=result.state.value)
             await self._report(order_id, qty, result)
             return
+
+    def _held(self) -> bool:
+        return self._hold is None or self._hold.valid
 
     async def _check_fence(self) -> None:
         """The account is being disconnected (DELETE): place nothing more. The entry stays

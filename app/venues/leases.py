@@ -7,7 +7,9 @@ work spreads as instances join), and claim expired or unowned leases up to the s
 after the commit, stop what this instance lost and start what it won. An instance that dies
 stops renewing; its leases expire after ``ttl_s`` and the others take its work over. An
 instance that cannot reach Postgres stops its own work before its leases can expire, so two
-owners overlap only within one lease period.
+owners overlap only within one lease period; a worker that must never act alongside the next
+owner (an executor sending orders) checks its :class:`Hold` before each act instead, which
+ends before the lease can expire however late the rounds run.
 """
 
 from __future__ import annotations
@@ -67,6 +69,40 @@ class Held:
     renewed: set[UUID]
 
 
+class Hold:
+    """A worker's hold on its lease, as its instance knows it: the ``time.monotonic()`` until
+    which the lease is surely still this instance's. Each round that renews the lease moves
+    it on (renewed at the round's start at the latest, it cannot expire before ``ttl_s``
+    later; the hold ends a margin before that); a round that fails or runs late moves it no
+    more, and stopping the worker ends it at once. A worker acts on its lease (an executor
+    sends an order) only while its hold is valid, checked at the last moment: another
+    instance can take the lease only once it expired, after the hold ended. A new worker
+    for the same key gets a new hold: an old one, being stopped, never sees it renewed."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self._moved = asyncio.Event()
+
+    @property
+    def valid(self) -> bool:
+        return time.monotonic() < self.until
+
+    def renew(self, until: float) -> None:
+        self.until = until
+        self._moved.set()
+
+    def end(self) -> None:
+        self.until = float("-inf")
+        self._moved.set()
+
+    async def wait(self) -> None:
+        """Return once the hold is valid (now, or after the next round renews it). A hold
+        that ended is never renewed: its worker waits until it is stopped."""
+        while not self.valid:
+            self._moved.clear()
+            await self._moved.wait()
+
+
 W = TypeVar("W", bound=Worker)
 P = TypeVar("P")
 
@@ -92,6 +128,8 @@ class LeaseKeeper(ABC, Generic[W, P]):
     ) -> None:
         self.me = me
         self.running: dict[UUID, W] = {}
+        # The holds of the running workers that asked for one (``_hold``), by leased id.
+        self._holds: dict[UUID, Hold] = {}
         self._kind = kind
         self._sessionmaker = sessionmaker
         self._leases = params
@@ -210,9 +248,25 @@ class LeaseKeeper(ABC, Generic[W, P]):
             await uow.commit()
         # Renewed at `started` at the latest; stop a little before anyone may take over.
         self._valid_until = started + ttl * 0.8
+        # Only a lease held since before the round keeps its worker's hold: a lease won
+        # (even back) gets a new worker, with a new hold, once the old one has stopped.
+        for key in keep & renewed:
+            hold = self._holds.get(key)
+            if hold is not None:
+                hold.renew(self._valid_until)
         await self._apply(plan)
 
+    def _hold(self, key: UUID) -> Hold:
+        """A new hold for a worker about to start on ``key``, valid as long as the leases
+        of the round that won it."""
+        hold = Hold(self._valid_until)
+        self._holds[key] = hold
+        return hold
+
     async def _stop(self, key: UUID) -> None:
+        hold = self._holds.pop(key, None)
+        if hold is not None:
+            hold.end()  # nothing more leaves, even while the worker winds down
         worker = self.running.pop(key, None)
         if worker is not None:
             await worker.stop()

@@ -39,6 +39,7 @@ from app.venues.executor import (
     Disconnected,
     ExecutorParams,
 )
+from app.venues.leases import Hold
 from tests.conftest import TEST_REDIS_URL
 from tests.support import eventually
 
@@ -101,7 +102,9 @@ async def counting_redis(redis: Redis) -> AsyncIterator[CountingRedis]:
     await client.aclose()
 
 
-def executor(redis: Redis, venue: Venue, follower_id: UUID) -> AccountExecutor:
+def executor(
+    redis: Redis, venue: Venue, follower_id: UUID, hold: Hold | None = None
+) -> AccountExecutor:
     params = ExecutorParams(
         equity_interval_s=60, claim_idle_ms=60_000, retry_initial_s=0.1, retry_max_s=1
     )
@@ -114,6 +117,7 @@ def executor(redis: Redis, venue: Venue, follower_id: UUID) -> AccountExecutor:
         params,
         "me",
         _Reads(redis),  # type: ignore[arg-type]
+        hold=hold,
     )
 
 
@@ -194,6 +198,31 @@ async def test_an_order_whose_window_passes_inside_place_asks_the_fence_before_i
         await handling
     assert venue.placed == []
     assert counting_redis.fence_reads == 1
+
+
+async def test_an_order_that_asked_the_fence_and_then_waited_past_the_window_asks_again(
+    counting_redis: CountingRedis,
+) -> None:
+    # Arrange: a redelivered order asks the fence (none yet), then waits inside place()
+    # until the window has passed since; meanwhile the account is fenced
+    follower_id = uuid4()
+    venue = Venue()
+    venue.hold = asyncio.Event()
+    runner = executor(counting_redis, venue, follower_id)
+    handling = asyncio.create_task(runner.handle(order("o-1"), Delivery("1-0", 2, 0.0)))
+    await venue.entered.wait()
+    asked = time.monotonic()
+    await counting_redis.set(exec_fence(follower_id), "1")
+    await eventually(lambda: time.monotonic() > asked + FENCE_WINDOW_S, "the window passed")
+
+    # Act
+    venue.hold.set()
+
+    # Assert
+    with pytest.raises(Disconnected):
+        await handling
+    assert venue.placed == []
+    assert counting_redis.fence_reads == 2
 
 
 async def _reports(redis: Redis, follower_id: UUID) -> list[dict[str, Any]]:
