@@ -170,7 +170,7 @@ async def wait_owner(service: ServiceProcess, leader_id: str, owner: str | None)
         return None
 
     where = owner or f"an instance other than {pid(service)}"
-    found: str = await eventually(moved, f"the feed on {where}", within_s=30, every_s=0.1)
+    found: str = await eventually(moved, f"the feed on {where}", within_s=90, every_s=0.1)
     return found
 
 
