@@ -27,9 +27,10 @@ class OrderRepository:
 
     async def undispatched(
         self, older_than_s: float, limit: int
-    ) -> tuple[list[int], list[tuple[str, UUID, str]]]:
+    ) -> tuple[list[int], list[tuple[FollowerOrder, LeaderFill]]]:
         """Committed fills whose orders are not all confirmed in Redis, oldest first: their
-        ids, and their orders still without an executor report (order_id, follower_id, payload).
+        ids, and their orders still without an executor report, each with its fill (what the
+        message is rebuilt from).
 
         The fills stay locked until the transaction ends; ``SKIP LOCKED`` lets several relays
         share the backlog without sending a fill twice at once.
@@ -46,12 +47,13 @@ class OrderRepository:
         if not fill_pks:
             return [], []
         orders = (
-            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            select(FollowerOrder, LeaderFill)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
             .where(FollowerOrder.fill_pk.in_(fill_pks), FollowerOrder.status == "pending")
             .order_by(FollowerOrder.fill_pk, FollowerOrder.id)
         )
         rows = (await self.session.execute(orders)).all()
-        return fill_pks, [(r.id, r.follower_id, r.payload) for r in rows]
+        return fill_pks, [(r[0], r[1]) for r in rows]
 
     async def get(
         self, follower_id: UUID, order_id: str
@@ -84,13 +86,18 @@ class LifecycleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock(self, follower_id: UUID, order_id: str) -> FollowerOrder | None:
+    async def lock(
+        self, follower_id: UUID, order_id: str
+    ) -> tuple[FollowerOrder, UUID, str] | None:
+        """The order, locked, with its fill's leader and fill id."""
         stmt = (
-            select(FollowerOrder)
+            select(FollowerOrder, LeaderFill.leader_id, LeaderFill.fill_id)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
             .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
-            .with_for_update()
+            .with_for_update(of=FollowerOrder)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1], row[2]) if row else None
 
     async def record(
         self,
