@@ -76,7 +76,7 @@ class NaivePipeline:
                         " follower_position_after, raw_qty, residue, qty_step)"
                         " VALUES ($1, $2, 0, $3, $4, $5, 'BTCUSDT', $6, $7, 'market',"
                         " false, 'dispatched', $8, 'target', $9, $10, 'open', 0, $7, $11,"
-                        " $11 - $7, $12)",
+                        " $11::numeric - $7::numeric, $12)",
                         oid, fill_pk, sub["follower_id"], sub["id"], follower["id"], side, size,
                         now, follower["equity"], sub["multiplier"], raw, STEP,
                     )  # fmt: skip

@@ -138,11 +138,10 @@ def plan_batch(
                 legs = (None,)
             elif result.skip_reason is not None:
                 legs = (*legs, None)  # the leg held back: a skipped order of its own
-            # The explanation's per-order part, the same for each leg of this plan.
-            ratio, target, raw_qty = result.ratio, result.target, result.raw_qty
+            # The explanation's per-order part, the same for each leg of this plan: its texts
+            # are stored as they are.
             clamps = stored_clamps(result.clamps)
-            equity_value = follower_equity.equity if follower_equity else None
-            equity_id = follower_equity.snapshot_id if follower_equity else None
+            equity_id = sizing.follower_equity_snapshot_id
             leader_before = result.leader_position_before
             leader_after = result.leader_position_after
             own_before = None if leader_before == shared_before else leader_before
@@ -173,18 +172,18 @@ def plan_batch(
                 rows.time_in_force.append(leg.time_in_force if leg else None)
                 rows.status.append(status)
                 rows.skip_reason.append(skip)
-                rows.mode.append(sub.settings.mode)
-                rows.follower_equity.append(equity_value)
-                rows.ratio.append(ratio)
-                rows.multiplier.append(sub.settings.multiplier)
-                rows.effect.append(result.effect)
-                rows.follower_position_before.append(result.follower_position_before)
-                rows.follower_position_after.append(result.follower_position_after)
-                rows.target.append(target)
-                rows.raw_qty.append(raw_qty)
-                rows.residue.append(result.residue)
+                rows.mode.append(sizing.mode)
+                rows.follower_equity.append(sizing.follower_equity)
+                rows.ratio.append(sizing.ratio)
+                rows.multiplier.append(sizing.multiplier)
+                rows.effect.append(sizing.effect)
+                rows.follower_position_before.append(sizing.follower_position_before)
+                rows.follower_position_after.append(sizing.follower_position_after)
+                rows.target.append(sizing.target)
+                rows.raw_qty.append(sizing.raw_qty)
+                rows.residue.append(sizing.residue)
                 rows.clamps.append(clamps)
-                rows.qty_step.append(rules.qty_step)
+                rows.qty_step.append(sizing.qty_step)
                 rows.held_reason.append(result.skip_reason if leg is not None else None)
                 rows.leader_position_before.append(own_before)
                 rows.leader_position_after.append(own_after)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
@@ -84,7 +84,7 @@ async def stored(runtime: Runtime, outcome: FillOutcome) -> list[tuple[str, str]
     async with runtime.unit_of_work() as uow:
         repo = OrderRepository(uow.session)
         _, rows = await repo.undispatched(0, 1000)
-        relayed = {order.id: encode_stored(order, fill) for order, fill in rows}
+        relayed = {order.id: encode_stored(cast(Any, order), fill) for order, fill in rows}
         for order in outcome.orders:
             if order.skipped:
                 found = await repo.get(order.follower_id, order.order_id)

@@ -84,11 +84,11 @@ ORDER_COLUMNS = (
     ("limit_price", "numeric", False), ("time_in_force", "varchar", False),
     ("status", "varchar", True), ("skip_reason", "varchar", False),
     ("mode", "varchar", True), ("follower_equity", "numeric", False),
-    ("ratio", "numeric", False), ("multiplier", "numeric", False),
-    ("effect", "varchar", True), ("follower_position_before", "numeric", False),
-    ("follower_position_after", "numeric", False), ("target", "numeric", False),
-    ("raw_qty", "numeric", False), ("residue", "numeric", False),
-    ("clamps", "text", False), ("qty_step", "numeric", False),
+    ("ratio", "numeric", False), ("multiplier", "numeric", True),
+    ("effect", "varchar", True), ("follower_position_before", "numeric", True),
+    ("follower_position_after", "numeric", True), ("target", "numeric", False),
+    ("raw_qty", "numeric", False), ("residue", "numeric", True),
+    ("clamps", "text", False), ("qty_step", "numeric", True),
     ("held_reason", "varchar", False), ("leader_position_before", "numeric", False),
     ("leader_position_after", "numeric", False),
 )  # fmt: skip
@@ -171,18 +171,20 @@ class OrderRows:
     time_in_force: list[str | None] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
     skip_reason: list[str | None] = field(default_factory=list)
+    # The explanation's amounts as the decimal texts the order message holds (formatted once
+    # for both): numeric literals Postgres reads as they are.
     mode: list[str] = field(default_factory=list)
-    follower_equity: list[Decimal | None] = field(default_factory=list)
-    ratio: list[Decimal | None] = field(default_factory=list)
-    multiplier: list[Decimal] = field(default_factory=list)
+    follower_equity: list[str | None] = field(default_factory=list)
+    ratio: list[str | None] = field(default_factory=list)
+    multiplier: list[str] = field(default_factory=list)
     effect: list[str] = field(default_factory=list)
-    follower_position_before: list[Decimal] = field(default_factory=list)
-    follower_position_after: list[Decimal] = field(default_factory=list)
-    target: list[Decimal | None] = field(default_factory=list)
-    raw_qty: list[Decimal | None] = field(default_factory=list)
-    residue: list[Decimal] = field(default_factory=list)
+    follower_position_before: list[str] = field(default_factory=list)
+    follower_position_after: list[str] = field(default_factory=list)
+    target: list[str | None] = field(default_factory=list)
+    raw_qty: list[str | None] = field(default_factory=list)
+    residue: list[str] = field(default_factory=list)
     clamps: list[str | None] = field(default_factory=list)
-    qty_step: list[Decimal] = field(default_factory=list)
+    qty_step: list[str] = field(default_factory=list)
     held_reason: list[str | None] = field(default_factory=list)
     leader_position_before: list[Decimal | None] = field(default_factory=list)
     leader_position_after: list[Decimal | None] = field(default_factory=list)

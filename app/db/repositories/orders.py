@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,10 +28,10 @@ class OrderRepository:
 
     async def undispatched(
         self, older_than_s: float, limit: int
-    ) -> tuple[list[int], list[tuple[FollowerOrder, LeaderFill]]]:
+    ) -> tuple[list[int], list[tuple[Row[Any], LeaderFill]]]:
         """Committed fills whose orders are not all confirmed in Redis, oldest first: their
-        ids, and their orders still without an executor report, each with its fill (what the
-        message is rebuilt from).
+        ids, and their orders still without an executor report (rows of follower_order's
+        columns), each with its fill: what the message is rebuilt from.
 
         The fills stay locked until the transaction ends; ``SKIP LOCKED`` lets several relays
         share the backlog without sending a fill twice at once.
@@ -46,14 +47,17 @@ class OrderRepository:
         fill_pks = list((await self.session.execute(fills)).scalars())
         if not fill_pks:
             return [], []
+        # Plain rows, not ORM objects: a fill may have 10,000 orders, and the relay only
+        # reads them.
         orders = (
-            select(FollowerOrder, LeaderFill)
-            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
+            select(*FollowerOrder.__table__.c)
             .where(FollowerOrder.fill_pk.in_(fill_pks), FollowerOrder.status == "pending")
             .order_by(FollowerOrder.fill_pk, FollowerOrder.id)
         )
         rows = (await self.session.execute(orders)).all()
-        return fill_pks, [(r[0], r[1]) for r in rows]
+        found = select(LeaderFill).where(LeaderFill.id.in_(fill_pks))
+        by_pk = {fill.id: fill for fill in (await self.session.execute(found)).scalars()}
+        return fill_pks, [(row, by_pk[row.fill_pk]) for row in rows]
 
     async def get(
         self, follower_id: UUID, order_id: str
