@@ -284,6 +284,15 @@ class LeaderFill(Base):
     # Every order of this fill is in its stream (set at insert when there is none to send).
     # Per fill, not per order: marking 10,000 order rows rewrote each of them.
     dispatched_at: Mapped[datetime | None]
+    # What every order of the fill shares, stored once here rather than on each order row
+    # (app.executors.protocol.messages.order_message rebuilds an order's message from both).
+    # Executors drop an order they receive after valid_until and report it expired.
+    valid_until: Mapped[datetime | None]
+    leader_equity: Mapped[Decimal | None]
+    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The leader's position in the fill's symbol before and after it, as sizing saw it.
+    leader_position_before: Mapped[Decimal | None]
+    leader_position_after: Mapped[Decimal | None]
 
 
 class FollowerOrder(Base):
@@ -299,17 +308,17 @@ class FollowerOrder(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # What an order came from: its fill, subscription and equity snapshots. No foreign keys:
+    # What an order came from: its fill, subscription and equity snapshot. No foreign keys:
     # each would be a lookup and a row lock (itself a WAL record) per order on the fill path
     # (docs/measurements.md). Those tables are append-only instead (a trigger refuses DELETE,
     # see migration 0012), and the ids are the ones the same statement or the loaded book holds.
+    # What every order of a fill shares (its leader, valid_until, the leader's side of the
+    # explanation) is on the fill's row, once (docs/measurements.md, "lean order rows").
     fill_pk: Mapped[int] = mapped_column(BigInteger)
     leg: Mapped[int] = mapped_column(SmallInteger, default=0)
     # Denormalised from the subscription, for the per-follower history index.
     follower_id: Mapped[UUID]
-    leader_id: Mapped[UUID]
     subscription_id: Mapped[UUID]
-    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     follower_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     symbol: Mapped[str] = mapped_column(String(48))
     side: Mapped[str] = mapped_column(String(4))
@@ -320,12 +329,27 @@ class FollowerOrder(Base):
     time_in_force: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
     skip_reason: Mapped[str | None] = mapped_column(String(32))
-    # The exact JSON put on the stream (with the sizing explanation), so the relay re-sends
-    # byte for byte what was committed.
-    payload: Mapped[str] = mapped_column(Text)
+    # Per follower, for the per-follower history index and its keyset pages (dashboard).
     created_at: Mapped[datetime]
-    # Executors drop an order they receive after this and report it expired.
-    valid_until: Mapped[datetime]
+    # The explanation's per-order part (the order message's "sizing", with the fill's part).
+    mode: Mapped[str] = mapped_column(String(16))
+    follower_equity: Mapped[Decimal | None]
+    ratio: Mapped[Decimal | None]
+    multiplier: Mapped[Decimal]
+    effect: Mapped[str] = mapped_column(String(16))
+    follower_position_before: Mapped[Decimal]
+    follower_position_after: Mapped[Decimal]
+    target: Mapped[Decimal | None]
+    raw_qty: Mapped[Decimal | None]
+    residue: Mapped[Decimal]
+    # The caps that cut the opening leg, comma-separated in the order applied; NULL: none.
+    clamps: Mapped[str | None] = mapped_column(Text)
+    qty_step: Mapped[Decimal]
+    # The plan's skip reason on an order that was sent: a later leg of it was held back.
+    held_reason: Mapped[str | None] = mapped_column(String(32))
+    # NULL: the fill's (leader_fill.leader_position_*); set only where this plan saw another.
+    leader_position_before: Mapped[Decimal | None]
+    leader_position_after: Mapped[Decimal | None]
     # Cumulative, from executor reports.
     filled_qty: Mapped[Decimal] = mapped_column(server_default=text("0"))
     avg_price: Mapped[Decimal | None]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.repositories.orders import OrderRepository
 from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, OutboxItem
-from app.executors.protocol.messages import fill_ids
+from app.executors.protocol.messages import StoredOrder, encode_stored, fill_ids
 from app.loops import Backoff, SupervisedTask
 from app.metrics import RELAYED
 
@@ -78,7 +78,13 @@ class OutboxRelay:
             if not fill_pks:
                 self.backlog = 0
                 return 0
-            items = [OutboxItem(oid, fid, payload) for oid, fid, payload in rows]
+            # The message as first sent, rebuilt from the order's row and its fill's.
+            items = [
+                OutboxItem(
+                    order.id, order.follower_id, encode_stored(cast(StoredOrder, order), fill)
+                )
+                for order, fill in rows
+            ]
             # The fills stay locked (SKIP LOCKED) until the commit below, so no other relay
             # sends them meanwhile; if we die before committing, the Lua dedupe absorbs the
             # resend. A Redis that hangs must not keep them locked: past the timeout the

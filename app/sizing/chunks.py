@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
 
 from app.db.repositories import fills
 from app.db.small_pool import SmallPool
@@ -39,9 +37,7 @@ def chunk_bounds(total: int, first: int, largest: int) -> list[tuple[int, int]]:
 async def record_in_chunks(
     fill_pool: SmallPool,
     inputs: FillInputs,
-    kind: str,
-    valid_until: datetime,
-    leader_delta: Decimal,
+    shared: fills.FillShared,
     seq: int,
     started: float,
     bounds: list[tuple[int, int]],
@@ -55,7 +51,7 @@ async def record_in_chunks(
     fill = inputs.fill
     batches: list[Batch] = []
     async with fill_pool.connection() as conn, conn.transaction():
-        recorded = await fills.insert_fill(conn, fill, kind, leader_delta, seq)
+        recorded = await fills.insert_fill(conn, fill, shared, seq)
         fill_pk = recorded.fill_pk
         if fill_pk is None:
             return recorded, []
@@ -68,10 +64,9 @@ async def record_in_chunks(
                     await writing
                 writing = asyncio.ensure_future(
                     fills.record_orders(
-                        conn, fill_pk, fill.leader_id, inputs.now, valid_until, batch.rows,
-                        batch.moves, batch.changes,
+                        conn, fill_pk, shared.created_at, batch.rows, batch.moves, batch.changes
                     )
-                )  # fmt: skip
+                )
                 await asyncio.sleep(0)  # let it go out before planning the next chunk
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             assert writing is not None

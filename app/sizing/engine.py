@@ -41,7 +41,7 @@ from app.sizing.book_cache import LeaderBooks
 from app.sizing.books import LeaderBook, SubscriptionBook, move_book
 from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds, record_in_chunks
 from app.sizing.equity_cache import EquityCache
-from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, plan_batch
+from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, leader_positions, plan_batch
 from app.sizing.follower_drift import SymbolTarget, symbol_targets
 from app.sizing.vector_books import MIN_ROWS, FillVector, committed, size_fill, wide_enough
 
@@ -320,8 +320,16 @@ class SizingEngine(LeaderBooks):
         (nothing recorded)."""
         started = time.perf_counter()
         now = datetime.now(UTC)
-        valid_until = min(fill.event_at, now) + self._ttl
+        # In UTC, as the database gives it back: the relay rebuilds the message from it.
+        valid_until = (min(fill.event_at, now) + self._ttl).astimezone(UTC)
         leader_equity = self._equity.leader(fill.leader_id)
+        before, after = leader_positions(fill, leader_before)
+        shared = fills.FillShared(
+            kind, leader_delta, now, valid_until,
+            leader_equity.equity if leader_equity else None,
+            leader_equity.snapshot_id if leader_equity else None,
+            before, after,
+        )  # fmt: skip
         inputs = FillInputs(
             fill,
             leader_before,
@@ -349,9 +357,8 @@ class SizingEngine(LeaderBooks):
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             async with self._fill_pool.connection() as conn:
                 recorded = await fills.record_fill(
-                    conn, fill, kind, now, valid_until, batch.rows, leader_delta, batch.moves,
-                    batch.changes, book.seq,
-                )  # fmt: skip
+                    conn, fill, shared, batch.rows, batch.moves, batch.changes, book.seq
+                )
             batches = [batch]
         else:
 
@@ -360,9 +367,8 @@ class SizingEngine(LeaderBooks):
 
             bounds = chunk_bounds(len(subscriptions), self.first_chunk, self.chunk)
             recorded, batches = await record_in_chunks(
-                self._fill_pool, inputs, kind, valid_until, leader_delta, book.seq, started,
-                bounds, plan,
-            )  # fmt: skip
+                self._fill_pool, inputs, shared, book.seq, started, bounds, plan
+            )
         if recorded.seq is None:
             return None
         book.seq = recorded.seq

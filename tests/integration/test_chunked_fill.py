@@ -133,7 +133,8 @@ async def test_a_book_another_instance_moved_is_planned_again_from_the_database(
     assert outcome.status == "accepted"
     rows = await db.fetch(
         "SELECT o.side, o.qty, o.reduce_only,"
-        "       o.payload::jsonb -> 'sizing' ->> 'leader_position_before' AS leader_before"
+        "       trim_scale(coalesce(o.leader_position_before, f.leader_position_before))::text"
+        "       AS leader_before"
         "  FROM follower_order o JOIN leader_fill f ON f.id = o.fill_pk WHERE f.fill_id = 'f-3'"
     )
     assert [(r["side"], r["qty"], r["reduce_only"], r["leader_before"]) for r in rows] == [

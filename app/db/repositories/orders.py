@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,9 +28,10 @@ class OrderRepository:
 
     async def undispatched(
         self, older_than_s: float, limit: int
-    ) -> tuple[list[int], list[tuple[str, UUID, str]]]:
+    ) -> tuple[list[int], list[tuple[Row[Any], LeaderFill]]]:
         """Committed fills whose orders are not all confirmed in Redis, oldest first: their
-        ids, and their orders still without an executor report (order_id, follower_id, payload).
+        ids, and their orders still without an executor report (rows of follower_order's
+        columns), each with its fill: what the message is rebuilt from.
 
         The fills stay locked until the transaction ends; ``SKIP LOCKED`` lets several relays
         share the backlog without sending a fill twice at once.
@@ -45,13 +47,17 @@ class OrderRepository:
         fill_pks = list((await self.session.execute(fills)).scalars())
         if not fill_pks:
             return [], []
+        # Plain rows, not ORM objects: a fill may have 10,000 orders, and the relay only
+        # reads them.
         orders = (
-            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            select(*FollowerOrder.__table__.c)
             .where(FollowerOrder.fill_pk.in_(fill_pks), FollowerOrder.status == "pending")
             .order_by(FollowerOrder.fill_pk, FollowerOrder.id)
         )
         rows = (await self.session.execute(orders)).all()
-        return fill_pks, [(r.id, r.follower_id, r.payload) for r in rows]
+        found = select(LeaderFill).where(LeaderFill.id.in_(fill_pks))
+        by_pk = {fill.id: fill for fill in (await self.session.execute(found)).scalars()}
+        return fill_pks, [(row, by_pk[row.fill_pk]) for row in rows]
 
     async def get(
         self, follower_id: UUID, order_id: str
@@ -84,13 +90,18 @@ class LifecycleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock(self, follower_id: UUID, order_id: str) -> FollowerOrder | None:
+    async def lock(
+        self, follower_id: UUID, order_id: str
+    ) -> tuple[FollowerOrder, UUID, str] | None:
+        """The order, locked, with its fill's leader and fill id."""
         stmt = (
-            select(FollowerOrder)
+            select(FollowerOrder, LeaderFill.leader_id, LeaderFill.fill_id)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
             .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
-            .with_for_update()
+            .with_for_update(of=FollowerOrder)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1], row[2]) if row else None
 
     async def record(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 import msgspec
 
@@ -178,6 +179,174 @@ class FillMessages:
             self._facts,
         )
         return _encoder.encode(message).decode()
+
+
+class StoredOrder(Protocol):
+    """An order row as stored (app.db.tables.FollowerOrder): its own facts only."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def follower_id(self) -> object: ...
+    @property
+    def subscription_id(self) -> object: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def qty(self) -> Decimal: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def reduce_only(self) -> bool: ...
+    @property
+    def limit_price(self) -> Decimal | None: ...
+    @property
+    def time_in_force(self) -> str | None: ...
+    @property
+    def skip_reason(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def follower_equity(self) -> Decimal | None: ...
+    @property
+    def follower_equity_snapshot_id(self) -> int | None: ...
+    @property
+    def ratio(self) -> Decimal | None: ...
+    @property
+    def multiplier(self) -> Decimal: ...
+    @property
+    def effect(self) -> str: ...
+    @property
+    def follower_position_before(self) -> Decimal: ...
+    @property
+    def follower_position_after(self) -> Decimal: ...
+    @property
+    def target(self) -> Decimal | None: ...
+    @property
+    def raw_qty(self) -> Decimal | None: ...
+    @property
+    def residue(self) -> Decimal: ...
+    @property
+    def clamps(self) -> str | None: ...
+    @property
+    def qty_step(self) -> Decimal: ...
+    @property
+    def held_reason(self) -> str | None: ...
+    @property
+    def leader_position_before(self) -> Decimal | None: ...
+    @property
+    def leader_position_after(self) -> Decimal | None: ...
+
+
+class StoredFill(Protocol):
+    """The fill row an order came from (app.db.tables.LeaderFill): what its orders share."""
+
+    @property
+    def leader_id(self) -> object: ...
+    @property
+    def fill_id(self) -> str: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def liquidation(self) -> bool: ...
+    @property
+    def reduce_only(self) -> bool | None: ...
+    @property
+    def fee(self) -> Decimal | None: ...
+    @property
+    def fee_asset(self) -> str | None: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+    @property
+    def leader_equity(self) -> Decimal | None: ...
+    @property
+    def leader_equity_snapshot_id(self) -> int | None: ...
+    @property
+    def leader_position_before(self) -> Decimal | None: ...
+    @property
+    def leader_position_after(self) -> Decimal | None: ...
+
+
+CLAMP_SEPARATOR = ","
+
+
+def stored_clamps(clamps: tuple[str, ...]) -> str | None:
+    """``Plan.clamps`` as the order row stores them (None: none)."""
+    return CLAMP_SEPARATOR.join(clamps) if clamps else None
+
+
+def _n(value: Decimal | None) -> Decimal:
+    # Columns that are NULL only on rows a fill recorded before they existed, never sized.
+    return Decimal(0) if value is None else value
+
+
+def stored_explanation(order: StoredOrder, fill: StoredFill) -> Explanation:
+    """An order's explanation, rebuilt from its row and its fill's: the same one
+    ``FillMessages.explanation`` built when the order was planned."""
+    leader_before = order.leader_position_before
+    leader_after = order.leader_position_after
+    return Explanation(
+        order.mode,
+        fmt(fill.price),
+        _d(fill.leader_equity),
+        fill.leader_equity_snapshot_id,
+        _d(order.follower_equity),
+        order.follower_equity_snapshot_id,
+        _d(order.ratio),
+        fmt(order.multiplier),
+        order.effect,
+        fmt(_n(fill.leader_position_before if leader_before is None else leader_before)),
+        fmt(_n(fill.leader_position_after if leader_after is None else leader_after)),
+        fmt(order.follower_position_before),
+        fmt(order.follower_position_after),
+        _d(order.target),
+        _d(order.raw_qty),
+        fmt(order.residue),
+        tuple(order.clamps.split(CLAMP_SEPARATOR)) if order.clamps else (),
+        fmt(order.qty_step),
+        order.skip_reason if order.skip_reason is not None else order.held_reason,
+    )
+
+
+def sizing_document(order: StoredOrder, fill: StoredFill) -> dict[str, Any]:
+    """``stored_explanation`` as the message's JSON decodes: a dict, clamps a list."""
+    document: dict[str, Any] = msgspec.to_builtins(stored_explanation(order, fill))
+    document["clamps"] = list(document["clamps"])
+    return document
+
+
+def order_message(order: StoredOrder, fill: StoredFill) -> OrderMessage:
+    """The message an order was sent as, rebuilt from its row and its fill's row: what the
+    relay re-sends, and what the API and reports read (the one place that knows the layout)."""
+    created_at = order.created_at
+    return OrderMessage(
+        SCHEMA_VERSION,
+        order.id,
+        str(order.follower_id),
+        str(fill.leader_id),
+        str(order.subscription_id),
+        fill.fill_id,
+        order.symbol,
+        order.side,
+        fmt(order.qty),
+        order.type,
+        order.reduce_only,
+        _d(order.limit_price),
+        order.time_in_force,
+        created_at.isoformat(),
+        (fill.valid_until or created_at).isoformat(),
+        stored_explanation(order, fill),
+        LeaderFillFacts(fill.liquidation, fill.reduce_only, _d(fill.fee), fill.fee_asset),
+    )
+
+
+def encode_stored(order: StoredOrder, fill: StoredFill) -> str:
+    """``order_message`` as the JSON text on the stream."""
+    return _encoder.encode(order_message(order, fill)).decode()
 
 
 class _Ids(msgspec.Struct):
