@@ -78,7 +78,7 @@ async def write_chunks(
 ) -> Any:
     if LEAN:
         shared = _shared(inputs, delta)
-        recorded, _ = await record_in_chunks(pool, inputs, shared, seq, started, bounds, plan)
+        recorded, _, _ = await record_in_chunks(pool, inputs, shared, seq, started, bounds, plan)
     else:
         old: Any = record_in_chunks
         recorded, _ = await old(pool, inputs, "trade", NOW, delta, seq, started, bounds, plan)

@@ -285,7 +285,7 @@ class LeaderFill(Base):
     # Per fill, not per order: marking 10,000 order rows rewrote each of them.
     dispatched_at: Mapped[datetime | None]
     # What every order of the fill shares, stored once here rather than on each order row
-    # (app.executors.protocol.messages.order_message rebuilds an order's message from both).
+    # (app.executors.protocol.messages.sizing_document rebuilds its explanation from both).
     # Executors drop an order they receive after valid_until and report it expired.
     valid_until: Mapped[datetime | None]
     leader_equity: Mapped[Decimal | None]

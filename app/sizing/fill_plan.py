@@ -45,7 +45,8 @@ class PlannedOrder(NamedTuple):
     subscription_id: UUID
     status: str
     skip_reason: str | None
-    payload: str
+    payload: str  # the order message sent (version 2)
+    fill_key: str  # the fill it came from, as the enqueue names it (domain.ids.fill_key)
 
     @property
     def skipped(self) -> bool:
@@ -148,14 +149,8 @@ def plan_batch(
             own_after = None if leader_after == shared_after else leader_after
             for index, leg in enumerate(legs):
                 oid = order_ids(sub.id_text, index)
-                payload = messages.encode(
-                    order_id=oid,
-                    follower_id=sub.follower_text,
-                    subscription_id=sub.id_text,
-                    symbol=symbol,
-                    leg=leg,
-                    sizing=sizing,
-                )
+                # The stream gets version 2; the explanation goes to the row's columns below.
+                payload = messages.lean(oid, sub.follower_text, sub.id_text, symbol, leg)
                 skip = result.skip_reason if leg is None else None
                 status = "skipped" if leg is None else "pending"
                 rows.id.append(oid)
@@ -187,7 +182,11 @@ def plan_batch(
                 rows.held_reason.append(result.skip_reason if leg is not None else None)
                 rows.leader_position_before.append(own_before)
                 rows.leader_position_after.append(own_after)
-                produced.append(PlannedOrder(oid, sub.follower_id, sub.id, status, skip, payload))
+                produced.append(
+                    PlannedOrder(
+                        oid, sub.follower_id, sub.id, status, skip, payload, messages.fill_key
+                    )
+                )
             delta = result.follower_position_after - follower_before if result.legs else Decimal(0)
             if delta:
                 moves.subscription_id.append(sub.id_text)

@@ -1,18 +1,28 @@
-"""The order message: the JSON an executor reads from the stream (schema version 1)."""
+"""The order message: the JSON an executor reads from a follower's order stream.
+
+Version 2 (``LeanOrder``, what is sent): the order itself, the leader's price as a reference,
+and a link to the order's explanation in the API. Version 1 (``OrderMessage``, deprecated)
+carried the whole explanation; readers still accept it for one release (``reference_price``).
+
+The explanation is stored as columns: an order's own part on its row, what the fill's orders
+share on the fill's row; ``sizing_document`` rebuilds it for the API.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 import msgspec
 
 from app.domain.decimals import fmt
+from app.domain.ids import fill_key
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import OrderType, Plan, PlannedLeg, SizingSettings
 
 SCHEMA_VERSION = 1
+LEAN_VERSION = 2
 _encoder = msgspec.json.Encoder()
 
 
@@ -81,6 +91,76 @@ class OrderMessage(msgspec.Struct, gc=False):
     leader_fill: LeaderFillFacts
 
 
+class LeanOrder(msgspec.Struct, gc=False):
+    """The order message, version 2: what an executor needs to place the order, and where
+    the API explains it. No ``created_at``: executors go by ``valid_until``, and the stream
+    entry's id is the time it was sent."""
+
+    v: int
+    order_id: str
+    follower_id: str
+    leader_id: str
+    subscription_id: str
+    leader_fill_id: str
+    symbol: str
+    side: str
+    qty: str
+    type: str
+    reduce_only: bool
+    limit_price: str | None
+    time_in_force: str | None
+    valid_until: str
+    leader_price: str
+    explanation: str
+
+
+def explanation_path(follower_id: str, order_id: str) -> str:
+    """The API path of an order with its explanation (GET, the follower's or an admin's token)."""
+    return f"/v1/followers/{follower_id}/orders/{order_id}"
+
+
+def wire_time(value: datetime) -> str:
+    """A timestamp as the order message writes it: ISO 8601 in UTC, to the microsecond."""
+    return value.astimezone(UTC).isoformat()
+
+
+def lean_order(
+    *,
+    order_id: str,
+    follower_id: str,
+    leader_id: str,
+    subscription_id: str,
+    leader_fill_id: str,
+    symbol: str,
+    side: str,
+    qty: str,
+    order_type: str,
+    reduce_only: bool,
+    limit_price: str | None,
+    time_in_force: str | None,
+    valid_until: str,
+    leader_price: str,
+) -> str:
+    """The one encoder of version 2: the sizing engine's first send and the outbox relay's
+    resend (from the order row's columns) both write through here, so a resend is the same
+    bytes. Amounts as ``fmt`` writes them, times as ``wire_time`` does."""
+    message = LeanOrder(
+        LEAN_VERSION, order_id, follower_id, leader_id, subscription_id, leader_fill_id, symbol,
+        side, qty, order_type, reduce_only, limit_price, time_in_force, valid_until, leader_price,
+        explanation_path(follower_id, order_id),
+    )  # fmt: skip
+    return _encoder.encode(message).decode()
+
+
+def reference_price(order: dict[str, Any]) -> Decimal:
+    """The leader's fill price an order was sized at: version 2's ``leader_price``, version
+    1's ``sizing.leader_price``."""
+    price = order.get("leader_price")
+    if price is None:
+        price = order["sizing"]["leader_price"]
+    return Decimal(price)
+
+
 class FillMessages:
     """Encodes the orders of one leader fill.
 
@@ -97,6 +177,9 @@ class FillMessages:
     ) -> None:
         self._fill = fill
         self._leader_id = str(fill.leader_id)
+        # Names the fill in Redis (the enqueue's sent markers), as the relay names it too.
+        self.fill_key = fill_key(fill.leader_id, fill.fill_id)
+        self._valid_until_wire = wire_time(valid_until)
         self._created_at = created_at.isoformat()
         self._valid_until = valid_until.isoformat()
         self._leader_price = fmt(fill.price)
@@ -180,34 +263,38 @@ class FillMessages:
         )
         return _encoder.encode(message).decode()
 
+    def lean(
+        self,
+        order_id: str,
+        follower_id: str,
+        subscription_id: str,
+        symbol: str,
+        leg: PlannedLeg | None,
+    ) -> str:
+        """The version 2 message of an order (``leg`` None: a skipped order, as ``encode``):
+        the struct ``lean_order`` encodes, built here without its keyword call, from the
+        fill's text formatted once (one per order of thousands)."""
+        fill = self._fill
+        message = LeanOrder(
+            LEAN_VERSION, order_id, follower_id, self._leader_id, subscription_id, fill.fill_id,
+            symbol,
+            leg.side if leg else fill.side,
+            fmt(leg.qty) if leg else "0",
+            leg.order_type if leg else OrderType.MARKET,
+            leg.reduce_only if leg else False,
+            None if leg is None or leg.limit_price is None else fmt(leg.limit_price),
+            leg.time_in_force if leg else None,
+            self._valid_until_wire, self._leader_price,
+            f"/v1/followers/{follower_id}/orders/{order_id}",
+        )  # fmt: skip
+        return _encoder.encode(message).decode()
+
 
 class StoredOrder(Protocol):
-    """An order row as stored (app.db.tables.FollowerOrder): its own facts only."""
+    """An order row as stored (app.db.tables.FollowerOrder): its part of the explanation."""
 
     @property
-    def id(self) -> str: ...
-    @property
-    def follower_id(self) -> object: ...
-    @property
-    def subscription_id(self) -> object: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> str: ...
-    @property
-    def qty(self) -> Decimal: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def reduce_only(self) -> bool: ...
-    @property
-    def limit_price(self) -> Decimal | None: ...
-    @property
-    def time_in_force(self) -> str | None: ...
-    @property
     def skip_reason(self) -> str | None: ...
-    @property
-    def created_at(self) -> datetime: ...
     @property
     def mode(self) -> str: ...
     @property
@@ -243,24 +330,11 @@ class StoredOrder(Protocol):
 
 
 class StoredFill(Protocol):
-    """The fill row an order came from (app.db.tables.LeaderFill): what its orders share."""
+    """The fill row an order came from (app.db.tables.LeaderFill): the explanation's part its
+    orders share."""
 
     @property
-    def leader_id(self) -> object: ...
-    @property
-    def fill_id(self) -> str: ...
-    @property
     def price(self) -> Decimal: ...
-    @property
-    def liquidation(self) -> bool: ...
-    @property
-    def reduce_only(self) -> bool | None: ...
-    @property
-    def fee(self) -> Decimal | None: ...
-    @property
-    def fee_asset(self) -> str | None: ...
-    @property
-    def valid_until(self) -> datetime | None: ...
     @property
     def leader_equity(self) -> Decimal | None: ...
     @property
@@ -317,36 +391,6 @@ def sizing_document(order: StoredOrder, fill: StoredFill) -> dict[str, Any]:
     document: dict[str, Any] = msgspec.to_builtins(stored_explanation(order, fill))
     document["clamps"] = list(document["clamps"])
     return document
-
-
-def order_message(order: StoredOrder, fill: StoredFill) -> OrderMessage:
-    """The message an order was sent as, rebuilt from its row and its fill's row: what the
-    relay re-sends, and what the API and reports read (the one place that knows the layout)."""
-    created_at = order.created_at
-    return OrderMessage(
-        SCHEMA_VERSION,
-        order.id,
-        str(order.follower_id),
-        str(fill.leader_id),
-        str(order.subscription_id),
-        fill.fill_id,
-        order.symbol,
-        order.side,
-        fmt(order.qty),
-        order.type,
-        order.reduce_only,
-        _d(order.limit_price),
-        order.time_in_force,
-        created_at.isoformat(),
-        (fill.valid_until or created_at).isoformat(),
-        stored_explanation(order, fill),
-        LeaderFillFacts(fill.liquidation, fill.reduce_only, _d(fill.fee), fill.fee_asset),
-    )
-
-
-def encode_stored(order: StoredOrder, fill: StoredFill) -> str:
-    """``order_message`` as the JSON text on the stream."""
-    return _encoder.encode(order_message(order, fill)).decode()
 
 
 class _Ids(msgspec.Struct):
