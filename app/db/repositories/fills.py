@@ -21,6 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
+from app.db.repositories import subscription_positions
 from app.domain.model import Fill
 
 
@@ -83,6 +84,14 @@ def split_column(param: str, sql_type: str) -> str:
     return f"string_to_array({param}, E'\\x1f', E'\\x1e')::{sql_type}[]"
 
 
+def _position_moves(leader: str, columns: Sequence[str]) -> str:
+    """The subscriptions' position moves of f: one vector row per (leader, symbol)."""
+    sid, symbol, qty = columns
+    return subscription_positions.move_vectors(
+        leader, f"f, unnest({sid}, {symbol}, {qty}) AS u(sid, symbol, qty)"
+    )
+
+
 def _order_ctes(leader: str, created: str, valid: str, first: int) -> str:
     """The orders of f (16 columns), the subscriptions' position moves (3) and status changes
     (3), each a joined text parameter, as ``$first`` onwards."""
@@ -101,12 +110,7 @@ o AS (
       FROM f, unnest({", ".join(c[:16])})
            AS u(id, leg, follower_id, subscription_id, les, fes, symbol, side, qty, type,
                 reduce_only, limit_price, tif, status, skip_reason, payload)
-), sp AS (
-    INSERT INTO subscription_position AS p (subscription_id, symbol, qty, updated_at)
-    SELECT u.sid, u.symbol, u.qty, now()
-      FROM f, unnest({c[16]}, {c[17]}, {c[18]}) AS u(sid, symbol, qty)
-    ON CONFLICT (subscription_id, symbol) DO UPDATE
-        SET qty = p.qty + EXCLUDED.qty, updated_at = now()
+), sp AS ({_position_moves(leader, c[16:19])}
 ), st AS (
     UPDATE subscription s SET status = u.status, status_reason = u.reason, updated_at = now()
       FROM f, unnest({c[19]}, {c[20]}, {c[21]}) AS u(sid, status, reason)
@@ -123,6 +127,12 @@ RECORD_FILL = f"WITH {_fill_ctes(_SEQ_PARAM)}, {_order_ctes('$1', '$16', '$17', 
 INSERT_FILL = f"WITH {_fill_ctes('$16')} {_ANSWER}"
 RECORD_ORDERS = (
     f"WITH f AS (SELECT $1::int8 AS id), {_order_ctes('$2', '$3', '$4', 5)} SELECT id FROM f"
+)
+# The chunked path's position moves, all chunks' at once ($1 the leader, $2-$4 the moves): the
+# chunks' statements are given none, so that each vector row is rewritten once per fill.
+_MOVE_COLUMNS = _COLUMNS[16:19]
+RECORD_POSITIONS = "WITH f AS (SELECT), sp AS ({}) SELECT".format(
+    _position_moves("$1", [split_column(f"${n}", t) for n, (t, _) in enumerate(_MOVE_COLUMNS, 2)])
 )
 MARK_NOTHING_TO_SEND = "UPDATE leader_fill SET dispatched_at = $2 WHERE id = $1"
 
@@ -277,6 +287,16 @@ async def record_orders(
     )
 
 
+async def record_positions(conn: asyncpg.Connection, leader_id: UUID, moves: PositionMoves) -> None:
+    """The chunked path's last step, in the caller's transaction: the position moves of every
+    chunk (``record_orders`` was given none)."""
+    if not moves.subscription_id:
+        return
+    columns: tuple[Sequence[object], ...] = (moves.subscription_id, moves.symbol, moves.delta)
+    joined = [join_column(v, text) for v, (_, text) in zip(columns, _MOVE_COLUMNS, strict=True)]
+    await conn.execute(RECORD_POSITIONS, leader_id, *joined)
+
+
 async def mark_nothing_to_send(conn: asyncpg.Connection, fill_pk: int, at: datetime) -> None:
     """A chunked fill whose every order was skipped is dispatched as it commits."""
     await conn.execute(MARK_NOTHING_TO_SEND, fill_pk, at)
@@ -293,11 +313,7 @@ SELECT s.id, s.follower_id, s.multiplier, s.status, s.sizing, fa.kind AS account
  WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
 """
 LOAD_LEADER_POSITIONS = "SELECT symbol, qty FROM leader_position WHERE leader_id = $1"
-LOAD_SUBSCRIPTION_POSITIONS = """
-SELECT p.subscription_id, p.symbol, p.qty
-  FROM subscription_position p JOIN subscription s ON s.id = p.subscription_id
- WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
-"""
+LOAD_SUBSCRIPTION_POSITIONS = subscription_positions.LOAD_BOOK_POSITIONS
 # The last price of each symbol the leader traded: marks for gross exposure after a restart.
 LOAD_LAST_PRICES = """
 SELECT DISTINCT ON (symbol) symbol, price
@@ -313,6 +329,8 @@ class BookRows:
     seq: int
     subscriptions: list[asyncpg.Record]
     leader_positions: list[asyncpg.Record]
+    # subscription_positions.LOAD_BOOK_POSITIONS: a position is the sum of its rows, and
+    # subscriptions that are not live may be among them.
     subscription_positions: list[asyncpg.Record]
     last_prices: list[asyncpg.Record]
 
