@@ -25,10 +25,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -227,12 +228,45 @@ class LeaderPosition(Base):
 
 class SubscriptionPosition(Base):
     """The position sizing assumes a subscription holds (signed, follower symbol): moved by the
-    orders it sends, corrected by executor reports of what did not fill."""
+    orders it sends, corrected by executor reports of what did not fill.
+
+    A read-only VIEW (migration 0023) of the two tables below; written only through
+    app.db.repositories.subscription_positions."""
 
     __tablename__ = "subscription_position"
-    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
+    __table_args__ = ({"info": {"is_view": True}},)
 
     # No foreign key (see follower_order): subscriptions are never deleted (append-only).
+    subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SubscriptionPositionVector(Base):
+    """Per (leader, follower symbol): the subscriptions' positions moved by its fills, ids and
+    quantities in the same order (app.db.repositories.subscription_positions)."""
+
+    __tablename__ = "subscription_position_vector"
+    __table_args__ = (
+        CheckConstraint("cardinality(subscription_ids) = cardinality(qtys)", name="aligned"),
+        {"postgresql_with": {"fillfactor": 50}},
+    )
+
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    subscription_ids: Mapped[list[UUID]] = mapped_column(ARRAY(Uuid()))
+    qtys: Mapped[list[Decimal]] = mapped_column(ARRAY(Numeric()))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SubscriptionPositionCorrection(Base):
+    """Per (subscription, follower symbol): what executor reports and drift corrections moved
+    its position by, on top of its vector's quantity."""
+
+    __tablename__ = "subscription_position_correction"
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
+
     subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
     qty: Mapped[Decimal]

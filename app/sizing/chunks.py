@@ -22,6 +22,17 @@ FIRST_CHUNK = 250
 CHUNK = 1000
 
 
+def _all_moves(batches: list[Batch]) -> fills.PositionMoves:
+    """Every chunk's position moves, for one statement: each position vector row is then
+    rewritten once per fill, not once per chunk."""
+    moves = fills.PositionMoves()
+    for batch in batches:
+        moves.subscription_id += batch.moves.subscription_id
+        moves.symbol += batch.moves.symbol
+        moves.delta += batch.moves.delta
+    return moves
+
+
 def chunk_bounds(total: int, first: int, largest: int) -> list[tuple[int, int]]:
     """``[start, end)`` of each chunk of ``total`` subscriptions: ``first`` long, then each
     twice the one before up to ``largest``, the last whatever remains."""
@@ -66,10 +77,9 @@ async def record_in_chunks(
                 batches.append(batch)
                 if writing is not None:
                     await writing
+                # The position moves go last, all chunks' at once (record_positions).
                 writing = asyncio.ensure_future(
-                    fills.record_orders(
-                        conn, fill_pk, shared.created_at, batch.rows, batch.moves, batch.changes
-                    )
+                    fills.record_orders(conn, fill_pk, shared.created_at, batch.rows, batch.changes)
                 )
                 await asyncio.sleep(0)  # let it go out before planning the next chunk
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
@@ -77,6 +87,8 @@ async def record_in_chunks(
             if prepare is not None:
                 prepared = prepare([order for b in batches for order in b.produced])
             await writing
+            writing = None
+            await fills.record_positions(conn, fill.leader_id, _all_moves(batches))
         finally:
             # One statement at a time on a connection: never leave the transaction (to
             # commit or roll back) with a chunk still being written.

@@ -6,9 +6,10 @@ seen before inserts nothing, and every other part reads from the fill's insert, 
 writes nothing anywhere.
 
 A fill fanned out to thousands is written in chunks instead, in one transaction: the fill
-first (``insert_fill``), then each chunk's position moves and its orders by COPY
+first (``insert_fill``), then each chunk's status changes and its orders by COPY
 (``record_orders``) while the engine plans the next, so planning and Postgres work side by
-side rather than one after the other.
+side rather than one after the other, and last every chunk's position moves at once
+(``record_positions``).
 
 An order row holds the order's own facts; what all the orders of a fill share is on the
 fill's row, once (``FillShared``).
@@ -26,6 +27,7 @@ from uuid import UUID
 
 import asyncpg
 
+from app.db.repositories import subscription_positions
 from app.domain.model import Fill
 
 
@@ -105,6 +107,14 @@ def split_column(param: str, sql_type: str) -> str:
     return f"string_to_array({param}, E'\\x1f', E'\\x1e')::{sql_type}[]"
 
 
+def _position_moves(leader: str, columns: Sequence[str]) -> str:
+    """The subscriptions' position moves of f: one vector row per (leader, symbol)."""
+    sid, symbol, qty = columns
+    return subscription_positions.move_vectors(
+        leader, f"f, unnest({sid}, {symbol}, {qty}) AS u(sid, symbol, qty)"
+    )
+
+
 def _order_cte(created: str, first: int) -> str:
     """The orders of f, each OrderRows column a joined text parameter, as ``$first`` on."""
     names = [name for name, _, _ in ORDER_COLUMNS]
@@ -120,22 +130,29 @@ o AS (
 )"""
 
 
-def _move_ctes(first: int) -> str:
-    """The subscriptions' position moves (3) and status changes (3) caused by f, each a joined
-    text parameter, as ``$first`` onwards."""
-    c = [split_column(f"${n}", sql_type) for n, (sql_type, _) in enumerate(_MOVE_COLUMNS, first)]
+def _change_cte(first: int) -> str:
+    """The subscriptions' status changes (3) caused by f, each a joined text parameter, as
+    ``$first`` onwards."""
+    c = [
+        split_column(f"${n}", sql_type) for n, (sql_type, _) in enumerate(_MOVE_COLUMNS[3:], first)
+    ]
     return f"""
-sp AS (
-    INSERT INTO subscription_position AS p (subscription_id, symbol, qty, updated_at)
-    SELECT u.sid, u.symbol, u.qty, now()
-      FROM f, unnest({c[0]}, {c[1]}, {c[2]}) AS u(sid, symbol, qty)
-    ON CONFLICT (subscription_id, symbol) DO UPDATE
-        SET qty = p.qty + EXCLUDED.qty, updated_at = now()
-), st AS (
+st AS (
     UPDATE subscription s SET status = u.status, status_reason = u.reason, updated_at = now()
-      FROM f, unnest({c[3]}, {c[4]}, {c[5]}) AS u(sid, status, reason)
+      FROM f, unnest({c[0]}, {c[1]}, {c[2]}) AS u(sid, status, reason)
      WHERE s.id = u.sid AND s.status IN ('active', 'close_only')
 )"""
+
+
+def _move_ctes(leader: str, first: int) -> str:
+    """The subscriptions' position moves (3) and status changes (3) caused by f, each a joined
+    text parameter, as ``$first`` onwards; ``leader`` the fill's leader."""
+    c = [
+        split_column(f"${n}", sql_type) for n, (sql_type, _) in enumerate(_MOVE_COLUMNS[:3], first)
+    ]
+    return f"""
+sp AS ({_position_moves(leader, c)}
+), {_change_cte(first + 3)}"""
 
 
 # The whole fill in one statement: $21 the orders' created_at, the orders from $22, then the
@@ -143,12 +160,19 @@ sp AS (
 _MOVES_FROM = 22 + len(ORDER_COLUMNS)
 _SEQ_PARAM = f"${_MOVES_FROM + len(_MOVE_COLUMNS)}"
 RECORD_FILL = (
-    f"WITH {_fill_ctes(_SEQ_PARAM)}, {_order_cte('$21', 22)}, {_move_ctes(_MOVES_FROM)} {_ANSWER}"
+    f"WITH {_fill_ctes(_SEQ_PARAM)}, {_order_cte('$21', 22)}, "
+    f"{_move_ctes('$1', _MOVES_FROM)} {_ANSWER}"
 )
-# The chunked path: the fill alone ($21 the sequence), then each chunk's moves for the fill's
-# row id ($1) and its orders by COPY.
+# The chunked path: the fill alone ($21 the sequence), then each chunk's status changes for
+# the fill's row id ($1) and its orders by COPY, and last the position moves of all chunks at
+# once ($1 the leader, $2-$4 the moves), so that each vector row is rewritten once per fill.
 INSERT_FILL = f"WITH {_fill_ctes('$21')} {_ANSWER}"
-RECORD_MOVES = f"WITH f AS (SELECT $1::int8 AS id), {_move_ctes(2)} SELECT id FROM f"
+RECORD_CHANGES = f"WITH f AS (SELECT $1::int8 AS id), {_change_cte(2)} SELECT id FROM f"
+RECORD_POSITIONS = "WITH f AS (SELECT), sp AS ({}) SELECT".format(
+    _position_moves(
+        "$1", [split_column(f"${n}", t) for n, (t, _) in enumerate(_MOVE_COLUMNS[:3], 2)]
+    )
+)
 MARK_NOTHING_TO_SEND = "UPDATE leader_fill SET dispatched_at = $2 WHERE id = $1"
 
 
@@ -265,6 +289,18 @@ def _move_args(moves: PositionMoves, changes: StatusChanges) -> list[str]:
     ]
 
 
+def _change_args(changes: StatusChanges) -> list[str]:
+    columns: tuple[Sequence[object], ...] = (
+        changes.subscription_id,
+        changes.status,
+        changes.reason,
+    )
+    return [
+        join_column(values, text)
+        for values, (_, text) in zip(columns, _MOVE_COLUMNS[3:], strict=True)
+    ]
+
+
 class Recorded(NamedTuple):
     """What recording a fill did: ``seq`` None, nothing (the book had moved: plan again);
     else the book's new sequence, and the fill's row id (None: a duplicate fill id)."""
@@ -317,18 +353,18 @@ async def record_orders(
     fill_pk: int,
     created_at: datetime,
     orders: OrderRows,
-    moves: PositionMoves,
     changes: StatusChanges,
 ) -> None:
-    """One chunk of a fill's position moves and status changes, a step of their own, then its
-    orders by COPY (no statement to parse, no arrays to split and cast).
+    """One chunk of a fill's status changes, a step of their own, then its orders by COPY (no
+    statement to parse, no arrays to split and cast). The chunks' position moves are written
+    after the last chunk, all at once (``record_positions``).
 
-    The moves go first: the statement leaves at once and Postgres runs it while the engine
+    The changes go first: the statement leaves at once and Postgres runs it while the engine
     plans the next chunk; the COPY follows when it answers (asyncpg writes a COPY's data
     without waiting for the server, but sends no statement before the last one's answer).
     """
-    if moves.subscription_id or changes.subscription_id:
-        await conn.fetchval(RECORD_MOVES, fill_pk, *_move_args(moves, changes))
+    if changes.subscription_id:
+        await conn.fetchval(RECORD_CHANGES, fill_pk, *_change_args(changes))
     if not orders.id:
         return
     await conn.copy_to_table(
@@ -365,6 +401,16 @@ def copy_text(fill_pk: int, created_at: datetime, orders: OrderRows) -> bytes:
     return data.encode()
 
 
+async def record_positions(conn: asyncpg.Connection, leader_id: UUID, moves: PositionMoves) -> None:
+    """The chunked path's last step, in the caller's transaction: the position moves of every
+    chunk (``record_orders`` writes none)."""
+    if not moves.subscription_id:
+        return
+    columns: tuple[Sequence[object], ...] = (moves.subscription_id, moves.symbol, moves.delta)
+    joined = [join_column(v, text) for v, (_, text) in zip(columns, _MOVE_COLUMNS[:3], strict=True)]
+    await conn.execute(RECORD_POSITIONS, leader_id, *joined)
+
+
 async def mark_nothing_to_send(conn: asyncpg.Connection, fill_pk: int, at: datetime) -> None:
     """A chunked fill whose every order was skipped is dispatched as it commits."""
     await conn.execute(MARK_NOTHING_TO_SEND, fill_pk, at)
@@ -381,11 +427,7 @@ SELECT s.id, s.follower_id, s.multiplier, s.status, s.sizing, fa.kind AS account
  WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
 """
 LOAD_LEADER_POSITIONS = "SELECT symbol, qty FROM leader_position WHERE leader_id = $1"
-LOAD_SUBSCRIPTION_POSITIONS = """
-SELECT p.subscription_id, p.symbol, p.qty
-  FROM subscription_position p JOIN subscription s ON s.id = p.subscription_id
- WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
-"""
+LOAD_SUBSCRIPTION_POSITIONS = subscription_positions.LOAD_BOOK_POSITIONS
 # The last price of each symbol the leader traded: marks for gross exposure after a restart.
 LOAD_LAST_PRICES = """
 SELECT DISTINCT ON (symbol) symbol, price
@@ -401,6 +443,8 @@ class BookRows:
     seq: int
     subscriptions: list[asyncpg.Record]
     leader_positions: list[asyncpg.Record]
+    # subscription_positions.LOAD_BOOK_POSITIONS: a position is the sum of its rows, and
+    # subscriptions that are not live may be among them.
     subscription_positions: list[asyncpg.Record]
     last_prices: list[asyncpg.Record]
 
