@@ -44,7 +44,8 @@ class PlannedOrder(NamedTuple):
     subscription_id: UUID
     status: str
     skip_reason: str | None
-    payload: str
+    payload: str  # the order message sent (version 2)
+    fill_key: str  # the fill it came from, as the enqueue names it (domain.ids.fill_key)
 
     @property
     def skipped(self) -> bool:
@@ -130,13 +131,22 @@ def plan_batch(
                 legs = (*legs, None)  # the leg held back: a skipped order of its own
             for index, leg in enumerate(legs):
                 oid = order_ids(sub.id_text, index)
-                payload = messages.encode(
+                # The outbox row keeps the version 1 document (the API's explanation) until
+                # the explanation is stored once per fill; the stream gets version 2.
+                document = messages.encode(
                     order_id=oid,
                     follower_id=sub.follower_text,
                     subscription_id=sub.id_text,
                     symbol=symbol,
                     leg=leg,
                     sizing=sizing,
+                )
+                payload = messages.lean(
+                    order_id=oid,
+                    follower_id=sub.follower_text,
+                    subscription_id=sub.id_text,
+                    symbol=symbol,
+                    leg=leg,
                 )
                 skip = result.skip_reason if leg is None else None
                 status = "skipped" if leg is None else "pending"
@@ -159,8 +169,12 @@ def plan_batch(
                 rows.time_in_force.append(leg.time_in_force if leg else None)
                 rows.status.append(status)
                 rows.skip_reason.append(skip)
-                rows.payload.append(payload)
-                produced.append(PlannedOrder(oid, sub.follower_id, sub.id, status, skip, payload))
+                rows.payload.append(document)
+                produced.append(
+                    PlannedOrder(
+                        oid, sub.follower_id, sub.id, status, skip, payload, messages.fill_key
+                    )
+                )
             delta = result.follower_position_after - follower_before if result.legs else Decimal(0)
             if delta:
                 moves.subscription_id.append(sub.id_text)

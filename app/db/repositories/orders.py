@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 from sqlalchemy import func, select
@@ -13,6 +14,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.fills import MARK_DISPATCHED
 from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
+
+
+class OutboxRow(NamedTuple):
+    """An order to (re)send, as its row and its fill's row hold it."""
+
+    order_id: str
+    follower_id: UUID
+    subscription_id: UUID
+    leader_id: UUID
+    fill_id: str
+    leader_price: Decimal
+    symbol: str
+    side: str
+    qty: Decimal
+    type: str
+    reduce_only: bool
+    limit_price: Decimal | None
+    time_in_force: str | None
+    valid_until: datetime
 
 
 class OrderRepository:
@@ -27,9 +47,10 @@ class OrderRepository:
 
     async def undispatched(
         self, older_than_s: float, limit: int
-    ) -> tuple[list[int], list[tuple[str, UUID, str]]]:
+    ) -> tuple[list[int], list[OutboxRow]]:
         """Committed fills whose orders are not all confirmed in Redis, oldest first: their
-        ids, and their orders still without an executor report (order_id, follower_id, payload).
+        ids, and their orders still without an executor report, with what their order
+        message is made of.
 
         The fills stay locked until the transaction ends; ``SKIP LOCKED`` lets several relays
         share the backlog without sending a fill twice at once.
@@ -46,12 +67,28 @@ class OrderRepository:
         if not fill_pks:
             return [], []
         orders = (
-            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            select(
+                FollowerOrder.id,
+                FollowerOrder.follower_id,
+                FollowerOrder.subscription_id,
+                LeaderFill.leader_id,
+                LeaderFill.fill_id,
+                LeaderFill.price,
+                FollowerOrder.symbol,
+                FollowerOrder.side,
+                FollowerOrder.qty,
+                FollowerOrder.type,
+                FollowerOrder.reduce_only,
+                FollowerOrder.limit_price,
+                FollowerOrder.time_in_force,
+                FollowerOrder.valid_until,
+            )
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
             .where(FollowerOrder.fill_pk.in_(fill_pks), FollowerOrder.status == "pending")
             .order_by(FollowerOrder.fill_pk, FollowerOrder.id)
         )
         rows = (await self.session.execute(orders)).all()
-        return fill_pks, [(r.id, r.follower_id, r.payload) for r in rows]
+        return fill_pks, [OutboxRow._make(row) for row in rows]
 
     async def get(
         self, follower_id: UUID, order_id: str

@@ -1,17 +1,26 @@
-"""The order message: the JSON an executor reads from the stream (schema version 1)."""
+"""The order message: the JSON an executor reads from a follower's order stream.
+
+Version 2 (``LeanOrder``, what is sent): the order itself, the leader's price as a reference,
+and a link to the order's explanation in the API. Version 1 (``OrderMessage``, deprecated)
+carried the whole explanation; it is what the outbox stores for the API until the explanation
+is stored once per fill, and readers still accept it for one release (``reference_price``).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
 from app.domain.decimals import fmt
+from app.domain.ids import fill_key
 from app.domain.model import EquityReading, Fill
 from app.domain.plan_model import OrderType, Plan, PlannedLeg, SizingSettings
 
 SCHEMA_VERSION = 1
+LEAN_VERSION = 2
 _encoder = msgspec.json.Encoder()
 
 
@@ -80,6 +89,76 @@ class OrderMessage(msgspec.Struct, gc=False):
     leader_fill: LeaderFillFacts
 
 
+class LeanOrder(msgspec.Struct, gc=False):
+    """The order message, version 2: what an executor needs to place the order, and where
+    the API explains it. No ``created_at``: executors go by ``valid_until``, and the stream
+    entry's id is the time it was sent."""
+
+    v: int
+    order_id: str
+    follower_id: str
+    leader_id: str
+    subscription_id: str
+    leader_fill_id: str
+    symbol: str
+    side: str
+    qty: str
+    type: str
+    reduce_only: bool
+    limit_price: str | None
+    time_in_force: str | None
+    valid_until: str
+    leader_price: str
+    explanation: str
+
+
+def explanation_path(follower_id: str, order_id: str) -> str:
+    """The API path of an order with its explanation (GET, the follower's or an admin's token)."""
+    return f"/v1/followers/{follower_id}/orders/{order_id}"
+
+
+def wire_time(value: datetime) -> str:
+    """A timestamp as the order message writes it: ISO 8601 in UTC, to the microsecond."""
+    return value.astimezone(UTC).isoformat()
+
+
+def lean_order(
+    *,
+    order_id: str,
+    follower_id: str,
+    leader_id: str,
+    subscription_id: str,
+    leader_fill_id: str,
+    symbol: str,
+    side: str,
+    qty: str,
+    order_type: str,
+    reduce_only: bool,
+    limit_price: str | None,
+    time_in_force: str | None,
+    valid_until: str,
+    leader_price: str,
+) -> str:
+    """The one encoder of version 2: the sizing engine's first send and the outbox relay's
+    resend (from the order row's columns) both write through here, so a resend is the same
+    bytes. Amounts as ``fmt`` writes them, times as ``wire_time`` does."""
+    message = LeanOrder(
+        LEAN_VERSION, order_id, follower_id, leader_id, subscription_id, leader_fill_id, symbol,
+        side, qty, order_type, reduce_only, limit_price, time_in_force, valid_until, leader_price,
+        explanation_path(follower_id, order_id),
+    )  # fmt: skip
+    return _encoder.encode(message).decode()
+
+
+def reference_price(order: dict[str, Any]) -> Decimal:
+    """The leader's fill price an order was sized at: version 2's ``leader_price``, version
+    1's ``sizing.leader_price``."""
+    price = order.get("leader_price")
+    if price is None:
+        price = order["sizing"]["leader_price"]
+    return Decimal(price)
+
+
 class FillMessages:
     """Encodes the orders of one leader fill.
 
@@ -96,6 +175,9 @@ class FillMessages:
     ) -> None:
         self._fill = fill
         self._leader_id = str(fill.leader_id)
+        # Names the fill in Redis (the enqueue's sent markers), as the relay names it too.
+        self.fill_key = fill_key(fill.leader_id, fill.fill_id)
+        self._valid_until_wire = wire_time(valid_until)
         self._created_at = created_at.isoformat()
         self._valid_until = valid_until.isoformat()
         self._leader_price = fmt(fill.price)
@@ -178,6 +260,33 @@ class FillMessages:
             self._facts,
         )
         return _encoder.encode(message).decode()
+
+    def lean(
+        self,
+        *,
+        order_id: str,
+        follower_id: str,
+        subscription_id: str,
+        symbol: str,
+        leg: PlannedLeg | None,
+    ) -> str:
+        """The version 2 message of an order (``leg`` None: a skipped order, as ``encode``)."""
+        return lean_order(
+            order_id=order_id,
+            follower_id=follower_id,
+            leader_id=self._leader_id,
+            subscription_id=subscription_id,
+            leader_fill_id=self._fill.fill_id,
+            symbol=symbol,
+            side=leg.side if leg else self._fill.side,
+            qty=fmt(leg.qty) if leg else "0",
+            order_type=leg.order_type if leg else OrderType.MARKET,
+            reduce_only=leg.reduce_only if leg else False,
+            limit_price=_d(leg.limit_price) if leg else None,
+            time_in_force=leg.time_in_force if leg else None,
+            valid_until=self._valid_until_wire,
+            leader_price=self._leader_price,
+        )
 
 
 class _Ids(msgspec.Struct):
