@@ -127,6 +127,15 @@ def slot_buckets(items: Sequence[Sendable]) -> dict[tuple[str, int], list[Sendab
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """Some orders' commands in RESP, ready to write (``Enqueuer.prepare``)."""
+
+    commands: tuple[bytes, ...]  # one per script call, then the skipped orders' PUBLISHes
+    replies: int
+    sent: list[str]  # the ids the script calls carry
+
+
+@dataclass(frozen=True, slots=True)
 class _FollowerKeys:
     """A follower's key names, as RESP bulk strings and as text."""
 
@@ -248,6 +257,38 @@ class Enqueuer:
             for item in items
             if item.skipped
         ]
+
+    def prepare(self, items: Sequence[Sendable]) -> Prepared | None:
+        """Encode ``items``' commands without sending them: the sizing engine does it while
+        Postgres commits them, and ``send`` writes them once committed. None on a Cluster,
+        whose client encodes as it routes."""
+        if self.cluster:
+            return None
+        calls = self._calls(items)
+        skipped = self._encode_skipped(items)
+        commands = [self._encode_call(call) for call in calls]
+        if skipped:
+            commands.append(b"".join(skipped))
+        sent = [item.order_id for call in calls for _, orders in call for item in orders]
+        return Prepared(tuple(commands), len(calls) + len(skipped), sent)
+
+    async def send(self, prepared: Prepared) -> list[str]:
+        """Write what ``prepare`` encoded; return the ids now known to be in their streams
+        (as ``enqueue``)."""
+        assert isinstance(self.redis, Redis)
+        try:
+            await self._write(prepared.commands, prepared.replies)
+        except NoScriptError:
+            await self.redis.script_load(_ENQUEUE_LUA)
+            await self._write(prepared.commands, prepared.replies)
+        return prepared.sent
+
+    async def _write(self, commands: Sequence[bytes], replies: int) -> None:
+        """Write ``commands`` and read their ``replies``, on one pooled connection."""
+        assert isinstance(self.redis, Redis)
+        async with raw_connection(self.redis) as conn:
+            await conn.send_packed_command(list(commands), check_health=True)
+            await read_replies(conn, replies)
 
     async def _send(self, items: Sequence[Sendable]) -> list[str]:
         """Write the script calls one at a time, encoding the next while Redis runs the last,

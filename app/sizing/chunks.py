@@ -11,7 +11,7 @@ from decimal import Decimal
 from app.db.repositories import fills
 from app.db.small_pool import SmallPool
 from app.metrics import STAGE_LATENCY
-from app.sizing.fill_plan import Batch, FillInputs
+from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder
 
 # A fill fans out to up to FIRST_CHUNK subscriptions in one statement (one round trip: what a
 # small fan-out's latency is). Wider, it is planned and written in chunks, in one transaction,
@@ -46,19 +46,23 @@ async def record_in_chunks(
     started: float,
     bounds: list[tuple[int, int]],
     plan: Callable[[int, int], Batch],
-) -> tuple[fills.Recorded, list[Batch]]:
+    prepare: Callable[[list[PlannedOrder]], object] | None = None,
+) -> tuple[fills.Recorded, list[Batch], object]:
     """A large fan-out in one transaction: the fill, then each chunk's orders written
     while the next chunk is planned (the event loop sends a chunk, then plans on while
     Postgres inserts it). ``plan(start, end)`` plans the subscriptions of each chunk of
-    ``bounds``; nothing is recorded unless the leader's book is still at ``seq``. Returns
-    what the fill's statement recorded, and the batches."""
+    ``bounds``; nothing is recorded unless the leader's book is still at ``seq``. ``prepare``
+    encodes the orders for Redis while the last chunk is written and committed (never sent
+    before the commit: the caller sends what it returns once this returns). Returns what the
+    fill's statement recorded, the batches, and what ``prepare`` returned (None without it)."""
     fill = inputs.fill
     batches: list[Batch] = []
+    prepared: object = None
     async with fill_pool.connection() as conn, conn.transaction():
         recorded = await fills.insert_fill(conn, fill, kind, leader_delta, seq)
         fill_pk = recorded.fill_pk
         if fill_pk is None:
-            return recorded, []
+            return recorded, [], None
         writing: asyncio.Future[None] | None = None
         try:
             for start, end in bounds:
@@ -75,6 +79,8 @@ async def record_in_chunks(
                 await asyncio.sleep(0)  # let it go out before planning the next chunk
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             assert writing is not None
+            if prepare is not None:
+                prepared = prepare([order for b in batches for order in b.produced])
             await writing
         finally:
             # One statement at a time on a connection: never leave the transaction (to
@@ -84,4 +90,4 @@ async def record_in_chunks(
                 await asyncio.gather(writing, return_exceptions=True)
         if not any(o.status == "pending" for b in batches for o in b.produced):
             await fills.mark_nothing_to_send(conn, fill_pk, inputs.now)
-    return recorded, batches
+    return recorded, batches, prepared

@@ -53,6 +53,9 @@ class FillOutcome:
     # The leader_fill rows recorded (one per fill; one per symbol for copy_open_positions):
     # marked dispatched once their orders are in Redis.
     fill_pks: tuple[int, ...] = ()
+    # The orders' Redis commands, encoded while Postgres committed them (the engine's
+    # ``prepare``; None: encode them when sending).
+    prepared: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,9 @@ class SizingEngine(LeaderBooks):
         self.vector_min_rows = vector_min_rows
         self.first_chunk = first_chunk
         self._fill_pool = fill_pool  # recording fills
+        # Encodes a wide fan-out's orders for Redis while they are committed (the dispatch's
+        # Enqueuer.prepare, set by the runtime); what it returns rides in the outcome.
+        self.prepare: Callable[[list[PlannedOrder]], object] | None = None
         self._equity = equity
         self._ttl = timedelta(seconds=order_ttl_s)
 
@@ -353,15 +359,16 @@ class SizingEngine(LeaderBooks):
                     batch.changes, book.seq,
                 )  # fmt: skip
             batches = [batch]
+            prepared = None
         else:
 
             def plan(start: int, end: int) -> Batch:
                 return self._plan(book, inputs, subscriptions[start:end], vector, start)
 
             bounds = chunk_bounds(len(subscriptions), self.first_chunk, self.chunk)
-            recorded, batches = await record_in_chunks(
+            recorded, batches, prepared = await record_in_chunks(
                 self._fill_pool, inputs, kind, valid_until, leader_delta, book.seq, started,
-                bounds, plan,
+                bounds, plan, self.prepare,
             )  # fmt: skip
         if recorded.seq is None:
             return None
@@ -375,7 +382,9 @@ class SizingEngine(LeaderBooks):
         move_book(book, fill, leader_delta, applied)
         committed(book, vector, applied)
         produced: list[PlannedOrder] = [order for batch in batches for order in batch.produced]
-        return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
+        return FillOutcome(
+            duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,), prepared=prepared
+        )
 
     def _plan(
         self,
