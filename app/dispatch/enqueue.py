@@ -148,6 +148,9 @@ class Enqueuer:
     def __init__(self, redis: Redis | RedisCluster, dedupe_ttl_s: int) -> None:
         self.redis = redis
         self.cluster = isinstance(redis, RedisCluster)
+        if self.cluster:
+            # The markers' slot tags, found now rather than within a fill's dispatch timeout.
+            slot_sent_marker("", 0)
         self.ttl = str(dedupe_ttl_s).encode()
         self._bulk_ttl = bulk(self.ttl)
         self._keys: dict[UUID, _FollowerKeys] = {}
