@@ -141,13 +141,7 @@ def plan_batch(
                     leg=leg,
                     sizing=sizing,
                 )
-                payload = messages.lean(
-                    order_id=oid,
-                    follower_id=sub.follower_text,
-                    subscription_id=sub.id_text,
-                    symbol=symbol,
-                    leg=leg,
-                )
+                payload = messages.lean(oid, sub.follower_text, sub.id_text, symbol, leg)
                 skip = result.skip_reason if leg is None else None
                 status = "skipped" if leg is None else "pending"
                 rows.id.append(oid)

@@ -137,12 +137,8 @@ def test_version_2_carries_the_order_the_leaders_price_and_a_link_to_its_explana
     leg = PlannedLeg(Side.BUY, Decimal("0.0150"), True, OrderType.LIMIT, Decimal("50050.50"), "IOC")
 
     # Act
-    sent = fill_messages.lean(
-        order_id="ct-1", follower_id="F", subscription_id="S", symbol="BTC-USDT", leg=leg
-    )
-    skipped = fill_messages.lean(
-        order_id="ct-2", follower_id="F", subscription_id="S", symbol="BTC-USDT", leg=None
-    )
+    sent = fill_messages.lean("ct-1", "F", "S", "BTC-USDT", leg)
+    skipped = fill_messages.lean("ct-2", "F", "S", "BTC-USDT", None)
 
     # Assert
     document = json.loads(sent)
@@ -163,9 +159,7 @@ def test_the_relays_encoder_writes_the_same_bytes_from_the_rows_values() -> None
     # Arrange: what the sizing engine sent, and the same order as its row reads back (amounts
     # as NUMERIC gives them, the time in another zone).
     leg = PlannedLeg(Side.SELL, Decimal("0.0150"), False, OrderType.MARKET, None, None)
-    sent = messages(None).lean(
-        order_id="ct-1", follower_id="F", subscription_id="S", symbol="BTCUSDT", leg=leg
-    )
+    sent = messages(None).lean("ct-1", "F", "S", "BTCUSDT", leg)
 
     # Act
     rebuilt = lean_order(
