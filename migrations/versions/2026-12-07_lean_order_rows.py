@@ -1,6 +1,6 @@
 """Lean order rows: an order keeps its own facts only; what every order of a fill shares moves
-to the fill's row, once; the JSON payload column goes (the message is rebuilt from both by
-app.executors.protocol.messages.order_message).
+to the fill's row, once; the JSON payload column goes (the stream's v2 message is rebuilt from
+both by the relay, the API's explanation by app.executors.protocol.messages.sizing_document).
 
 follower_order loses payload, leader_id, leader_equity_snapshot_id and valid_until, and gains
 the explanation's per-order part as columns. leader_fill gains valid_until, the leader's equity
