@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.equity import EquityRepository
 from app.db.session import UnitOfWork
-from app.dispatch.enqueue import Enqueuer, Sendable
+from app.dispatch.enqueue import Enqueuer, Prepared, Sendable
 from app.dispatch.marker import DispatchMarker
 from app.domain.model import EquityReading, Fill
 from app.metrics import (
@@ -177,7 +177,7 @@ class Pipeline:
                     status=order.status,
                     skip_reason=order.skip_reason,
                 )
-        await self.dispatch(outcome.orders, outcome.fill_pks)
+        await self.dispatch(outcome.orders, outcome.fill_pks, outcome.prepared)
         done = time.perf_counter()
         STAGE_LATENCY.labels(stage="enqueued").observe(done - committed)
         FILL_LATENCY.observe(done - started)
@@ -229,9 +229,12 @@ class Pipeline:
             await self.dispatch(outcome.orders, outcome.fill_pks)
             return True
 
-    async def dispatch(self, items: Sequence[Sendable], fill_pks: tuple[int, ...]) -> None:
-        """Enqueue the committed orders of ``fill_pks``; the fills' "dispatched" mark is
-        written in the background. On failure the fills stay unmarked, for the relay."""
+    async def dispatch(
+        self, items: Sequence[Sendable], fill_pks: tuple[int, ...], prepared: object = None
+    ) -> None:
+        """Enqueue the committed orders of ``fill_pks`` (``prepared``: their commands, encoded
+        by the enqueuer during the commit); the fills' "dispatched" mark is written in the
+        background. On failure the fills stay unmarked, for the relay."""
         if not items:
             return
         started = time.perf_counter()
@@ -241,7 +244,10 @@ class Pipeline:
             # asyncio.timeout runs the enqueue in this task: wait_for would start a task of
             # its own for it, a turn of the event loop before the orders leave.
             async with asyncio.timeout(self._dispatch_timeout_s):
-                confirmed = await self._enqueuer.enqueue(items)
+                if isinstance(prepared, Prepared):
+                    confirmed = await self._enqueuer.send(prepared)
+                else:
+                    confirmed = await self._enqueuer.enqueue(items)
         except Exception as exc:
             DISPATCH_ERRORS.inc()
             log.warning("dispatch_deferred_to_relay", error=repr(exc), orders=len(items))

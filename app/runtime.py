@@ -118,6 +118,7 @@ class Runtime:
             book_idle_s=settings.book_idle_s,
             vector=settings.vector_sizing,
         )
+        self.sizing.prepare = self.enqueuer.prepare
         self.equity.on_change(self._on_change)
         self.marker = DispatchMarker(self.pg)
         self.pipeline = Pipeline(

@@ -135,8 +135,8 @@ class Settings(BaseSettings):
     dedupe_ttl_s: int = Field(
         default=7 * 24 * 3600,
         ge=60,
-        description="How long Redis at least remembers an enqueued order id, to refuse a "
-        "second XADD (ids are kept in sets per period of this length, each kept two periods).",
+        description="How long Redis remembers that a bucket of a fill's orders was sent (its "
+        "sent marker), so that a resend within it adds nothing.",
     )
     order_ttl_s: float = Field(
         default=30.0,

@@ -146,10 +146,11 @@ def main() -> None:
 
     orders = plan_all()
     enqueuer = Enqueuer(cast(Any, NONE), dedupe_ttl_s=604_800)
-    enqueuer._enter_period()
     n = len(orders)
     planned = best_of(args.repeat, plan_all)
-    encoded = best_of(args.repeat, lambda: enqueuer._encode(orders))
+    encoded = best_of(
+        args.repeat, lambda: [enqueuer._encode_call(call) for call in enqueuer._calls(orders)]
+    )
     print(f"{args.followers[-1]} followers, {n} orders, best of {args.repeat}, planner path,")
     print("microseconds per order")
     print(f"  plan + record rows + payload   {planned / n:6.2f}")

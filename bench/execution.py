@@ -274,7 +274,8 @@ async def reset() -> None:
     conn = await asyncpg.connect(DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://"))
     await conn.execute(
         "TRUNCATE leader, follower, instrument, equity_snapshot, subscription, follower_order,"
-        " leader_fill, subscription_position, leader_position, service_instance CASCADE"
+        " leader_fill, subscription_position_vector, subscription_position_correction,"
+        " leader_position, service_instance CASCADE"
     )
     await conn.close()
 

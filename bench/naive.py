@@ -36,9 +36,9 @@ class NaivePipeline:
         async with self.pool.acquire() as conn:
             fill_pk = await conn.fetchval(
                 "INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at,"
-                " received_at) VALUES ($1, $2, 'BTCUSDT', $3, $4, $5, $6, $6)"
+                " received_at, valid_until) VALUES ($1, $2, 'BTCUSDT', $3, $4, $5, $6, $6, $7)"
                 " ON CONFLICT DO NOTHING RETURNING id",
-                leader_id, fill_id, side, qty, price, now,
+                leader_id, fill_id, side, qty, price, now, now + timedelta(seconds=30),
             )  # fmt: skip
             if fill_pk is None:
                 return -1
@@ -69,14 +69,16 @@ class NaivePipeline:
                 )
                 async with conn.transaction():
                     await conn.execute(
-                        "INSERT INTO follower_order (id, fill_pk, leg, follower_id, leader_id,"
-                        " subscription_id, leader_equity_snapshot_id,"
-                        " follower_equity_snapshot_id, symbol, side, qty, type, reduce_only,"
-                        " status, payload, created_at, valid_until)"
-                        " VALUES ($1, $2, 0, $3, $4, $5, $6, $7, 'BTCUSDT', $8, $9, 'market',"
-                        " false, 'dispatched', $10, $11, $12)",
-                        oid, fill_pk, sub["follower_id"], leader_id, sub["id"], leader["id"],
-                        follower["id"], side, size, payload, now, now + timedelta(seconds=30),
+                        "INSERT INTO follower_order (id, fill_pk, leg, follower_id,"
+                        " subscription_id, follower_equity_snapshot_id, symbol, side, qty,"
+                        " type, reduce_only, status, created_at, mode, follower_equity,"
+                        " multiplier, effect, follower_position_before,"
+                        " follower_position_after, raw_qty, residue, qty_step)"
+                        " VALUES ($1, $2, 0, $3, $4, $5, 'BTCUSDT', $6, $7, 'market',"
+                        " false, 'dispatched', $8, 'target', $9, $10, 'open', 0, $7, $11,"
+                        " $11::numeric - $7::numeric, $12)",
+                        oid, fill_pk, sub["follower_id"], sub["id"], follower["id"], side, size,
+                        now, follower["equity"], sub["multiplier"], raw, STEP,
                     )  # fmt: skip
                 await self.redis.xadd(order_stream(sub["follower_id"]), {"order": payload})
                 sent += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -245,6 +245,19 @@ async def paced(
     return orders / elapsed, samples
 
 
+# The service's COPYTRADE_ORDER_TTL_S (its default; bench.service does not set it).
+ORDER_TTL = timedelta(seconds=30)
+
+
+def sized_at(order: dict[str, Any]) -> datetime:
+    """When an order was sized: version 1's ``created_at``; version 2 has none, so its
+    ``valid_until`` less the order TTL: the fill's time, which the service stamps as it
+    receives the bench's fills (they carry none)."""
+    if "created_at" in order:
+        return datetime.fromisoformat(order["created_at"])
+    return datetime.fromisoformat(order["valid_until"]) - ORDER_TTL
+
+
 class FeedWatchers:
     """Websocket subscribers on followers' order feeds, recording delivery latency."""
 
@@ -272,8 +285,7 @@ class FeedWatchers:
                 received = datetime.now(UTC)
                 message = json.loads(raw)
                 if message.get("type") == "order":
-                    created = datetime.fromisoformat(message["order"]["created_at"])
-                    self.samples.append((received - created).total_seconds())
+                    self.samples.append((received - sized_at(message["order"])).total_seconds())
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -11,7 +11,8 @@ import asyncpg
 from app.security.tokens import PUSH_TOKEN_PREFIX, hash_secret, new_secret
 
 TABLES = (
-    "subscription_position",
+    "subscription_position_vector",
+    "subscription_position_correction",
     "leader_position",
     "order_event",
     "follower_position",

@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import Field
 
@@ -22,9 +21,9 @@ from app.db.tables import FollowerOrder, LeaderFill
 from app.dispatch.reports import UnknownOrder
 from app.domain.drift import FOLLOWER_RESYNC
 from app.domain.lifecycle import Report, ReportError, ReportStatus, shown_status
+from app.executors.protocol.messages import sizing_document
 from app.executors.protocol.reports import REASON_PATTERN
 
-_payload_decoder = msgspec.json.Decoder()
 router = APIRouter(prefix="/v1/followers", tags=["orders"], route_class=DecimalRoute)
 OrderId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -62,7 +61,7 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
     return OrderOut(
         order_id=order.id,
         follower_id=order.follower_id,
-        leader_id=order.leader_id,
+        leader_id=fill.leader_id,
         subscription_id=order.subscription_id,
         leader_fill_id=fill.fill_id,
         symbol=order.symbol,
@@ -78,8 +77,8 @@ def order_out(order: FollowerOrder, fill: LeaderFill) -> OrderOut:
         avg_price=order.avg_price,
         created_at=order.created_at,
         dispatched_at=None if order.status == "skipped" else fill.dispatched_at,
-        valid_until=order.valid_until,
-        sizing=_payload_decoder.decode(order.payload)["sizing"],
+        valid_until=fill.valid_until or order.created_at,
+        sizing=sizing_document(order, fill),
         leader_fill=FillFacts.model_validate(fill_facts(fill)),
     )
 

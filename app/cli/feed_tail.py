@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -130,7 +131,7 @@ class FeedTail:
         if self.as_json:
             out.print(json.dumps(raw), markup=False, highlight=False, soft_wrap=True)
         else:
-            print_row(cells(order, status, reason))
+            print_row(cells(order, status, reason, datetime.now(UTC)))
         out.file.flush()
 
     def _status(self, message: dict[str, Any]) -> None:

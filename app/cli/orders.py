@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -51,8 +52,13 @@ def row_table(show_header: bool) -> Table:
 
 
 def cells(
-    order: dict[str, Any], status: str = "dispatched", reason: str | None = None
+    order: dict[str, Any],
+    status: str = "dispatched",
+    reason: str | None = None,
+    seen_at: datetime | None = None,
 ) -> list[str]:
+    """One order's row. An order message of version 2 has no ``created_at``: ``seen_at``
+    (when its stream entry was added, or when the feed brought it) stands in."""
     kind = order.get("type", "market")
     if order.get("limit_price"):
         kind = f"{kind} {order['limit_price']} {order.get('time_in_force') or ''}".strip()
@@ -60,7 +66,7 @@ def cells(
     style = "green" if side == "buy" else "red"
     skipped = status == "skipped"
     return [
-        str(order.get("created_at", ""))[:23],
+        str(order.get("created_at") or (seen_at.isoformat() if seen_at else ""))[:23],
         str(order.get("order_id", "")),
         str(order.get("symbol", "")),
         NONE if skipped else f"[{style}]{side}[/]",
@@ -140,7 +146,10 @@ def _show(entry_id: str, fields: dict[str, str], as_json: bool) -> None:
     except ValueError:
         err.print(f"{entry_id}: not an order message")
         return
-    print_row(cells(order))
+    from app.dispatch.keys import stream_id
+
+    ms, _ = stream_id(entry_id)
+    print_row(cells(order, seen_at=datetime.fromtimestamp(ms / 1000, UTC)))
 
 
 @orders_app.command("tail")

@@ -25,10 +25,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -227,12 +228,45 @@ class LeaderPosition(Base):
 
 class SubscriptionPosition(Base):
     """The position sizing assumes a subscription holds (signed, follower symbol): moved by the
-    orders it sends, corrected by executor reports of what did not fill."""
+    orders it sends, corrected by executor reports of what did not fill.
+
+    A read-only VIEW (migration 0023) of the two tables below; written only through
+    app.db.repositories.subscription_positions."""
 
     __tablename__ = "subscription_position"
-    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
+    __table_args__ = ({"info": {"is_view": True}},)
 
     # No foreign key (see follower_order): subscriptions are never deleted (append-only).
+    subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    qty: Mapped[Decimal]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SubscriptionPositionVector(Base):
+    """Per (leader, follower symbol): the subscriptions' positions moved by its fills, ids and
+    quantities in the same order (app.db.repositories.subscription_positions)."""
+
+    __tablename__ = "subscription_position_vector"
+    __table_args__ = (
+        CheckConstraint("cardinality(subscription_ids) = cardinality(qtys)", name="aligned"),
+        {"postgresql_with": {"fillfactor": 50}},
+    )
+
+    leader_id: Mapped[UUID] = mapped_column(ForeignKey("leader.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
+    subscription_ids: Mapped[list[UUID]] = mapped_column(ARRAY(Uuid()))
+    qtys: Mapped[list[Decimal]] = mapped_column(ARRAY(Numeric()))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SubscriptionPositionCorrection(Base):
+    """Per (subscription, follower symbol): what executor reports and drift corrections moved
+    its position by, on top of its vector's quantity."""
+
+    __tablename__ = "subscription_position_correction"
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
+
     subscription_id: Mapped[UUID] = mapped_column(primary_key=True)
     symbol: Mapped[str] = mapped_column(String(48), primary_key=True)
     qty: Mapped[Decimal]
@@ -284,6 +318,15 @@ class LeaderFill(Base):
     # Every order of this fill is in its stream (set at insert when there is none to send).
     # Per fill, not per order: marking 10,000 order rows rewrote each of them.
     dispatched_at: Mapped[datetime | None]
+    # What every order of the fill shares, stored once here rather than on each order row
+    # (app.executors.protocol.messages.sizing_document rebuilds its explanation from both).
+    # Executors drop an order they receive after valid_until and report it expired.
+    valid_until: Mapped[datetime | None]
+    leader_equity: Mapped[Decimal | None]
+    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The leader's position in the fill's symbol before and after it, as sizing saw it.
+    leader_position_before: Mapped[Decimal | None]
+    leader_position_after: Mapped[Decimal | None]
 
 
 class FollowerOrder(Base):
@@ -299,17 +342,17 @@ class FollowerOrder(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # What an order came from: its fill, subscription and equity snapshots. No foreign keys:
+    # What an order came from: its fill, subscription and equity snapshot. No foreign keys:
     # each would be a lookup and a row lock (itself a WAL record) per order on the fill path
     # (docs/measurements.md). Those tables are append-only instead (a trigger refuses DELETE,
     # see migration 0012), and the ids are the ones the same statement or the loaded book holds.
+    # What every order of a fill shares (its leader, valid_until, the leader's side of the
+    # explanation) is on the fill's row, once (docs/measurements.md, "lean order rows").
     fill_pk: Mapped[int] = mapped_column(BigInteger)
     leg: Mapped[int] = mapped_column(SmallInteger, default=0)
     # Denormalised from the subscription, for the per-follower history index.
     follower_id: Mapped[UUID]
-    leader_id: Mapped[UUID]
     subscription_id: Mapped[UUID]
-    leader_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     follower_equity_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     symbol: Mapped[str] = mapped_column(String(48))
     side: Mapped[str] = mapped_column(String(4))
@@ -320,12 +363,27 @@ class FollowerOrder(Base):
     time_in_force: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
     skip_reason: Mapped[str | None] = mapped_column(String(32))
-    # The exact JSON put on the stream (with the sizing explanation), so the relay re-sends
-    # byte for byte what was committed.
-    payload: Mapped[str] = mapped_column(Text)
+    # Per follower, for the per-follower history index and its keyset pages (dashboard).
     created_at: Mapped[datetime]
-    # Executors drop an order they receive after this and report it expired.
-    valid_until: Mapped[datetime]
+    # The explanation's per-order part (the order message's "sizing", with the fill's part).
+    mode: Mapped[str] = mapped_column(String(16))
+    follower_equity: Mapped[Decimal | None]
+    ratio: Mapped[Decimal | None]
+    multiplier: Mapped[Decimal]
+    effect: Mapped[str] = mapped_column(String(16))
+    follower_position_before: Mapped[Decimal]
+    follower_position_after: Mapped[Decimal]
+    target: Mapped[Decimal | None]
+    raw_qty: Mapped[Decimal | None]
+    residue: Mapped[Decimal]
+    # The caps that cut the opening leg, comma-separated in the order applied; NULL: none.
+    clamps: Mapped[str | None] = mapped_column(Text)
+    qty_step: Mapped[Decimal]
+    # The plan's skip reason on an order that was sent: a later leg of it was held back.
+    held_reason: Mapped[str | None] = mapped_column(String(32))
+    # NULL: the fill's (leader_fill.leader_position_*); set only where this plan saw another.
+    leader_position_before: Mapped[Decimal | None]
+    leader_position_after: Mapped[Decimal | None]
     # Cumulative, from executor reports.
     filled_qty: Mapped[Decimal] = mapped_column(server_default=text("0"))
     avg_price: Mapped[Decimal | None]

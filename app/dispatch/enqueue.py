@@ -1,26 +1,31 @@
-"""Idempotent enqueue: a Lua script checks each order id, XADDs and publishes atomically.
+"""Enqueue: each order XADDed to its follower's stream once, and published to its feed.
 
-A fill fanned out to thousands of followers is a few script calls of up to CHUNK orders each,
-written to one connection chunk by chunk, each chunk encoded while Redis runs the one before,
-and the replies read at the end (one round trip); building a client pipeline command by
-command, and reading a reply per order, cost far more.
+A fill's orders are sent in buckets, a bucket being a deterministic function of the order
+alone (the first character of its id's hash on one Redis, its stream's cluster slot on a
+Cluster), never of which other orders are sent with it. One Lua script call carries whole
+buckets: per bucket it checks the bucket's sent marker (``keys.sent_marker``), and if absent
+XADDs and PUBLISHes every order of the bucket, then sets the marker. A script runs atomically,
+so "marker present" is "every order of the bucket is in its stream": a resend (the outbox
+relay, a retry, a second relay) finds the marker and adds nothing, and the first send pays
+an EXISTS and a SET per bucket rather than a check per order. The relay rebuilds the same
+buckets from the order rows (it names the fill the same way, ``domain.ids.fill_key``), and
+sends only the orders no executor has reported on yet.
 
-An order id is remembered in its follower's dedupe set of the current period (one period is
-``dedupe_ttl_s``); the script refuses an id found in this period's set or the last one's, so
-a resend within ``dedupe_ttl_s`` of the first send adds nothing. A member of a set rather than
-a key per order: an expiring key per order was half of Redis's time per order.
+A marker lives ``dedupe_ttl_s``: within that time of the first send a resend adds nothing.
 
-On one Redis, a script call may touch many followers' keys. On a Redis Cluster it may touch
-one slot only: ``cluster=True`` groups the orders by the slot of their follower's hash tag
-(``{follower_id}``: a follower's stream, dedupe sets and feed channel share it), one script
-call per slot, pipelined per node by the cluster client.
+Calls are written to one connection chunk by chunk, each chunk encoded while Redis runs the
+one before, and the replies read at the end (one round trip): building a client pipeline
+command by command, and reading a reply per order, cost far more.
+
+On a Redis Cluster one script call may touch one slot only: ``cluster=True`` makes each
+(fill, slot) a bucket, one script call per bucket, pipelined per node by the cluster client;
+the marker's hash tag is one that hashes to that slot.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -30,35 +35,38 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
-from app.dispatch.keys import dedupe_set, feed_channel, order_stream
+from app.dispatch.keys import feed_channel, order_stream, sent_marker, slot_sent_marker
 from app.executors.protocol.messages import feed_message
 from app.redisconn import bulk, raw_connection, read_replies
 
-# For each order i: KEYS[3i-2] its stream, KEYS[3i-1] and KEYS[3i] its follower's dedupe sets
-# of this period and the last; ARGV[1] the sets' TTL, then per order its id, payload and feed
-# channel. An order id seen before is skipped: nothing is added twice, however often a batch is
-# resent. The feed gets the bare payload (the feed hub wraps it for its sockets: building a
-# message per order here would be Lua string work on every order). Returns how many were added.
+# KEYS: per bucket its sent marker, then the streams of its orders. ARGV[1]: the markers' TTL
+# in seconds; then per bucket how many orders it has, and per order its payload and its feed
+# channel. A bucket whose marker exists was sent whole before: skipped. The feed gets the
+# bare payload (the feed hub wraps it for its sockets: building a message per order here
+# would be Lua string work on every order). Returns how many orders were added.
 _ENQUEUE_LUA = """
 local added = 0
-for i = 1, #KEYS / 3 do
-  local k = 3 * i
-  local id = ARGV[k - 1]
-  if redis.call('SISMEMBER', KEYS[k], id) == 0 and redis.call('SADD', KEYS[k - 1], id) == 1 then
-    if redis.call('SCARD', KEYS[k - 1]) == 1 then
-      redis.call('EXPIRE', KEYS[k - 1], ARGV[1])
+local k, a = 1, 2
+while k <= #KEYS do
+  local n = tonumber(ARGV[a])
+  if redis.call('EXISTS', KEYS[k]) == 0 then
+    for i = 1, n do
+      local payload = ARGV[a + 2 * i - 1]
+      redis.call('XADD', KEYS[k + i], '*', 'order', payload)
+      redis.call('PUBLISH', ARGV[a + 2 * i], payload)
     end
-    redis.call('XADD', KEYS[k - 2], '*', 'order', ARGV[k])
-    redis.call('PUBLISH', ARGV[k + 1], ARGV[k])
-    added = added + 1
+    redis.call('SET', KEYS[k], '1', 'EX', ARGV[1])
+    added = added + n
   end
+  k = k + n + 1
+  a = a + 2 * n + 1
 end
 return added
 """
-# Orders per script call: big enough that a fan-out is a handful of replies, small enough that
-# one call does not hold Redis for long (each order is a handful of commands inside the script).
+# Orders per script call, in whole buckets: big enough that a fan-out is a handful of
+# replies, small enough that one call does not hold Redis for long.
 CHUNK = 500
-# Followers whose encoded key names are kept (about 300 bytes each).
+# Followers whose encoded key names are kept (about 200 bytes each).
 _KEY_CACHE_LIMIT = 100_000
 
 
@@ -76,6 +84,8 @@ class Sendable(Protocol):
     def skip_reason(self) -> str | None: ...
     @property
     def skipped(self) -> bool: ...
+    @property
+    def fill_key(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,46 +95,64 @@ class OutboxItem:
     order_id: str
     follower_id: UUID
     payload: str
+    fill_key: str
     skip_reason: str | None = None
     skipped: bool = False
 
 
-def slot_batches(items: Sequence[Sendable]) -> list[list[Sendable]]:
-    """Orders to send grouped so that each group's keys live in one cluster slot, at most
-    CHUNK per group, in first-seen order."""
-    by_slot: dict[int, list[Sendable]] = {}
+def buckets(items: Sequence[Sendable]) -> dict[tuple[str, str], list[Sendable]]:
+    """The orders to send (not skipped) by (fill key, bucket), in first-seen order. An
+    order's bucket is the first character of its id's hash (``domain.ids``: "ct", then
+    base64): one of 64, evenly spread, and known from the order alone."""
+    by_bucket: dict[tuple[str, str], list[Sendable]] = {}
     for item in items:
         if not item.skipped:
-            by_slot.setdefault(key_slot(order_stream(item.follower_id).encode()), []).append(item)
-    return [group[i : i + CHUNK] for group in by_slot.values() for i in range(0, len(group), CHUNK)]
+            key = (item.fill_key, item.order_id[2:3])
+            group = by_bucket.get(key)
+            if group is None:
+                by_bucket[key] = [item]
+            else:
+                group.append(item)
+    return by_bucket
+
+
+def slot_buckets(items: Sequence[Sendable]) -> dict[tuple[str, int], list[Sendable]]:
+    """The orders to send (not skipped) by (fill key, cluster slot of their stream)."""
+    by_slot: dict[tuple[str, int], list[Sendable]] = {}
+    for item in items:
+        if not item.skipped:
+            slot = key_slot(order_stream(item.follower_id).encode())
+            by_slot.setdefault((item.fill_key, slot), []).append(item)
+    return by_slot
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Some orders' commands in RESP, ready to write (``Enqueuer.prepare``)."""
+
+    commands: tuple[bytes, ...]  # one per script call, then the skipped orders' PUBLISHes
+    replies: int
+    sent: list[str]  # the ids the script calls carry
 
 
 @dataclass(frozen=True, slots=True)
 class _FollowerKeys:
-    """A follower's key names for one dedupe period, as RESP bulk strings and as text."""
+    """A follower's key names, as RESP bulk strings and as text."""
 
     stream: bytes
-    current: bytes
-    previous: bytes
     channel: bytes
-    names: tuple[str, str, str, str]
+    names: tuple[str, str]
 
 
 class Enqueuer:
-    def __init__(
-        self,
-        redis: Redis | RedisCluster,
-        dedupe_ttl_s: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, redis: Redis | RedisCluster, dedupe_ttl_s: int) -> None:
         self.redis = redis
         self.cluster = isinstance(redis, RedisCluster)
-        self._period_s = dedupe_ttl_s
-        # A set lives two periods from its first member: an id added at the very end of its
-        # period is still found, as the previous period's, a whole period later.
-        self.ttl = str(2 * dedupe_ttl_s).encode()
-        self._clock = clock
-        self._period = -1
+        if self.cluster:
+            # The markers' slot tags, found now rather than within a fill's dispatch timeout.
+            slot_sent_marker("", 0)
+        self.ttl = str(dedupe_ttl_s).encode()
+        self._bulk_ttl = bulk(self.ttl)
         self._keys: dict[UUID, _FollowerKeys] = {}
         # Redis names a script by its SHA-1: EVALSHA saves sending the body every time.
         self._sha = hashlib.sha1(_ENQUEUE_LUA.encode()).hexdigest().encode()
@@ -135,35 +163,21 @@ class Enqueuer:
             if len(self._keys) >= _KEY_CACHE_LIMIT:
                 self._keys.clear()
             follower = str(follower_id)
-            names = (
-                order_stream(follower),
-                dedupe_set(follower, self._period),
-                dedupe_set(follower, self._period - 1),
-                feed_channel(follower),
-            )
-            stream, current, previous, channel = (bulk(name.encode()) for name in names)
+            names = (order_stream(follower), feed_channel(follower))
             keys = self._keys[follower_id] = _FollowerKeys(
-                stream, current, previous, channel, names
+                bulk(names[0].encode()), bulk(names[1].encode()), names
             )
         return keys
-
-    def _enter_period(self) -> None:
-        """Take the dedupe period of now; the cached key names hold for one period."""
-        period = int(self._clock() // self._period_s)
-        if period != self._period:
-            self._period = period
-            self._keys.clear()
 
     async def enqueue(self, items: Sequence[Sendable]) -> list[str]:
         """Send ``items`` in one round trip; return the ids now known to be in their streams.
 
-        Skipped orders only go to the feed. An order id seen before is confirmed without a
+        Skipped orders only go to the feed. A bucket sent before is confirmed without a
         second stream entry, so callers may retry freely, and so does this method when Redis
         has lost its script cache (a restart).
         """
         if not items:
             return []
-        self._enter_period()
         if isinstance(self.redis, RedisCluster):
             return await self._enqueue_cluster(self.redis, items)
         try:
@@ -173,18 +187,18 @@ class Enqueuer:
             return await self._send(items)
 
     async def _enqueue_cluster(self, cluster: RedisCluster, items: Sequence[Sendable]) -> list[str]:
-        """One script call per slot group, pipelined (the client sends one batch per node)."""
-        batches = slot_batches(items)
+        """One script call per (fill, slot) bucket, pipelined (one batch per node)."""
+        groups = slot_buckets(items)
         for attempt in (1, 2):
             pipe = cluster.pipeline(transaction=False)
-            for batch in batches:
-                keys: list[str] = []
-                args: list[bytes] = []
+            for (key, slot), batch in groups.items():
+                keys: list[str] = [slot_sent_marker(key, slot)]
+                args: list[bytes] = [self.ttl, b"%d" % len(batch)]
                 for item in batch:
-                    stream, current, previous, channel = self._follower_keys(item.follower_id).names
-                    keys += [stream, current, previous]
-                    args += [item.order_id.encode(), item.payload.encode(), channel.encode()]
-                pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, self.ttl, *args)
+                    stream, channel = self._follower_keys(item.follower_id).names
+                    keys.append(stream)
+                    args += [item.payload.encode(), channel.encode()]
+                pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
             for item in items:
                 if item.skipped:
                     message = feed_message(item.payload, "skipped", item.skip_reason)
@@ -197,51 +211,100 @@ class Enqueuer:
                     raise
                 # A node restarted or failed over: load the script on every primary.
                 await cluster.script_load(_ENQUEUE_LUA)
-        return [item.order_id for batch in batches for item in batch]
+        return [item.order_id for batch in groups.values() for item in batch]
 
-    def _encode(self, items: Sequence[Sendable]) -> tuple[bytes, list[str], int]:
-        """RESP for some orders: one PUBLISH per skipped order, one EVALSHA for the orders to
-        send (at most CHUNK of them). Returns the buffer, the ids sent and how many replies."""
-        parts: list[bytes] = []
+    def _calls(self, items: Sequence[Sendable]) -> list[list[tuple[bytes, list[Sendable]]]]:
+        """The buckets to send, packed whole into script calls of about CHUNK orders: per
+        call, its buckets' markers (RESP) and orders."""
+        calls: list[list[tuple[bytes, list[Sendable]]]] = []
+        call: list[tuple[bytes, list[Sendable]]] = []
+        size = 0
+        for (key, bucket), orders in buckets(items).items():
+            if call and size + len(orders) > CHUNK:
+                calls.append(call)
+                call, size = [], 0
+            call.append((bulk(sent_marker(key, bucket).encode()), orders))
+            size += len(orders)
+        if call:
+            calls.append(call)
+        return calls
+
+    def _encode_call(self, call: list[tuple[bytes, list[Sendable]]]) -> bytes:
+        """RESP of one script call."""
         keys: list[bytes] = []
         args: list[bytes] = []
-        sendable: list[str] = []
-        for item in items:
-            follower = self._follower_keys(item.follower_id)
-            if item.skipped:
-                message = feed_message(item.payload, "skipped", item.skip_reason)
-                parts.append(
-                    b"*3\r\n$7\r\nPUBLISH\r\n%s%s" % (follower.channel, bulk(message.encode()))
-                )
-                continue
-            keys += (follower.stream, follower.current, follower.previous)
-            args += (bulk(item.order_id.encode()), bulk(item.payload.encode()), follower.channel)
-            sendable.append(item.order_id)
-        if sendable:
-            parts.append(
-                b"*%d\r\n$7\r\nEVALSHA\r\n%s%s%s%s%s"
-                % (
-                    4 + len(keys) + len(args),
-                    bulk(self._sha),
-                    bulk(b"%d" % len(keys)),
-                    b"".join(keys),
-                    bulk(self.ttl),
-                    b"".join(args),
-                )
+        for marker, orders in call:
+            keys.append(marker)
+            args.append(bulk(b"%d" % len(orders)))
+            for item in orders:
+                follower = self._follower_keys(item.follower_id)
+                keys.append(follower.stream)
+                args += (bulk(item.payload.encode()), follower.channel)
+        return b"*%d\r\n$7\r\nEVALSHA\r\n%s%s%s%s%s" % (
+            4 + len(keys) + len(args),
+            bulk(self._sha),
+            bulk(b"%d" % len(keys)),
+            b"".join(keys),
+            self._bulk_ttl,
+            b"".join(args),
+        )
+
+    def _encode_skipped(self, items: Sequence[Sendable]) -> list[bytes]:
+        """One PUBLISH per skipped order: the feed shows it, no executor gets it."""
+        return [
+            b"*3\r\n$7\r\nPUBLISH\r\n%s%s"
+            % (
+                self._follower_keys(item.follower_id).channel,
+                bulk(feed_message(item.payload, "skipped", item.skip_reason).encode()),
             )
-        return b"".join(parts), sendable, len(parts)
+            for item in items
+            if item.skipped
+        ]
+
+    def prepare(self, items: Sequence[Sendable]) -> Prepared | None:
+        """Encode ``items``' commands without sending them: the sizing engine does it while
+        Postgres commits them, and ``send`` writes them once committed. None on a Cluster,
+        whose client encodes as it routes."""
+        if self.cluster:
+            return None
+        calls = self._calls(items)
+        skipped = self._encode_skipped(items)
+        commands = [self._encode_call(call) for call in calls]
+        if skipped:
+            commands.append(b"".join(skipped))
+        sent = [item.order_id for call in calls for _, orders in call for item in orders]
+        return Prepared(tuple(commands), len(calls) + len(skipped), sent)
+
+    async def send(self, prepared: Prepared) -> list[str]:
+        """Write what ``prepare`` encoded; return the ids now known to be in their streams
+        (as ``enqueue``)."""
+        assert isinstance(self.redis, Redis)
+        try:
+            await self._write(prepared.commands, prepared.replies)
+        except NoScriptError:
+            await self.redis.script_load(_ENQUEUE_LUA)
+            await self._write(prepared.commands, prepared.replies)
+        return prepared.sent
+
+    async def _write(self, commands: Sequence[bytes], replies: int) -> None:
+        """Write ``commands`` and read their ``replies``, on one pooled connection."""
+        assert isinstance(self.redis, Redis)
+        async with raw_connection(self.redis) as conn:
+            await conn.send_packed_command(list(commands), check_health=True)
+            await read_replies(conn, replies)
 
     async def _send(self, items: Sequence[Sendable]) -> list[str]:
-        """Write the orders a chunk at a time, encoding the next while Redis runs the last,
+        """Write the script calls one at a time, encoding the next while Redis runs the last,
         then read every reply, on one pooled connection."""
         assert isinstance(self.redis, Redis)
-        sendable: list[str] = []
-        replies = 0
+        calls = self._calls(items)
+        skipped = self._encode_skipped(items)
         async with raw_connection(self.redis) as conn:
-            for first in range(0, len(items), CHUNK):
-                buffer, sent, count = self._encode(items[first : first + CHUNK])
-                await conn.send_packed_command(buffer, check_health=first == 0)
-                sendable += sent
-                replies += count
-            await read_replies(conn, replies)
-        return sendable
+            first = True
+            for call in calls:
+                await conn.send_packed_command(self._encode_call(call), check_health=first)
+                first = False
+            if skipped:
+                await conn.send_packed_command(b"".join(skipped), check_health=first)
+            await read_replies(conn, len(calls) + len(skipped))
+        return [item.order_id for call in calls for _, orders in call for item in orders]

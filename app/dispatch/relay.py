@@ -8,10 +8,12 @@ from typing import Protocol
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.repositories.orders import OrderRepository
+from app.db.repositories.orders import OrderRepository, OutboxRow
 from app.db.session import UnitOfWork
 from app.dispatch.enqueue import Enqueuer, OutboxItem
-from app.executors.protocol.messages import fill_ids
+from app.domain.decimals import fmt
+from app.domain.ids import fill_key
+from app.executors.protocol.messages import lean_order, wire_time
 from app.loops import Backoff, SupervisedTask
 from app.metrics import RELAYED
 
@@ -25,6 +27,30 @@ class PendingJobs(Protocol):
     """Durable jobs the relay also runs to completion (copy_open_positions)."""
 
     async def run_pending(self, older_than_s: float) -> int: ...
+
+
+def outbox_item(row: OutboxRow) -> OutboxItem:
+    """An order row as the enqueue sends it: the order message rebuilt from the row's columns
+    through the sizing engine's encoder (the same bytes as the first send), and its fill
+    named as the sizing engine names it (the same sent markers)."""
+    follower = str(row.follower_id)
+    payload = lean_order(
+        order_id=row.order_id,
+        follower_id=follower,
+        leader_id=str(row.leader_id),
+        subscription_id=str(row.subscription_id),
+        leader_fill_id=row.fill_id,
+        symbol=row.symbol,
+        side=row.side,
+        qty=fmt(row.qty),
+        order_type=row.type,
+        reduce_only=row.reduce_only,
+        limit_price=None if row.limit_price is None else fmt(row.limit_price),
+        time_in_force=row.time_in_force,
+        valid_until=wire_time(row.valid_until),
+        leader_price=fmt(row.leader_price),
+    )
+    return OutboxItem(row.order_id, row.follower_id, payload, fill_key(row.leader_id, row.fill_id))
 
 
 class OutboxRelay:
@@ -78,9 +104,9 @@ class OutboxRelay:
             if not fill_pks:
                 self.backlog = 0
                 return 0
-            items = [OutboxItem(oid, fid, payload) for oid, fid, payload in rows]
+            items = [outbox_item(row) for row in rows]
             # The fills stay locked (SKIP LOCKED) until the commit below, so no other relay
-            # sends them meanwhile; if we die before committing, the Lua dedupe absorbs the
+            # sends them meanwhile; if we die before committing, the sent markers absorb the
             # resend. A Redis that hangs must not keep them locked: past the timeout the
             # batch rolls back (the locks go with it) and the loop tries again later.
             try:
@@ -95,12 +121,13 @@ class OutboxRelay:
         RELAYED.inc(len(confirmed))
         log.info("outbox_relayed", fills=len(fill_pks), count=len(confirmed))
         # The relay is the exception path (a crash, a Redis outage): worth a line per order.
-        for item in items:
+        for row in rows:
             log.info(
                 "order_relayed",
-                order_id=item.order_id,
-                follower_id=str(item.follower_id),
-                **fill_ids(item.payload),
+                order_id=row.order_id,
+                follower_id=str(row.follower_id),
+                leader_id=str(row.leader_id),
+                fill_id=row.fill_id,
             )
         self.backlog = len(items)
         return len(fill_pks)

@@ -24,7 +24,6 @@ from app.dispatch.keys import feed_channel
 from app.domain.decimals import fmt
 from app.domain.lifecycle import OrderState, Report, apply_report, tracking_correction
 from app.domain.model import Side
-from app.executors.protocol.messages import fill_ids
 from app.redisconn import AnyRedis
 
 log = structlog.get_logger(__name__)
@@ -74,14 +73,15 @@ class ReportService:
         contradicts it. A report that brings nothing new is accepted and changes nothing.
         """
         repo = LifecycleRepository(uow.session)
-        order = await repo.lock(follower_id, order_id)
-        if order is None:
+        locked = await repo.lock(follower_id, order_id)
+        if locked is None:
             raise UnknownOrder(order_id)
+        order, leader_id, fill_id = locked
         ids = {
             "order_id": order_id,
             "follower_id": str(follower_id),
-            "leader_id": str(order.leader_id),
-            "fill_id": fill_ids(order.payload).get("fill_id"),
+            "leader_id": str(leader_id),
+            "fill_id": fill_id,
         }
         state = OrderState(
             order.status, Side(order.side), order.qty, order.filled_qty, order.avg_price
@@ -106,7 +106,6 @@ class ReportService:
         )
         correction = tracking_correction(state, transition)
         if correction:
-            leader_id = order.leader_id
             await PositionRepository(uow.session).correct_subscription(
                 order.subscription_id, order.symbol, correction, leader_id
             )

@@ -35,3 +35,12 @@ class FillOrderIds:
         digest.update(f"{subscription_id}\x1f{leg}".encode())
         # 16 bytes are 22 base64 characters and two of padding.
         return ORDER_ID_PREFIX + base64.urlsafe_b64encode(digest.digest()).decode()[:22]
+
+
+def fill_key(leader_id: UUID | str, fill_id: str) -> str:
+    """A short name for one leader fill, the same wherever it is computed (22 characters of
+    ``[A-Za-z0-9_-]``): fill ids are the venue's, of any length and alphabet."""
+    digest = hashlib.blake2b(
+        f"{leader_id}\x1f{fill_id}".encode(), digest_size=16, person=b"ct-fill"
+    )
+    return base64.urlsafe_b64encode(digest.digest()).decode()[:22]

@@ -29,6 +29,7 @@ from app.executors.protocol.consumer import (
     OrderReads,
     ReportWriter,
 )
+from app.executors.protocol.messages import reference_price
 from app.loops import Backoff, SupervisedTask
 from app.redisconn import AnyRedis
 
@@ -39,7 +40,7 @@ GROUP = "paper"
 
 def paper_price(order: Order, slippage: Decimal) -> Decimal:
     """The leader's price moved against the follower by ``slippage`` (a fraction)."""
-    price = Decimal(order["sizing"]["leader_price"])
+    price = reference_price(order)
     moved = price * (1 + slippage) if order["side"] == "buy" else price * (1 - slippage)
     # At the leader price's own tick (its decimal places), as a venue would fill.
     return moved.quantize(Decimal(1).scaleb(min(0, int(price.as_tuple().exponent))))

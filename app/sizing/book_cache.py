@@ -85,7 +85,9 @@ class LeaderBooks:
             )
         for row in rows.subscription_positions:
             if row["subscription_id"] in books:
-                books[row["subscription_id"]].positions[row["symbol"]] = row["qty"]
+                # A position may come in two rows (fills.BookRows): their sum.
+                held, symbol = books[row["subscription_id"]].positions, row["symbol"]
+                held[symbol] = held[symbol] + row["qty"] if symbol in held else row["qty"]
         positions = {row["symbol"]: row["qty"] for row in rows.leader_positions}
         prices = {row["symbol"]: row["price"] for row in rows.last_prices}
         if into is None:

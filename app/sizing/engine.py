@@ -41,7 +41,7 @@ from app.sizing.book_cache import LeaderBooks
 from app.sizing.books import LeaderBook, SubscriptionBook, move_book
 from app.sizing.chunks import CHUNK, FIRST_CHUNK, chunk_bounds, record_in_chunks
 from app.sizing.equity_cache import EquityCache
-from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, plan_batch
+from app.sizing.fill_plan import Batch, FillInputs, PlannedOrder, leader_positions, plan_batch
 from app.sizing.follower_drift import SymbolTarget, symbol_targets
 from app.sizing.vector_books import MIN_ROWS, FillVector, committed, size_fill, wide_enough
 
@@ -53,6 +53,9 @@ class FillOutcome:
     # The leader_fill rows recorded (one per fill; one per symbol for copy_open_positions):
     # marked dispatched once their orders are in Redis.
     fill_pks: tuple[int, ...] = ()
+    # The orders' Redis commands, encoded while Postgres committed them (the engine's
+    # ``prepare``; None: encode them when sending).
+    prepared: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,9 @@ class SizingEngine(LeaderBooks):
         self.vector_min_rows = vector_min_rows
         self.first_chunk = first_chunk
         self._fill_pool = fill_pool  # recording fills
+        # Encodes a wide fan-out's orders for Redis while they are committed (the dispatch's
+        # Enqueuer.prepare, set by the runtime); what it returns rides in the outcome.
+        self.prepare: Callable[[list[PlannedOrder]], object] | None = None
         self._equity = equity
         self._ttl = timedelta(seconds=order_ttl_s)
 
@@ -320,8 +326,16 @@ class SizingEngine(LeaderBooks):
         (nothing recorded)."""
         started = time.perf_counter()
         now = datetime.now(UTC)
-        valid_until = min(fill.event_at, now) + self._ttl
+        # In UTC, as the database gives it back: the relay rebuilds the message from it.
+        valid_until = (min(fill.event_at, now) + self._ttl).astimezone(UTC)
         leader_equity = self._equity.leader(fill.leader_id)
+        before, after = leader_positions(fill, leader_before)
+        shared = fills.FillShared(
+            kind, leader_delta, now, valid_until,
+            leader_equity.equity if leader_equity else None,
+            leader_equity.snapshot_id if leader_equity else None,
+            before, after,
+        )  # fmt: skip
         inputs = FillInputs(
             fill,
             leader_before,
@@ -349,20 +363,19 @@ class SizingEngine(LeaderBooks):
             STAGE_LATENCY.labels(stage="sized").observe(time.perf_counter() - started)
             async with self._fill_pool.connection() as conn:
                 recorded = await fills.record_fill(
-                    conn, fill, kind, now, valid_until, batch.rows, leader_delta, batch.moves,
-                    batch.changes, book.seq,
-                )  # fmt: skip
+                    conn, fill, shared, batch.rows, batch.moves, batch.changes, book.seq
+                )
             batches = [batch]
+            prepared = None
         else:
 
             def plan(start: int, end: int) -> Batch:
                 return self._plan(book, inputs, subscriptions[start:end], vector, start)
 
             bounds = chunk_bounds(len(subscriptions), self.first_chunk, self.chunk)
-            recorded, batches = await record_in_chunks(
-                self._fill_pool, inputs, kind, valid_until, leader_delta, book.seq, started,
-                bounds, plan,
-            )  # fmt: skip
+            recorded, batches, prepared = await record_in_chunks(
+                self._fill_pool, inputs, shared, book.seq, started, bounds, plan, self.prepare
+            )
         if recorded.seq is None:
             return None
         book.seq = recorded.seq
@@ -375,7 +388,9 @@ class SizingEngine(LeaderBooks):
         move_book(book, fill, leader_delta, applied)
         committed(book, vector, applied)
         produced: list[PlannedOrder] = [order for batch in batches for order in batch.produced]
-        return FillOutcome(duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,))
+        return FillOutcome(
+            duplicate=False, orders=tuple(produced), fill_pks=(fill_pk,), prepared=prepared
+        )
 
     def _plan(
         self,

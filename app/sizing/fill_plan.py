@@ -27,7 +27,8 @@ from app.domain.plan_model import (
     SubscriptionStatus,
 )
 from app.domain.planner import plan_within, planning
-from app.executors.protocol.messages import FillMessages
+from app.domain.positions import signed_qty
+from app.executors.protocol.messages import FillMessages, stored_clamps
 from app.sizing.books import LeaderBook, SubscriptionBook
 from app.sizing.equity_cache import EquityCache
 from app.sizing.vector_books import FillVector, vector_plan
@@ -44,7 +45,8 @@ class PlannedOrder(NamedTuple):
     subscription_id: UUID
     status: str
     skip_reason: str | None
-    payload: str
+    payload: str  # the order message sent (version 2)
+    fill_key: str  # the fill it came from, as the enqueue names it (domain.ids.fill_key)
 
     @property
     def skipped(self) -> bool:
@@ -79,9 +81,18 @@ class Batch:
 
 
 _MARKET = OrderType.MARKET
+_ZERO = Decimal(0)
 
 # A subscription's symbol and rules for a leader symbol; None where its venue does not list it.
 Place = Callable[[LeaderBook, SubscriptionBook, str], tuple[str, InstrumentRules] | None]
+
+
+def leader_positions(fill: Fill, before: Decimal) -> tuple[Decimal, Decimal]:
+    """The leader's position before and after ``fill`` as the fill's row records them for all
+    its orders: what the planner sees. An order whose plan saw other values (a follower
+    resync's leaves the leader where it was) stores its own."""
+    with planning():
+        return before, before + signed_qty(fill.side, fill.qty)
 
 
 def plan_batch(
@@ -99,8 +110,8 @@ def plan_batch(
     symbol and rules, ``instrument`` a symbol's rules. ``vector``: the fill sized by the
     vector path, where ``subscriptions`` start at the book's ``offset``-th."""
     fill, messages = inputs.fill, inputs.messages
-    leader_equity = inputs.leader_equity
     order_ids = inputs.order_ids
+    shared_before, shared_after = leader_positions(fill, inputs.leader_before)
     batch = Batch()
     rows, moves, changes = batch.rows, batch.moves, batch.changes
     produced, applied = batch.produced, batch.applied
@@ -128,39 +139,54 @@ def plan_batch(
                 legs = (None,)
             elif result.skip_reason is not None:
                 legs = (*legs, None)  # the leg held back: a skipped order of its own
+            # The explanation's per-order part, the same for each leg of this plan: its texts
+            # are stored as they are.
+            clamps = stored_clamps(result.clamps)
+            equity_id = sizing.follower_equity_snapshot_id
+            leader_before = result.leader_position_before
+            leader_after = result.leader_position_after
+            own_before = None if leader_before == shared_before else leader_before
+            own_after = None if leader_after == shared_after else leader_after
             for index, leg in enumerate(legs):
                 oid = order_ids(sub.id_text, index)
-                payload = messages.encode(
-                    order_id=oid,
-                    follower_id=sub.follower_text,
-                    subscription_id=sub.id_text,
-                    symbol=symbol,
-                    leg=leg,
-                    sizing=sizing,
-                )
+                # The stream gets version 2; the explanation goes to the row's columns below.
+                payload = messages.lean(oid, sub.follower_text, sub.id_text, symbol, leg)
                 skip = result.skip_reason if leg is None else None
                 status = "skipped" if leg is None else "pending"
                 rows.id.append(oid)
                 rows.leg.append(index)
                 rows.follower_id.append(sub.follower_text)
                 rows.subscription_id.append(sub.id_text)
-                rows.leader_equity_snapshot_id.append(
-                    leader_equity.snapshot_id if leader_equity else None
-                )
-                rows.follower_equity_snapshot_id.append(
-                    follower_equity.snapshot_id if follower_equity else None
-                )
+                rows.follower_equity_snapshot_id.append(equity_id)
                 rows.symbol.append(symbol)
                 rows.side.append(leg.side if leg else fill.side)
-                rows.qty.append(leg.qty if leg else Decimal(0))
+                rows.qty.append(leg.qty if leg else _ZERO)
                 rows.type.append(leg.order_type if leg else _MARKET)
                 rows.reduce_only.append(leg.reduce_only if leg else False)
                 rows.limit_price.append(leg.limit_price if leg else None)
                 rows.time_in_force.append(leg.time_in_force if leg else None)
                 rows.status.append(status)
                 rows.skip_reason.append(skip)
-                rows.payload.append(payload)
-                produced.append(PlannedOrder(oid, sub.follower_id, sub.id, status, skip, payload))
+                rows.mode.append(sizing.mode)
+                rows.follower_equity.append(sizing.follower_equity)
+                rows.ratio.append(sizing.ratio)
+                rows.multiplier.append(sizing.multiplier)
+                rows.effect.append(sizing.effect)
+                rows.follower_position_before.append(sizing.follower_position_before)
+                rows.follower_position_after.append(sizing.follower_position_after)
+                rows.target.append(sizing.target)
+                rows.raw_qty.append(sizing.raw_qty)
+                rows.residue.append(sizing.residue)
+                rows.clamps.append(clamps)
+                rows.qty_step.append(sizing.qty_step)
+                rows.held_reason.append(result.skip_reason if leg is not None else None)
+                rows.leader_position_before.append(own_before)
+                rows.leader_position_after.append(own_after)
+                produced.append(
+                    PlannedOrder(
+                        oid, sub.follower_id, sub.id, status, skip, payload, messages.fill_key
+                    )
+                )
             delta = result.follower_position_after - follower_before if result.legs else Decimal(0)
             if delta:
                 moves.subscription_id.append(sub.id_text)

@@ -50,6 +50,7 @@ from app.executors.protocol.consumer import (
     OrderReads,
     valid_until,
 )
+from app.executors.protocol.messages import reference_price
 from app.loops import Backoff, SupervisedTask
 from app.pipeline import Pipeline
 from app.redisconn import AnyRedis
@@ -225,7 +226,7 @@ class AccountExecutor:
             qty=qty,
             reduce_only=bool(order["reduce_only"]),
             limit_price=Decimal(limit) if limit is not None else None,
-            reference_price=Decimal(order["sizing"]["leader_price"]),
+            reference_price=reference_price(order),
         )
         self._remember(request, order_id)
         if delivery.count > 1:

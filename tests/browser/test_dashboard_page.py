@@ -98,7 +98,11 @@ async def test_admin_watches_a_fill_become_orders_live(
     # Assert: the fill and both followers' orders appear, without a reload.
     orders = page.locator("#orders tr.order-row")
     await expect(orders).to_have_count(2, timeout=TIMEOUT_MS)
-    await expect(page.locator('#orders tr.fill-row[data-fill-id="f-1"]')).to_have_count(1)
+    fill_row = page.locator('#orders tr.fill-row[data-fill-id="f-1"]')
+    await expect(fill_row).to_have_count(1)
+    # The leader's trade, read once from a live (lean) order's explanation link.
+    await expect(fill_row.locator(".leader-trade")).to_have_text("buy 2 BTCUSDT")
+    await expect(fill_row).to_contain_text("@ 50,000", timeout=TIMEOUT_MS)
     a_row = page.locator(f'#orders tr.order-row[data-follower-id="{a.id}"]')
     b_row = page.locator(f'#orders tr.order-row[data-follower-id="{b.id}"]')
     await expect(a_row.locator("td").nth(4)).to_have_text("0.2")

@@ -90,7 +90,9 @@ def expected(
     ]
 
 
-def got(stream: list[dict[str, Any]]) -> list[tuple[str, str, str, str, bool, str]]:
+async def got(api: Api, stream: list[dict[str, Any]]) -> list[tuple[str, str, str, str, bool, str]]:
+    """The stream's orders, each with the leader's position it was sized at (from the
+    order's explanation link)."""
     return [
         (
             o["order_id"],
@@ -98,7 +100,7 @@ def got(stream: list[dict[str, Any]]) -> list[tuple[str, str, str, str, bool, st
             o["side"],
             o["qty"],
             o["reduce_only"],
-            o["sizing"]["leader_position_before"],
+            (await api.call("GET", o["explanation"], 200))["sizing"]["leader_position_before"],
         )
         for o in stream
     ]
@@ -135,7 +137,7 @@ async def test_a_push_leader_alternating_between_instances_is_sized_from_the_dat
 
     # Assert: every order as the database's positions size it, nothing else, nothing skipped.
     stream = await wait_stream(redis, follower["id"], len(want))
-    assert got(stream) == want
+    assert await got(api, stream) == want
     orders = await api.settled_orders(follower["id"], timeout_s=30)
     assert sorted(o["order_id"] for o in orders) == sorted(o[0] for o in want)
     assert {o["status"] for o in orders} == {"dispatched"}
@@ -223,6 +225,6 @@ async def test_a_lease_that_leaves_an_instance_and_comes_back_sizes_from_the_dat
         os.kill(int(pid(second)), signal.SIGCONT)
 
     # Assert
-    assert got(stream) == want
+    assert await got(api, stream) == want
     orders = await api.settled_orders(follower["id"], timeout_s=30)
     assert sorted(o["order_id"] for o in orders) == sorted(o[0] for o in want)

@@ -165,7 +165,8 @@ async def test_scripted_sequence_order_by_order(
         got = [(o["leader_fill_id"], o["side"], o["qty"], o["reduce_only"]) for o in stream]
         assert got == expected[name], (mode, name)
         assert {o["type"] for o in stream} == {"market"}
-        assert {o["sizing"]["mode"] for o in stream} == {mode}
+        explained = [await api.call("GET", o["explanation"], 200) for o in stream]
+        assert {o["sizing"]["mode"] for o in explained} == {mode}
         # The follower's orders add up to flat, as the leader's fills do.
         assert sum((signed(o) for o in stream), Decimal(0)) == 0
 

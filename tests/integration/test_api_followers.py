@@ -419,8 +419,11 @@ async def test_orders_list_one_order_with_its_sizing_inputs(
     assert created < datetime.fromisoformat(order["valid_until"])
     [streamed] = await read_stream(redis, desk.follower["id"])
     assert streamed["order_id"] == order["order_id"]
-    assert streamed["sizing"] == order["sizing"]
-    assert datetime.fromisoformat(streamed["created_at"]) == created
+    assert datetime.fromisoformat(streamed["valid_until"]) == datetime.fromisoformat(
+        order["valid_until"]
+    )
+    explained = await api.call("GET", streamed["explanation"], 200)
+    assert (explained["sizing"], explained["created_at"]) == (order["sizing"], order["created_at"])
 
 
 async def test_orders_newest_first_and_limited(server: LiveServer) -> None:
@@ -499,7 +502,7 @@ async def test_equity_inserted_with_sql_is_used_by_sizing(
     assert order["sizing"]["raw_qty"] == "0.502"
     [streamed] = await read_stream(redis, desk.follower["id"])
     assert streamed["qty"] == "0.502"
-    assert streamed["sizing"] == order["sizing"]
+    assert (await api.call("GET", streamed["explanation"], 200))["sizing"] == order["sizing"]
 
 
 async def test_paused_subscription_produces_no_order_until_resumed(
@@ -711,7 +714,8 @@ async def test_order_feed_admin_with_query_token_sees_skipped_orders(
     assert message["skip_reason"] == "no_equity"
     assert message["order"]["order_id"] == order["order_id"]
     assert message["order"]["qty"] == "0"
-    assert message["order"]["sizing"] == order["sizing"]
+    explained = await api.call("GET", message["order"]["explanation"], 200)
+    assert explained["sizing"] == order["sizing"]
 
 
 async def test_order_feed_carries_only_that_followers_orders(

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from app.db.session import make_engine, make_sessionmaker
 from app.dispatch.enqueue import Enqueuer, OutboxItem
+from app.domain.ids import order_id
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
 TIMEOUTS = (0.0, 0.00001, 0.0001, 0.0005, 0.002, None)
@@ -103,19 +104,29 @@ async def test_postgres_replies_never_cross_and_pool_drains(clean: None) -> None
 
 
 async def test_cancelled_batch_enqueues_never_double_an_order(redis: Any) -> None:
-    # Arrange: 200 orders for 20 followers, and an enqueuer on its own small pool.
+    # Arrange: 20 fills of 10 orders for 20 followers, and an enqueuer on its own small pool.
     client = Redis.from_url(TEST_REDIS_URL, max_connections=4)
     enqueuer = Enqueuer(client, dedupe_ttl_s=3600)
     followers = [uuid.uuid4() for _ in range(20)]
-    items = [
-        OutboxItem(f"o-{n}", followers[n % 20], json.dumps({"order_id": f"o-{n}"}))
-        for n in range(200)
+    fills = [
+        [
+            OutboxItem(
+                oid := order_id("L", f"f-{f}", str(n)),
+                followers[n % 20],
+                json.dumps({"order_id": oid}),
+                f"f-{f}",
+            )
+            for n in range(10)
+        ]
+        for f in range(20)
     ]
+    items = [item for orders in fills for item in orders]
     rng = random.Random(5)
 
-    # Act: batches cut short at random points, as a crash or a timeout would.
+    # Act: sends of whole fills (the first send's and the relay's) cut short at random
+    # points, as a crash or a timeout would.
     for _ in range(60):
-        batch = rng.sample(items, 50)
+        batch = [item for orders in rng.sample(fills, 5) for item in orders]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(enqueuer.enqueue(batch), rng.choice(TIMEOUTS))
     confirmed = await enqueuer.enqueue(items)

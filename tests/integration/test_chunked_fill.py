@@ -6,6 +6,7 @@ orders, positions and dispatch as the single statement, and all or nothing on fa
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +64,44 @@ async def test_chunks_record_every_order_position_and_dispatch(
     for follower_id in followers:
         stream = await read_stream(redis, str(follower_id))
         assert [(o["leader_fill_id"], o["qty"]) for o in stream] == [("f-1", "0.2"), ("f-2", "0.1")]
+
+
+async def test_the_orders_are_encoded_while_the_last_chunk_commits_and_sent_after_it(
+    live: Runtime, redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the last chunk's write waits until the orders are encoded (encoded after the
+    # write, the fill would never commit).
+    leader_id, followers = await seed(live, FOLLOWERS)
+    await live.equity.reload()
+    real_prepare, real_record = live.sizing.prepare, fills.record_orders
+    assert real_prepare is not None
+    seen: list[int] = []  # how many orders each encoding had
+    encoded = asyncio.Event()
+
+    def prepare(orders: list[Any]) -> object:
+        seen.append(len(orders))
+        encoded.set()
+        return real_prepare(orders)
+
+    async def last_waits(*args: Any) -> None:
+        if len(args[3].id) == 1:  # the last chunk: five followers in chunks of 2, 2, 1
+            await encoded.wait()
+        await real_record(*args)
+
+    live.sizing.prepare = prepare
+    monkeypatch.setattr(fills, "record_orders", last_waits)
+
+    # Act
+    try:
+        result = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    finally:
+        live.sizing.prepare = real_prepare
+
+    # Assert: encoded once, for every order, before the fill was committed; all sent.
+    assert result.status == "accepted"
+    assert seen == [FOLLOWERS]
+    for follower_id in followers:
+        assert [o["leader_fill_id"] for o in await read_stream(redis, str(follower_id))] == ["f-1"]
 
 
 async def test_a_duplicate_writes_nothing(live: Runtime, db: Any) -> None:
@@ -133,7 +172,8 @@ async def test_a_book_another_instance_moved_is_planned_again_from_the_database(
     assert outcome.status == "accepted"
     rows = await db.fetch(
         "SELECT o.side, o.qty, o.reduce_only,"
-        "       o.payload::jsonb -> 'sizing' ->> 'leader_position_before' AS leader_before"
+        "       trim_scale(coalesce(o.leader_position_before, f.leader_position_before))::text"
+        "       AS leader_before"
         "  FROM follower_order o JOIN leader_fill f ON f.id = o.fill_pk WHERE f.fill_id = 'f-3'"
     )
     assert [(r["side"], r["qty"], r["reduce_only"], r["leader_before"]) for r in rows] == [

@@ -13,9 +13,12 @@ from uuid import uuid4
 import pytest
 from redis.asyncio import Redis
 
+from app.db.repositories.orders import OrderRepository
 from app.db.repositories.trading import InstrumentRepository
 from app.dispatch.enqueue import Enqueuer, OutboxItem
-from app.dispatch.keys import dedupe_set
+from app.dispatch.keys import order_stream, sent_marker
+from app.dispatch.relay import outbox_item
+from app.domain.ids import order_id
 from app.domain.lifecycle import shown_status
 from app.domain.model import Fill, Side
 from app.runtime import Runtime
@@ -80,39 +83,95 @@ async def test_enqueue_retry_of_the_same_order_adds_no_second_entry(
     await live.equity.reload()
     result = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
     (order,) = result.orders
-    payload = (await read_stream(redis, str(follower_id)))[0]
-    item = OutboxItem(order.order_id, follower_id, json.dumps(payload))
 
     # Act
-    confirmed = [await live.enqueuer.enqueue([item]) for _ in range(3)]
+    confirmed = [await live.enqueuer.enqueue([order]) for _ in range(3)]
 
     # Assert: every retry is confirmed (so it can be marked dispatched), none adds an entry.
     assert confirmed == [[order.order_id]] * 3
     assert [o["order_id"] for o in await read_stream(redis, str(follower_id))] == [order.order_id]
 
 
-async def test_a_resend_is_refused_for_a_whole_dedupe_period_after_the_first_send(
-    redis: Any,
+async def test_the_relay_rebuilds_the_first_sends_message_byte_for_byte(
+    live: Runtime, redis: Any, db: Any
 ) -> None:
-    # Arrange: an enqueuer whose clock the test moves, periods of one hour.
-    now = [3600.0 * 1000 + 3599]  # the last second of period 1000
-    client = Redis.from_url(TEST_REDIS_URL)
-    enqueuer = Enqueuer(client, dedupe_ttl_s=3600, clock=lambda: now[0])
-    follower_id = uuid4()
-    item = OutboxItem("o-1", follower_id, json.dumps({"order_id": "o-1"}))
+    # Arrange: a fill sent by its request, its "dispatched" mark then lost.
+    leader_id, followers = await seed(live, followers=3)
+    await live.equity.reload()
+    result = await live.pipeline.handle_fill(fill(leader_id, "f-1"))
+    await live.marker.flush()
+    await db.execute("UPDATE leader_fill SET dispatched_at = NULL")
 
-    # Act: sent; resent 1 s later (the next period: found in the previous period's set) and
-    # 3,599 s later; then 3,601 s later, more than a period on: no longer remembered.
+    # Act: what the relay would send, from the order rows alone.
+    async with live.unit_of_work() as uow:
+        _, rows = await OrderRepository(uow.session).undispatched(0, 20)
+    rebuilt = {item.order_id: item for item in map(outbox_item, rows)}
+
+    # Assert: the same bytes as in the streams, the same fill name (the same sent markers).
+    sent = {}
+    for follower_id in followers:
+        for _, fields in await redis.xrange(order_stream(follower_id)):
+            sent[json.loads(fields["order"])["order_id"]] = fields["order"]
+    assert sent == {oid: item.payload for oid, item in rebuilt.items()}
+    assert {o.order_id: o.fill_key for o in result.orders} == {
+        oid: item.fill_key for oid, item in rebuilt.items()
+    }
+    assert all(json.loads(payload)["v"] == 2 for payload in sent.values())
+
+
+async def test_a_resend_adds_nothing_while_its_sent_marker_lives(redis: Any) -> None:
+    # Arrange
+    client = Redis.from_url(TEST_REDIS_URL)
+    enqueuer = Enqueuer(client, dedupe_ttl_s=3600)
+    follower_id = uuid4()
+    item = OutboxItem("ct-1", follower_id, json.dumps({"order_id": "ct-1"}), "fill-1")
+
+    # Act: sent, resent; then resent once the marker is gone (as dedupe_ttl_s after).
     entries = []
-    for step in (0, 1, 3598, 2):
-        now[0] += step
+    for _ in range(2):
         await enqueuer.enqueue([item])
         entries.append(len(await read_stream(redis, str(follower_id))))
-    ttl = await redis.ttl(dedupe_set(follower_id, 1000))
+    ttl = await redis.ttl(sent_marker("fill-1", "-"))
+    await redis.delete(sent_marker("fill-1", "-"))
+    await enqueuer.enqueue([item])
+    entries.append(len(await read_stream(redis, str(follower_id))))
 
     # Assert
-    assert entries == [1, 1, 1, 2]
-    assert 3600 < ttl <= 7200  # a set outlives its period by one more
+    assert entries == [1, 1, 2]
+    assert 3590 < ttl <= 3600
+    await client.aclose()
+
+
+async def test_a_resend_of_a_fill_adds_only_the_buckets_that_never_arrived(redis: Any) -> None:
+    # Arrange: a fill of 400 orders sent, then one bucket's entries and marker removed, as if
+    # its script call had never run (a crash or a timeout between two calls).
+    client = Redis.from_url(TEST_REDIS_URL)
+    enqueuer = Enqueuer(client, dedupe_ttl_s=3600)
+    followers = [uuid4() for _ in range(40)]
+    items = [
+        OutboxItem(order_id("L", "f-1", str(n)), followers[n % 40], f'{{"n":{n}}}', "fill-1")
+        for n in range(400)
+    ]
+    await enqueuer.enqueue(items)
+    lost = items[0].order_id[2]
+    await redis.delete(sent_marker("fill-1", lost))
+    for follower_id in followers:
+        for entry_id, fields in await redis.xrange(order_stream(follower_id)):
+            n = json.loads(fields["order"])["n"]
+            if items[n].order_id[2] == lost:
+                await redis.xdel(order_stream(follower_id), entry_id)
+
+    # Act: the relay's resend, and a second one.
+    confirmed = [await enqueuer.enqueue(items) for _ in range(2)]
+
+    # Assert: every order once.
+    counts: dict[int, int] = {}
+    for follower_id in followers:
+        for _, fields in await redis.xrange(order_stream(follower_id)):
+            n = json.loads(fields["order"])["n"]
+            counts[n] = counts.get(n, 0) + 1
+    assert counts == dict.fromkeys(range(400), 1)
+    assert [sorted(c) for c in confirmed] == [sorted(i.order_id for i in items)] * 2
     await client.aclose()
 
 

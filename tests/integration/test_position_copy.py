@@ -77,7 +77,7 @@ async def test_a_leader_without_fills_is_copied_at_the_venue_mark_and_says_what_
     assert copy["skipped"] == [{"symbol": "ETHUSDT", "reason": "no_price"}]
     orders = await read_stream(redis, follower["id"])
     assert [(o["symbol"], o["side"], o["qty"]) for o in orders] == [("BTCUSDT", "buy", "0.2")]
-    assert orders[0]["sizing"]["leader_price"] == "60000"
+    assert orders[0]["leader_price"] == "60000"
     [detail] = await api.call("GET", f"/v1/followers/{follower['id']}/orders", 200)
     assert detail["leader_fill"]["kind"] == "sync"
     assert detail["leader_fill"]["reason"] == "copy_open_positions"

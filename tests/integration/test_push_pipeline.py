@@ -33,7 +33,7 @@ async def test_fill_becomes_proportional_order_in_stream(server: LiveServer, red
     assert order["symbol"] == "BTCUSDT"
     assert order["subscription_id"] == sub["id"]
     assert order["leader_fill_id"] == "f-1"
-    assert order["sizing"]["ratio"] == "0.1"
     history = await api.settled_orders(follower["id"])
+    assert history[0]["sizing"]["ratio"] == "0.1"
     assert [o["order_id"] for o in history] == [order["order_id"]]
     assert history[0]["status"] == "dispatched"

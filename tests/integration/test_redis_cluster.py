@@ -16,8 +16,14 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from app.dispatch.enqueue import CHUNK, Enqueuer, OutboxItem, slot_batches
-from app.dispatch.keys import dedupe_set, exec_fence, feed_channel, order_stream, report_stream
+from app.dispatch.enqueue import Enqueuer, OutboxItem, slot_buckets
+from app.dispatch.keys import (
+    exec_fence,
+    feed_channel,
+    order_stream,
+    report_stream,
+    slot_sent_marker,
+)
 from app.dispatch.report_reader import GROUP, ReportReader
 from app.dispatch.trim import trim_stream
 from app.redisconn import Gathered, by_slot
@@ -53,7 +59,7 @@ def _items(followers: list[uuid.UUID], per_follower: int) -> list[OutboxItem]:
         for follower in followers:
             order_id = f"o-{follower}-{n}"
             payload = json.dumps({"order_id": order_id, "follower_id": str(follower)})
-            items.append(OutboxItem(order_id, follower, payload))
+            items.append(OutboxItem(order_id, follower, payload, f"fill-{n}"))
     return items
 
 
@@ -62,28 +68,23 @@ def test_every_batch_lives_in_one_slot_and_every_order_in_one_batch() -> None:
     followers = [uuid.uuid4() for _ in range(300)]
     items = [
         *_items(followers, 2),
-        OutboxItem("skipped-1", followers[0], "{}", "rounds_to_zero", skipped=True),
+        OutboxItem("skipped-1", followers[0], "{}", "fill-0", "rounds_to_zero", skipped=True),
     ]
 
     # Act
-    batches = slot_batches(items)
+    batches = slot_buckets(items)
 
     # Assert
-    sent = [item.order_id for batch in batches for item in batch]
+    sent = [item.order_id for batch in batches.values() for item in batch]
     assert sorted(sent) == sorted(i.order_id for i in items if not i.skipped)
-    for batch in batches:
-        assert 0 < len(batch) <= CHUNK
+    for (fill_key, slot), batch in batches.items():
         slots = {
             key_slot(key.encode())
             for item in batch
-            for key in (
-                order_stream(item.follower_id),
-                dedupe_set(item.follower_id, 1),
-                dedupe_set(item.follower_id, 0),
-                feed_channel(item.follower_id),
-            )
+            for key in (order_stream(item.follower_id), feed_channel(item.follower_id))
         }
-        assert len(slots) == 1
+        assert slots == {slot} == {key_slot(slot_sent_marker(fill_key, slot).encode())}
+        assert {item.fill_key for item in batch} == {fill_key}
 
 
 async def test_enqueue_on_a_cluster_adds_each_order_once(cluster: RedisCluster) -> None:
@@ -92,9 +93,10 @@ async def test_enqueue_on_a_cluster_adds_each_order_once(cluster: RedisCluster) 
     items = _items(followers, 2)
     enqueuer = Enqueuer(cluster, dedupe_ttl_s=3600)
 
-    # Act: the second and third sends are retries (the outbox relay does that).
+    # Act: the second and third sends are retries (the outbox relay does that), of one fill
+    # and of both.
     confirmed = await enqueuer.enqueue(items)
-    again = await asyncio.gather(enqueuer.enqueue(items[:100]), enqueuer.enqueue(items))
+    again = await asyncio.gather(enqueuer.enqueue(items[:300]), enqueuer.enqueue(items))
 
     # Assert
     assert sorted(confirmed) == sorted(i.order_id for i in items)

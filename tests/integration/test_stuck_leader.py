@@ -70,12 +70,16 @@ async def test_a_locked_leader_fails_cleanly_while_others_are_acknowledged(
         first = await send_frame(ws, fill_frame("s-0", "BTCUSDT", "buy", "2", "50000"))
     assert first["status"] == "accepted"
 
-    # Another connection holds the stuck leader's follower position rows locked meanwhile.
+    # Another connection holds the stuck leader's follower positions locked meanwhile (the
+    # vector row of the symbol, which holds its follower's position).
     async with db.transaction():
-        await db.execute(
-            "SELECT * FROM subscription_position WHERE subscription_id = $1 FOR UPDATE",
+        locked = await db.fetch(
+            "SELECT * FROM subscription_position_vector"
+            " WHERE leader_id = $1 AND $2 = ANY(subscription_ids) FOR UPDATE",
+            stuck["id"],
             stuck_sub["id"],
         )
+        assert len(locked) == 1
         async with (
             push_socket(server.ws_url, stuck["id"], stuck["push_token"]) as one,
             push_socket(server.ws_url, stuck["id"], stuck["push_token"]) as two,

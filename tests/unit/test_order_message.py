@@ -1,16 +1,17 @@
-"""The order message (schema version 1): its keys, in order, and its values as decimal text."""
+"""The order message (versions 1 and 2): its keys, in order, and its values as decimal text."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import UUID
 
+from app.domain.decimals import fmt
 from app.domain.model import EquityReading, Fill, Side, SkipReason
 from app.domain.plan_model import OrderType, Plan, PlannedLeg, SizingMode, SizingSettings
 from app.domain.positions import FillEffect
-from app.executors.protocol.messages import FillMessages
+from app.executors.protocol.messages import FillMessages, lean_order, reference_price, wire_time
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 LEADER = UUID("00000000-0000-4000-8000-000000000001")
@@ -121,3 +122,60 @@ def test_a_skipped_order_is_quantity_zero_on_the_leaders_side_with_its_reason() 
     }  # fmt: skip
     assert document["sizing"]["skip_reason"] == "no_equity"
     assert document["sizing"]["clamps"] == []
+
+
+LEAN_KEYS = [
+    "v", "order_id", "follower_id", "leader_id", "subscription_id", "leader_fill_id", "symbol",
+    "side", "qty", "type", "reduce_only", "limit_price", "time_in_force", "valid_until",
+    "leader_price", "explanation",
+]  # fmt: skip
+
+
+def test_version_2_carries_the_order_the_leaders_price_and_a_link_to_its_explanation() -> None:
+    # Arrange
+    fill_messages = messages(None)
+    leg = PlannedLeg(Side.BUY, Decimal("0.0150"), True, OrderType.LIMIT, Decimal("50050.50"), "IOC")
+
+    # Act
+    sent = fill_messages.lean("ct-1", "F", "S", "BTC-USDT", leg)
+    skipped = fill_messages.lean("ct-2", "F", "S", "BTC-USDT", None)
+
+    # Assert
+    document = json.loads(sent)
+    assert list(document) == LEAN_KEYS
+    assert document == {
+        "v": 2, "order_id": "ct-1", "follower_id": "F", "leader_id": str(LEADER),
+        "subscription_id": "S", "leader_fill_id": "f-1", "symbol": "BTC-USDT", "side": "buy",
+        "qty": "0.015", "type": "limit", "reduce_only": True, "limit_price": "50050.5",
+        "time_in_force": "IOC", "valid_until": "2026-12-05T10:00:30+00:00",
+        "leader_price": "50000", "explanation": "/v1/followers/F/orders/ct-1",
+    }  # fmt: skip
+    assert reference_price(document) == Decimal("50000")
+    lean_skip = json.loads(skipped)
+    assert (lean_skip["side"], lean_skip["qty"], lean_skip["type"]) == ("buy", "0", "market")
+
+
+def test_the_relays_encoder_writes_the_same_bytes_from_the_rows_values() -> None:
+    # Arrange: what the sizing engine sent, and the same order as its row reads back (amounts
+    # as NUMERIC gives them, the time in another zone).
+    leg = PlannedLeg(Side.SELL, Decimal("0.0150"), False, OrderType.MARKET, None, None)
+    sent = messages(None).lean("ct-1", "F", "S", "BTCUSDT", leg)
+
+    # Act
+    rebuilt = lean_order(
+        order_id="ct-1", follower_id="F", leader_id=str(LEADER), subscription_id="S",
+        leader_fill_id="f-1", symbol="BTCUSDT", side="sell", qty=fmt(Decimal("0.01500000")),
+        order_type="market", reduce_only=False, limit_price=None, time_in_force=None,
+        valid_until=wire_time(
+            (NOW + timedelta(seconds=30)).astimezone(timezone(timedelta(hours=2)))
+        ),
+        leader_price=fmt(Decimal("50000.000")),
+    )  # fmt: skip
+
+    # Assert
+    assert rebuilt == sent
+
+
+def test_readers_take_the_reference_price_from_either_version() -> None:
+    assert reference_price({"v": 1, "sizing": {"leader_price": "61000.5"}}) == Decimal("61000.5")
+    assert reference_price({"v": 2, "leader_price": "61000.5"}) == Decimal("61000.5")

@@ -45,13 +45,13 @@ class InFlight:
 # newest changed. Served by ix_follower_order_follower_newest.
 _IN_FLIGHT = text(
     f"""
-    SELECT symbol,
-           count(*) FILTER (WHERE status NOT IN ({", ".join(f"'{s}'" for s in sorted(TERMINAL))})
-                              AND valid_until > now() - interval '1 minute') AS open,
-           max(updated_at) AS reported_at
-      FROM follower_order
-     WHERE follower_id = :f AND created_at > now() - interval '1 day'
-     GROUP BY symbol
+    SELECT o.symbol,
+           count(*) FILTER (WHERE o.status NOT IN ({", ".join(f"'{s}'" for s in sorted(TERMINAL))})
+                              AND f.valid_until > now() - interval '1 minute') AS open,
+           max(o.updated_at) AS reported_at
+      FROM follower_order o JOIN leader_fill f ON f.id = o.fill_pk
+     WHERE o.follower_id = :f AND o.created_at > now() - interval '1 day'
+     GROUP BY o.symbol
     """
 )
 # One resync per follower and symbol per interval, whichever instance asks: the row's

@@ -6,8 +6,13 @@ seen before inserts nothing, and every other part reads from the fill's insert, 
 writes nothing anywhere.
 
 A fill fanned out to thousands is written in chunks instead, in one transaction: the fill
-first (``insert_fill``), then each chunk's orders (``record_orders``) while the engine plans
-the next, so planning and Postgres work side by side rather than one after the other.
+first (``insert_fill``), then each chunk's status changes and its orders by COPY
+(``record_orders``) while the engine plans the next, so planning and Postgres work side by
+side rather than one after the other, and last every chunk's position moves at once
+(``record_positions``).
+
+An order row holds the order's own facts; what all the orders of a fill share is on the
+fill's row, once (``FillShared``).
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import asyncpg
 
+from app.db.repositories import subscription_positions
 from app.domain.model import Fill
 
 
 def _fill_ctes(seq: str) -> str:
     """The book's sequence compared and set (``seq``, the one the plans were made from), the
-    fill ($1-$14) and the leader's position move ($15).
+    fill ($1-$14, and what its orders share, $16-$20) and the leader's position move ($15).
 
     Every part reads from the one before: a sequence that moved since the plans were made
     (another instance recorded a fill, an executor corrected a position) sets nothing, and
@@ -40,8 +47,11 @@ b AS (
     RETURNING book_seq
 ), f AS (
     INSERT INTO leader_fill (leader_id, fill_id, symbol, side, qty, price, event_at, received_at,
-                             kind, fee, fee_asset, reduce_only, liquidation, dispatched_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM b
+                             kind, fee, fee_asset, reduce_only, liquidation, dispatched_at,
+                             valid_until, leader_equity, leader_equity_snapshot_id,
+                             leader_position_before, leader_position_after)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+           $16, $17, $18, $19, $20 FROM b
     ON CONFLICT (leader_id, fill_id) DO NOTHING
     RETURNING id
 ), lp AS (
@@ -56,86 +66,125 @@ b AS (
 _ANSWER = "SELECT (SELECT id FROM f), (SELECT book_seq FROM b)"
 
 
-# Each column of a fill's orders travels as one text, its values joined by a separator, and
-# Postgres splits it (string_to_array) and casts it. asyncpg encodes an array element by
-# element with two collections.abc isinstance checks per element, at Python speed, for each
-# of these 22 columns; str.join is C all the way, about half the CPU per order
+# In the one-statement path, each column of a fill's orders travels as one text, its values
+# joined by a separator, and Postgres splits it (string_to_array) and casts it. asyncpg
+# encodes an array element by element with two collections.abc isinstance checks per element,
+# at Python speed, for each column; str.join is C all the way, about half the CPU per order
 # (docs/measurements.md).
-# The separators are control characters that no id, symbol, enum, number or JSON text holds
-# (msgspec escapes control characters inside JSON strings); ``join_column`` checks it anyway.
+# The separators are control characters that no id, symbol, enum, number or clamp name holds;
+# ``join_column`` checks it anyway.
 SEPARATOR, NULL = "\x1f", "\x1e"
 
 
-# Each parameter's SQL type, and whether its values are all str already (joined as they are;
-# the others go through str(), None as NULL): the 16 order columns, then the position moves
-# (3) and the status changes (3).
-_COLUMNS = (
-    ("varchar", True), ("int2", False), ("uuid", True), ("uuid", True), ("int8", False),
-    ("int8", False), ("varchar", True), ("varchar", True), ("numeric", False),
-    ("varchar", True), ("bool", False), ("numeric", False), ("varchar", False),
-    ("varchar", True), ("varchar", False), ("text", True),
+# The order row's columns as OrderRows holds them, each with its SQL type and whether its
+# values are all str already (joined as they are; the others go through str(), None as NULL).
+ORDER_COLUMNS = (
+    ("id", "varchar", True), ("leg", "int2", False), ("follower_id", "uuid", True),
+    ("subscription_id", "uuid", True), ("follower_equity_snapshot_id", "int8", False),
+    ("symbol", "varchar", True), ("side", "varchar", True), ("qty", "numeric", False),
+    ("type", "varchar", True), ("reduce_only", "bool", False),
+    ("limit_price", "numeric", False), ("time_in_force", "varchar", False),
+    ("status", "varchar", True), ("skip_reason", "varchar", False),
+    ("mode", "varchar", True), ("follower_equity", "numeric", False),
+    ("ratio", "numeric", False), ("multiplier", "numeric", True),
+    ("effect", "varchar", True), ("follower_position_before", "numeric", True),
+    ("follower_position_after", "numeric", True), ("target", "numeric", False),
+    ("raw_qty", "numeric", False), ("residue", "numeric", True),
+    ("clamps", "text", False), ("qty_step", "numeric", True),
+    ("held_reason", "varchar", False), ("leader_position_before", "numeric", False),
+    ("leader_position_after", "numeric", False),
+)  # fmt: skip
+# The subscriptions' position moves (3), then their status changes (3).
+_MOVE_COLUMNS = (
     ("uuid", True), ("varchar", True), ("numeric", False),
     ("uuid", True), ("varchar", True), ("varchar", False),
 )  # fmt: skip
+# What binary COPY writes: the fill's row id and the orders' time, then OrderRows' columns.
+COPY_COLUMNS = ("fill_pk", "created_at", *(name for name, _, _ in ORDER_COLUMNS))
 
 
 def split_column(param: str, sql_type: str) -> str:
     return f"string_to_array({param}, E'\\x1f', E'\\x1e')::{sql_type}[]"
 
 
-def _order_ctes(leader: str, created: str, valid: str, first: int) -> str:
-    """The orders of f (16 columns), the subscriptions' position moves (3) and status changes
-    (3), each a joined text parameter, as ``$first`` onwards."""
-    p = [f"${n}" for n in range(first, first + len(_COLUMNS))]
-    c = [split_column(param, sql_type) for param, (sql_type, _) in zip(p, _COLUMNS, strict=True)]
+def _position_moves(leader: str, columns: Sequence[str]) -> str:
+    """The subscriptions' position moves of f: one vector row per (leader, symbol)."""
+    sid, symbol, qty = columns
+    return subscription_positions.move_vectors(
+        leader, f"f, unnest({sid}, {symbol}, {qty}) AS u(sid, symbol, qty)"
+    )
+
+
+def _order_cte(created: str, first: int) -> str:
+    """The orders of f, each OrderRows column a joined text parameter, as ``$first`` on."""
+    names = [name for name, _, _ in ORDER_COLUMNS]
+    columns = [
+        split_column(f"${n}", sql_type)
+        for n, (_, sql_type, _) in enumerate(ORDER_COLUMNS, start=first)
+    ]
     return f"""
 o AS (
-    INSERT INTO follower_order (
-        id, fill_pk, leg, follower_id, leader_id, subscription_id,
-        leader_equity_snapshot_id, follower_equity_snapshot_id, symbol, side, qty, type,
-        reduce_only, limit_price, time_in_force, status, skip_reason, payload,
-        created_at, valid_until)
-    SELECT u.id, f.id, u.leg, u.follower_id, {leader}, u.subscription_id, u.les, u.fes,
-           u.symbol, u.side, u.qty, u.type, u.reduce_only, u.limit_price, u.tif, u.status,
-           u.skip_reason, u.payload, {created}, {valid}
-      FROM f, unnest({", ".join(c[:16])})
-           AS u(id, leg, follower_id, subscription_id, les, fes, symbol, side, qty, type,
-                reduce_only, limit_price, tif, status, skip_reason, payload)
-), sp AS (
-    INSERT INTO subscription_position AS p (subscription_id, symbol, qty, updated_at)
-    SELECT u.sid, u.symbol, u.qty, now()
-      FROM f, unnest({c[16]}, {c[17]}, {c[18]}) AS u(sid, symbol, qty)
-    ON CONFLICT (subscription_id, symbol) DO UPDATE
-        SET qty = p.qty + EXCLUDED.qty, updated_at = now()
-), st AS (
+    INSERT INTO follower_order (fill_pk, created_at, {", ".join(names)})
+    SELECT f.id, {created}, u.*
+      FROM f, unnest({", ".join(columns)}) AS u({", ".join(names)})
+)"""
+
+
+def _change_cte(first: int) -> str:
+    """The subscriptions' status changes (3) caused by f, each a joined text parameter, as
+    ``$first`` onwards."""
+    c = [
+        split_column(f"${n}", sql_type) for n, (sql_type, _) in enumerate(_MOVE_COLUMNS[3:], first)
+    ]
+    return f"""
+st AS (
     UPDATE subscription s SET status = u.status, status_reason = u.reason, updated_at = now()
-      FROM f, unnest({c[19]}, {c[20]}, {c[21]}) AS u(sid, status, reason)
+      FROM f, unnest({c[0]}, {c[1]}, {c[2]}) AS u(sid, status, reason)
      WHERE s.id = u.sid AND s.status IN ('active', 'close_only')
 )"""
 
 
-# The whole fill in one statement: $16 created_at, $17 valid_until, orders from $18, the
-# book's sequence last ($40).
-_SEQ_PARAM = f"${18 + len(_COLUMNS)}"
-RECORD_FILL = f"WITH {_fill_ctes(_SEQ_PARAM)}, {_order_ctes('$1', '$16', '$17', 18)} {_ANSWER}"
-# The chunked path: the fill alone ($16 the sequence), then the orders of each chunk for its
-# row id ($1).
-INSERT_FILL = f"WITH {_fill_ctes('$16')} {_ANSWER}"
-RECORD_ORDERS = (
-    f"WITH f AS (SELECT $1::int8 AS id), {_order_ctes('$2', '$3', '$4', 5)} SELECT id FROM f"
+def _move_ctes(leader: str, first: int) -> str:
+    """The subscriptions' position moves (3) and status changes (3) caused by f, each a joined
+    text parameter, as ``$first`` onwards; ``leader`` the fill's leader."""
+    c = [
+        split_column(f"${n}", sql_type) for n, (sql_type, _) in enumerate(_MOVE_COLUMNS[:3], first)
+    ]
+    return f"""
+sp AS ({_position_moves(leader, c)}
+), {_change_cte(first + 3)}"""
+
+
+# The whole fill in one statement: $21 the orders' created_at, the orders from $22, then the
+# moves, the book's sequence last.
+_MOVES_FROM = 22 + len(ORDER_COLUMNS)
+_SEQ_PARAM = f"${_MOVES_FROM + len(_MOVE_COLUMNS)}"
+RECORD_FILL = (
+    f"WITH {_fill_ctes(_SEQ_PARAM)}, {_order_cte('$21', 22)}, "
+    f"{_move_ctes('$1', _MOVES_FROM)} {_ANSWER}"
+)
+# The chunked path: the fill alone ($21 the sequence), then each chunk's status changes for
+# the fill's row id ($1) and its orders by COPY, and last the position moves of all chunks at
+# once ($1 the leader, $2-$4 the moves), so that each vector row is rewritten once per fill.
+INSERT_FILL = f"WITH {_fill_ctes('$21')} {_ANSWER}"
+RECORD_CHANGES = f"WITH f AS (SELECT $1::int8 AS id), {_change_cte(2)} SELECT id FROM f"
+RECORD_POSITIONS = "WITH f AS (SELECT), sp AS ({}) SELECT".format(
+    _position_moves(
+        "$1", [split_column(f"${n}", t) for n, (t, _) in enumerate(_MOVE_COLUMNS[:3], 2)]
+    )
 )
 MARK_NOTHING_TO_SEND = "UPDATE leader_fill SET dispatched_at = $2 WHERE id = $1"
 
 
 @dataclass
 class OrderRows:
-    """The follower_order rows of one fill, column by column (ids as their text)."""
+    """The follower_order rows of one fill, column by column (ids as their text), in
+    ORDER_COLUMNS' order."""
 
     id: list[str] = field(default_factory=list)
     leg: list[int] = field(default_factory=list)
     follower_id: list[str] = field(default_factory=list)
     subscription_id: list[str] = field(default_factory=list)
-    leader_equity_snapshot_id: list[int | None] = field(default_factory=list)
     follower_equity_snapshot_id: list[int | None] = field(default_factory=list)
     symbol: list[str] = field(default_factory=list)
     side: list[str] = field(default_factory=list)
@@ -146,15 +195,26 @@ class OrderRows:
     time_in_force: list[str | None] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
     skip_reason: list[str | None] = field(default_factory=list)
-    payload: list[str] = field(default_factory=list)
+    # The explanation's amounts as the decimal texts the order message holds (formatted once
+    # for both): numeric literals Postgres reads as they are.
+    mode: list[str] = field(default_factory=list)
+    follower_equity: list[str | None] = field(default_factory=list)
+    ratio: list[str | None] = field(default_factory=list)
+    multiplier: list[str] = field(default_factory=list)
+    effect: list[str] = field(default_factory=list)
+    follower_position_before: list[str] = field(default_factory=list)
+    follower_position_after: list[str] = field(default_factory=list)
+    target: list[str | None] = field(default_factory=list)
+    raw_qty: list[str | None] = field(default_factory=list)
+    residue: list[str] = field(default_factory=list)
+    clamps: list[str | None] = field(default_factory=list)
+    qty_step: list[str] = field(default_factory=list)
+    held_reason: list[str | None] = field(default_factory=list)
+    leader_position_before: list[Decimal | None] = field(default_factory=list)
+    leader_position_after: list[Decimal | None] = field(default_factory=list)
 
     def columns(self) -> list[list[Any]]:
-        return [
-            self.id, self.leg, self.follower_id, self.subscription_id,
-            self.leader_equity_snapshot_id, self.follower_equity_snapshot_id, self.symbol,
-            self.side, self.qty, self.type, self.reduce_only, self.limit_price,
-            self.time_in_force, self.status, self.skip_reason, self.payload,
-        ]  # fmt: skip
+        return [getattr(self, name) for name, _, _ in ORDER_COLUMNS]
 
 
 @dataclass
@@ -173,11 +233,29 @@ class StatusChanges:
     reason: list[str | None] = field(default_factory=list)
 
 
-def _fill_args(fill: Fill, kind: str, dispatched_at: datetime | None, delta: Decimal) -> list[Any]:
+@dataclass(frozen=True, slots=True)
+class FillShared:
+    """What the fill's row records besides the fill: how it moves the leader's position, and
+    what every order of it shares (its time, validity and the leader's side of the
+    explanation)."""
+
+    kind: str  # "trade" for a leader fill, "sync" for an event that plans follower orders
+    leader_delta: Decimal
+    created_at: datetime
+    valid_until: datetime
+    leader_equity: Decimal | None
+    leader_equity_snapshot_id: int | None
+    leader_position_before: Decimal
+    leader_position_after: Decimal
+
+
+def _fill_args(fill: Fill, shared: FillShared, dispatched_at: datetime | None) -> list[Any]:
     return [
         fill.leader_id, fill.fill_id, fill.symbol, fill.side.value, fill.qty, fill.price,
-        fill.event_at, fill.received_at, kind, fill.fee, fill.fee_asset, fill.reduce_only,
-        fill.liquidation, dispatched_at, delta,
+        fill.event_at, fill.received_at, shared.kind, fill.fee, fill.fee_asset,
+        fill.reduce_only, fill.liquidation, dispatched_at, shared.leader_delta,
+        shared.valid_until, shared.leader_equity, shared.leader_equity_snapshot_id,
+        shared.leader_position_before, shared.leader_position_after,
     ]  # fmt: skip
 
 
@@ -194,13 +272,33 @@ def join_column(values: Sequence[object], text: bool) -> str:
     return joined
 
 
-def _order_args(orders: OrderRows, moves: PositionMoves, changes: StatusChanges) -> list[str]:
-    columns = (
-        *orders.columns(),
+def _order_args(orders: OrderRows) -> list[str]:
+    return [
+        join_column(values, text)
+        for values, (_, _, text) in zip(orders.columns(), ORDER_COLUMNS, strict=True)
+    ]
+
+
+def _move_args(moves: PositionMoves, changes: StatusChanges) -> list[str]:
+    columns: tuple[Sequence[object], ...] = (
         moves.subscription_id, moves.symbol, moves.delta,
         changes.subscription_id, changes.status, changes.reason,
     )  # fmt: skip
-    return [join_column(values, text) for values, (_, text) in zip(columns, _COLUMNS, strict=True)]
+    return [
+        join_column(values, text) for values, (_, text) in zip(columns, _MOVE_COLUMNS, strict=True)
+    ]
+
+
+def _change_args(changes: StatusChanges) -> list[str]:
+    columns: tuple[Sequence[object], ...] = (
+        changes.subscription_id,
+        changes.status,
+        changes.reason,
+    )
+    return [
+        join_column(values, text)
+        for values, (_, text) in zip(columns, _MOVE_COLUMNS[3:], strict=True)
+    ]
 
 
 class Recorded(NamedTuple):
@@ -218,28 +316,22 @@ class Recorded(NamedTuple):
 async def record_fill(
     conn: asyncpg.Connection,
     fill: Fill,
-    kind: str,
-    created_at: datetime,
-    valid_until: datetime,
+    shared: FillShared,
     orders: OrderRows,
-    leader_delta: Decimal,
     moves: PositionMoves,
     changes: StatusChanges,
     seq: int,
 ) -> Recorded:
-    """Record ``fill`` and what it caused, if the book is still at ``seq`` (what the orders
-    were planned from).
-
-    ``kind`` is "trade" for a leader fill, "sync" for copy_open_positions on subscribe.
-    """
+    """Record ``fill`` and what it caused in one statement, if the book is still at ``seq``
+    (what the orders were planned from)."""
     # Nothing to send (every order skipped): dispatched as it commits.
-    dispatched_at = None if "pending" in orders.status else created_at
+    dispatched_at = None if "pending" in orders.status else shared.created_at
     row = await conn.fetchrow(
         RECORD_FILL,
-        *_fill_args(fill, kind, dispatched_at, leader_delta),
-        created_at,
-        valid_until,
-        *_order_args(orders, moves, changes),
+        *_fill_args(fill, shared, dispatched_at),
+        shared.created_at,
+        *_order_args(orders),
+        *_move_args(moves, changes),
         seq,
     )
     assert row is not None  # a SELECT without FROM: always one row
@@ -247,11 +339,11 @@ async def record_fill(
 
 
 async def insert_fill(
-    conn: asyncpg.Connection, fill: Fill, kind: str, leader_delta: Decimal, seq: int
+    conn: asyncpg.Connection, fill: Fill, shared: FillShared, seq: int
 ) -> Recorded:
     """The chunked path's first step, in the caller's transaction: the fill and the leader's
     position, if the book is still at ``seq``. ``record_orders`` follows for each chunk."""
-    row = await conn.fetchrow(INSERT_FILL, *_fill_args(fill, kind, None, leader_delta), seq)
+    row = await conn.fetchrow(INSERT_FILL, *_fill_args(fill, shared, None), seq)
     assert row is not None
     return Recorded(row[0], row[1])
 
@@ -259,22 +351,64 @@ async def insert_fill(
 async def record_orders(
     conn: asyncpg.Connection,
     fill_pk: int,
-    leader_id: UUID,
     created_at: datetime,
-    valid_until: datetime,
     orders: OrderRows,
-    moves: PositionMoves,
     changes: StatusChanges,
 ) -> None:
-    """One chunk of a fill's orders, position moves and status changes."""
-    await conn.fetchval(
-        RECORD_ORDERS,
-        fill_pk,
-        leader_id,
-        created_at,
-        valid_until,
-        *_order_args(orders, moves, changes),
+    """One chunk of a fill's status changes, a step of their own, then its orders by COPY (no
+    statement to parse, no arrays to split and cast). The chunks' position moves are written
+    after the last chunk, all at once (``record_positions``).
+
+    The changes go first: the statement leaves at once and Postgres runs it while the engine
+    plans the next chunk; the COPY follows when it answers (asyncpg writes a COPY's data
+    without waiting for the server, but sends no statement before the last one's answer).
+    """
+    if changes.subscription_id:
+        await conn.fetchval(RECORD_CHANGES, fill_pk, *_change_args(changes))
+    if not orders.id:
+        return
+    await conn.copy_to_table(
+        "follower_order",
+        # A buffer, not bytes: asyncpg takes bytes for a file's path.
+        source=memoryview(copy_text(fill_pk, created_at, orders)),
+        columns=COPY_COLUMNS,
+        format="text",
     )
+
+
+# COPY's text format, not its binary one: asyncpg encodes a Decimal to binary numeric several
+# times slower than str(), and the row's amounts arrive as texts already (docs/measurements.md).
+# No value of an order row holds a tab, a newline or a backslash, the three characters the
+# format escapes; ``copy_text`` checks it anyway.
+_COPY_NULL = "\\N"
+
+
+def copy_text(fill_pk: int, created_at: datetime, orders: OrderRows) -> bytes:
+    """The rows of ``orders`` as COPY's text format, for the fill ``fill_pk``."""
+    count = len(orders.id)
+    columns = [
+        values if text else [_COPY_NULL if v is None else str(v) for v in values]
+        for values, (_, _, text) in zip(orders.columns(), ORDER_COLUMNS, strict=True)
+    ]
+    fixed = (repeat(str(fill_pk), count), repeat(created_at.isoformat(), count))
+    data = "\n".join(map("\t".join, zip(*fixed, *columns, strict=True))) + "\n"
+    if (
+        data.count("\n") != count
+        or data.count("\t") != count * (len(COPY_COLUMNS) - 1)
+        or data.count("\\") != data.count(_COPY_NULL)
+    ):
+        raise ValueError("a value holds a tab, a newline or a backslash")
+    return data.encode()
+
+
+async def record_positions(conn: asyncpg.Connection, leader_id: UUID, moves: PositionMoves) -> None:
+    """The chunked path's last step, in the caller's transaction: the position moves of every
+    chunk (``record_orders`` writes none)."""
+    if not moves.subscription_id:
+        return
+    columns: tuple[Sequence[object], ...] = (moves.subscription_id, moves.symbol, moves.delta)
+    joined = [join_column(v, text) for v, (_, text) in zip(columns, _MOVE_COLUMNS[:3], strict=True)]
+    await conn.execute(RECORD_POSITIONS, leader_id, *joined)
 
 
 async def mark_nothing_to_send(conn: asyncpg.Connection, fill_pk: int, at: datetime) -> None:
@@ -293,11 +427,7 @@ SELECT s.id, s.follower_id, s.multiplier, s.status, s.sizing, fa.kind AS account
  WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
 """
 LOAD_LEADER_POSITIONS = "SELECT symbol, qty FROM leader_position WHERE leader_id = $1"
-LOAD_SUBSCRIPTION_POSITIONS = """
-SELECT p.subscription_id, p.symbol, p.qty
-  FROM subscription_position p JOIN subscription s ON s.id = p.subscription_id
- WHERE s.leader_id = $1 AND s.status IN ('active', 'close_only')
-"""
+LOAD_SUBSCRIPTION_POSITIONS = subscription_positions.LOAD_BOOK_POSITIONS
 # The last price of each symbol the leader traded: marks for gross exposure after a restart.
 LOAD_LAST_PRICES = """
 SELECT DISTINCT ON (symbol) symbol, price
@@ -313,6 +443,8 @@ class BookRows:
     seq: int
     subscriptions: list[asyncpg.Record]
     leader_positions: list[asyncpg.Record]
+    # subscription_positions.LOAD_BOOK_POSITIONS: a position is the sum of its rows, and
+    # subscriptions that are not live may be among them.
     subscription_positions: list[asyncpg.Record]
     last_prices: list[asyncpg.Record]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select
@@ -14,6 +15,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.fills import MARK_DISPATCHED
 from app.db.tables import FollowerOrder, FollowerPosition, LeaderFill, OrderEvent
+
+
+class OutboxRow(NamedTuple):
+    """An order to (re)send, as its row and its fill's row hold it."""
+
+    order_id: str
+    follower_id: UUID
+    subscription_id: UUID
+    leader_id: UUID
+    fill_id: str
+    leader_price: Decimal
+    symbol: str
+    side: str
+    qty: Decimal
+    type: str
+    reduce_only: bool
+    limit_price: Decimal | None
+    time_in_force: str | None
+    valid_until: datetime
 
 
 class OrderRepository:
@@ -28,9 +48,10 @@ class OrderRepository:
 
     async def undispatched(
         self, older_than_s: float, limit: int
-    ) -> tuple[list[int], list[tuple[str, UUID, str]]]:
+    ) -> tuple[list[int], list[OutboxRow]]:
         """Committed fills whose orders are not all confirmed in Redis, oldest first: their
-        ids, and their orders still without an executor report (order_id, follower_id, payload).
+        ids, and their orders still without an executor report, with what their order
+        message is made of.
 
         The fills stay locked until the transaction ends; ``SKIP LOCKED`` lets several relays
         share the backlog without sending a fill twice at once.
@@ -46,13 +67,33 @@ class OrderRepository:
         fill_pks = list((await self.session.execute(fills)).scalars())
         if not fill_pks:
             return [], []
+        # Plain rows, not ORM objects: a fill may have 10,000 orders, and the relay only
+        # reads them.
         orders = (
-            select(FollowerOrder.id, FollowerOrder.follower_id, FollowerOrder.payload)
+            select(
+                FollowerOrder.id,
+                FollowerOrder.follower_id,
+                FollowerOrder.subscription_id,
+                LeaderFill.leader_id,
+                LeaderFill.fill_id,
+                LeaderFill.price,
+                FollowerOrder.symbol,
+                FollowerOrder.side,
+                FollowerOrder.qty,
+                FollowerOrder.type,
+                FollowerOrder.reduce_only,
+                FollowerOrder.limit_price,
+                FollowerOrder.time_in_force,
+                # NULL only on fills recorded before it was stored on the fill's row: the
+                # API's answer falls back the same way.
+                func.coalesce(LeaderFill.valid_until, FollowerOrder.created_at),
+            )
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
             .where(FollowerOrder.fill_pk.in_(fill_pks), FollowerOrder.status == "pending")
             .order_by(FollowerOrder.fill_pk, FollowerOrder.id)
         )
         rows = (await self.session.execute(orders)).all()
-        return fill_pks, [(r.id, r.follower_id, r.payload) for r in rows]
+        return fill_pks, [OutboxRow._make(row) for row in rows]
 
     async def get(
         self, follower_id: UUID, order_id: str
@@ -100,13 +141,18 @@ class LifecycleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock(self, follower_id: UUID, order_id: str) -> FollowerOrder | None:
+    async def lock(
+        self, follower_id: UUID, order_id: str
+    ) -> tuple[FollowerOrder, UUID, str] | None:
+        """The order, locked, with its fill's leader and fill id."""
         stmt = (
-            select(FollowerOrder)
+            select(FollowerOrder, LeaderFill.leader_id, LeaderFill.fill_id)
+            .join(LeaderFill, LeaderFill.id == FollowerOrder.fill_pk)
             .where(FollowerOrder.id == order_id, FollowerOrder.follower_id == follower_id)
-            .with_for_update()
+            .with_for_update(of=FollowerOrder)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1], row[2]) if row else None
 
     async def record(
         self,

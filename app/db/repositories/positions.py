@@ -9,6 +9,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.repositories import subscription_positions
+
 # For each live subscription: every symbol either side holds, with the leader's position in
 # the leader symbol the follower symbol maps from (sizing.symbols.map), and the actual
 # position: the venue's, for a follower whose account positions were read (one per account
@@ -93,14 +95,7 @@ class PositionRepository:
         await self.session.execute(
             text("UPDATE leader SET book_seq = book_seq + 1 WHERE id = :l"), {"l": leader_id}
         )
-        await self.session.execute(
-            text(
-                "INSERT INTO subscription_position AS p (subscription_id, symbol, qty)"
-                " VALUES (:s, :symbol, :d) ON CONFLICT (subscription_id, symbol)"
-                " DO UPDATE SET qty = p.qty + EXCLUDED.qty, updated_at = now()"
-            ),
-            {"s": subscription_id, "symbol": symbol, "d": delta},
-        )
+        await subscription_positions.correct(self.session, subscription_id, symbol, delta)
         await self.session.execute(
             text("SELECT pg_notify('copytrade_changes', :payload)"),
             {"payload": f'{{"kind": "leader", "id": "{leader_id}"}}'},

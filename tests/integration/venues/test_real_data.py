@@ -228,5 +228,5 @@ async def test_a_leader_added_with_open_positions_is_copied_at_the_venue_mark(
         assert sorted((o["symbol"], o["side"], o["qty"]) for o in orders) == sorted(
             [(s.driver.symbol("BTC"), "buy", "0.2"), (s.driver.symbol("ETH"), "sell", "1")]
         )
-        prices = {o["symbol"]: Decimal(o["sizing"]["leader_price"]) for o in orders}
+        prices = {o["symbol"]: Decimal(o["leader_price"]) for o in orders}
         assert prices == {s.driver.symbol("BTC"): 60000, s.driver.symbol("ETH"): 3000}

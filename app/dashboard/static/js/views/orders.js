@@ -1,6 +1,9 @@
 // The mirrored orders, grouped by the leader fill that produced them (fill -> orders), newest
 // fill first. History comes from /v1/dashboard/orders (filtered by follower, symbol and status,
 // a page at a time: "Older orders" reads the next page), then the feed adds matching orders live.
+// A live order in version 2 of the order message carries no explanation and no created_at:
+// what its fill row shows (the leader's trade, the fill's facts, when) is read once per fill
+// from the order's explanation link, GET /v1/followers/{id}/orders/{order_id}.
 
 import { $, fill, h } from "../dom.js";
 import { amount, dateTime, magnitude, shortId, sign, subtract } from "../format.js";
@@ -38,6 +41,7 @@ export class OrderStream {
     this.empty = $(".empty", section);
     this.older = $(".older", section);
     this.orders = new Map(); // order id -> { order, status, skipReason, fresh }
+    this.explained = new Map(); // leader_id/fill id -> what one order's explanation link said
     this.filter = { follower_id: "", symbol: "", status: "" };
     this.cursor = null; // the last order of the last page read
     this.paged = 0;
@@ -98,6 +102,7 @@ export class OrderStream {
   receive(message) {
     if (message.type === "order" && message.order) {
       if (!this.matches(message.order, message.status)) return;
+      if (message.order.sizing === undefined) this.explain(message.order);
       this.remember(message.order, message.status, message.skip_reason, true);
       this.trim();
       this.render();
@@ -108,6 +113,29 @@ export class OrderStream {
       const row = this.tbody.querySelector(`tr[data-order-id="${CSS.escape(message.order_id)}"] .status`);
       if (row) row.replaceChildren(statusBadge(message.status));
     }
+  }
+
+  /** A lean order (version 2): its fill's explanation, read once per fill; meanwhile the
+   * order is placed by when it arrived. */
+  explain(order) {
+    const key = fillKey(order);
+    const known = this.explained.get(key);
+    if (known && known.created_at) order.created_at = known.created_at;
+    if (known) return;
+    order.created_at = new Date().toISOString();
+    this.explained.set(key, {});
+    if (this.explained.size > LIVE_KEEP) this.explained.delete(this.explained.keys().next().value);
+    this.api.get(order.explanation).then((detail) => {
+      const shared = {
+        created_at: detail.created_at, sizing: detail.sizing, leader_fill: detail.leader_fill,
+      };
+      this.explained.set(key, shared);
+      for (const item of this.orders.values()) {
+        const lean = item.order.sizing === undefined;
+        if (lean && fillKey(item.order) === key) item.order.created_at = shared.created_at;
+      }
+      this.render();
+    }, () => this.explained.delete(key)); // shown without it; the next order of the fill asks again
   }
 
   remember(order, status, skipReason, fresh) {
@@ -130,7 +158,7 @@ export class OrderStream {
   render() {
     const groups = new Map(); // leader_id/fill id -> items, in the order of their newest item
     for (const item of [...this.orders.values()].sort(byNewest)) {
-      const key = `${item.order.leader_id}/${item.order.leader_fill_id}`;
+      const key = fillKey(item.order);
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key).push(item);
     }
@@ -145,10 +173,12 @@ export class OrderStream {
   }
 
   fillRow(order) {
-    const sizing = order.sizing || {};
-    const facts = fillFacts(order);
+    // A lean order's fill: what its explanation link said (nothing until it answers).
+    const info = order.sizing === undefined ? this.explained.get(fillKey(order)) || {} : order;
+    const sizing = info.sizing || {};
+    const facts = fillFacts(info);
     const leader = this.leaderNames.get(order.leader_id) || `leader ${shortId(order.leader_id)}`;
-    const trade = leaderTrade(order);
+    const trade = leaderTrade(info);
     const sync = facts.kind === "sync" || order.leader_fill_id.startsWith("sync:");
     return h("tr", { class: "fill-row", "data-fill-id": order.leader_fill_id },
       h("td", { colspan: 8 },
@@ -186,6 +216,10 @@ export class OrderStream {
     h("td", { class: "reason muted" }, skipReason || ""),
     );
   }
+}
+
+function fillKey(order) {
+  return `${order.leader_id}/${order.leader_fill_id}`;
 }
 
 function byNewest(x, y) {
